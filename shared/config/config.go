@@ -1,0 +1,192 @@
+// Package config reads the WIZARD_* environment variables of both binaries,
+// applies defaults that work on a developer machine and validates the result
+// with messages that name the variable at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Getenv looks up one environment variable; os.Getenv in production, a map in
+// tests.
+type Getenv func(string) string
+
+// Defaults for a developer machine (see docs/CONFIGURATION.md).
+const (
+	DefaultDatabaseURL    = "postgres://wasmwizard:wasmwizard@127.0.0.1:5432/wasmwizard?sslmode=disable"
+	DefaultRedisURL       = "redis://127.0.0.1:6379/0"
+	DefaultHTTPAddr       = ":8080"
+	DefaultWorkerHTTPAddr = ":8081"
+	DefaultDataDir        = "./data"
+)
+
+// Common holds the settings both binaries share.
+type Common struct {
+	DatabaseURL string // WIZARD_DATABASE_URL, fallback DATABASE_URL
+	RedisURL    string // WIZARD_REDIS_URL, fallback REDIS_URL
+	// QueueNamespace prefixes every queue name so that several deployments
+	// (or test runs) can share one Redis without seeing each other's tasks.
+	QueueNamespace string // WIZARD_QUEUE_NAMESPACE, default ""
+	LogLevel       string // WIZARD_LOG_LEVEL: debug|info|warn|error, default info
+	LogFormat      string // WIZARD_LOG_FORMAT: json|console, default json
+	// DBMaxOpenConns bounds the Postgres connection pool.
+	DBMaxOpenConns int // WIZARD_DB_MAX_OPEN_CONNS, default 20
+}
+
+// API is the API binary's configuration.
+type API struct {
+	Common
+	HTTPAddr   string // WIZARD_HTTP_ADDR, default :8080
+	AdminToken string // WIZARD_ADMIN_TOKEN; admin routes are off when empty
+	// ShutdownTimeout bounds how long in-flight requests may run after SIGTERM.
+	ShutdownTimeout time.Duration // WIZARD_SHUTDOWN_TIMEOUT, default 20s
+	// EnqueueTimeout bounds the Redis enqueue of a new job; past it the API
+	// answers 503 instead of hanging.
+	EnqueueTimeout time.Duration // WIZARD_ENQUEUE_TIMEOUT, default 2s
+}
+
+// Worker is the worker binary's configuration.
+type Worker struct {
+	Common
+	HTTPAddr    string // WIZARD_WORKER_HTTP_ADDR, default :8081
+	Concurrency int    // WIZARD_WORKER_CONCURRENCY, default 2
+	DataDir     string // WIZARD_DATA_DIR, default ./data
+	// PollInterval is how often an idle worker asks Redis for a task
+	// (asynq's TaskCheckInterval).
+	PollInterval time.Duration // WIZARD_WORKER_POLL_INTERVAL, default 100ms
+	// ShutdownTimeout is how long running jobs may finish after SIGTERM before
+	// they are handed back to the queue.
+	ShutdownTimeout time.Duration // WIZARD_WORKER_SHUTDOWN_TIMEOUT, default 30s
+}
+
+type reader struct {
+	getenv Getenv
+	errs   []error
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) integer(name string, def, minimum, maximum int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minimum || n > maximum {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: want an integer from %d to %d", name, v, minimum, maximum))
+		return def
+	}
+	return n
+}
+
+func (r *reader) duration(name string, def, minimum, maximum time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minimum || d > maximum {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: want a duration such as 500ms or 2s, from %s to %s", name, v, minimum, maximum))
+		return def
+	}
+	return d
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.errs = append(r.errs, fmt.Errorf("%s=%q: want one of %s", name, v, strings.Join(allowed, ", ")))
+	return def
+}
+
+func (r *reader) addr(name, def string) string {
+	v := r.str(name, def)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: want host:port or :port", name, v))
+	}
+	return v
+}
+
+func (r *reader) url(name, fallback, def string, schemes ...string) string {
+	v := r.str(name, r.str(fallback, def))
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a URL with a host", name, redact(v)))
+		return v
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return v
+		}
+	}
+	r.errs = append(r.errs, fmt.Errorf("%s: scheme %q, want %s", name, u.Scheme, strings.Join(schemes, " or ")))
+	return v
+}
+
+func (r *reader) common() Common {
+	return Common{
+		DatabaseURL:    r.url("WIZARD_DATABASE_URL", "DATABASE_URL", DefaultDatabaseURL, "postgres", "postgresql"),
+		RedisURL:       r.url("WIZARD_REDIS_URL", "REDIS_URL", DefaultRedisURL, "redis", "rediss"),
+		QueueNamespace: r.str("WIZARD_QUEUE_NAMESPACE", ""),
+		LogLevel:       r.oneOf("WIZARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:      r.oneOf("WIZARD_LOG_FORMAT", "json", "json", "console"),
+		DBMaxOpenConns: r.integer("WIZARD_DB_MAX_OPEN_CONNS", 20, 1, 1000),
+	}
+}
+
+// LoadAPI reads and validates the API's configuration.
+func LoadAPI(getenv Getenv) (API, error) {
+	r := &reader{getenv: getenv}
+	c := API{
+		Common:          r.common(),
+		HTTPAddr:        r.addr("WIZARD_HTTP_ADDR", DefaultHTTPAddr),
+		AdminToken:      strings.TrimSpace(getenv("WIZARD_ADMIN_TOKEN")),
+		ShutdownTimeout: r.duration("WIZARD_SHUTDOWN_TIMEOUT", 20*time.Second, 0, 10*time.Minute),
+		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// LoadWorker reads and validates the worker's configuration.
+func LoadWorker(getenv Getenv) (Worker, error) {
+	r := &reader{getenv: getenv}
+	c := Worker{
+		Common:          r.common(),
+		HTTPAddr:        r.addr("WIZARD_WORKER_HTTP_ADDR", DefaultWorkerHTTPAddr),
+		Concurrency:     r.integer("WIZARD_WORKER_CONCURRENCY", 2, 1, 1024),
+		DataDir:         r.str("WIZARD_DATA_DIR", DefaultDataDir),
+		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", 100*time.Millisecond, time.Millisecond, time.Minute),
+		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, 0, time.Hour),
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// redact hides a URL's password for error messages and logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable>"
+	}
+	return u.Redacted()
+}
+
+// Redact hides the password in a database or Redis URL.
+func Redact(raw string) string { return redact(raw) }

@@ -1,0 +1,297 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+)
+
+// Job statuses. queued → running → one terminal status; a terminal status
+// never changes again.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusTimedOut  = "timed_out"
+	StatusCancelled = "cancelled"
+)
+
+// Terminal reports whether status is final.
+func Terminal(status string) bool {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// ValidStatus reports whether s is a job status.
+func ValidStatus(s string) bool { return s == StatusQueued || s == StatusRunning || Terminal(s) }
+
+// Job is a row of jobs.
+type Job struct {
+	ID              uuid.UUID               `db:"id"`
+	AccountID       uuid.UUID               `db:"account_id"`
+	ModuleID        uuid.UUID               `db:"module_id"`
+	ModuleSHA256    []byte                  `db:"module_sha256"`
+	Queue           string                  `db:"queue"`
+	Function        string                  `db:"function"`
+	Args            JSON[[]string]          `db:"args"`
+	Env             JSON[map[string]string] `db:"env"`
+	Stdin           []byte                  `db:"stdin"`
+	Params          JSON[[]json.RawMessage] `db:"params"`
+	TimeoutMS       int                     `db:"timeout_ms"`
+	MemoryLimitMB   int                     `db:"memory_limit_mb"`
+	MaxOutputBytes  int                     `db:"max_output_bytes"`
+	Deterministic   bool                    `db:"deterministic"`
+	WebhookURL      *string                 `db:"webhook_url"`
+	Metadata        JSON[map[string]string] `db:"metadata"`
+	Status          string                  `db:"status"`
+	Attempts        int                     `db:"attempts"`
+	ExitCode        *int                    `db:"exit_code"`
+	Stdout          []byte                  `db:"stdout"`
+	Stderr          []byte                  `db:"stderr"`
+	StdoutTruncated bool                    `db:"stdout_truncated"`
+	StderrTruncated bool                    `db:"stderr_truncated"`
+	ReturnValues    JSON[[]json.RawMessage] `db:"return_values"`
+	ErrorCode       *string                 `db:"error_code"`
+	ErrorMessage    *string                 `db:"error_message"`
+	MemoryPeakBytes *int64                  `db:"memory_peak_bytes"`
+	RunMS           *int                    `db:"run_ms"`
+	WorkerID        *string                 `db:"worker_id"`
+	CreatedAt       time.Time               `db:"created_at"`
+	StartedAt       *time.Time              `db:"started_at"`
+	FinishedAt      *time.Time              `db:"finished_at"`
+	UpdatedAt       time.Time               `db:"updated_at"`
+}
+
+const jobColumns = `id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
+	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
+	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
+	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at`
+
+// CreateJob inserts a queued job and its "job.created" audit row in one
+// statement. The caller fills every request field; ID is assigned when nil.
+func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) {
+	if j.ID == uuid.Nil {
+		j.ID = newID()
+	}
+	var out Job
+	err := s.db.GetContext(ctx, &out, `
+		WITH job AS (
+			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			RETURNING `+jobColumns+`
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
+			SELECT account_id, $17, 'job.created', 'job', id::text, id, $18,
+				jsonb_build_object('module_id', module_id, 'function', function) FROM job
+		)
+		SELECT * FROM job`,
+		j.ID, j.AccountID, j.ModuleID, j.ModuleSHA256, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
+		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
+		actor.Name, actor.RequestID)
+	return out, wrapDB(err, "insert job")
+}
+
+// DeleteQueuedJob removes a job that was never handed to the queue (its
+// enqueue failed), with its audit rows, so that no half-created job remains.
+func (s *Store) DeleteQueuedJob(ctx context.Context, id uuid.UUID) error {
+	_, err := s.db.ExecContext(ctx, `
+		WITH gone AS (DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0 RETURNING id)
+		DELETE FROM audit_events WHERE job_id IN (SELECT id FROM gone)`, id)
+	return wrapDB(err, "delete unqueued job")
+}
+
+// GetJob returns one of the account's jobs.
+func (s *Store) GetJob(ctx context.Context, accountID, id uuid.UUID) (Job, error) {
+	var j Job
+	err := s.db.GetContext(ctx, &j, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, apperr.New(apperr.NotFound, "job %s not found", id)
+	}
+	return j, wrapDB(err, "get job")
+}
+
+// JobFilter narrows ListJobs.
+type JobFilter struct {
+	Status        string
+	ModuleID      uuid.UUID
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+}
+
+// ListJobs returns a page of the account's jobs, newest first, by keyset on
+// (account_id, id).
+func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, cursor string, limit int) (Page[Job], error) {
+	after := uuid.Max
+	if cursor != "" {
+		var err error
+		if after, err = DecodeCursor(cursor); err != nil {
+			return Page[Job]{}, err
+		}
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE account_id = $1 AND id < $2`
+	args := []any{accountID, after}
+	if f.Status != "" {
+		args = append(args, f.Status)
+		q += fmt.Sprintf(" AND status = $%d", len(args))
+	}
+	if f.ModuleID != uuid.Nil {
+		args = append(args, f.ModuleID)
+		q += fmt.Sprintf(" AND module_id = $%d", len(args))
+	}
+	if !f.CreatedAfter.IsZero() {
+		args = append(args, f.CreatedAfter)
+		q += fmt.Sprintf(" AND created_at > $%d", len(args))
+	}
+	if !f.CreatedBefore.IsZero() {
+		args = append(args, f.CreatedBefore)
+		q += fmt.Sprintf(" AND created_at < $%d", len(args))
+	}
+	args = append(args, limit+1)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	var js []Job
+	if err := s.db.SelectContext(ctx, &js, q, args...); err != nil {
+		return Page[Job]{}, wrapDB(err, "list jobs")
+	}
+	return paginate(js, limit, func(j Job) uuid.UUID { return j.ID }), nil
+}
+
+// Claim outcomes other than success.
+var (
+	ErrJobGone     = errors.New("job does not exist")
+	ErrJobTerminal = errors.New("job already finished")
+	ErrJobBusy     = errors.New("job is running elsewhere")
+)
+
+// ClaimGrace is how long past its own timeout a running job's claim is
+// honoured before another delivery may take it over (its worker is presumed
+// dead).
+const ClaimGrace = 30 * time.Second
+
+// ClaimJob moves a job to running for a new attempt by workerID and writes
+// its "job.started" row. A queued job is claimed; so is a running job whose
+// previous attempt is past its deadline plus ClaimGrace (its worker died).
+// Otherwise ErrJobGone, ErrJobTerminal or ErrJobBusy says why not.
+func (s *Store) ClaimJob(ctx context.Context, id uuid.UUID, workerID string) (Job, error) {
+	var j Job
+	err := s.db.GetContext(ctx, &j, `
+		WITH claimed AS (
+			UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
+				updated_at = now(), worker_id = $2
+			WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND
+				started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $3)))
+			RETURNING `+jobColumns+`
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
+			SELECT account_id, 'worker:' || $2, 'job.started', 'job', id::text, id,
+				jsonb_build_object('attempt', attempts) FROM claimed
+		)
+		SELECT * FROM claimed`, id, workerID, ClaimGrace.Seconds())
+	if err == nil {
+		return j, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Job{}, wrapDB(err, "claim job")
+	}
+	var status string
+	err = s.db.GetContext(ctx, &status, `SELECT status FROM jobs WHERE id = $1`, id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Job{}, ErrJobGone
+	case err != nil:
+		return Job{}, wrapDB(err, "read job status")
+	case Terminal(status):
+		return Job{}, ErrJobTerminal
+	default:
+		return Job{}, ErrJobBusy
+	}
+}
+
+// Result is what an attempt produced.
+type Result struct {
+	Status          string
+	ExitCode        *int
+	Stdout, Stderr  []byte
+	StdoutTruncated bool
+	StderrTruncated bool
+	ReturnValues    []json.RawMessage
+	ErrorCode       string
+	ErrorMessage    string
+	MemoryPeakBytes int64
+	RunMS           int
+}
+
+// FinishJob writes a terminal result for the given attempt, with its
+// "job.finished" row. It reports false (and changes nothing) if the job is no
+// longer running that attempt: a terminal job is never overwritten.
+func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
+	if !Terminal(r.Status) {
+		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
+	}
+	var ret any
+	if r.ReturnValues != nil {
+		ret = JSON[[]json.RawMessage]{V: r.ReturnValues}
+	}
+	var n int
+	err := s.db.GetContext(ctx, &n, `
+		WITH done AS (
+			UPDATE jobs SET status = $3, exit_code = $4, stdout = $5, stderr = $6,
+				stdout_truncated = $7, stderr_truncated = $8, return_values = $9,
+				error_code = NULLIF($10, ''), error_message = NULLIF($11, ''),
+				memory_peak_bytes = $12, run_ms = $13, finished_at = now(), updated_at = now()
+			WHERE id = $1 AND status = 'running' AND attempts = $2
+			RETURNING account_id, id, status, error_code, exit_code, attempts
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
+			SELECT account_id, 'worker:' || $14, 'job.finished', 'job', id::text, id,
+				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
+					'error_code', error_code, 'exit_code', exit_code)) FROM done
+		)
+		SELECT count(*) FROM done`,
+		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
+		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, r.RunMS, workerID)
+	if err != nil {
+		return false, wrapDB(err, "finish job")
+	}
+	return n == 1, nil
+}
+
+// ReleaseJob hands a running attempt back to the queue (the worker is
+// shutting down): the job becomes queued again and the next delivery claims
+// it at once.
+func (s *Store) ReleaseJob(ctx context.Context, id uuid.UUID, attempt int, workerID string) (bool, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, `
+		WITH back AS (
+			UPDATE jobs SET status = 'queued', worker_id = NULL, updated_at = now()
+			WHERE id = $1 AND status = 'running' AND attempts = $2
+			RETURNING account_id, id, attempts
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
+			SELECT account_id, 'worker:' || $3, 'job.requeued', 'job', id::text, id,
+				jsonb_build_object('attempt', attempts) FROM back
+		)
+		SELECT count(*) FROM back`, id, attempt, workerID)
+	if err != nil {
+		return false, wrapDB(err, "release job")
+	}
+	return n == 1, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,147 @@
+// Package store is the Postgres data layer (sqlx + lib/pq) shared by the API
+// and the worker. Postgres is the source of truth: every state change of a job
+// is a conditional update here, written together with its audit row.
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+)
+
+// Store wraps the connection pool.
+type Store struct {
+	db *sqlx.DB
+}
+
+// Open connects to Postgres and checks the connection.
+func Open(ctx context.Context, url string, maxOpen int) (*Store, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxOpen)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{db: db}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New wraps an existing pool (tests, tools).
+func New(db *sqlx.DB) *Store { return &Store{db: db} }
+
+// DB returns the underlying pool.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that Postgres answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// JSON is a jsonb column holding a T.
+type JSON[T any] struct {
+	V T
+}
+
+// Scan implements sql.Scanner; NULL leaves the zero value.
+func (j *JSON[T]) Scan(src any) error {
+	var zero T
+	j.V = zero
+	switch v := src.(type) {
+	case nil:
+		return nil
+	case []byte:
+		return json.Unmarshal(v, &j.V)
+	case string:
+		return json.Unmarshal([]byte(v), &j.V)
+	default:
+		return fmt.Errorf("jsonb: cannot scan %T", src)
+	}
+}
+
+// Value implements driver.Valuer.
+func (j JSON[T]) Value() (driver.Value, error) {
+	b, err := json.Marshal(j.V)
+	if err != nil {
+		return nil, fmt.Errorf("jsonb: %w", err)
+	}
+	return string(b), nil
+}
+
+// Page is one page of a keyset-paginated list.
+type Page[T any] struct {
+	Items      []T
+	NextCursor string // empty on the last page
+}
+
+// EncodeCursor makes an opaque cursor from the last ID of a page.
+func EncodeCursor(id uuid.UUID) string {
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+// DecodeCursor reads a cursor made by EncodeCursor.
+func DecodeCursor(s string) (uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return uuid.Nil, apperr.Validation(apperr.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
+	}
+	return uuid.UUID(b), nil
+}
+
+// newID returns a time-ordered UUIDv7.
+func newID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only when the system's random source does.
+		panic(fmt.Sprintf("uuid v7: %v", err))
+	}
+	return id
+}
+
+// NewID returns a time-ordered UUIDv7 for a new row.
+func NewID() uuid.UUID { return newID() }
+
+// wrapDB turns a database error into an apperr: connection problems become
+// unavailable; everything else is internal. The cause stays attached for logs.
+func wrapDB(err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return apperr.Wrap(fmt.Errorf("%s: %w", doing, err), apperr.Unavailable, "the database did not answer in time")
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code.Class() {
+		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
+			return apperr.Wrap(fmt.Errorf("%s: %w", doing, err), apperr.Unavailable, "the database is unavailable")
+		}
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	if errors.Is(err, driver.ErrBadConn) || isNetErr(err) {
+		return apperr.Wrap(fmt.Errorf("%s: %w", doing, err), apperr.Unavailable, "the database is unavailable")
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}

@@ -1,0 +1,66 @@
+// Package tasks is the contract between the API and the worker: the asynq
+// task types, their payloads and the queue names. The asynq task ID of a run
+// is the job ID, so asynq itself refuses to hold two copies of one job.
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+)
+
+// TypeRunJob runs one job.
+const TypeRunJob = "job:run"
+
+// JobsQueue is the base name of the queue jobs run from; a deployment's
+// namespace is put in front of it.
+const JobsQueue = "jobs"
+
+// MaxRetry is how often asynq redelivers a run whose handler failed for an
+// infrastructure reason (database or Redis unreachable). A guest's own
+// failure is a result, not a retry.
+const MaxRetry = 10
+
+// leaseMargin is added to a job's own timeout to get asynq's task deadline:
+// the executor enforces the job's timeout; asynq's deadline only catches a
+// handler that is stuck outside the guest.
+const leaseMargin = 30 * time.Second
+
+// RunJob is the payload of TypeRunJob. Everything else about the job is read
+// from Postgres, the source of truth.
+type RunJob struct {
+	JobID uuid.UUID `json:"job_id"`
+}
+
+// Queue returns the name of the jobs queue in a namespace.
+func Queue(namespace string) string { return namespace + JobsQueue }
+
+// NewRunJob builds the task that runs job id from queue, whose guest may run
+// for timeout.
+func NewRunJob(id uuid.UUID, queue string, timeout time.Duration) (*asynq.Task, error) {
+	payload, err := json.Marshal(RunJob{JobID: id})
+	if err != nil {
+		return nil, fmt.Errorf("encode run payload: %w", err)
+	}
+	return asynq.NewTask(TypeRunJob, payload,
+		asynq.TaskID(id.String()),
+		asynq.Queue(queue),
+		asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(timeout+leaseMargin),
+	), nil
+}
+
+// ParseRunJob decodes a TypeRunJob payload.
+func ParseRunJob(payload []byte) (RunJob, error) {
+	var p RunJob
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return RunJob{}, fmt.Errorf("decode run payload: %w", err)
+	}
+	if p.JobID == uuid.Nil {
+		return RunJob{}, fmt.Errorf("decode run payload: job_id missing")
+	}
+	return p, nil
+}

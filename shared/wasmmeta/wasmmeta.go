@@ -1,0 +1,143 @@
+// Package wasmmeta validates an uploaded module without compiling it to
+// native code (wazero's interpreter decodes and validates it) and describes
+// its imports and exports. Only WASI preview1 imports are allowed: the
+// sandbox offers nothing else.
+package wasmmeta
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// WASIModule is the only import namespace a module may use.
+const WASIModule = "wasi_snapshot_preview1"
+
+// magic is "\0asm" followed by binary format version 1.
+var magic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+// Import is one imported item.
+type Import struct {
+	Module string `json:"module"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+}
+
+// Export is one exported item; Params and Results are set for functions.
+type Export struct {
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind"`
+	Params  []string `json:"params,omitempty"`
+	Results []string `json:"results,omitempty"`
+}
+
+// Meta describes a valid module.
+type Meta struct {
+	Imports []Import
+	Exports []Export
+	// WASI is true when the module imports WASI preview1 or is a command
+	// (exports _start).
+	WASI bool
+	// MemoryMinPages is the declared minimum of its memory (0 if none).
+	MemoryMinPages uint32
+}
+
+// Export returns the export called name, if any.
+func (m Meta) Export(name string) (Export, bool) {
+	for _, e := range m.Exports {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Export{}, false
+}
+
+// InvalidError says why a module was refused; its message is safe to show
+// to the uploader.
+type InvalidError struct{ Reason string }
+
+func (e *InvalidError) Error() string { return e.Reason }
+
+// Inspector validates modules. It is safe for concurrent use.
+type Inspector struct {
+	rt wazero.Runtime
+}
+
+// NewInspector returns an Inspector backed by wazero's interpreter, which
+// validates without generating native code.
+func NewInspector(ctx context.Context) *Inspector {
+	return &Inspector{rt: wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())}
+}
+
+// Close releases the inspector's runtime.
+func (in *Inspector) Close(ctx context.Context) error { return in.rt.Close(ctx) }
+
+// Inspect validates bin and describes it. An *InvalidError means the bytes
+// are not an acceptable module.
+func (in *Inspector) Inspect(ctx context.Context, bin []byte) (Meta, error) {
+	if len(bin) < len(magic) || !bytes.Equal(bin[:4], magic[:4]) {
+		return Meta{}, &InvalidError{Reason: "not a WebAssembly module: the bytes do not start with \\0asm"}
+	}
+	if !bytes.Equal(bin[4:8], magic[4:8]) {
+		return Meta{}, &InvalidError{Reason: fmt.Sprintf("unsupported WebAssembly binary version % x (want 01 00 00 00)", bin[4:8])}
+	}
+	cm, err := in.rt.CompileModule(ctx, bin)
+	if err != nil {
+		return Meta{}, &InvalidError{Reason: "invalid WebAssembly module: " + err.Error()}
+	}
+	defer func() { _ = cm.Close(ctx) }()
+	return describe(cm)
+}
+
+func describe(cm wazero.CompiledModule) (Meta, error) {
+	var m Meta
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		m.Imports = append(m.Imports, Import{Module: mod, Name: name, Kind: "function"})
+	}
+	for _, mem := range cm.ImportedMemories() {
+		mod, name, _ := mem.Import()
+		m.Imports = append(m.Imports, Import{Module: mod, Name: name, Kind: "memory"})
+		m.MemoryMinPages = mem.Min()
+	}
+	for _, imp := range m.Imports {
+		if imp.Module != WASIModule {
+			return Meta{}, &InvalidError{Reason: fmt.Sprintf("imports %s %q from module %q: only %s is available in the sandbox",
+				imp.Kind, imp.Name, imp.Module, WASIModule)}
+		}
+		m.WASI = true
+	}
+	for name, f := range cm.ExportedFunctions() {
+		m.Exports = append(m.Exports, Export{Name: name, Kind: "function",
+			Params: typeNames(f.ParamTypes()), Results: typeNames(f.ResultTypes())})
+		if name == "_start" {
+			m.WASI = true
+		}
+	}
+	for name, mem := range cm.ExportedMemories() {
+		m.Exports = append(m.Exports, Export{Name: name, Kind: "memory"})
+		if m.MemoryMinPages < mem.Min() {
+			m.MemoryMinPages = mem.Min()
+		}
+	}
+	sort.Slice(m.Exports, func(i, j int) bool { return m.Exports[i].Name < m.Exports[j].Name })
+	if m.Imports == nil {
+		m.Imports = []Import{}
+	}
+	if m.Exports == nil {
+		m.Exports = []Export{}
+	}
+	return m, nil
+}
+
+func typeNames(ts []api.ValueType) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = api.ValueTypeName(t)
+	}
+	return out
+}

@@ -1,0 +1,66 @@
+package wasmmeta_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+// minimal is the smallest valid module: magic and version.
+var minimal = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+func TestInspectRefusesGarbage(t *testing.T) {
+	t.Parallel()
+	in := wasmmeta.NewInspector(context.Background())
+	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	for name, bin := range map[string][]byte{
+		"empty":     nil,
+		"text":      []byte("hello world, not wasm"),
+		"version 2": {0x00, 0x61, 0x73, 0x6d, 0x02, 0x00, 0x00, 0x00},
+		"truncated": append(append([]byte{}, minimal...), 0x01, 0x05),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := in.Inspect(context.Background(), bin)
+			var inv *wasmmeta.InvalidError
+			require.True(t, errors.As(err, &inv), "want InvalidError, got %v", err)
+			require.NotEmpty(t, inv.Reason)
+		})
+	}
+}
+
+func TestInspectMinimal(t *testing.T) {
+	t.Parallel()
+	in := wasmmeta.NewInspector(context.Background())
+	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	m, err := in.Inspect(context.Background(), minimal)
+	require.NoError(t, err)
+	require.Empty(t, m.Imports)
+	require.Empty(t, m.Exports)
+	require.False(t, m.WASI)
+}
+
+func FuzzInspect(f *testing.F) {
+	f.Add(minimal)
+	f.Add([]byte("not wasm"))
+	in := wasmmeta.NewInspector(context.Background())
+	f.Fuzz(func(t *testing.T, bin []byte) {
+		m, err := in.Inspect(context.Background(), bin)
+		if err != nil {
+			var inv *wasmmeta.InvalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("non-validation error: %v", err)
+			}
+			return
+		}
+		for _, imp := range m.Imports {
+			if imp.Module != wasmmeta.WASIModule {
+				t.Fatalf("accepted import from %q", imp.Module)
+			}
+		}
+	})
+}

@@ -1,0 +1,242 @@
+// Package app wires the worker binary: configuration, logging, Postgres, the
+// asynq server with the job runner, and the health and metrics endpoint. Run
+// is what main calls; Start is what tests call.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/tetratelabs/wazero"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/config"
+	"github.com/wasmwizard/wasmwizard/shared/logging"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+const usage = `usage: wasmwizard-worker [serve]
+
+Runs a worker: takes jobs from the queue and executes them. Configuration
+comes from WIZARD_* environment variables (see docs/CONFIGURATION.md).
+`
+
+// Run is the worker binary's main: it returns the process exit code.
+func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] != "serve" {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "logging: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	w, err := Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("worker failed to start", zap.Error(err))
+		return 1
+	}
+	log.Info("worker started", zap.String("addr", w.Addr()), zap.Int("concurrency", cfg.Concurrency),
+		zap.String("queue", w.queue), zap.String("version", Version))
+	<-ctx.Done()
+	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownTimeout))
+	w.Shutdown()
+	return 0
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg   config.Worker
+	log   *zap.Logger
+	store *store.Store
+	rdb   redis.UniversalClient
+	srv   *asynq.Server
+	http  *http.Server
+	ln    net.Listener
+	queue string
+	ID    string
+}
+
+// Start connects to Postgres and Redis and starts processing jobs and
+// serving health and metrics on cfg.HTTPAddr.
+func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxOpenConns)
+	if err != nil {
+		return nil, err
+	}
+	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("WIZARD_REDIS_URL: %w", err)
+	}
+	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		_ = st.Close()
+		return nil, errors.New("unsupported Redis connection option")
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+
+	cacheDir := filepath.Join(cfg.DataDir, "wazero-cache")
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, fmt.Errorf("WIZARD_DATA_DIR: create %s: %w", cacheDir, err)
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, fmt.Errorf("compilation cache: %w", err)
+	}
+
+	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+
+	runner := jobrunner.New(st, executor.NewInProcess(cache), w.ID, log, m)
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeRunJob, runner)
+	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       cfg.Concurrency,
+		Queues:            map[string]int{w.queue: 1},
+		TaskCheckInterval: cfg.PollInterval,
+		ShutdownTimeout:   cfg.ShutdownTimeout,
+		Logger:            log.Named("asynq").Sugar(),
+		LogLevel:          asynq.WarnLevel,
+		// A job that failed for a platform reason is retried soon; the job
+		// itself is still queued in Postgres.
+		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+			return min(time.Duration(n+1)*time.Second, 30*time.Second)
+		},
+	})
+	if err := w.srv.Start(mux); err != nil {
+		w.close()
+		return nil, fmt.Errorf("start asynq server: %w", err)
+	}
+
+	w.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		w.srv.Shutdown()
+		w.close()
+		return nil, fmt.Errorf("WIZARD_WORKER_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	hm := http.NewServeMux()
+	hm.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(rw, `{"status":"ok"}`)
+	})
+	hm.HandleFunc("GET /readyz", w.readyz)
+	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	w.http = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := w.http.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("health server stopped", zap.Error(err))
+		}
+	}()
+	return w, nil
+}
+
+// Addr is the address the health and metrics server listens on.
+func (w *Worker) Addr() string { return w.ln.Addr().String() }
+
+func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	rw.Header().Set("Content-Type", "application/json")
+	if err := w.store.Ping(ctx); err != nil {
+		rw.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(rw, `{"status":"unavailable","postgres":"down"}`)
+		return
+	}
+	if err := w.rdb.Ping(ctx).Err(); err != nil {
+		rw.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(rw, `{"status":"unavailable","redis":"down"}`)
+		return
+	}
+	_, _ = io.WriteString(rw, `{"status":"ok"}`)
+}
+
+// Shutdown stops taking tasks, lets running jobs finish within the configured
+// grace period (asynq hands unfinished ones back to the queue) and closes
+// connections.
+func (w *Worker) Shutdown() {
+	w.srv.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = w.http.Shutdown(ctx)
+	w.close()
+}
+
+func (w *Worker) close() {
+	_ = w.rdb.Close()
+	_ = w.store.Close()
+}
+
+func workerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+type metrics struct {
+	finished *prometheus.CounterVec
+	run      *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmwizard_jobs_finished_total", Help: "Jobs this worker finished, by final status.",
+		}, []string{"status"}),
+		run: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wasmwizard_job_run_seconds", Help: "Time from the start of a job's execution to its end.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"status"}),
+	}
+	reg.MustRegister(m.finished, m.run)
+	return m
+}
+
+func (m *metrics) JobFinished(status string, run time.Duration) {
+	m.finished.WithLabelValues(status).Inc()
+	m.run.WithLabelValues(status).Observe(run.Seconds())
+}

@@ -1,0 +1,72 @@
+// Package executor runs one job's guest code and reports what happened. The
+// Executor interface is what the worker's job handler depends on; InProcess
+// runs the guest inside the worker process with wazero.
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Job failure codes reported in Result.ErrorCode.
+const (
+	CodeExitNonzero    = "exit_nonzero"
+	CodeTrap           = "trap"
+	CodeMemoryLimit    = "memory_limit"
+	CodeTimeout        = "timeout"
+	CodeCancelled      = "cancelled"
+	CodeBadFunction    = "function_not_found"
+	CodeBadParams      = "invalid_params"
+	CodeInstantiate    = "instantiate_failed"
+	CodeSandboxCrashed = "sandbox_crashed"
+)
+
+// Outcome statuses (the job statuses an execution can end in).
+const (
+	Succeeded = "succeeded"
+	Failed    = "failed"
+	TimedOut  = "timed_out"
+	Cancelled = "cancelled"
+)
+
+// Request is one execution.
+type Request struct {
+	// ModuleKey identifies Module's bytes (its SHA-256, hex) for caches.
+	ModuleKey string
+	Module    []byte
+	// Function is "_start" for a WASI command, or an exported function
+	// called with Params.
+	Function       string
+	Args           []string
+	Env            map[string]string
+	Stdin          []byte
+	Params         []json.RawMessage
+	Timeout        time.Duration
+	MemoryLimitMB  int
+	MaxOutputBytes int
+	// Deterministic fixes the clock and the random source.
+	Deterministic bool
+}
+
+// Result is what the guest did. Guest failures (non-zero exit, trap,
+// timeout) are results, not errors.
+type Result struct {
+	Status          string
+	ExitCode        *int
+	Stdout, Stderr  []byte
+	StdoutTruncated bool
+	StderrTruncated bool
+	ReturnValues    []json.RawMessage
+	ErrorCode       string
+	ErrorMessage    string
+	MemoryPeakBytes int64
+	RunTime         time.Duration
+}
+
+// Executor runs guests. Execute returns an error only when the platform
+// failed to run the job (it may be retried); ctx cancellation by the caller
+// ends the run with status cancelled.
+type Executor interface {
+	Execute(ctx context.Context, req Request) (Result, error)
+}

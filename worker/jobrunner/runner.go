@@ -1,0 +1,155 @@
+// Package jobrunner is the worker's asynq handler for job runs: it claims the
+// job in Postgres, runs it through an Executor and writes the result with a
+// conditional update, so a duplicate delivery never runs a finished job again
+// or overwrites its result.
+package jobrunner
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+)
+
+// writeTimeout bounds the result write, which must happen even when the
+// task's context is already done.
+const writeTimeout = 10 * time.Second
+
+// Observer is told about every finished run (metrics).
+type Observer interface {
+	JobFinished(status string, run time.Duration)
+}
+
+// Runner handles tasks.TypeRunJob.
+type Runner struct {
+	store    *store.Store
+	exec     executor.Executor
+	workerID string
+	log      *zap.Logger
+	obs      Observer
+}
+
+// New returns a Runner.
+func New(st *store.Store, exec executor.Executor, workerID string, log *zap.Logger, obs Observer) *Runner {
+	return &Runner{store: st, exec: exec, workerID: workerID, log: log, obs: obs}
+}
+
+// ProcessTask implements asynq.Handler.
+func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.ParseRunJob(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	log := r.log.With(zap.String("job_id", p.JobID.String()))
+	job, err := r.store.ClaimJob(ctx, p.JobID, r.workerID)
+	switch {
+	case errors.Is(err, store.ErrJobTerminal):
+		log.Debug("duplicate delivery of a finished job ignored")
+		return nil
+	case errors.Is(err, store.ErrJobGone):
+		log.Info("task for a job that does not exist dropped")
+		return nil
+	case errors.Is(err, store.ErrJobBusy):
+		// Another worker holds a live claim; try again after it expires.
+		return fmt.Errorf("job %s is running elsewhere", p.JobID)
+	case err != nil:
+		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
+	}
+	log = log.With(zap.String("account_id", job.AccountID.String()), zap.Int("attempt", job.Attempts))
+
+	content, err := r.store.ModuleContent(ctx, job.ModuleSHA256)
+	if err != nil {
+		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
+	}
+	res, err := r.exec.Execute(ctx, executor.Request{
+		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
+		Module:         content,
+		Function:       job.Function,
+		Args:           job.Args.V,
+		Env:            job.Env.V,
+		Stdin:          job.Stdin,
+		Params:         job.Params.V,
+		Timeout:        time.Duration(job.TimeoutMS) * time.Millisecond,
+		MemoryLimitMB:  job.MemoryLimitMB,
+		MaxOutputBytes: job.MaxOutputBytes,
+		Deterministic:  job.Deterministic,
+	})
+	if err != nil {
+		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
+	}
+	if res.Status == executor.Cancelled && ctx.Err() != nil {
+		// The worker is shutting down (or asynq's deadline passed): the run
+		// was interrupted, not the job's fault. Hand it back.
+		return r.handBack(ctx, log, job, ctx.Err())
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+		Status:          res.Status,
+		ExitCode:        res.ExitCode,
+		Stdout:          res.Stdout,
+		Stderr:          res.Stderr,
+		StdoutTruncated: res.StdoutTruncated,
+		StderrTruncated: res.StderrTruncated,
+		ReturnValues:    res.ReturnValues,
+		ErrorCode:       res.ErrorCode,
+		ErrorMessage:    res.ErrorMessage,
+		MemoryPeakBytes: res.MemoryPeakBytes,
+		RunMS:           int(res.RunTime.Milliseconds()),
+	})
+	if err != nil {
+		// The result is lost with this attempt; the job is still running in
+		// Postgres and the retry takes it over once the claim expires.
+		return fmt.Errorf("write result: %w", err)
+	}
+	if !ok {
+		log.Info("result discarded: the job left this attempt meanwhile")
+		return nil
+	}
+	if r.obs != nil {
+		r.obs.JobFinished(res.Status, res.RunTime)
+	}
+	log.Info("job finished", zap.String("status", res.Status), zap.String("error_code", res.ErrorCode),
+		zap.Duration("run", res.RunTime))
+	return nil
+}
+
+// handBack returns a claimed job to the queue after a platform failure, so the
+// next delivery can claim it at once.
+func (r *Runner) handBack(ctx context.Context, log *zap.Logger, job store.Job, cause error) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if _, err := r.store.ReleaseJob(wctx, job.ID, job.Attempts, r.workerID); err != nil {
+		log.Warn("could not hand the job back", zap.Error(err))
+	}
+	return r.giveUp(ctx, log, job, cause)
+}
+
+// giveUp returns cause for asynq to retry, unless this was the last retry: then
+// the job ends failed with code internal so that it does not stay queued.
+func (r *Runner) giveUp(ctx context.Context, log *zap.Logger, job store.Job, cause error) error {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
+	if !ok1 || !ok2 || n < max {
+		log.Warn("job attempt failed; asynq will retry", zap.Error(cause))
+		return cause
+	}
+	log.Error("job failed after its last retry", zap.Error(cause))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if claimed, err := r.store.ClaimJob(wctx, job.ID, r.workerID); err == nil {
+		_, _ = r.store.FinishJob(wctx, claimed.ID, claimed.Attempts, r.workerID, store.Result{
+			Status: store.StatusFailed, ErrorCode: "internal",
+			ErrorMessage: "the platform could not run this job; it gave up after repeated errors",
+		})
+	}
+	return cause
+}
