@@ -1,0 +1,280 @@
+// Package app wires the API binary: its subcommands (serve, migrate, and the
+// account and key bootstrap commands), configuration, logging, Postgres,
+// Redis and the HTTP server. Run is what main calls; Start is what tests call.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/api/httpapi"
+	"github.com/wasmwizard/wasmwizard/migrations"
+	"github.com/wasmwizard/wasmwizard/shared/config"
+	"github.com/wasmwizard/wasmwizard/shared/logging"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+const usage = `usage: wasmwizard-api <command> [flags]
+
+commands:
+  serve                                   run the HTTP API (default)
+  migrate                                 apply database migrations and exit
+  accounts create --name NAME [--tier T]  create an account (tier: free, basic, pro, ...)
+  accounts list                           list accounts
+  keys create --account ID [--name NAME]  create an API key; the key is printed once
+
+Configuration comes from WIZARD_* environment variables (docs/CONFIGURATION.md).
+`
+
+// Run is the API binary's main: it returns the process exit code.
+func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cfg, err := config.LoadAPI(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "logging: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "migrate":
+		return migrate(ctx, cfg, stdout, stderr)
+	case "accounts", "keys":
+		return admin(ctx, cfg, cmd, args, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
+	a, err := Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("api failed to start", zap.Error(err))
+		return 1
+	}
+	log.Info("api listening", zap.String("addr", a.Addr()), zap.Bool("admin_routes", cfg.AdminToken != ""),
+		zap.String("version", Version))
+	select {
+	case <-ctx.Done():
+	case err := <-a.done:
+		log.Error("http server stopped", zap.Error(err))
+		a.close()
+		return 1
+	}
+	log.Info("shutting down: finishing in-flight requests", zap.Duration("grace", cfg.ShutdownTimeout))
+	if err := a.Shutdown(context.Background()); err != nil {
+		log.Warn("shutdown was not clean", zap.Error(err))
+	}
+	return 0
+}
+
+func migrate(ctx context.Context, cfg config.API, stdout, stderr io.Writer) int {
+	st, err := store.Open(ctx, cfg.DatabaseURL, 2)
+	if err != nil {
+		fmt.Fprintf(stderr, "migrate: %v\n", err)
+		return 1
+	}
+	defer func() { _ = st.Close() }()
+	applied, err := migrations.Up(ctx, st.DB().DB)
+	if err != nil {
+		fmt.Fprintf(stderr, "migrate: %v\n", err)
+		return 1
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "migrate: the schema is up to date")
+	} else {
+		fmt.Fprintf(stdout, "migrate: applied %v\n", applied)
+	}
+	return 0
+}
+
+// admin runs the account and key subcommands directly against Postgres, for
+// bootstrapping without a running server. Output is JSON, as the admin API's.
+func admin(ctx context.Context, cfg config.API, noun string, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "%s: missing subcommand\n\n%s", noun, usage)
+		return 2
+	}
+	verb, args := args[0], args[1:]
+	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "name")
+	tier := fs.String("tier", "free", "tier of the account")
+	account := fs.String("account", "", "account ID")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, 2)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s %s: %v\n", noun, verb, err)
+		return 1
+	}
+	defer func() { _ = st.Close() }()
+	actor := store.Actor{Name: "cli"}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	var out any
+	switch noun + " " + verb {
+	case "accounts create":
+		if strings.TrimSpace(*name) == "" {
+			fmt.Fprintln(stderr, "accounts create: --name is required")
+			return 2
+		}
+		a, err := st.CreateAccount(ctx, actor, strings.TrimSpace(*name), *tier)
+		if err != nil {
+			fmt.Fprintf(stderr, "accounts create: %v\n", err)
+			return 1
+		}
+		out = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "webhook_secret": a.WebhookSecret, "created_at": a.CreatedAt}
+	case "accounts list":
+		as, err := st.ListAccounts(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "accounts list: %v\n", err)
+			return 1
+		}
+		list := make([]map[string]any, len(as))
+		for i, a := range as {
+			list[i] = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "created_at": a.CreatedAt}
+		}
+		out = map[string]any{"data": list}
+	case "keys create":
+		id, err := uuid.Parse(*account)
+		if err != nil {
+			fmt.Fprintln(stderr, "keys create: --account must be an account ID")
+			return 2
+		}
+		k, plain, err := st.CreateKey(ctx, actor, id, *name)
+		if err != nil {
+			fmt.Fprintf(stderr, "keys create: %v\n", err)
+			return 1
+		}
+		out = map[string]any{"id": k.ID, "account_id": k.AccountID, "name": k.Name, "key": plain, "prefix": k.Prefix, "created_at": k.CreatedAt}
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", noun+" "+verb, usage)
+		return 2
+	}
+	if err := enc.Encode(out); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// API is a running API server.
+type API struct {
+	cfg     config.API
+	store   *store.Store
+	rdb     redis.UniversalClient
+	client  *asynq.Client
+	inspect *wasmmeta.Inspector
+	http    *http.Server
+	ln      net.Listener
+	done    chan error
+}
+
+// Start connects to Postgres and Redis and serves the API on cfg.HTTPAddr.
+func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxOpenConns)
+	if err != nil {
+		return nil, err
+	}
+	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("WIZARD_REDIS_URL: %w", err)
+	}
+	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		_ = st.Close()
+		return nil, errors.New("unsupported Redis connection option")
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+	a := &API{cfg: cfg, store: st, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb),
+		inspect: wasmmeta.NewInspector(ctx), done: make(chan error, 1)}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := httpapi.New(httpapi.Deps{
+		Store: st, Redis: rdb, Enqueuer: a.client, Inspector: a.inspect, Log: log, Registry: reg,
+		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
+		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version,
+	})
+	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("WIZARD_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	a.http = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // large module uploads
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	go func() {
+		if err := a.http.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.done <- err
+		}
+	}()
+	return a, nil
+}
+
+// Addr is the address the API listens on.
+func (a *API) Addr() string { return a.ln.Addr().String() }
+
+// Shutdown stops accepting connections, waits for in-flight requests up to
+// the configured timeout, then closes connections to Postgres and Redis.
+func (a *API) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+	defer cancel()
+	err := a.http.Shutdown(ctx)
+	a.close()
+	return err
+}
+
+func (a *API) close() {
+	_ = a.client.Close()
+	_ = a.rdb.Close()
+	_ = a.inspect.Close(context.Background())
+	_ = a.store.Close()
+}

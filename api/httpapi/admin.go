@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+)
+
+type accountView struct {
+	ID            uuid.UUID `json:"id"`
+	Name          string    `json:"name"`
+	Tier          string    `json:"tier"`
+	WebhookSecret string    `json:"webhook_secret"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+func viewAccount(a store.Account) accountView {
+	return accountView{ID: a.ID, Name: a.Name, Tier: a.Tier, WebhookSecret: a.WebhookSecret, CreatedAt: a.CreatedAt}
+}
+
+type keyView struct {
+	ID        uuid.UUID `json:"id"`
+	AccountID uuid.UUID `json:"account_id"`
+	Name      string    `json:"name"`
+	Key       string    `json:"key,omitempty"`
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (s *Server) adminCreateAccount(c echo.Context) error {
+	var req struct {
+		Name string `json:"name"`
+		Tier string `json:"tier"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	var errs []apperr.FieldError
+	if req.Name == "" || len(req.Name) > 200 {
+		errs = append(errs, apperr.FieldError{Field: "name", Message: "is required, at most 200 bytes"})
+	}
+	if req.Tier == "" {
+		req.Tier = "free"
+	}
+	if len(errs) > 0 {
+		return apperr.Validation(errs...)
+	}
+	a, err := s.store.CreateAccount(c.Request().Context(), actorOf(c), req.Name, req.Tier)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, viewAccount(a))
+}
+
+func (s *Server) adminListAccounts(c echo.Context) error {
+	as, err := s.store.ListAccounts(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]accountView, len(as))
+	for i, a := range as {
+		out[i] = viewAccount(a)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out, "next_cursor": nil})
+}
+
+func (s *Server) adminCreateKey(c echo.Context) error {
+	id, err := pathID(c, "account")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	if len(req.Name) > 200 {
+		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be at most 200 bytes"})
+	}
+	k, plain, err := s.store.CreateKey(c.Request().Context(), actorOf(c), id, req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, keyView{ID: k.ID, AccountID: k.AccountID, Name: k.Name, Key: plain,
+		Prefix: k.Prefix, CreatedAt: k.CreatedAt})
+}
+
+func (s *Server) adminListTiers(c echo.Context) error {
+	ts, err := s.store.ListTiers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": ts})
+}

@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type depStatus struct {
+	OK        bool    `json:"ok"`
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"`
+}
+
+func (s *Server) checkDeps(ctx context.Context) (pg, rd depStatus) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	t := time.Now()
+	if err := s.store.Ping(ctx); err != nil {
+		pg.Error = "unreachable"
+	} else {
+		pg.OK = true
+	}
+	pg.LatencyMS = float64(time.Since(t).Microseconds()) / 1000
+	t = time.Now()
+	if err := s.redis.Ping(ctx).Err(); err != nil {
+		rd.Error = "unreachable"
+	} else {
+		rd.OK = true
+	}
+	rd.LatencyMS = float64(time.Since(t).Microseconds()) / 1000
+	return pg, rd
+}
+
+// readyz answers 200 only when Postgres and Redis both answer within a second.
+func (s *Server) readyz(c echo.Context) error {
+	pg, rd := s.checkDeps(c.Request().Context())
+	status := http.StatusOK
+	if !pg.OK || !rd.OK {
+		status = http.StatusServiceUnavailable
+	}
+	return c.JSON(status, map[string]any{"postgres": pg.OK, "redis": rd.OK})
+}
+
+// health is the detailed view: version, dependency latency, queue depth.
+func (s *Server) health(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
+	defer cancel()
+	pg, rd := s.checkDeps(ctx)
+	body := map[string]any{"version": s.version, "postgres": pg, "redis": rd}
+	status := http.StatusOK
+	if !pg.OK || !rd.OK {
+		status = http.StatusServiceUnavailable
+		body["status"] = "degraded"
+	} else {
+		body["status"] = "ok"
+		// asynq keeps pending tasks in a list per queue: LLEN is O(1),
+		// unlike asynq's GetQueueInfo.
+		pending, err := s.redis.LLen(ctx, "asynq:{"+s.queue+"}:pending").Result()
+		active, err2 := s.redis.LLen(ctx, "asynq:{"+s.queue+"}:active").Result()
+		if err == nil && err2 == nil {
+			body["queue"] = map[string]any{"name": s.queue, "pending": pending, "active": active}
+		}
+	}
+	return c.JSON(status, body)
+}

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+const (
+	maxModuleName = 200
+	pagesPerMiB   = 16
+)
+
+// createModule accepts a module as the raw body (application/wasm) or as the
+// "module" part of a multipart form, refusing it past the tier's size limit
+// while it streams in.
+func (s *Server) createModule(c echo.Context) error {
+	p := principal(c)
+	r := c.Request()
+	limit := p.Tier.MaxModuleBytes
+	if r.ContentLength > 0 && r.ContentLength > limit+64<<10 {
+		return tooLarge(limit)
+	}
+	name := c.QueryParam("name")
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil {
+		mediaType = ""
+	}
+	var content []byte
+	switch mediaType {
+	case "application/wasm":
+		content, err = readCapped(r.Body, limit)
+	case "multipart/form-data":
+		content, name, err = readMultipartModule(multipart.NewReader(r.Body, params["boundary"]), limit, name)
+	default:
+		return apperr.New(apperr.UnsupportedMediaType,
+			"send the module as Content-Type application/wasm or as the 'module' part of multipart/form-data")
+	}
+	if err != nil {
+		return err
+	}
+	if len(content) == 0 {
+		return apperr.New(apperr.InvalidModule, "the module is empty")
+	}
+	if len(name) > maxModuleName || !utf8.ValidString(name) {
+		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be valid UTF-8 of at most 200 bytes"})
+	}
+	meta, err := s.inspector.Inspect(r.Context(), content)
+	if err != nil {
+		var inv *wasmmeta.InvalidError
+		if errors.As(err, &inv) {
+			return apperr.New(apperr.InvalidModule, "%s", inv.Reason)
+		}
+		return fmt.Errorf("inspect module: %w", err)
+	}
+	if maxPages := uint32(p.Tier.MaxMemoryMB) * pagesPerMiB; meta.MemoryMinPages > maxPages {
+		return apperr.New(apperr.InvalidModule, "the module declares a minimum memory of %d MiB, more than the %d MiB the %s tier allows",
+			meta.MemoryMinPages/pagesPerMiB, p.Tier.MaxMemoryMB, p.Tier.Name)
+	}
+	m, created, err := s.store.CreateModule(r.Context(), actorOf(c), p.AccountID, name, content, meta)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/modules/"+m.ID.String())
+	return c.JSON(status, viewModule(m))
+}
+
+func readMultipartModule(mr *multipart.Reader, limit int64, name string) ([]byte, string, error) {
+	var content []byte
+	found := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if apperr.As(err) != nil {
+				return nil, "", err
+			}
+			return nil, "", apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body: " + err.Error()})
+		}
+		switch part.FormName() {
+		case "module":
+			if found {
+				return nil, "", apperr.Validation(apperr.FieldError{Field: "module", Message: "send exactly one module part"})
+			}
+			found = true
+			if content, err = readCapped(part, limit); err != nil {
+				return nil, "", err
+			}
+		case "name":
+			b, err := io.ReadAll(io.LimitReader(part, maxModuleName+1))
+			if err != nil {
+				return nil, "", apperr.Validation(apperr.FieldError{Field: "name", Message: "could not be read"})
+			}
+			name = string(b)
+		default:
+			if _, err := io.Copy(io.Discard, io.LimitReader(part, 1<<20)); err != nil {
+				return nil, "", apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body"})
+			}
+		}
+	}
+	if !found {
+		return nil, "", apperr.Validation(apperr.FieldError{Field: "module", Message: "the multipart form has no 'module' file part"})
+	}
+	return content, name, nil
+}
+
+// readCapped reads all of r, failing with module_too_large once it passes
+// limit bytes.
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		if apperr.As(err) != nil {
+			return nil, err
+		}
+		return nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "the upload could not be read: " + err.Error()})
+	}
+	if int64(len(b)) > limit {
+		return nil, tooLarge(limit)
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) error {
+	return apperr.New(apperr.ModuleTooLarge, "the module is larger than your tier's limit of %d bytes", limit)
+}
+
+func (s *Server) getModule(c echo.Context) error {
+	id, err := pathID(c, "module")
+	if err != nil {
+		return err
+	}
+	m, err := s.store.GetModule(c.Request().Context(), principal(c).AccountID, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewModule(m))
+}
+
+func (s *Server) listModules(c echo.Context) error {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListModules(c.Request().Context(), principal(c).AccountID, c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewPage(page, viewModule))
+}
+
+func actorOf(c echo.Context) store.Actor {
+	if p, ok := c.Get(ctxPrincipal).(store.Principal); ok {
+		return store.Actor{Name: "key:" + p.KeyID.String(), RequestID: requestID(c)}
+	}
+	return store.Actor{Name: "admin", RequestID: requestID(c)}
+}

@@ -1,0 +1,127 @@
+// Package httpapi is the HTTP API (Echo v4): routes, authentication, request
+// validation and the mapping of application errors to RFC 9457 problems.
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+// Body limits per route group (module uploads are limited by the tier while
+// streaming instead).
+const (
+	jobBodyLimit   = 4 << 20
+	adminBodyLimit = 64 << 10
+)
+
+// Enqueuer puts a task on the queue.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Deps is what the server is built from.
+type Deps struct {
+	Store     *store.Store
+	Redis     redis.UniversalClient
+	Enqueuer  Enqueuer
+	Inspector *wasmmeta.Inspector
+	Log       *zap.Logger
+	Registry  *prometheus.Registry
+	// Queue is the asynq queue jobs are put on.
+	Queue string
+	// AdminToken turns admin routes on when not empty.
+	AdminToken string
+	// EnqueueTimeout bounds the Redis enqueue of a job.
+	EnqueueTimeout time.Duration
+	Version        string
+}
+
+// Server holds the API's dependencies and its Echo instance.
+type Server struct {
+	store          *store.Store
+	redis          redis.UniversalClient
+	enqueuer       Enqueuer
+	inspector      *wasmmeta.Inspector
+	log            *zap.Logger
+	metrics        *httpMetrics
+	queue          string
+	adminToken     string
+	enqueueTimeout time.Duration
+	version        string
+	echo           *echo.Echo
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	s := &Server{
+		store: d.Store, redis: d.Redis, enqueuer: d.Enqueuer, inspector: d.Inspector,
+		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
+		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
+		metrics: newHTTPMetrics(d.Registry),
+	}
+	if s.enqueueTimeout == 0 {
+		s.enqueueTimeout = 2 * time.Second
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(withRequestID, withSecurityHeaders, s.withAccessLog)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/health", s.health)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+
+	v1 := e.Group("/v1", s.withAPIKey)
+	v1.POST("/modules", s.createModule) // limited by the tier while streaming
+	v1.GET("/modules", s.listModules)
+	v1.GET("/modules/:id", s.getModule)
+	jobs := v1.Group("/jobs", bodyLimit(jobBodyLimit))
+	jobs.POST("", s.createJob)
+	jobs.GET("", s.listJobs)
+	jobs.GET("/:id", s.getJob)
+	jobs.GET("/:id/events", s.jobEvents)
+
+	if s.adminToken != "" {
+		admin := e.Group("/v1/admin", s.withAdminToken, bodyLimit(adminBodyLimit))
+		admin.POST("/accounts", s.adminCreateAccount)
+		admin.GET("/accounts", s.adminListAccounts)
+		admin.POST("/accounts/:id/keys", s.adminCreateKey)
+		admin.GET("/tiers", s.adminListTiers)
+	}
+	s.echo = e
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+type httpMetrics struct {
+	requests *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wasmwizard_http_request_duration_seconds",
+		Help:    "HTTP requests by method, route and status, and how long they took.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"method", "route", "status"})}
+	reg.MustRegister(m.requests)
+	return m
+}
+
+func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, http.StatusText(status)).Observe(d.Seconds())
+}
