@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"io/fs"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -15,6 +16,9 @@ import (
 
 //go:embed *.sql
 var files embed.FS
+
+// Files returns the embedded migration files.
+func Files() fs.FS { return files }
 
 // Up applies every pending migration and returns the versions it applied.
 func Up(ctx context.Context, db *sql.DB) ([]int64, error) {

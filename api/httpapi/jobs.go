@@ -319,4 +319,3 @@ func (s *Server) jobEvents(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"data": out})
 }
-

@@ -33,4 +33,3 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (l *limitedBody) Close() error { return l.rc.Close() }
-

@@ -52,6 +52,10 @@ func (e *InProcess) Execute(ctx context.Context, req Request) (Result, error) {
 	}
 	compiled, err := rt.CompileModule(ctx, req.Module)
 	if err != nil {
+		// wazero checks the declared minimum memory against the limit here.
+		if msg := err.Error(); strings.Contains(msg, "memory") && strings.Contains(msg, "over limit") {
+			return failed(CodeMemoryLimit, fmt.Sprintf("the module needs more memory than the job's limit of %d MiB: %s", req.MemoryLimitMB, msg), start), nil
+		}
 		return failed(CodeInstantiate, "compile: "+err.Error(), start), nil
 	}
 

@@ -1,0 +1,577 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/api/app"
+	"github.com/wasmwizard/wasmwizard/shared/config"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	workerapp "github.com/wasmwizard/wasmwizard/worker/app"
+)
+
+const adminToken = "test-admin-token-0123456789"
+
+// platform is a real API and a real worker, started in-process on :0 against
+// the test's own Postgres database and Redis queue namespace.
+type platform struct {
+	t       *testing.T
+	baseURL string
+}
+
+func startPlatform(t *testing.T) *platform {
+	t.Helper()
+	ctx := context.Background()
+	common := config.Common{
+		DatabaseURL:    testenv.DB(t),
+		RedisURL:       testenv.RedisURL(),
+		QueueNamespace: testenv.Namespace(t),
+		LogLevel:       "warn",
+		LogFormat:      "json",
+		DBMaxOpenConns: 8,
+	}
+	api, err := app.Start(ctx, config.API{
+		Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
+		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
+	}, zap.NewNop())
+	require.NoError(t, err)
+	w, err := workerapp.Start(ctx, config.Worker{
+		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: 2, DataDir: t.TempDir(),
+		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+	}, zap.NewNop())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		w.Shutdown()
+		_ = api.Shutdown(context.Background())
+	})
+	return &platform{t: t, baseURL: "http://" + api.Addr()}
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
+	return m
+}
+
+func (p *platform) do(method, path, token, contentType string, body []byte) response {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.baseURL+path, bytes.NewReader(body))
+	require.NoError(p.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(p.t, err)
+	defer func() { _ = res.Body.Close() }()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(p.t, err)
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+func (p *platform) postJSON(path, token string, v any) response {
+	p.t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(p.t, err)
+	return p.do(http.MethodPost, path, token, "application/json", b)
+}
+
+// account creates an account through the admin API and returns a key for it.
+func (p *platform) account(tier string) string {
+	p.t.Helper()
+	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "test " + tier, "tier": tier})
+	require.Equal(p.t, http.StatusCreated, res.Status, "%s", res.Body)
+	acct := res.JSON(p.t)
+	require.True(p.t, strings.HasPrefix(acct["webhook_secret"].(string), "whsec_"))
+	res = p.postJSON("/v1/admin/accounts/"+acct["id"].(string)+"/keys", adminToken, map[string]string{"name": "k"})
+	require.Equal(p.t, http.StatusCreated, res.Status, "%s", res.Body)
+	key := res.JSON(p.t)
+	require.Equal(p.t, acct["id"], key["account_id"])
+	return key["key"].(string)
+}
+
+func (p *platform) upload(key, fixture string) string {
+	p.t.Helper()
+	res := p.do(http.MethodPost, "/v1/modules?name="+fixture, key, "application/wasm", fixtures.Bytes(fixture))
+	require.Contains(p.t, []int{http.StatusCreated, http.StatusOK}, res.Status, "%s", res.Body)
+	return res.JSON(p.t)["id"].(string)
+}
+
+func (p *platform) submit(key string, req map[string]any) string {
+	p.t.Helper()
+	res := p.postJSON("/v1/jobs", key, req)
+	require.Equal(p.t, http.StatusCreated, res.Status, "%s", res.Body)
+	job := res.JSON(p.t)
+	require.Equal(p.t, "queued", job["status"])
+	require.Equal(p.t, "/v1/jobs/"+job["id"].(string), res.Header.Get("Location"))
+	return job["id"].(string)
+}
+
+// await polls the job until it is terminal.
+func (p *platform) await(key, id string) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		res := p.do(http.MethodGet, "/v1/jobs/"+id, key, "", nil)
+		require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
+		job := res.JSON(p.t)
+		switch job["status"] {
+		case "succeeded", "failed", "timed_out", "cancelled":
+			return job
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("job %s did not finish", id)
+	return nil
+}
+
+func (p *platform) run(key, fixture string, req map[string]any) map[string]any {
+	p.t.Helper()
+	if req == nil {
+		req = map[string]any{}
+	}
+	req["module_id"] = p.upload(key, fixture)
+	return p.await(key, p.submit(key, req))
+}
+
+func errorCode(job map[string]any) string {
+	e, _ := job["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("pro")
+
+	t.Run("hello succeeds and records its lifecycle", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Hello, nil)
+		require.Equal(t, "succeeded", job["status"])
+		require.Equal(t, "hello, world\n", job["stdout"])
+		require.Equal(t, "", job["stderr"])
+		require.EqualValues(t, 0, job["exit_code"])
+		require.Nil(t, job["error"])
+		require.EqualValues(t, 1, job["attempts"])
+		usage := job["usage"].(map[string]any)
+		require.NotNil(t, usage["queue_ms"])
+		require.NotNil(t, usage["run_ms"])
+		require.Greater(t, usage["memory_peak_bytes"].(float64), 0.0)
+		require.NotNil(t, job["started_at"])
+		require.NotNil(t, job["finished_at"])
+
+		res := p.do(http.MethodGet, "/v1/jobs/"+job["id"].(string)+"/events", key, "", nil)
+		require.Equal(t, http.StatusOK, res.Status)
+		var actions []string
+		for _, e := range res.JSON(t)["data"].([]any) {
+			actions = append(actions, e.(map[string]any)["action"].(string))
+		}
+		require.Equal(t, []string{"job.created", "job.started", "job.finished"}, actions)
+	})
+
+	t.Run("args env and stdin reach the guest", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Echo, map[string]any{
+			"args": []string{"a", "b c"}, "env": map[string]string{"GREETING": "hi"}, "stdin": "from stdin",
+		})
+		require.Equal(t, "succeeded", job["status"], "%v", job)
+		require.Equal(t, "a b c\nGREETING=hi\nfrom stdin", job["stdout"])
+		require.Equal(t, "echo done\n", job["stderr"])
+	})
+
+	t.Run("stdin_base64", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Echo, map[string]any{"stdin_base64": "AAEC"})
+		require.Equal(t, "succeeded", job["status"])
+		require.Equal(t, "\nGREETING=\n\x00\x01\x02", job["stdout"], "NUL bytes are valid UTF-8")
+	})
+
+	t.Run("a Go wasip1 program", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.GoHello, nil)
+		require.Equal(t, "succeeded", job["status"], "%v", job)
+		require.Equal(t, "hello from Go\n", job["stdout"])
+	})
+
+	t.Run("non-zero exit fails with exit_nonzero", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Exit3, nil)
+		require.Equal(t, "failed", job["status"])
+		require.Equal(t, "exit_nonzero", errorCode(job))
+		require.EqualValues(t, 3, job["exit_code"])
+		require.Equal(t, "bye\n", job["stderr"])
+	})
+
+	t.Run("a trap fails with trap", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Trap, nil)
+		require.Equal(t, "failed", job["status"])
+		require.Equal(t, "trap", errorCode(job))
+		require.Contains(t, job["error"].(map[string]any)["message"], "unreachable")
+		require.Nil(t, job["exit_code"])
+	})
+
+	t.Run("an infinite loop times out", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Loop, map[string]any{"timeout_ms": 200})
+		require.Equal(t, "timed_out", job["status"])
+		require.Equal(t, "timeout", errorCode(job))
+		require.EqualValues(t, 200, job["limits"].(map[string]any)["timeout_ms"])
+	})
+
+	t.Run("a module needing more memory than the job's limit", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 128})
+		require.Equal(t, "failed", job["status"])
+		require.Equal(t, "memory_limit", errorCode(job), "%v", job["error"])
+		// With enough memory the same module runs.
+		job = p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 512})
+		require.Equal(t, "succeeded", job["status"], "%v", job["error"])
+	})
+
+	t.Run("output past the cap is cut and flagged", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Spam, map[string]any{"max_output_bytes": 1000})
+		require.Equal(t, "succeeded", job["status"])
+		require.Len(t, job["stdout"], 1000)
+		require.Equal(t, true, job["stdout_truncated"])
+		require.Equal(t, false, job["stderr_truncated"])
+	})
+
+	t.Run("output that is not UTF-8 comes back as base64", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.BinOut, nil)
+		require.Equal(t, "succeeded", job["status"])
+		require.Nil(t, job["stdout"])
+		require.Equal(t, "//4AgA==", job["stdout_base64"])
+	})
+
+	t.Run("an exported function with params", func(t *testing.T) {
+		t.Parallel()
+		job := p.run(key, fixtures.Reactor, map[string]any{"function": "add", "params": []any{2, 3}})
+		require.Equal(t, "succeeded", job["status"], "%v", job["error"])
+		require.Equal(t, []any{5.0}, job["return_values"])
+		// _initialize runs first.
+		job = p.run(key, fixtures.Reactor, map[string]any{"function": "add_base", "params": []any{"5"}})
+		require.Equal(t, []any{15.0}, job["return_values"])
+		// i64 results beyond 2^53 come back as strings.
+		job = p.run(key, fixtures.Reactor, map[string]any{"function": "mul64", "params": []any{"4294967296", 4194304}})
+		require.Equal(t, "succeeded", job["status"])
+		require.Equal(t, []any{"18014398509481984"}, job["return_values"])
+		job = p.run(key, fixtures.Reactor, map[string]any{"function": "mul64", "params": []any{-3, 5}})
+		require.Equal(t, []any{-15.0}, job["return_values"])
+	})
+}
+
+func TestRequestsAreValidated(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("free")
+	other := p.account("free")
+	hello := p.upload(key, fixtures.Hello)
+
+	problem := func(t *testing.T, res response, status int, code string) map[string]any {
+		t.Helper()
+		require.Equal(t, status, res.Status, "%s", res.Body)
+		require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+		body := res.JSON(t)
+		require.Equal(t, code, body["code"])
+		require.EqualValues(t, status, body["status"])
+		require.NotEmpty(t, body["detail"])
+		require.NotEmpty(t, body["title"])
+		require.Equal(t, "urn:wasmwizard:error:"+code, body["type"])
+		require.Equal(t, res.Header.Get("X-Request-ID"), body["request_id"])
+		return body
+	}
+	fieldOf := func(body map[string]any) string {
+		errs := body["errors"].([]any)
+		return errs[0].(map[string]any)["field"].(string)
+	}
+
+	t.Run("no key", func(t *testing.T) {
+		t.Parallel()
+		res := p.do(http.MethodGet, "/v1/modules", "", "", nil)
+		problem(t, res, http.StatusUnauthorized, "unauthorized")
+		require.Contains(t, res.Header.Get("WWW-Authenticate"), "Bearer")
+	})
+	t.Run("malformed key", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodGet, "/v1/modules", "nope", "", nil), http.StatusUnauthorized, "unauthorized")
+	})
+	t.Run("unknown key", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodGet, "/v1/modules", "ww_"+strings.Repeat("A", 32), "", nil), http.StatusUnauthorized, "unauthorized")
+	})
+	t.Run("the admin token is not an API key and vice versa", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodGet, "/v1/modules", adminToken, "", nil), http.StatusUnauthorized, "unauthorized")
+		problem(t, p.postJSON("/v1/admin/accounts", key, map[string]string{"name": "x"}), http.StatusUnauthorized, "unauthorized")
+		problem(t, p.postJSON("/v1/admin/accounts", "", map[string]string{"name": "x"}), http.StatusUnauthorized, "unauthorized")
+	})
+	t.Run("not wasm", func(t *testing.T) {
+		t.Parallel()
+		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", []byte("hello, not wasm")),
+			http.StatusBadRequest, "invalid_module")
+		require.Contains(t, body["detail"], "not a WebAssembly module")
+	})
+	t.Run("empty module", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", nil), http.StatusBadRequest, "invalid_module")
+	})
+	t.Run("import outside WASI", func(t *testing.T) {
+		t.Parallel()
+		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", fixtures.Bytes(fixtures.BadImport)),
+			http.StatusBadRequest, "invalid_module")
+		require.Contains(t, body["detail"], `"host_log"`)
+		require.Contains(t, body["detail"], `"env"`)
+	})
+	t.Run("memory minimum above the tier", func(t *testing.T) {
+		t.Parallel()
+		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", fixtures.Bytes(fixtures.BigMem)),
+			http.StatusBadRequest, "invalid_module")
+		require.Contains(t, body["detail"], "256 MiB")
+	})
+	t.Run("wrong content type", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodPost, "/v1/modules", key, "text/plain", fixtures.Bytes(fixtures.Hello)),
+			http.StatusUnsupportedMediaType, "unsupported_media_type")
+	})
+	t.Run("module over the tier's size", func(t *testing.T) {
+		t.Parallel()
+		big := append(fixtures.Bytes(fixtures.Hello), make([]byte, 10<<20)...)
+		problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", big), http.StatusRequestEntityTooLarge, "module_too_large")
+	})
+	t.Run("multipart without a module part", func(t *testing.T) {
+		t.Parallel()
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		require.NoError(t, mw.WriteField("name", "x"))
+		require.NoError(t, mw.Close())
+		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, mw.FormDataContentType(), buf.Bytes()),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "module", fieldOf(body))
+	})
+	t.Run("unknown module", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodGet, "/v1/modules/0190b0a0-0000-7000-8000-000000000000", key, "", nil), http.StatusNotFound, "not_found")
+		problem(t, p.do(http.MethodGet, "/v1/modules/not-a-uuid", key, "", nil), http.StatusNotFound, "not_found")
+		problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": "0190b0a0-0000-7000-8000-000000000000"}),
+			http.StatusNotFound, "not_found")
+	})
+	t.Run("another account's module and job are not found", func(t *testing.T) {
+		t.Parallel()
+		mine := p.do(http.MethodGet, "/v1/modules/"+hello, other, "", nil)
+		missing := p.do(http.MethodGet, "/v1/modules/0190b0a0-0000-7000-8000-000000000000", other, "", nil)
+		require.Equal(t, http.StatusNotFound, mine.Status)
+		require.Equal(t, missing.Status, mine.Status)
+		problem(t, p.postJSON("/v1/jobs", other, map[string]any{"module_id": hello}), http.StatusNotFound, "not_found")
+		job := p.submit(key, map[string]any{"module_id": hello})
+		problem(t, p.do(http.MethodGet, "/v1/jobs/"+job, other, "", nil), http.StatusNotFound, "not_found")
+		problem(t, p.do(http.MethodGet, "/v1/jobs/"+job+"/events", other, "", nil), http.StatusNotFound, "not_found")
+		list := p.do(http.MethodGet, "/v1/modules", other, "", nil)
+		require.Equal(t, http.StatusOK, list.Status)
+		require.Empty(t, list.JSON(t)["data"])
+	})
+	t.Run("malformed JSON names the problem", func(t *testing.T) {
+		t.Parallel()
+		body := problem(t, p.do(http.MethodPost, "/v1/jobs", key, "application/json", []byte(`{"module_id": `)),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "body", fieldOf(body))
+		body = problem(t, p.do(http.MethodPost, "/v1/jobs", key, "application/json", []byte(`{"module_id":"`+hello+`","timeout_ms":"soon"}`)),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "timeout_ms", fieldOf(body))
+		body = problem(t, p.do(http.MethodPost, "/v1/jobs", key, "application/json", []byte(`{"module_id":"`+hello+`","colour":"red"}`)),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "colour", fieldOf(body))
+		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{}), http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "module_id", fieldOf(body))
+	})
+	t.Run("limits above the tier are refused, not lowered", func(t *testing.T) {
+		t.Parallel()
+		body := problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello, "timeout_ms": 5001}),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "timeout_ms", fieldOf(body))
+		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello, "memory_limit_mb": 129}),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "memory_limit_mb", fieldOf(body))
+	})
+	t.Run("function and params must match the module", func(t *testing.T) {
+		t.Parallel()
+		body := problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello, "function": "nope"}),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "function", fieldOf(body))
+		reactor := p.upload(key, fixtures.Reactor)
+		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": reactor}), http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "function", fieldOf(body))
+		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": reactor, "function": "add", "params": []any{1}}),
+			http.StatusBadRequest, "validation_failed")
+		require.Equal(t, "params", fieldOf(body))
+	})
+	t.Run("request IDs are echoed when sane", func(t *testing.T) {
+		t.Parallel()
+		req, _ := http.NewRequest(http.MethodGet, p.baseURL+"/healthz", nil)
+		req.Header.Set("X-Request-ID", "abc-123")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = res.Body.Close()
+		require.Equal(t, "abc-123", res.Header.Get("X-Request-ID"))
+		require.Equal(t, "nosniff", res.Header.Get("X-Content-Type-Options"))
+		req.Header.Set("X-Request-ID", strings.Repeat("x", 500))
+		res, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = res.Body.Close()
+		require.Len(t, res.Header.Get("X-Request-ID"), 36)
+	})
+	t.Run("unknown route", func(t *testing.T) {
+		t.Parallel()
+		problem(t, p.do(http.MethodGet, "/v2/nothing", key, "", nil), http.StatusNotFound, "not_found")
+	})
+}
+
+func TestModulesAreStoredOncePerAccountAndContent(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("free")
+	first := p.do(http.MethodPost, "/v1/modules?name=a", key, "application/wasm", fixtures.Bytes(fixtures.Hello))
+	require.Equal(t, http.StatusCreated, first.Status)
+	again := p.do(http.MethodPost, "/v1/modules?name=b", key, "application/wasm", fixtures.Bytes(fixtures.Hello))
+	require.Equal(t, http.StatusOK, again.Status)
+	require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
+
+	// Multipart upload with a name field.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	require.NoError(t, mw.WriteField("name", "echo"))
+	fw, err := mw.CreateFormFile("module", "echo.wasm")
+	require.NoError(t, err)
+	_, err = fw.Write(fixtures.Bytes(fixtures.Echo))
+	require.NoError(t, err)
+	require.NoError(t, mw.Close())
+	res := p.do(http.MethodPost, "/v1/modules", key, mw.FormDataContentType(), buf.Bytes())
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	m := res.JSON(t)
+	require.Equal(t, "echo", m["name"])
+	require.Equal(t, true, m["wasi"])
+	require.Len(t, m["sha256"], 64)
+
+	// Another account uploading the same bytes gets its own module.
+	other := p.account("free")
+	res = p.do(http.MethodPost, "/v1/modules", other, "application/wasm", fixtures.Bytes(fixtures.Hello))
+	require.Equal(t, http.StatusCreated, res.Status)
+	require.NotEqual(t, first.JSON(t)["id"], res.JSON(t)["id"])
+
+	// Pagination walks every module exactly once.
+	seen := map[string]bool{}
+	cursor := ""
+	for {
+		path := "/v1/modules?limit=1"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		res := p.do(http.MethodGet, path, key, "", nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+		page := res.JSON(t)
+		for _, d := range page["data"].([]any) {
+			id := d.(map[string]any)["id"].(string)
+			require.False(t, seen[id])
+			seen[id] = true
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	require.Len(t, seen, 2)
+}
+
+func TestJobListFilters(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("free")
+	ok := p.run(key, fixtures.Hello, nil)
+	bad := p.run(key, fixtures.Exit3, nil)
+
+	list := func(q string) []string {
+		res := p.do(http.MethodGet, "/v1/jobs"+q, key, "", nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+		var ids []string
+		for _, d := range res.JSON(t)["data"].([]any) {
+			ids = append(ids, d.(map[string]any)["id"].(string))
+		}
+		return ids
+	}
+	require.Equal(t, []string{bad["id"].(string), ok["id"].(string)}, list(""), "newest first")
+	require.Equal(t, []string{ok["id"].(string)}, list("?status=succeeded"))
+	require.Equal(t, []string{bad["id"].(string)}, list("?module_id="+bad["module_id"].(string)))
+	require.Empty(t, list("?created_after="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
+	res := p.do(http.MethodGet, "/v1/jobs?status=done", key, "", nil)
+	require.Equal(t, http.StatusBadRequest, res.Status)
+	res = p.do(http.MethodGet, "/v1/jobs?limit=201", key, "", nil)
+	require.Equal(t, http.StatusBadRequest, res.Status)
+	res = p.do(http.MethodGet, "/v1/jobs?cursor=!!", key, "", nil)
+	require.Equal(t, http.StatusBadRequest, res.Status)
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	for _, path := range []string{"/healthz", "/readyz", "/health", "/metrics"} {
+		res := p.do(http.MethodGet, path, "", "", nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s: %s", path, res.Body)
+	}
+	require.Contains(t, string(p.do(http.MethodGet, "/metrics", "", "", nil).Body), "wasmwizard_http_request_duration_seconds")
+}
+
+func TestSubcommands(t *testing.T) {
+	t.Parallel()
+	dbURL := testenv.DB(t)
+	env := func(k string) string {
+		return map[string]string{"WIZARD_DATABASE_URL": dbURL, "WIZARD_LOG_LEVEL": "error"}[k]
+	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, app.Run(context.Background(), []string{"migrate"}, env, &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "up to date")
+
+	out.Reset()
+	require.Equal(t, 0, app.Run(context.Background(), []string{"accounts", "create", "--name", "cli", "--tier", "basic"}, env, &out, &errOut), errOut.String())
+	var acct map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &acct))
+	require.Equal(t, "basic", acct["tier"])
+
+	out.Reset()
+	require.Equal(t, 0, app.Run(context.Background(), []string{"keys", "create", "--account", acct["id"].(string)}, env, &out, &errOut), errOut.String())
+	var key map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &key))
+	require.Regexp(t, `^ww_[0-9A-Za-z]{32}$`, key["key"])
+
+	errOut.Reset()
+	require.Equal(t, 1, app.Run(context.Background(), []string{"accounts", "create", "--name", "x", "--tier", "gold"}, env, &out, &errOut))
+	require.Contains(t, errOut.String(), "gold")
+	require.Equal(t, 2, app.Run(context.Background(), []string{"frobnicate"}, env, &out, &errOut))
+	badEnv := func(k string) string { return map[string]string{"WIZARD_HTTP_ADDR": "nope"}[k] }
+	errOut.Reset()
+	require.Equal(t, 2, app.Run(context.Background(), []string{"serve"}, badEnv, &out, &errOut))
+	require.Contains(t, errOut.String(), "WIZARD_HTTP_ADDR")
+}
