@@ -239,7 +239,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version,
 	})
-	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("WIZARD_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)

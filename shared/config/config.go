@@ -19,7 +19,9 @@ type Getenv func(string) string
 
 // Defaults for a developer machine (see docs/CONFIGURATION.md).
 const (
-	DefaultDatabaseURL    = "postgres://wasmwizard:wasmwizard@127.0.0.1:5432/wasmwizard?sslmode=disable"
+	// DefaultDatabaseURL is the development database scripts/deps.sh creates;
+	// its password is not a secret.
+	DefaultDatabaseURL    = "postgres://wasmwizard:wasmwizard@127.0.0.1:5432/wasmwizard?sslmode=disable" //nolint:gosec // development default
 	DefaultRedisURL       = "redis://127.0.0.1:6379/0"
 	DefaultHTTPAddr       = ":8080"
 	DefaultWorkerHTTPAddr = ":8081"

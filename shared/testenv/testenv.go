@@ -36,7 +36,7 @@ import (
 
 // Defaults match the role and database scripts/deps.sh creates.
 const (
-	DefaultDatabaseURL = "postgres://wasmwizard:wasmwizard@127.0.0.1:5432/postgres?sslmode=disable"
+	DefaultDatabaseURL = "postgres://wasmwizard:wasmwizard@127.0.0.1:5432/postgres?sslmode=disable" //nolint:gosec // development default
 	DefaultRedisURL    = "redis://127.0.0.1:6379/15"
 )
 

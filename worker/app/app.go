@@ -152,7 +152,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
 
-	w.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	w.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		w.srv.Shutdown()
 		w.close()
