@@ -1,0 +1,64 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/config"
+)
+
+func env(m map[string]string) config.Getenv { return func(k string) string { return m[k] } }
+
+func TestDefaultsWorkOnADeveloperMachine(t *testing.T) {
+	t.Parallel()
+	a, err := config.LoadAPI(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, config.DefaultDatabaseURL, a.DatabaseURL)
+	require.Equal(t, config.DefaultRedisURL, a.RedisURL)
+	require.Equal(t, ":8080", a.HTTPAddr)
+	require.Empty(t, a.AdminToken)
+	w, err := config.LoadWorker(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, ":8081", w.HTTPAddr)
+	require.Equal(t, 2, w.Concurrency)
+	require.Equal(t, 30*time.Second, w.ShutdownTimeout)
+}
+
+func TestFallbacksAndOverrides(t *testing.T) {
+	t.Parallel()
+	a, err := config.LoadAPI(env(map[string]string{
+		"DATABASE_URL": "postgres://a@db:5432/x", "REDIS_URL": "redis://r:6379/2",
+		"WIZARD_HTTP_ADDR": "127.0.0.1:9000", "WIZARD_ADMIN_TOKEN": "0123456789abcdef",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "postgres://a@db:5432/x", a.DatabaseURL)
+	require.Equal(t, "redis://r:6379/2", a.RedisURL)
+	require.Equal(t, "0123456789abcdef", a.AdminToken)
+
+	a, err = config.LoadAPI(env(map[string]string{"DATABASE_URL": "postgres://a@db/x", "WIZARD_DATABASE_URL": "postgres://b@db/y"}))
+	require.NoError(t, err)
+	require.Equal(t, "postgres://b@db/y", a.DatabaseURL, "the WIZARD_ name wins")
+}
+
+func TestInvalidValuesAreNamed(t *testing.T) {
+	t.Parallel()
+	_, err := config.LoadWorker(env(map[string]string{
+		"WIZARD_DATABASE_URL":         "mysql://x",
+		"WIZARD_REDIS_URL":            "redis://:secret@",
+		"WIZARD_WORKER_CONCURRENCY":   "0",
+		"WIZARD_WORKER_POLL_INTERVAL": "fast",
+		"WIZARD_LOG_LEVEL":            "loud",
+		"WIZARD_WORKER_HTTP_ADDR":     "8081",
+	}))
+	require.Error(t, err)
+	for _, name := range []string{"WIZARD_DATABASE_URL", "WIZARD_REDIS_URL", "WIZARD_WORKER_CONCURRENCY",
+		"WIZARD_WORKER_POLL_INTERVAL", "WIZARD_LOG_LEVEL", "WIZARD_WORKER_HTTP_ADDR"} {
+		require.Contains(t, err.Error(), name)
+	}
+	require.NotContains(t, err.Error(), "secret", "passwords are not echoed")
+
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_ADMIN_TOKEN": "short"}))
+	require.ErrorContains(t, err, "WIZARD_ADMIN_TOKEN")
+}
