@@ -67,6 +67,9 @@ func jsonError(err error) error {
 		return apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed JSON: unexpected end of input"})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if name == "" {
+			return apperr.Validation(apperr.FieldError{Field: "body", Message: "has a field with an empty name"})
+		}
 		return apperr.Validation(apperr.FieldError{Field: name, Message: "is not a known field"})
 	}
 	return apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed JSON: " + err.Error()})

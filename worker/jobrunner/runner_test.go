@@ -1,0 +1,79 @@
+package jobrunner_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
+)
+
+func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, store.Job, *jobrunner.Runner) {
+	t.Helper()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
+	require.NoError(t, err)
+	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, fixture, fixtures.Bytes(fixture), wasmmeta.Meta{})
+	require.NoError(t, err)
+	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
+		AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256, Queue: "q", Function: "_start",
+		TimeoutMS: int(timeout.Milliseconds()), MemoryLimitMB: 16, MaxOutputBytes: 1000,
+	})
+	require.NoError(t, err)
+	return st, j, jobrunner.New(st, executor.NewInProcess(nil), "test-worker", zap.NewNop(), nil)
+}
+
+func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, j, r := setup(t, fixtures.Hello, 5*time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+
+	require.NoError(t, r.ProcessTask(ctx, task))
+	first, err := st.GetJob(ctx, j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, first.Status)
+	require.Equal(t, "hello, world\n", string(first.Stdout))
+
+	require.NoError(t, r.ProcessTask(ctx, task), "a finished job's task is acknowledged")
+	again, err := st.GetJob(ctx, j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, again.Attempts)
+	require.Equal(t, first.FinishedAt, again.FinishedAt)
+}
+
+func TestInterruptedRunIsHandedBack(t *testing.T) {
+	t.Parallel()
+	st, j, r := setup(t, fixtures.Loop, 30*time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+	// The worker shuts down while the guest runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	require.Error(t, r.ProcessTask(ctx, task), "asynq must requeue the task")
+
+	back, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusQueued, back.Status)
+	require.Equal(t, 1, back.Attempts)
+}
+
+func TestTaskForMissingJobIsDropped(t *testing.T) {
+	t.Parallel()
+	_, j, r := setup(t, fixtures.Hello, time.Second)
+	task, err := tasks.NewRunJob(store.NewID(), "q", time.Second)
+	require.NoError(t, err)
+	require.NoError(t, r.ProcessTask(context.Background(), task))
+	_ = j
+}
