@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
-	"github.com/tetratelabs/wazero"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
@@ -119,19 +118,13 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		_ = rdb.Close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: create %s: %w", cacheDir, err)
 	}
-	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
-	if err != nil {
-		_ = st.Close()
-		_ = rdb.Close()
-		return nil, fmt.Errorf("compilation cache: %w", err)
-	}
 
 	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 
-	runner := jobrunner.New(st, executor.NewInProcess(cache), w.ID, log, m)
+	runner := jobrunner.New(st, executor.NewInProcess(cacheDir), w.ID, log, m)
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeRunJob, runner)
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{

@@ -30,7 +30,7 @@ func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, s
 		TimeoutMS: int(timeout.Milliseconds()), MemoryLimitMB: 16, MaxOutputBytes: 1000,
 	})
 	require.NoError(t, err)
-	return st, j, jobrunner.New(st, executor.NewInProcess(nil), "test-worker", zap.NewNop(), nil)
+	return st, j, jobrunner.New(st, executor.NewInProcess(""), "test-worker", zap.NewNop(), nil)
 }
 
 func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {

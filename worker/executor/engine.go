@@ -1,0 +1,332 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// pageSize is the size of a WebAssembly memory page.
+const pageSize = 64 << 10
+
+// maxErrorMessage bounds the error text stored with a job.
+const maxErrorMessage = 2048
+
+// deterministicSeed seeds the random source of deterministic runs.
+const deterministicSeed = 0x5741534d57495a // "WASMWIZ"
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	// CacheDir holds wazero's on-disk compilation cache, shared by every
+	// engine (process) pointed at it. Empty means in memory only.
+	CacheDir string
+	// CompiledModules bounds the in-memory LRU of compiled modules.
+	CompiledModules int
+	// Interruptible compiles guests with interruption checks so that a
+	// context deadline stops them. It makes CPU-bound code much slower; the
+	// sandbox child runs without it and is killed instead.
+	Interruptible bool
+}
+
+// Engine compiles and runs guests on one wazero runtime. Each run gets its
+// own memory limit through a memory allocator, so one runtime (and one
+// compiled-module cache) serves every job. Runs must not overlap unless the
+// engine is Interruptible (the in-process executor).
+type Engine struct {
+	rt        wazero.Runtime
+	compiled  *lru.Cache[string, wazero.CompiledModule]
+	interrupt bool
+}
+
+// NewEngine creates the runtime, its compilation cache and WASI.
+func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(cfg.Interruptible)
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate wasi: %w", err)
+	}
+	size := cfg.CompiledModules
+	if size <= 0 {
+		size = 64
+	}
+	cache, err := lru.NewWithEvict(size, func(_ string, cm wazero.CompiledModule) {
+		_ = cm.Close(context.Background())
+	})
+	if err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("compiled module cache: %w", err)
+	}
+	return &Engine{rt: rt, compiled: cache, interrupt: cfg.Interruptible}, nil
+}
+
+// Close releases the runtime and every compiled module.
+func (e *Engine) Close(ctx context.Context) error {
+	e.compiled.Purge()
+	return e.rt.Close(ctx)
+}
+
+// CompileError is a module that does not compile; its message is the job's
+// error.
+type CompileError struct{ Err error }
+
+func (e *CompileError) Error() string { return "compile: " + e.Err.Error() }
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// Compile returns the compiled module for key, compiling the bytes load
+// returns on a cache miss (wazero's on-disk cache may still spare the
+// native compilation).
+func (e *Engine) Compile(ctx context.Context, key string, load func() ([]byte, error)) (wazero.CompiledModule, error) {
+	if key != "" {
+		if cm, ok := e.compiled.Get(key); ok {
+			return cm, nil
+		}
+	}
+	bin, err := load()
+	if err != nil {
+		return nil, fmt.Errorf("load module: %w", err)
+	}
+	cm, err := e.rt.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, &CompileError{Err: err}
+	}
+	if key != "" {
+		e.compiled.Add(key, cm)
+	}
+	return cm, nil
+}
+
+// Run executes one job on a compiled module. Guest failures are results.
+// With an Interruptible engine, ctx's end stops the guest; otherwise the
+// caller must kill the process.
+func (e *Engine) Run(ctx context.Context, cm wazero.CompiledModule, req Request) Result {
+	start := time.Now()
+	limit := uint64(req.MemoryLimitMB) << 20
+	if min := declaredMinMemory(cm); min > limit {
+		return failed(CodeMemoryLimit, fmt.Sprintf("the module declares a minimum memory of %d MiB, more than the job's limit of %d MiB",
+			min>>20, req.MemoryLimitMB), start)
+	}
+
+	stdout := &capped{limit: req.MaxOutputBytes}
+	stderr := &capped{limit: req.MaxOutputBytes}
+	mem := &memoryAllocator{limit: limit}
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // _start and _initialize are called below
+		WithStdin(bytes.NewReader(req.Stdin)).
+		WithStdout(stdout).
+		WithStderr(stderr).
+		WithArgs(append([]string{"module"}, req.Args...)...)
+	keys := make([]string, 0, len(req.Env))
+	for k := range req.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		mc = mc.WithEnv(k, req.Env[k])
+	}
+	if req.Deterministic {
+		// wazero's default clocks are fixed; the random source is seeded.
+		mc = mc.WithRandSource(seededReader(deterministicSeed))
+	} else {
+		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
+	}
+
+	runCtx := experimental.WithMemoryAllocator(ctx, mem)
+	if e.interrupt && req.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(runCtx, req.Timeout)
+		defer cancel()
+	}
+	res := Result{}
+	finish := func() Result {
+		res.Stdout, res.StdoutTruncated = stdout.buf, stdout.truncated
+		res.Stderr, res.StderrTruncated = stderr.buf, stderr.truncated
+		res.MemoryPeakBytes = int64(mem.peak)
+		res.RunTime = time.Since(start)
+		if res.Status == Failed && mem.refused && res.ErrorCode != CodeMemoryLimit {
+			// The guest gave up after a refused memory.grow: that is the
+			// memory limit, whatever way the guest reported it.
+			res.ErrorCode = CodeMemoryLimit
+			res.ErrorMessage = fmt.Sprintf("the guest hit the job's memory limit of %d MiB (%s)", req.MemoryLimitMB, res.ErrorMessage)
+		}
+		return res
+	}
+
+	mod, err := instantiate(runCtx, e.rt, cm, mc)
+	if err != nil {
+		res.Status, res.ExitCode, res.ErrorCode, res.ErrorMessage = classify(ctx, runCtx, err, req.Timeout)
+		if res.ErrorCode == CodeTrap && !isTrap(err) {
+			res.ErrorCode, res.ErrorMessage = CodeInstantiate, truncate("instantiate: "+err.Error())
+		}
+		return finish()
+	}
+	defer func() { _ = mod.Close(context.WithoutCancel(ctx)) }()
+
+	var callErr error
+	if req.Function == "" || req.Function == "_start" {
+		fn := mod.ExportedFunction("_start")
+		if fn == nil {
+			res = failed(CodeBadFunction, "the module does not export _start (it is not a WASI command); name an exported function instead", start)
+			return finish()
+		}
+		_, callErr = fn.Call(runCtx)
+	} else {
+		fn := mod.ExportedFunction(req.Function)
+		if fn == nil {
+			res = failed(CodeBadFunction, fmt.Sprintf("the module does not export a function %q", req.Function), start)
+			return finish()
+		}
+		params, perr := EncodeParams(fn.Definition().ParamTypes(), req.Params)
+		if perr != nil {
+			res = failed(CodeBadParams, perr.Error(), start)
+			return finish()
+		}
+		if init := mod.ExportedFunction("_initialize"); init != nil {
+			_, callErr = init.Call(runCtx)
+		}
+		if callErr == nil {
+			var vals []uint64
+			vals, callErr = fn.Call(runCtx, params...)
+			if callErr == nil {
+				res.ReturnValues = DecodeResults(fn.Definition().ResultTypes(), vals)
+			}
+		}
+	}
+	res.Status, res.ExitCode, res.ErrorCode, res.ErrorMessage = classify(ctx, runCtx, callErr, req.Timeout)
+	return finish()
+}
+
+// instantiate runs the module's start section too; a panic from the memory
+// allocator (a hidden memory whose minimum is over the limit) is an error.
+func instantiate(ctx context.Context, rt wazero.Runtime, cm wazero.CompiledModule, mc wazero.ModuleConfig) (mod api.Module, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("memory allocation refused: %v", r)
+		}
+	}()
+	return rt.InstantiateModule(ctx, cm, mc)
+}
+
+func declaredMinMemory(cm wazero.CompiledModule) uint64 {
+	var min uint32
+	for _, m := range cm.ImportedMemories() {
+		min = max(min, m.Min())
+	}
+	for _, m := range cm.ExportedMemories() {
+		min = max(min, m.Min())
+	}
+	return uint64(min) * pageSize
+}
+
+func isTrap(err error) bool { return strings.Contains(err.Error(), "wasm error:") }
+
+func classify(parent, run context.Context, err error, timeout time.Duration) (status string, exit *int, code, msg string) {
+	if err == nil {
+		zero := 0
+		return Succeeded, &zero, "", ""
+	}
+	var exitErr *sys.ExitError
+	if errors.As(err, &exitErr) {
+		switch exitErr.ExitCode() {
+		case sys.ExitCodeContextCanceled, sys.ExitCodeDeadlineExceeded:
+			if parent.Err() != nil {
+				return Cancelled, nil, CodeCancelled, "the job was cancelled while running"
+			}
+			return TimedOut, nil, CodeTimeout, fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
+		case 0:
+			zero := 0
+			return Succeeded, &zero, "", ""
+		default:
+			c := int(exitErr.ExitCode())
+			return Failed, &c, CodeExitNonzero, fmt.Sprintf("the program exited with code %d", c)
+		}
+	}
+	if run.Err() != nil {
+		if parent.Err() != nil {
+			return Cancelled, nil, CodeCancelled, "the job was cancelled while running"
+		}
+		return TimedOut, nil, CodeTimeout, fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
+	}
+	return Failed, nil, CodeTrap, truncate(err.Error())
+}
+
+func failed(code, msg string, start time.Time) Result {
+	return Result{Status: Failed, ErrorCode: code, ErrorMessage: truncate(msg), RunTime: time.Since(start)}
+}
+
+func truncate(msg string) string {
+	if len(msg) > maxErrorMessage {
+		return msg[:maxErrorMessage]
+	}
+	return msg
+}
+
+// memoryAllocator backs a guest memory with a Go slice, refusing to grow it
+// past the job's limit and recording its peak size.
+type memoryAllocator struct {
+	limit   uint64
+	peak    uint64
+	refused bool
+	buf     []byte
+}
+
+func (m *memoryAllocator) Allocate(capacity, _ uint64) experimental.LinearMemory {
+	m.buf = make([]byte, 0, min(capacity, m.limit))
+	return m
+}
+
+func (m *memoryAllocator) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.refused = true
+		if len(m.buf) == 0 {
+			// The initial allocation: wazero requires the minimum; the
+			// caller recovers from the resulting panic.
+			panic(fmt.Sprintf("memory minimum of %d bytes is over the job's limit of %d bytes", size, m.limit))
+		}
+		return nil
+	}
+	if size > uint64(cap(m.buf)) {
+		newCap := min(max(size, 2*uint64(cap(m.buf))), m.limit)
+		nb := make([]byte, size, newCap)
+		copy(nb, m.buf)
+		m.buf = nb
+	} else {
+		m.buf = m.buf[:size]
+	}
+	m.peak = max(m.peak, size)
+	return m.buf
+}
+
+func (m *memoryAllocator) Free() { m.buf = nil }
+
+// seededReader is a deterministic byte stream for deterministic runs.
+func seededReader(seed uint64) io.Reader {
+	return &chachaReader{r: mrand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24),
+		byte(seed >> 32), byte(seed >> 40), byte(seed >> 48)})}
+}
+
+type chachaReader struct{ r *mrand.ChaCha8 }
+
+func (c *chachaReader) Read(p []byte) (int, error) { return c.r.Read(p) }
