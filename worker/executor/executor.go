@@ -34,7 +34,10 @@ const (
 type Request struct {
 	// ModuleKey identifies Module's bytes (its SHA-256, hex) for caches.
 	ModuleKey string
-	Module    []byte
+	// Module holds the bytes, or ModulePath names the file holding them
+	// (sandbox children read modules from the worker's local store).
+	Module     []byte
+	ModulePath string
 	// Function is "_start" for a WASI command, or an exported function
 	// called with Params.
 	Function       string

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"time"
 )
@@ -30,7 +31,12 @@ func (p *InProcess) Execute(ctx context.Context, req Request) (Result, error) {
 	if p.err != nil {
 		return Result{}, p.err
 	}
-	cm, err := p.engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) { return req.Module, nil })
+	cm, err := p.engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) {
+		if req.Module == nil && req.ModulePath != "" {
+			return os.ReadFile(req.ModulePath)
+		}
+		return req.Module, nil
+	})
 	if err != nil {
 		var ce *CompileError
 		if errors.As(err, &ce) {

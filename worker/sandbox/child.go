@@ -1,0 +1,155 @@
+// Package sandbox runs guests in child processes of the worker. The parent
+// (Pool) keeps one child per unit of concurrency and enforces every wall-clock
+// limit by killing the child; the child (ChildMain) compiles and runs guests
+// at full speed, without interruption checks. See docs/RATIONALE.md.
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox/wire"
+)
+
+// Environment of a child process. The child gets nothing else from its
+// parent's environment: no database URL, no tokens.
+const (
+	EnvChild       = "WIZARD_SANDBOX_CHILD"        // "1" in a child
+	EnvCacheDir    = "WIZARD_SANDBOX_CACHE_DIR"    // wazero's compilation cache
+	EnvAddressMB   = "WIZARD_SANDBOX_ADDRESS_MB"   // RLIMIT_AS of the child, MiB (0: none)
+	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU" // compiled modules kept in memory
+	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"   // the worker's pid
+)
+
+// IsChild reports whether this process was started as a sandbox child.
+func IsChild() bool { return os.Getenv(EnvChild) == "1" }
+
+// ChildMain is the child's main loop: it reads Run frames from in and writes
+// frames to out until in closes. It returns the process exit code.
+func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
+	if mb, _ := strconv.Atoi(os.Getenv(EnvAddressMB)); mb > 0 {
+		// The OS backstop: whatever a guest does, this process cannot take
+		// more address space than this, and dies (sandbox_crashed) instead
+		// of exhausting the machine.
+		lim := uint64(mb) << 20
+		if err := unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
+			fmt.Fprintf(logw, "sandbox: setrlimit: %v\n", err)
+			return 1
+		}
+	}
+	if ppid, _ := strconv.Atoi(os.Getenv(EnvParentCheck)); ppid > 0 {
+		go watchParent(ppid)
+	}
+	lru, _ := strconv.Atoi(os.Getenv(EnvLRU))
+	ctx := context.Background()
+	engine, err := executor.NewEngine(ctx, executor.EngineConfig{
+		CacheDir: os.Getenv(EnvCacheDir), CompiledModules: lru,
+	})
+	if err != nil {
+		fmt.Fprintf(logw, "sandbox: %v\n", err)
+		return 1
+	}
+	r := bufio.NewReaderSize(in, 64<<10)
+	w := bufio.NewWriterSize(out, 64<<10)
+	send := func(kind wire.Kind, payload []byte) error {
+		if err := wire.WriteFrame(w, kind, payload); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if err := send(wire.Ready, nil); err != nil {
+		return 1
+	}
+	for {
+		kind, payload, err := wire.ReadFrame(r, wire.MaxFrame)
+		if errors.Is(err, io.EOF) {
+			return 0 // the worker closed our stdin: done
+		}
+		if err != nil {
+			fmt.Fprintf(logw, "sandbox: %v\n", err)
+			return 1
+		}
+		if kind != wire.Run {
+			fmt.Fprintf(logw, "sandbox: unexpected frame %s\n", kind)
+			return 1
+		}
+		req, err := wire.DecodeRunRequest(payload)
+		if err != nil {
+			fmt.Fprintf(logw, "sandbox: %v\n", err)
+			return 1
+		}
+		if err := serve(ctx, engine, req, send); err != nil {
+			fmt.Fprintf(logw, "sandbox: %v\n", err)
+			return 1
+		}
+	}
+}
+
+func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, send func(wire.Kind, []byte) error) error {
+	compileStart := time.Now()
+	compiled := false
+	cm, err := engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) {
+		compiled = true
+		return os.ReadFile(req.ModulePath)
+	})
+	var hdr wire.ResultHeader
+	if compiled {
+		hdr.CompileNanos = time.Since(compileStart).Nanoseconds()
+	}
+	var res executor.Result
+	var ce *executor.CompileError
+	switch {
+	case errors.As(err, &ce):
+		res = executor.Result{Status: executor.Failed, ErrorCode: executor.CodeInstantiate, ErrorMessage: ce.Error()}
+	case err != nil:
+		return err // the module file is missing: a platform problem
+	}
+	if err := send(wire.Compiled, nil); err != nil {
+		return err
+	}
+	if cm != nil && !req.CompileOnly {
+		res = engine.Run(ctx, cm, executor.Request{
+			ModuleKey: req.ModuleKey, Function: req.Function, Args: req.Args, Env: req.Env, Stdin: req.Stdin,
+			Params: req.Params, MemoryLimitMB: req.MemoryLimitMB, MaxOutputBytes: req.MaxOutputBytes,
+			Deterministic: req.Deterministic,
+		})
+	}
+	if req.CompileOnly && cm != nil {
+		res.Status = executor.Succeeded
+	}
+	hdr.Status, hdr.ExitCode = res.Status, res.ExitCode
+	hdr.StdoutTruncated, hdr.StderrTruncated = res.StdoutTruncated, res.StderrTruncated
+	hdr.ReturnValues, hdr.ErrorCode, hdr.ErrorMessage = res.ReturnValues, res.ErrorCode, res.ErrorMessage
+	hdr.MemoryPeakBytes, hdr.RunNanos = res.MemoryPeakBytes, res.RunTime.Nanoseconds()
+	b, err := json.Marshal(hdr)
+	if err != nil {
+		return err
+	}
+	if err := send(wire.Result, b); err != nil {
+		return err
+	}
+	if err := send(wire.Stdout, res.Stdout); err != nil {
+		return err
+	}
+	return send(wire.Stderr, res.Stderr)
+}
+
+// watchParent exits when the worker is gone (the child was re-parented),
+// in case the kernel's parent-death signal did not reach us.
+func watchParent(ppid int) {
+	for range time.Tick(200 * time.Millisecond) {
+		if os.Getppid() != ppid {
+			os.Exit(3)
+		}
+	}
+}

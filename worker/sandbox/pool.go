@@ -1,0 +1,414 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox/wire"
+)
+
+// Config configures a Pool.
+type Config struct {
+	// Command starts a child: the worker binary with the hidden "sandbox"
+	// subcommand by default. The child is recognised by EnvChild.
+	Command []string
+	// Size is the number of children, one per concurrent job.
+	Size int
+	// CacheDir is wazero's on-disk compilation cache, shared by the children.
+	CacheDir string
+	// AddressLimitMB caps each child's address space (RLIMIT_AS); 0 is none.
+	AddressLimitMB int
+	// CompiledModules bounds each child's in-memory compiled-module LRU.
+	CompiledModules int
+	// CompileTimeout bounds one module's compilation (it is not part of the
+	// job's own timeout).
+	CompileTimeout time.Duration
+	Log            *zap.Logger
+}
+
+// Pool is a set of sandbox children. It implements executor.Executor.
+type Pool struct {
+	cfg   Config
+	ready chan *child
+
+	mu     sync.Mutex
+	closed bool
+	live   map[*child]struct{}
+	wg     sync.WaitGroup
+	stop   chan struct{}
+}
+
+type frame struct {
+	kind    wire.Kind
+	payload []byte
+	err     error
+}
+
+type child struct {
+	cmd     *exec.Cmd
+	stdin   *os.File
+	frames  chan frame
+	exited  chan struct{}
+	waitErr error
+	stderr  *tail
+}
+
+// New starts cfg.Size children and waits until each is ready.
+func New(cfg Config) (*Pool, error) {
+	if len(cfg.Command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: find own executable: %w", err)
+		}
+		cfg.Command = []string{exe, "sandbox"}
+	}
+	if cfg.Size < 1 {
+		cfg.Size = 1
+	}
+	if cfg.CompileTimeout <= 0 {
+		cfg.CompileTimeout = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	p := &Pool{cfg: cfg, ready: make(chan *child, cfg.Size), live: map[*child]struct{}{}, stop: make(chan struct{})}
+	errs := make(chan error, cfg.Size)
+	for range cfg.Size {
+		go func() {
+			c, err := p.spawn()
+			if err == nil {
+				p.ready <- c
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range cfg.Size {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		p.Close()
+		return nil, first
+	}
+	return p, nil
+}
+
+func (p *Pool) spawn() (*child, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("sandbox: pool closed")
+	}
+	p.mu.Unlock()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		_ = inR.Close()
+		_ = inW.Close()
+		return nil, fmt.Errorf("sandbox: pipe: %w", err)
+	}
+	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...) //nolint:noctx // killed explicitly
+	cmd.Env = []string{
+		EnvChild + "=1",
+		EnvCacheDir + "=" + p.cfg.CacheDir,
+		EnvAddressMB + "=" + strconv.Itoa(p.cfg.AddressLimitMB),
+		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
+		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
+	}
+	cmd.Stdin, cmd.Stdout = inR, outW
+	c := &child{cmd: cmd, stdin: inW, frames: make(chan frame, 4), exited: make(chan struct{}), stderr: &tail{max: 4096}}
+	cmd.Stderr = c.stderr
+	// The child dies with the worker, and in its own process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	err = cmd.Start()
+	_ = inR.Close()
+	_ = outW.Close()
+	if err != nil {
+		_ = inW.Close()
+		_ = outR.Close()
+		return nil, fmt.Errorf("sandbox: start %s: %w", p.cfg.Command[0], err)
+	}
+	go func() {
+		r := bufio.NewReaderSize(outR, 64<<10)
+		defer func() { _ = outR.Close() }()
+		for {
+			kind, payload, err := wire.ReadFrame(r, wire.MaxFrame)
+			c.frames <- frame{kind: kind, payload: payload, err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		c.waitErr = cmd.Wait()
+		close(c.exited)
+	}()
+	select {
+	case f := <-c.frames:
+		if f.err != nil || f.kind != wire.Ready {
+			c.kill()
+			return nil, fmt.Errorf("sandbox: child did not start: %v %s", f.err, c.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		c.kill()
+		return nil, errors.New("sandbox: child did not become ready within 30s")
+	}
+	p.mu.Lock()
+	p.live[c] = struct{}{}
+	p.mu.Unlock()
+	return c, nil
+}
+
+// kill stops the child at once and waits until it is gone, so that its CPU
+// and memory are free when kill returns.
+func (c *child) kill() {
+	if c.cmd.Process != nil {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		_ = c.cmd.Process.Kill()
+	}
+	_ = c.stdin.Close()
+	<-c.exited
+}
+
+// discard removes a child that can no longer be used and starts its
+// replacement in the background, so the next job does not wait for it.
+func (p *Pool) discard(c *child) {
+	c.kill()
+	p.mu.Lock()
+	delete(p.live, c)
+	closed := p.closed
+	if !closed {
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			nc, err := p.spawn()
+			if err == nil {
+				p.ready <- nc
+				return
+			}
+			p.cfg.Log.Error("sandbox child could not be started; retrying", zap.Error(err))
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(backoff):
+			}
+		}
+	}()
+}
+
+// PIDs returns the process IDs of the live children.
+func (p *Pool) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pids := make([]int, 0, len(p.live))
+	for c := range p.live {
+		pids = append(pids, c.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// Close stops every child.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.stop)
+	live := make([]*child, 0, len(p.live))
+	for c := range p.live {
+		live = append(live, c)
+	}
+	p.mu.Unlock()
+	for _, c := range live {
+		c.kill()
+	}
+	p.wg.Wait()
+}
+
+// Execute runs one job in a child. The job's timeout starts once its module
+// is compiled; ctx's end kills the child and ends the job cancelled.
+func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Result, error) {
+	if req.ModulePath == "" {
+		return executor.Result{}, errors.New("sandbox: the request has no module path")
+	}
+	return p.run(ctx, wire.RunRequest{
+		ModuleKey: req.ModuleKey, ModulePath: req.ModulePath, Function: req.Function, Args: req.Args,
+		Env: req.Env, Stdin: req.Stdin, Params: req.Params, MemoryLimitMB: req.MemoryLimitMB,
+		MaxOutputBytes: req.MaxOutputBytes, Deterministic: req.Deterministic,
+	}, req.Timeout)
+}
+
+// Compile compiles a module in a child, filling that child's cache and the
+// shared on-disk cache, so that the module's first run does not compile.
+func (p *Pool) Compile(ctx context.Context, key, path string) error {
+	res, err := p.run(ctx, wire.RunRequest{ModuleKey: key, ModulePath: path, CompileOnly: true}, p.cfg.CompileTimeout)
+	if err != nil {
+		return err
+	}
+	if res.Status != executor.Succeeded {
+		return fmt.Errorf("compile %s: %s: %s", key, res.ErrorCode, res.ErrorMessage)
+	}
+	return nil
+}
+
+func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duration) (executor.Result, error) {
+	start := time.Now()
+	var c *child
+	select {
+	case c = <-p.ready:
+	case <-ctx.Done():
+		return cancelled(start), nil
+	case <-p.stop:
+		return executor.Result{}, errors.New("sandbox: pool closed")
+	}
+	payload, err := json.Marshal(rr)
+	if err != nil {
+		p.ready <- c
+		return executor.Result{}, fmt.Errorf("sandbox: encode request: %w", err)
+	}
+	if err := wire.WriteFrame(c.stdin, wire.Run, payload); err != nil {
+		return p.crashed(c, start, err), nil
+	}
+
+	// Phase 1: compilation, bounded by the compile timeout.
+	deadline := time.NewTimer(p.cfg.CompileTimeout)
+	defer deadline.Stop()
+	select {
+	case f := <-c.frames:
+		if f.err != nil || f.kind != wire.Compiled {
+			return p.crashed(c, start, frameErr(f, wire.Compiled)), nil
+		}
+	case <-deadline.C:
+		p.discard(c)
+		return executor.Result{Status: executor.Failed, ErrorCode: executor.CodeInstantiate,
+			ErrorMessage: fmt.Sprintf("compiling the module took longer than %s", p.cfg.CompileTimeout), RunTime: time.Since(start)}, nil
+	case <-ctx.Done():
+		p.discard(c)
+		return cancelled(start), nil
+	}
+
+	// Phase 2: the run, bounded by the job's timeout.
+	runStart := time.Now()
+	deadline.Reset(timeout)
+	var hdr wire.ResultHeader
+	var out [2][]byte
+	for _, want := range []wire.Kind{wire.Result, wire.Stdout, wire.Stderr} {
+		select {
+		case f := <-c.frames:
+			if f.err != nil || f.kind != want {
+				return p.crashed(c, start, frameErr(f, want)), nil
+			}
+			switch want {
+			case wire.Result:
+				if err := json.Unmarshal(f.payload, &hdr); err != nil {
+					return p.crashed(c, start, fmt.Errorf("decode result: %w", err)), nil
+				}
+			case wire.Stdout:
+				out[0] = f.payload
+			case wire.Stderr:
+				out[1] = f.payload
+			}
+		case <-deadline.C:
+			p.discard(c)
+			return executor.Result{Status: executor.TimedOut, ErrorCode: executor.CodeTimeout,
+				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart)}, nil
+		case <-ctx.Done():
+			p.discard(c)
+			return cancelled(runStart), nil
+		}
+	}
+	p.ready <- c
+	return executor.Result{
+		Status: hdr.Status, ExitCode: hdr.ExitCode, Stdout: out[0], Stderr: out[1],
+		StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
+		ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
+		MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
+	}, nil
+}
+
+func cancelled(start time.Time) executor.Result {
+	return executor.Result{Status: executor.Cancelled, ErrorCode: executor.CodeCancelled,
+		ErrorMessage: "the job was cancelled while running", RunTime: time.Since(start)}
+}
+
+// crashed ends a run whose child died or broke the protocol.
+func (p *Pool) crashed(c *child, start time.Time, cause error) executor.Result {
+	// Give a dying child a moment to be reaped, for its exit status.
+	select {
+	case <-c.exited:
+	case <-time.After(time.Second):
+	}
+	status := "still running"
+	select {
+	case <-c.exited:
+		status = "exited"
+		if c.waitErr != nil {
+			status = c.waitErr.Error()
+		}
+	default:
+	}
+	stderr := strings.TrimSpace(c.stderr.String())
+	p.cfg.Log.Warn("sandbox child crashed", zap.Error(cause), zap.String("status", status), zap.String("stderr", stderr))
+	p.discard(c)
+	msg := "the sandbox process died while running the job (" + status + ")"
+	if strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory") {
+		msg += ": it ran out of memory"
+	}
+	return executor.Result{Status: executor.Failed, ErrorCode: executor.CodeSandboxCrashed, ErrorMessage: msg, RunTime: time.Since(start)}
+}
+
+func frameErr(f frame, want wire.Kind) error {
+	if f.err != nil {
+		return f.err
+	}
+	return fmt.Errorf("expected a %s frame, got %s", want, f.kind)
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -1,0 +1,126 @@
+package sandbox_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox"
+)
+
+// The test binary doubles as the sandbox child.
+func TestMain(m *testing.M) {
+	if sandbox.IsChild() {
+		os.Exit(sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func newPool(t *testing.T, size int) *sandbox.Pool {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: size, CacheDir: t.TempDir(), AddressLimitMB: 4096})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
+}
+
+func modulePath(t *testing.T, fixture string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fixture+".wasm")
+	require.NoError(t, os.WriteFile(path, fixtures.Bytes(fixture), 0o600))
+	return path
+}
+
+func request(t *testing.T, fixture string) executor.Request {
+	return executor.Request{ModuleKey: fixture, ModulePath: modulePath(t, fixture), Function: "_start",
+		Timeout: 5 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 1 << 20}
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func TestRunsJobsInChildren(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 2)
+	for range 3 {
+		res, err := p.Execute(context.Background(), request(t, fixtures.Hello))
+		require.NoError(t, err)
+		require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+		require.Equal(t, "hello, world\n", string(res.Stdout))
+	}
+	req := request(t, fixtures.Echo)
+	req.Args, req.Env, req.Stdin = []string{"x"}, map[string]string{"GREETING": "g"}, []byte("in")
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, "x\nGREETING=g\nin", string(res.Stdout))
+	require.Equal(t, "echo done\n", string(res.Stderr))
+}
+
+func TestTimeoutKillsTheChild(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	before := p.PIDs()
+	require.Len(t, before, 1)
+	req := request(t, fixtures.Loop)
+	req.Timeout = 100 * time.Millisecond
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.TimedOut, res.Status)
+	require.False(t, alive(before[0]), "the child that ran the loop is gone")
+
+	// The pool replaced it and keeps working.
+	res, err = p.Execute(context.Background(), request(t, fixtures.Hello))
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status)
+	require.NotEqual(t, before, p.PIDs())
+}
+
+func TestCancelKillsTheChild(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	before := p.PIDs()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	res, err := p.Execute(ctx, request(t, fixtures.Loop))
+	require.NoError(t, err)
+	require.Equal(t, executor.Cancelled, res.Status)
+	require.False(t, alive(before[0]))
+}
+
+func TestACrashedChildEndsItsJobAndIsReplaced(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	pid := p.PIDs()[0]
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}()
+	res, err := p.Execute(context.Background(), request(t, fixtures.Loop))
+	require.NoError(t, err)
+	require.Equal(t, executor.Failed, res.Status)
+	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
+
+	res, err = p.Execute(context.Background(), request(t, fixtures.Hello))
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status)
+}
+
+func TestCompileOnlyWarmsTheCache(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	path := modulePath(t, fixtures.GoHello)
+	require.NoError(t, p.Compile(context.Background(), "gohello", path))
+	res, err := p.Execute(context.Background(), executor.Request{ModuleKey: "gohello", ModulePath: path,
+		Function: "_start", Timeout: 5 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100})
+	require.NoError(t, err)
+	require.Equal(t, "hello from Go\n", string(res.Stdout))
+	require.Error(t, p.Compile(context.Background(), "junk", modulePath(t, fixtures.Hello)+"-missing"))
+}
