@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+	"golang.org/x/sys/unix"
 )
 
 // pageSize is the size of a WebAssembly memory page.
@@ -283,43 +284,53 @@ func truncate(msg string) string {
 	return msg
 }
 
-// memoryAllocator backs a guest memory with a Go slice, refusing to grow it
-// past the job's limit and recording its peak size.
+// memoryAllocator backs a guest memory with an anonymous mapping of the
+// job's limit, refusing to grow past it and recording the peak size. Pages
+// are committed only when the guest touches them, growth never copies, and
+// the mapping is returned to the OS when the module closes.
 type memoryAllocator struct {
 	limit   uint64
 	peak    uint64
 	refused bool
-	buf     []byte
+	mapped  []byte
 }
 
-func (m *memoryAllocator) Allocate(capacity, _ uint64) experimental.LinearMemory {
-	m.buf = make([]byte, 0, min(capacity, m.limit))
-	return m
-}
+func (m *memoryAllocator) Allocate(_, _ uint64) experimental.LinearMemory { return m }
 
 func (m *memoryAllocator) Reallocate(size uint64) []byte {
 	if size > m.limit {
 		m.refused = true
-		if len(m.buf) == 0 {
+		if m.mapped == nil {
 			// The initial allocation: wazero requires the minimum; the
 			// caller recovers from the resulting panic.
 			panic(fmt.Sprintf("memory minimum of %d bytes is over the job's limit of %d bytes", size, m.limit))
 		}
 		return nil
 	}
-	if size > uint64(cap(m.buf)) {
-		newCap := min(max(size, 2*uint64(cap(m.buf))), m.limit)
-		nb := make([]byte, size, newCap)
-		copy(nb, m.buf)
-		m.buf = nb
-	} else {
-		m.buf = m.buf[:size]
+	if m.mapped == nil {
+		if m.limit == 0 {
+			return []byte{}
+		}
+		b, err := unix.Mmap(-1, 0, int(m.limit), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+		if err != nil {
+			m.refused = true
+			if size > 0 {
+				panic(fmt.Sprintf("cannot map %d bytes of guest memory: %v", m.limit, err))
+			}
+			return nil
+		}
+		m.mapped = b
 	}
 	m.peak = max(m.peak, size)
-	return m.buf
+	return m.mapped[:size:size]
 }
 
-func (m *memoryAllocator) Free() { m.buf = nil }
+func (m *memoryAllocator) Free() {
+	if m.mapped != nil {
+		_ = unix.Munmap(m.mapped)
+		m.mapped = nil
+	}
+}
 
 // seededReader is a deterministic byte stream for deterministic runs.
 func seededReader(seed uint64) io.Reader {

@@ -26,7 +26,7 @@ import (
 const (
 	EnvChild       = "WIZARD_SANDBOX_CHILD"        // "1" in a child
 	EnvCacheDir    = "WIZARD_SANDBOX_CACHE_DIR"    // wazero's compilation cache
-	EnvAddressMB   = "WIZARD_SANDBOX_ADDRESS_MB"   // RLIMIT_AS of the child, MiB (0: none)
+	EnvMemoryMB    = "WIZARD_SANDBOX_MEMORY_MB"    // RLIMIT_DATA of the child, MiB (0: none)
 	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU" // compiled modules kept in memory
 	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"   // the worker's pid
 )
@@ -37,12 +37,14 @@ func IsChild() bool { return os.Getenv(EnvChild) == "1" }
 // ChildMain is the child's main loop: it reads Run frames from in and writes
 // frames to out until in closes. It returns the process exit code.
 func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
-	if mb, _ := strconv.Atoi(os.Getenv(EnvAddressMB)); mb > 0 {
-		// The OS backstop: whatever a guest does, this process cannot take
-		// more address space than this, and dies (sandbox_crashed) instead
-		// of exhausting the machine.
+	if mb, _ := strconv.Atoi(os.Getenv(EnvMemoryMB)); mb > 0 {
+		// The OS backstop: whatever a guest does, this process cannot hold
+		// more private writable memory than this (heap, guest memories,
+		// compiled code), and fails (sandbox_crashed) instead of exhausting
+		// the machine. RLIMIT_DATA rather than RLIMIT_AS: the Go runtime
+		// reserves over a GiB of address space it never uses.
 		lim := uint64(mb) << 20
-		if err := unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
+		if err := unix.Setrlimit(unix.RLIMIT_DATA, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
 			fmt.Fprintf(logw, "sandbox: setrlimit: %v\n", err)
 			return 1
 		}

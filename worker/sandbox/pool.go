@@ -29,8 +29,9 @@ type Config struct {
 	Size int
 	// CacheDir is wazero's on-disk compilation cache, shared by the children.
 	CacheDir string
-	// AddressLimitMB caps each child's address space (RLIMIT_AS); 0 is none.
-	AddressLimitMB int
+	// MemoryLimitMB caps each child's private writable memory (RLIMIT_DATA),
+	// the OS backstop behind the per-job limits; 0 is none.
+	MemoryLimitMB int
 	// CompiledModules bounds each child's in-memory compiled-module LRU.
 	CompiledModules int
 	// CompileTimeout bounds one module's compilation (it is not part of the
@@ -129,7 +130,7 @@ func (p *Pool) spawn() (*child, error) {
 	cmd.Env = []string{
 		EnvChild + "=1",
 		EnvCacheDir + "=" + p.cfg.CacheDir,
-		EnvAddressMB + "=" + strconv.Itoa(p.cfg.AddressLimitMB),
+		EnvMemoryMB + "=" + strconv.Itoa(p.cfg.MemoryLimitMB),
 		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
 		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
 	}

@@ -27,7 +27,7 @@ func newPool(t *testing.T, size int) *sandbox.Pool {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: size, CacheDir: t.TempDir(), AddressLimitMB: 4096})
+	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: size, CacheDir: t.TempDir(), MemoryLimitMB: 1536})
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
