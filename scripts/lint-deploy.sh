@@ -39,6 +39,7 @@
 # admission-time validation by a real API server (defaulting, immutable fields,
 # quota, PodSecurity admission), that KEDA/prometheus-operator accept the CRs at the
 # versions installed in a cluster, and the probes' behaviour.
+# shellcheck disable=SC2016 # single-quoted regexes with a literal $ are intended
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
@@ -96,6 +97,8 @@ build_go_tool() {
     exit 2
   fi
   mv "$TOOL_BIN.tmp" "$TOOL_BIN"
+  # Drop builds of older versions of this tool.
+  find "$TOOLS_DIR/bin" "$TOOLS_DIR/src" -maxdepth 1 -name "$name-*" ! -name "$name-$hash" -exec rm -rf {} +
 }
 
 build_helm() {
@@ -828,20 +831,29 @@ func (l *linter) checkPodSpec(o *object, t *corev1.PodTemplateSpec, longRunning 
 				}
 			}
 		}
-		// Wasm Wizard specific: the worker must get more time than its own
-		// shutdown timeout, or running jobs are killed instead of handed back.
-		if v, ok := env["WIZARD_WORKER_SHUTDOWN_TIMEOUT"]; ok && longRunning {
+		// Wasm Wizard specific: each binary must get more time than its own
+		// shutdown timeout (plus any preStop sleep), or running jobs and
+		// requests are killed instead of finished or handed back.
+		for _, name := range []string{"WIZARD_WORKER_SHUTDOWN_TIMEOUT", "WIZARD_SHUTDOWN_TIMEOUT"} {
+			v, ok := env[name]
+			if !ok || !longRunning {
+				continue
+			}
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				l.errorf(o, "%s: WIZARD_WORKER_SHUTDOWN_TIMEOUT %q: %v", where, v, err)
-			} else {
-				grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
-				if spec.TerminationGracePeriodSeconds != nil {
-					grace = *spec.TerminationGracePeriodSeconds
-				}
-				if time.Duration(grace)*time.Second <= d {
-					l.errorf(o, "terminationGracePeriodSeconds %d is not greater than WIZARD_WORKER_SHUTDOWN_TIMEOUT %s", grace, v)
-				}
+				l.errorf(o, "%s: %s %q: %v", where, name, v, err)
+				continue
+			}
+			grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+			if spec.TerminationGracePeriodSeconds != nil {
+				grace = *spec.TerminationGracePeriodSeconds
+			}
+			var sleep int64
+			if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+				sleep = c.Lifecycle.PreStop.Sleep.Seconds
+			}
+			if time.Duration(grace-sleep)*time.Second <= d {
+				l.errorf(o, "%s: terminationGracePeriodSeconds %d (minus preStop sleep %ds) is not greater than %s %s", where, grace, sleep, name, v)
 			}
 		}
 	}
@@ -1138,6 +1150,7 @@ for comp in api worker; do
   expect "$f" "static build: CGO_ENABLED=0" 'CGO_ENABLED=0'
   expect "$f" "go build -trimpath" 'go build -trimpath'
   expect "$f" "builds ./$comp into /out/wasmwizard-$comp" "-o /out/wasmwizard-$comp \\./$comp\$"
+  expect "$f" "stamps the version like the Makefile" "-X github\\.com/wasmwizard/wasmwizard/$comp/app\\.Version=\\\$\\{VERSION\\}"
   expect "$f" "only the wasmwizard-$comp binary is copied into the runtime" "^COPY --from=build /out/wasmwizard-$comp /usr/local/bin/wasmwizard-$comp\$" final
   n=$(awk '/^FROM[[:space:]]/ { c = 0 } /^(COPY|ADD)[[:space:]]/ { c++ } END { print c + 0 }' "$f")
   want=1
@@ -1159,12 +1172,12 @@ expect Dockerfile.worker "VOLUME /var/lib/wasmwizard" '^VOLUME \["/var/lib/wasmw
 step ".dockerignore: build context as Docker would send it"
 required=go.mod,go.sum
 for d in api worker shared migrations internal pkg cmd; do [[ -e $d ]] && required+=",$d"; done
-forbidden=".git,bin,charts,docs,scripts,.ci,.env,Dockerfile.api,Dockerfile.worker"
+forbidden=".git,bin,data,.cache,charts,docs,scripts,.ci,.env,Dockerfile.api,Dockerfile.worker"
 ctx_args=(-context . -require "$required" -forbid "$forbidden")
 [[ ${LINT_DEPLOY_BUILD:-} == 1 ]] && ctx_args+=(-export "$WORK/context")
 if out=$("$DFLINT" "${ctx_args[@]}" 2>&1); then
   printf '%s\n' "$out" | indent
-  ok "needed paths ($required) are in the context; .git, bin, charts, docs, scripts, .ci are not"
+  ok "needed paths ($required) are in the context; ${forbidden//,/, } are not"
 else
   printf '%s\n' "$out" | indent
   fail ".dockerignore problems"
@@ -1172,9 +1185,16 @@ fi
 if [[ ${LINT_DEPLOY_BUILD:-} == 1 ]]; then
   step "Build the binaries from the filtered build context (LINT_DEPLOY_BUILD=1)"
   for comp in api worker; do
-    if out=$(cd "$WORK/context" && gotool CGO_ENABLED=0 GOOS=linux GOARCH=amd64 \
-        go build -trimpath -ldflags="-s -w" -o "$WORK/out/wasmwizard-$comp" "./$comp" 2>&1); then
+    stamp=lint-deploy-version-check
+    if out=$(cd "$WORK/context" && gotool CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
+        -ldflags="-s -w -X github.com/wasmwizard/wasmwizard/$comp/app.Version=$stamp" \
+        -o "$WORK/out/wasmwizard-$comp" "./$comp" 2>&1); then
       ok "wasmwizard-$comp builds from the filtered context ($(du -h "$WORK/out/wasmwizard-$comp" | cut -f1))"
+      if grep -qa "$stamp" "$WORK/out/wasmwizard-$comp"; then
+        ok "wasmwizard-$comp: -X .../$comp/app.Version is applied"
+      else
+        fail "wasmwizard-$comp: -X github.com/wasmwizard/wasmwizard/$comp/app.Version had no effect (variable renamed?)"
+      fi
     else
       printf '%s\n' "$out" | indent
       fail "wasmwizard-$comp does not build from the filtered build context"
@@ -1225,9 +1245,17 @@ if [[ ${#RENDERED[@]} -gt 0 ]]; then
     fail "rendered manifests have problems"
   fi
 fi
-grep -q 'kind: ScaledObject' "$OUT/full-values.yaml" && grep -q 'asynq:{jobs}:pending' "$OUT/full-values.yaml" \
-  && ok "KEDA ScaledObject watches asynq:{jobs}:pending" || fail "KEDA ScaledObject for asynq:{jobs}:pending not rendered"
-grep -q 'kind: ServiceMonitor' "$OUT/full-values.yaml" && ok "ServiceMonitor rendered when enabled" || fail "ServiceMonitor not rendered"
+if grep -q 'kind: ScaledObject' "$OUT/full-values.yaml" && grep -q 'listName: "asynq:{jobs}:pending"' "$OUT/full-values.yaml"; then
+  ok "KEDA ScaledObject watches asynq:{jobs}:pending"
+else
+  fail "KEDA ScaledObject for asynq:{jobs}:pending not rendered"
+fi
+if grep -q 'listName: "asynq:{staging-jobs}:pending"' "$OUT/existing-secret-values.yaml"; then
+  ok "KEDA list name follows config.queueNamespace (asynq:{staging-jobs}:pending)"
+else
+  fail "KEDA list name ignores config.queueNamespace"
+fi
+if grep -q 'kind: ServiceMonitor' "$OUT/full-values.yaml"; then ok "ServiceMonitor rendered when enabled"; else fail "ServiceMonitor not rendered"; fi
 if grep -Eq 'kind: (ScaledObject|ServiceMonitor|Secret)$' "$OUT/default-values.yaml"; then
   fail "default values render a ScaledObject, ServiceMonitor or Secret"
 else
@@ -1250,6 +1278,9 @@ refuse() { # description expected-message-regex helm-args...
 }
 refuse "worker grace period not above the shutdown timeout" 'must be greater than worker.shutdownTimeoutSeconds' \
   --set worker.terminationGracePeriodSeconds=30 --set worker.shutdownTimeoutSeconds=30
+refuse "API grace period not above its shutdown timeout" 'must be greater than api.shutdownTimeoutSeconds' \
+  --set api.terminationGracePeriodSeconds=20
+refuse "admin token shorter than 16 characters (schema)" 'adminToken' --set secrets.existingSecret=x --set secrets.adminToken=short
 refuse "databaseUrl without redisUrl" 'secrets.redisUrl is required' --set secrets.databaseUrl=postgres://u:p@db/w
 refuse "KEDA without a Redis address" 'redis.address .* is required' --set worker.autoscaling.keda.enabled=true
 refuse "misspelled value (schema: api.replicas)" 'replicas' --set api.replicas=3

@@ -48,7 +48,7 @@ func startPlatform(t *testing.T) *platform {
 	require.NoError(t, err)
 	w, err := workerapp.Start(ctx, config.Worker{
 		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: 2, DataDir: t.TempDir(),
-		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
 	}, zap.NewNop())
 	require.NoError(t, err)
 	t.Cleanup(func() {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +10,13 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
@@ -74,6 +78,7 @@ func (s *Server) createModule(c echo.Context) error {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+		s.precompile(r.Context(), m.SHA256)
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/modules/"+m.ID.String())
 	return c.JSON(status, viewModule(m))
@@ -169,4 +174,18 @@ func actorOf(c echo.Context) store.Actor {
 		return store.Actor{Name: "key:" + p.KeyID.String(), RequestID: requestID(c)}
 	}
 	return store.Actor{Name: "admin", RequestID: requestID(c)}
+}
+
+// precompile asks a worker to compile a new module before its first run. It
+// is an optimisation: a failure is logged and the upload still succeeds.
+func (s *Server) precompile(ctx context.Context, sum []byte) {
+	task, err := tasks.NewCompileModule(sum, s.queue)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
+		defer cancel()
+		_, err = s.enqueuer.EnqueueContext(ctx, task)
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		s.log.Info("pre-compile not enqueued", zap.Error(err))
+	}
 }

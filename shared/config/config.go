@@ -65,6 +65,20 @@ type Worker struct {
 	// ShutdownTimeout is how long running jobs may finish after SIGTERM before
 	// they are handed back to the queue.
 	ShutdownTimeout time.Duration // WIZARD_WORKER_SHUTDOWN_TIMEOUT, default 30s
+	// Executor is "sandbox" (guests in child processes, the default) or
+	// "inprocess" (guests in the worker process, interrupted through context
+	// checks; for debugging and comparison only).
+	Executor string // WIZARD_EXECUTOR
+	// SandboxMemoryMB is the OS limit on each sandbox child's private
+	// writable memory (RLIMIT_DATA), the backstop behind per-job limits.
+	SandboxMemoryMB int // WIZARD_SANDBOX_MEMORY_MB, default 2048, 0 = none
+	// CompiledModules is how many compiled modules each child keeps in memory.
+	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
+	// CompileTimeout bounds one module's compilation.
+	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
+	// SandboxCommand starts a sandbox child; empty means this executable
+	// with the "sandbox" argument. Not read from the environment.
+	SandboxCommand []string
 }
 
 type reader struct {
@@ -177,6 +191,13 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		DataDir:         r.str("WIZARD_DATA_DIR", DefaultDataDir),
 		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", 100*time.Millisecond, time.Millisecond, time.Minute),
 		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, 0, time.Hour),
+		Executor:        r.oneOf("WIZARD_EXECUTOR", "sandbox", "sandbox", "inprocess"),
+		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
+		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
+		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
+	}
+	if c.SandboxMemoryMB > 0 && c.SandboxMemoryMB < 768 {
+		r.errs = append(r.errs, fmt.Errorf("WIZARD_SANDBOX_MEMORY_MB=%d: too low for a Go process and a guest; use at least 768 (or 0 for no limit)", c.SandboxMemoryMB))
 	}
 	return c, errors.Join(r.errs...)
 }

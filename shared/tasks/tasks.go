@@ -4,6 +4,7 @@
 package tasks
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -14,6 +15,9 @@ import (
 
 // TypeRunJob runs one job.
 const TypeRunJob = "job:run"
+
+// TypeCompileModule compiles an uploaded module ahead of its first run.
+const TypeCompileModule = "module:compile"
 
 // JobsQueue is the base name of the queue jobs run from; a deployment's
 // namespace is put in front of it.
@@ -63,4 +67,38 @@ func ParseRunJob(payload []byte) (RunJob, error) {
 		return RunJob{}, fmt.Errorf("decode run payload: job_id missing")
 	}
 	return p, nil
+}
+
+// CompileModule is the payload of TypeCompileModule.
+type CompileModule struct {
+	SHA256 string `json:"sha256"` // hex
+}
+
+// NewCompileModule builds the task that compiles the module with this
+// SHA-256 on some worker. One such task per module can be queued at a time.
+func NewCompileModule(sum []byte, queue string) (*asynq.Task, error) {
+	h := hex.EncodeToString(sum)
+	payload, err := json.Marshal(CompileModule{SHA256: h})
+	if err != nil {
+		return nil, fmt.Errorf("encode compile payload: %w", err)
+	}
+	return asynq.NewTask(TypeCompileModule, payload,
+		asynq.TaskID("compile:"+h),
+		asynq.Queue(queue),
+		asynq.MaxRetry(3),
+		asynq.Timeout(5*time.Minute),
+	), nil
+}
+
+// ParseCompileModule decodes a TypeCompileModule payload.
+func ParseCompileModule(payload []byte) ([]byte, error) {
+	var p CompileModule
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("decode compile payload: %w", err)
+	}
+	sum, err := hex.DecodeString(p.SHA256)
+	if err != nil || len(sum) != 32 {
+		return nil, fmt.Errorf("decode compile payload: bad sha256 %q", p.SHA256)
+	}
+	return sum, nil
 }

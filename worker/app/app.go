@@ -29,6 +29,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
+	"github.com/wasmwizard/wasmwizard/worker/modstore"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
 // Version is set at build time.
@@ -84,6 +86,7 @@ type Worker struct {
 	http  *http.Server
 	ln    net.Listener
 	queue string
+	pool  *sandbox.Pool
 	ID    string
 }
 
@@ -120,13 +123,35 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 
 	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
+	mods, err := modstore.New(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent)
+	if err != nil {
+		w.close()
+		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
+	}
+	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log}
+	switch cfg.Executor {
+	case "inprocess":
+		deps.Executor = executor.NewInProcess(cacheDir)
+	default:
+		w.pool, err = sandbox.New(sandbox.Config{
+			Command: cfg.SandboxCommand, Size: cfg.Concurrency, CacheDir: cacheDir,
+			MemoryLimitMB: cfg.SandboxMemoryMB, CompiledModules: cfg.CompiledModules,
+			CompileTimeout: cfg.CompileTimeout, Log: log.Named("sandbox"),
+		})
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		deps.Executor, deps.Compiler = w.pool, w.pool
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(reg)
+	deps.Observer = newMetrics(reg)
 
-	runner := jobrunner.New(st, executor.NewInProcess(cacheDir), w.ID, log, m)
+	runner := jobrunner.New(deps)
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeRunJob, runner)
+	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:       cfg.Concurrency,
 		Queues:            map[string]int{w.queue: 1},
@@ -199,6 +224,9 @@ func (w *Worker) Shutdown() {
 }
 
 func (w *Worker) close() {
+	if w.pool != nil {
+		w.pool.Close()
+	}
 	_ = w.rdb.Close()
 	_ = w.store.Close()
 }

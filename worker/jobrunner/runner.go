@@ -28,18 +28,63 @@ type Observer interface {
 	JobFinished(status string, run time.Duration)
 }
 
-// Runner handles tasks.TypeRunJob.
+// Modules gives the local file holding a module's bytes.
+type Modules interface {
+	Path(ctx context.Context, sum []byte) (string, error)
+}
+
+// Compiler compiles a module ahead of its first run (the sandbox pool).
+type Compiler interface {
+	Compile(ctx context.Context, key, path string) error
+}
+
+// Runner handles tasks.TypeRunJob and tasks.TypeCompileModule.
 type Runner struct {
 	store    *store.Store
 	exec     executor.Executor
+	modules  Modules
+	compiler Compiler
 	workerID string
 	log      *zap.Logger
 	obs      Observer
 }
 
+// Deps is what a Runner is built from. Compiler and Observer may be nil.
+type Deps struct {
+	Store    *store.Store
+	Executor executor.Executor
+	Modules  Modules
+	Compiler Compiler
+	WorkerID string
+	Log      *zap.Logger
+	Observer Observer
+}
+
 // New returns a Runner.
-func New(st *store.Store, exec executor.Executor, workerID string, log *zap.Logger, obs Observer) *Runner {
-	return &Runner{store: st, exec: exec, workerID: workerID, log: log, obs: obs}
+func New(d Deps) *Runner {
+	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer}
+}
+
+// ProcessCompile handles tasks.TypeCompileModule: it brings the module into
+// the local store and compiles it, so that its first run is warm. Failures
+// are logged and not retried past the task's own few retries.
+func (r *Runner) ProcessCompile(ctx context.Context, t *asynq.Task) error {
+	sum, err := tasks.ParseCompileModule(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if r.compiler == nil {
+		return nil
+	}
+	path, err := r.modules.Path(ctx, sum)
+	if err != nil {
+		return fmt.Errorf("pre-compile: %w", err)
+	}
+	if err := r.compiler.Compile(ctx, hex.EncodeToString(sum), path); err != nil {
+		r.log.Info("pre-compile failed", zap.String("sha256", hex.EncodeToString(sum)), zap.Error(err))
+	}
+	return nil
 }
 
 // ProcessTask implements asynq.Handler.
@@ -65,13 +110,13 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	log = log.With(zap.String("account_id", job.AccountID.String()), zap.Int("attempt", job.Attempts))
 
-	content, err := r.store.ModuleContent(ctx, job.ModuleSHA256)
+	path, err := r.modules.Path(ctx, job.ModuleSHA256)
 	if err != nil {
 		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
 	}
 	res, err := r.exec.Execute(ctx, executor.Request{
 		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
-		Module:         content,
+		ModulePath:     path,
 		Function:       job.Function,
 		Args:           job.Args.V,
 		Env:            job.Env.V,

@@ -15,6 +15,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
+	"github.com/wasmwizard/wasmwizard/worker/modstore"
 )
 
 func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, store.Job, *jobrunner.Runner) {
@@ -30,7 +31,10 @@ func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, s
 		TimeoutMS: int(timeout.Milliseconds()), MemoryLimitMB: 16, MaxOutputBytes: 1000,
 	})
 	require.NoError(t, err)
-	return st, j, jobrunner.New(st, executor.NewInProcess(""), "test-worker", zap.NewNop(), nil)
+	mods, err := modstore.New(t.TempDir(), st.ModuleContent)
+	require.NoError(t, err)
+	return st, j, jobrunner.New(jobrunner.Deps{Store: st, Executor: executor.NewInProcess(""), Modules: mods,
+		WorkerID: "test-worker", Log: zap.NewNop()})
 }
 
 func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {

@@ -155,6 +155,7 @@ inline, by the migration hook Job which runs before the ConfigMap exists).
 {{- define "wasmwizard.configData" -}}
 WIZARD_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 WIZARD_LOG_FORMAT: {{ .Values.config.logFormat | quote }}
+WIZARD_QUEUE_NAMESPACE: {{ .Values.config.queueNamespace | quote }}
 WIZARD_WEBHOOK_ALLOW_PRIVATE: {{ .Values.config.webhookAllowPrivate | toString | quote }}
 WIZARD_WEBHOOK_ALLOW_HTTP: {{ .Values.config.webhookAllowHTTP | toString | quote }}
 {{- range $k, $v := .Values.config.extraEnv }}
@@ -187,6 +188,9 @@ Fail early on inconsistent values that the schema cannot express.
 {{- define "wasmwizard.validate" -}}
 {{- if le (int .Values.worker.terminationGracePeriodSeconds) (int .Values.worker.shutdownTimeoutSeconds) -}}
 {{- fail (printf "worker.terminationGracePeriodSeconds (%d) must be greater than worker.shutdownTimeoutSeconds (%d), or running jobs are killed before they can finish or be handed back" (int .Values.worker.terminationGracePeriodSeconds) (int .Values.worker.shutdownTimeoutSeconds)) -}}
+{{- end -}}
+{{- if le (int .Values.api.terminationGracePeriodSeconds) (int .Values.api.shutdownTimeoutSeconds) -}}
+{{- fail (printf "api.terminationGracePeriodSeconds (%d) must be greater than api.shutdownTimeoutSeconds (%d)" (int .Values.api.terminationGracePeriodSeconds) (int .Values.api.shutdownTimeoutSeconds)) -}}
 {{- end -}}
 {{- $keda := .Values.worker.autoscaling.keda -}}
 {{- if $keda.enabled -}}
