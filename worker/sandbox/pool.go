@@ -166,7 +166,7 @@ func (p *Pool) spawn() (*child, error) {
 	case f := <-c.frames:
 		if f.err != nil || f.kind != wire.Ready {
 			c.kill()
-			return nil, fmt.Errorf("sandbox: child did not start: %v %s", f.err, c.stderr.String())
+			return nil, fmt.Errorf("sandbox: child did not start: %w %s", frameErr(f, wire.Ready), c.stderr.String())
 		}
 	case <-time.After(30 * time.Second):
 		c.kill()
