@@ -7,7 +7,8 @@
 # Usage: bash scripts/lint-deploy.sh            (from anywhere; exits non-zero on problems)
 #
 # Environment:
-#   WIZARD_TOOLS_DIR   tool cache (default: ${XDG_CACHE_HOME:-~/.cache}/wasmwizard-tools)
+#   WIZARD_TOOLS_DIR   tool cache (default: ${XDG_CACHE_HOME:-~/.cache}/wasmwizard-tools; about
+#                      2 GB, mostly the Go build cache that makes tool rebuilds fast)
 #   KUBE_VERSION       Kubernetes version to lint/render against (default 1.37.0)
 #   LINT_DEPLOY_OUT    keep the rendered manifests in this directory
 #   LINT_DEPLOY_BUILD  =1: also copy the build context exactly as .dockerignore
@@ -363,6 +364,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -831,6 +833,21 @@ func (l *linter) checkPodSpec(o *object, t *corev1.PodTemplateSpec, longRunning 
 				}
 			}
 		}
+		// Wasm Wizard specific: one sandbox child per concurrent job, each
+		// allowed WIZARD_SANDBOX_MEMORY_MB; the container limit must cover them
+		// or a runaway guest gets the whole pod (and every job on it) OOM-killed.
+		if mbStr, ok := env["WIZARD_SANDBOX_MEMORY_MB"]; ok && longRunning {
+			mb, err1 := strconv.Atoi(mbStr)
+			conc, err2 := strconv.Atoi(env["WIZARD_WORKER_CONCURRENCY"])
+			if err1 != nil || err2 != nil {
+				l.errorf(o, "%s: WIZARD_SANDBOX_MEMORY_MB %q / WIZARD_WORKER_CONCURRENCY %q are not integers", where, mbStr, env["WIZARD_WORKER_CONCURRENCY"])
+			} else if lim, ok := c.Resources.Limits[corev1.ResourceMemory]; ok && mb > 0 {
+				need := int64(conc) * int64(mb) << 20
+				if lim.Value() < need {
+					l.errorf(o, "%s: memory limit %s is below WIZARD_WORKER_CONCURRENCY (%d) x WIZARD_SANDBOX_MEMORY_MB (%d MiB)", where, lim.String(), conc, mb)
+				}
+			}
+		}
 		// Wasm Wizard specific: each binary must get more time than its own
 		// shutdown timeout (plus any preStop sleep), or running jobs and
 		// requests are killed instead of finished or handed back.
@@ -1284,6 +1301,7 @@ refuse "admin token shorter than 16 characters (schema)" 'adminToken' --set secr
 refuse "databaseUrl without redisUrl" 'secrets.redisUrl is required' --set secrets.databaseUrl=postgres://u:p@db/w
 refuse "KEDA without a Redis address" 'redis.address .* is required' --set worker.autoscaling.keda.enabled=true
 refuse "misspelled value (schema: api.replicas)" 'replicas' --set api.replicas=3
+refuse "sandbox memory limit below the minimum (schema)" 'sandboxMemoryMB' --set worker.sandboxMemoryMB=512
 refuse "unknown log format (schema enum)" 'logFormat' --set config.logFormat=text
 refuse "Kubernetes older than the chart's kubeVersion" 'kubeVersion' --kube-version 1.29.0
 

@@ -1,0 +1,186 @@
+package app_test
+
+import (
+	"crypto/rand"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+)
+
+// Hostile modules, each through the real API and a real worker running
+// guests in sandbox children. Every one ends in the right status and the
+// worker keeps serving afterwards.
+func TestHostileModules(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("free")
+
+	cases := []struct {
+		name    string
+		fixture string
+		req     map[string]any
+		status  string
+		code    string
+		check   func(t *testing.T, job map[string]any)
+	}{
+		{name: "infinite loop in _start", fixture: fixtures.Loop, req: map[string]any{"timeout_ms": 300},
+			status: "timed_out", code: "timeout"},
+		{name: "infinite loop in the start section", fixture: fixtures.StartLoop, req: map[string]any{"timeout_ms": 300},
+			status: "timed_out", code: "timeout"},
+		{name: "runaway recursion", fixture: fixtures.Recurse, status: "failed", code: "trap",
+			check: func(t *testing.T, job map[string]any) {
+				require.Contains(t, job["error"].(map[string]any)["message"], "stack overflow")
+			}},
+		{name: "memory bomb", fixture: fixtures.Grow, req: map[string]any{"memory_limit_mb": 64}, status: "failed", code: "memory_limit",
+			check: func(t *testing.T, job map[string]any) {
+				require.LessOrEqual(t, job["usage"].(map[string]any)["memory_peak_bytes"].(float64), float64(64<<20))
+			}},
+		{name: "stack exhaustion in linear memory", fixture: fixtures.StackBomb, status: "failed", code: "trap"},
+		{name: "output flood", fixture: fixtures.Flood, status: "succeeded",
+			check: func(t *testing.T, job map[string]any) {
+				require.Equal(t, true, job["stdout_truncated"])
+				require.Len(t, job["stdout"], 1<<20)
+			}},
+		{name: "proc_exit(3)", fixture: fixtures.Exit3, status: "failed", code: "exit_nonzero",
+			check: func(t *testing.T, job map[string]any) { require.EqualValues(t, 3, job["exit_code"]) }},
+		{name: "unreachable", fixture: fixtures.Trap, status: "failed", code: "trap"},
+		{name: "divide by zero", fixture: fixtures.DivZero, status: "failed", code: "trap",
+			check: func(t *testing.T, job map[string]any) {
+				require.Contains(t, job["error"].(map[string]any)["message"], "divide by zero")
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			job := p.run(key, tc.fixture, tc.req)
+			require.Equal(t, tc.status, job["status"], "%v", job["error"])
+			require.Equal(t, tc.code, errorCode(job), "%v", job["error"])
+			if tc.check != nil {
+				tc.check(t, job)
+			}
+		})
+	}
+
+	t.Run("refused at upload", func(t *testing.T) {
+		t.Parallel()
+		hello := fixtures.Bytes(fixtures.Hello)
+		random := make([]byte, 4096)
+		_, _ = rand.Read(random)
+		for name, body := range map[string][]byte{
+			"empty":             nil,
+			"random bytes":      random,
+			"truncated":         hello[:len(hello)/2],
+			"imports env.*":     fixtures.Bytes(fixtures.BadImport),
+			"huge memory":       fixtures.Bytes(fixtures.BigMem), // 256 MiB minimum on a 128 MiB tier
+			"wasm magic only":   hello[:4],
+			"unsupported ver 2": append([]byte{0, 'a', 's', 'm', 2, 0, 0, 0}, hello[8:]...),
+		} {
+			res := p.do(http.MethodPost, "/v1/modules", key, "application/wasm", body)
+			require.Equal(t, http.StatusBadRequest, res.Status, "%s: %s", name, res.Body)
+			require.Equal(t, "invalid_module", res.JSON(t)["code"], name)
+		}
+	})
+
+	t.Run("the tier's size limit, exactly and one byte over", func(t *testing.T) {
+		t.Parallel()
+		const limit = 10 << 20 // free tier
+		res := p.do(http.MethodPost, "/v1/modules", key, "application/wasm", paddedModule(t, limit))
+		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+		res = p.do(http.MethodPost, "/v1/modules", key, "application/wasm", paddedModule(t, limit+1))
+		require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, "%s", res.Body)
+		require.Equal(t, "module_too_large", res.JSON(t)["code"])
+	})
+
+	// Third-party WASI programs shipped with wazero's own tests (zig, tinygo
+	// and Rust builds).
+	t.Run("third-party WASI programs", func(t *testing.T) {
+		t.Parallel()
+		dir := wazeroTestdata(t)
+		for _, prog := range []struct {
+			name, arg, stdout string
+		}{
+			{"zig-cc", "stat", "stdin isatty: false"},
+			{"cargo-wasi", "stat", "stdin isatty: false"},
+			// TinyGo's "stat" needs a host directory, which the sandbox does
+			// not offer; "sock" exercises its runtime start-up and exits 0.
+			{"tinygo", "sock", ""},
+		} {
+			bin, err := os.ReadFile(filepath.Join(dir, prog.name, "wasi.wasm"))
+			require.NoError(t, err)
+			res := p.do(http.MethodPost, "/v1/modules?name="+prog.name, key, "application/wasm", bin)
+			require.Contains(t, []int{http.StatusCreated, http.StatusOK}, res.Status, "%s: %s", prog.name, res.Body)
+			id := res.JSON(t)["id"].(string)
+			job := p.await(key, p.submit(key, map[string]any{"module_id": id, "args": []string{prog.arg}}))
+			require.Equal(t, "succeeded", job["status"], "%s: %v %v", prog.name, job["error"], job["stderr"])
+			require.Contains(t, job["stdout"], prog.stdout, prog.name)
+		}
+		bin, err := os.ReadFile(filepath.Join(dir, "zig-cc", "wasi.wasm"))
+		require.NoError(t, err)
+		res := p.do(http.MethodPost, "/v1/modules", key, "application/wasm", bin)
+		job := p.await(key, p.submit(key, map[string]any{"module_id": res.JSON(t)["id"], "args": []string{"poll", "1", "0"}, "stdin": "x"}))
+		require.Equal(t, "STDIN\n", job["stdout"], "%v", job["error"])
+	})
+
+	t.Cleanup(func() {
+		// After all of that, the worker still runs jobs.
+		job := p.run(key, fixtures.Hello, nil)
+		if job["status"] != "succeeded" {
+			t.Errorf("the worker is unhealthy after the hostile suite: %v", job)
+		}
+	})
+}
+
+// paddedModule returns a valid empty module padded with a custom section to
+// exactly size bytes.
+func paddedModule(t *testing.T, size int) []byte {
+	t.Helper()
+	head := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	name := []byte{3, 'p', 'a', 'd'}
+	// size = len(head) + 1 (section id) + len(leb(n)) + n, where n is the
+	// section's content length (name + padding).
+	for lebLen := 1; lebLen <= 5; lebLen++ {
+		n := size - len(head) - 1 - lebLen
+		leb := uleb(uint32(n))
+		if len(leb) != lebLen || n < len(name) {
+			continue
+		}
+		out := make([]byte, 0, size)
+		out = append(out, head...)
+		out = append(out, 0)
+		out = append(out, leb...)
+		out = append(out, name...)
+		out = append(out, make([]byte, n-len(name))...)
+		require.Len(t, out, size)
+		return out
+	}
+	t.Fatalf("cannot pad a module to %d bytes", size)
+	return nil
+}
+
+func uleb(v uint32) []byte {
+	var out []byte
+	for {
+		b := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			out = append(out, b|0x80)
+			continue
+		}
+		return append(out, b)
+	}
+}
+
+// wazeroTestdata finds the WASI test programs in wazero's module source.
+func wazeroTestdata(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tetratelabs/wazero").Output()
+	require.NoError(t, err)
+	return filepath.Join(strings.TrimSpace(string(out)), "imports", "wasi_snapshot_preview1", "testdata")
+}
