@@ -267,6 +267,17 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, "//4AgA==", job["stdout_base64"])
 	})
 
+	t.Run("deterministic jobs get a fixed clock and random seed", func(t *testing.T) {
+		t.Parallel()
+		det := map[string]any{"deterministic": true}
+		a, b := p.run(key, fixtures.ClockRand, det), p.run(key, fixtures.ClockRand, map[string]any{"deterministic": true})
+		require.Equal(t, "succeeded", a["status"], "%v", a["error"])
+		require.Equal(t, a["stdout"], b["stdout"])
+		c, d := p.run(key, fixtures.ClockRand, nil), p.run(key, fixtures.ClockRand, nil)
+		require.NotEqual(t, c["stdout"], d["stdout"], "real randomness differs between runs")
+		require.NotEqual(t, a["stdout"], c["stdout"])
+	})
+
 	t.Run("an exported function with params", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Reactor, map[string]any{"function": "add", "params": []any{2, 3}})

@@ -65,6 +65,9 @@ type Result struct {
 	ErrorMessage    string
 	MemoryPeakBytes int64
 	RunTime         time.Duration
+	// CompileTime is the time spent compiling the module for this run (zero
+	// when a compiled copy was in memory).
+	CompileTime time.Duration
 }
 
 // Executor runs guests. Execute returns an error only when the platform

@@ -350,6 +350,7 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duratio
 		StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
 		ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
 		MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
+		CompileTime: time.Duration(hdr.CompileNanos),
 	}, nil
 }
 

@@ -124,3 +124,49 @@ func TestCompileOnlyWarmsTheCache(t *testing.T) {
 	require.Equal(t, "hello from Go\n", string(res.Stdout))
 	require.Error(t, p.Compile(context.Background(), "junk", modulePath(t, fixtures.Hello)+"-missing"))
 }
+
+// A worker restart (a new pool on the same cache directory) runs a large
+// module from wazero's on-disk cache: nothing is compiled again, so nothing
+// new is written to the cache.
+func TestCompiledCodeSurvivesARestart(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cache := t.TempDir()
+	path := modulePath(t, fixtures.GoHello) // 2.2 MB
+	req := executor.Request{ModuleKey: "gohello", ModulePath: path, Function: "_start",
+		Timeout: 10 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100}
+
+	first, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: cache})
+	require.NoError(t, err)
+	res, err := first.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status)
+	require.Positive(t, res.CompileTime, "the first run compiled")
+	res, err = first.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Zero(t, res.CompileTime, "the second run found it in the child's cache")
+	first.Close()
+	before := snapshot(t, cache)
+	require.NotEmpty(t, before)
+
+	second, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: cache})
+	require.NoError(t, err)
+	t.Cleanup(second.Close)
+	res, err = second.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, "hello from Go\n", string(res.Stdout))
+	require.Equal(t, before, snapshot(t, cache), "the restarted worker compiled nothing")
+}
+
+func snapshot(t *testing.T, dir string) map[string]time.Time {
+	t.Helper()
+	files := map[string]time.Time{}
+	require.NoError(t, filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files[path] = info.ModTime()
+		}
+		return err
+	}))
+	return files
+}
