@@ -11,7 +11,7 @@ GOLANGCI_VER := v2.15.0
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME     ?= 10s
 
-.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz lint-deploy deps clean help
+.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench lint-deploy deps clean help
 
 all: build
 
@@ -35,6 +35,9 @@ test: ## run the whole test suite (with -race) against real Postgres and Redis
 test-short: ## the suite without -race
 	bash scripts/deps.sh
 	$(GO) test -count=1 ./...
+
+bench: ## sandbox benchmarks against uninterrupted wazero (results: docs/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./worker/sandbox/
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -63,13 +63,17 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 	}
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriterSize(out, 64<<10)
-	send := func(kind wire.Kind, payload []byte) error {
+	// send queues a frame; flush sends what is queued.
+	send := func(kind wire.Kind, payload []byte, flush bool) error {
 		if err := wire.WriteFrame(w, kind, payload); err != nil {
 			return err
 		}
+		if !flush {
+			return nil
+		}
 		return w.Flush()
 	}
-	if err := send(wire.Ready, nil); err != nil {
+	if err := send(wire.Ready, nil, true); err != nil {
 		return 1
 	}
 	for {
@@ -97,7 +101,7 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 	}
 }
 
-func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, send func(wire.Kind, []byte) error) error {
+func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, send func(wire.Kind, []byte, bool) error) error {
 	compileStart := time.Now()
 	compiled := false
 	cm, err := engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) {
@@ -116,7 +120,7 @@ func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, se
 	case err != nil:
 		return err // the module file is missing: a platform problem
 	}
-	if err := send(wire.Compiled, nil); err != nil {
+	if err := send(wire.Compiled, nil, true); err != nil {
 		return err
 	}
 	if cm != nil && !req.CompileOnly {
@@ -137,13 +141,14 @@ func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, se
 	if err != nil {
 		return err
 	}
-	if err := send(wire.Result, b); err != nil {
+	// The outcome leaves in one write.
+	if err := send(wire.Result, b, false); err != nil {
 		return err
 	}
-	if err := send(wire.Stdout, res.Stdout); err != nil {
+	if err := send(wire.Stdout, res.Stdout, false); err != nil {
 		return err
 	}
-	return send(wire.Stderr, res.Stderr)
+	return send(wire.Stderr, res.Stderr, true)
 }
 
 // watchParent exits when the worker is gone (the child was re-parented),

@@ -1,0 +1,165 @@
+package sandbox_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox"
+)
+
+// The sandbox against its floor: the same module run by an uninterrupted
+// wazero engine in this process (compiled once, instantiate + run + close per
+// iteration), and by the interruptible in-process executor it replaced.
+//
+//	go test -run '^$' -bench . -benchtime 2s ./worker/sandbox/
+
+func benchRequest(b *testing.B, fixture string, args ...string) executor.Request {
+	b.Helper()
+	path := b.TempDir() + "/" + fixture + ".wasm"
+	require.NoError(b, os.WriteFile(path, fixtures.Bytes(fixture), 0o600))
+	return executor.Request{ModuleKey: fixture, ModulePath: path, Module: fixtures.Bytes(fixture), Function: "_start",
+		Args: args, Timeout: time.Minute, MemoryLimitMB: 64, MaxOutputBytes: 1 << 20}
+}
+
+func benchModes(b *testing.B, req executor.Request, want string) {
+	ctx := context.Background()
+	b.Run("raw", func(b *testing.B) {
+		engine, err := executor.NewEngine(ctx, executor.EngineConfig{})
+		require.NoError(b, err)
+		defer func() { _ = engine.Close(ctx) }()
+		cm, err := engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) { return req.Module, nil })
+		require.NoError(b, err)
+		for b.Loop() {
+			res := engine.Run(ctx, cm, req)
+			if string(res.Stdout) != want {
+				b.Fatalf("got %q", res.Stdout)
+			}
+		}
+	})
+	b.Run("sandbox", func(b *testing.B) {
+		exe, err := os.Executable()
+		require.NoError(b, err)
+		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
+		require.NoError(b, err)
+		defer pool.Close()
+		_, err = pool.Execute(ctx, req) // compile outside the measurement
+		require.NoError(b, err)
+		for b.Loop() {
+			res, err := pool.Execute(ctx, req)
+			if err != nil || string(res.Stdout) != want {
+				b.Fatalf("got %q %v", res.Stdout, err)
+			}
+		}
+	})
+	b.Run("inprocess-interruptible", func(b *testing.B) {
+		ex := executor.NewInProcess("")
+		_, err := ex.Execute(ctx, req)
+		require.NoError(b, err)
+		for b.Loop() {
+			res, err := ex.Execute(ctx, req)
+			if err != nil || string(res.Stdout) != want {
+				b.Fatalf("got %q %v", res.Stdout, err)
+			}
+		}
+	})
+}
+
+func BenchmarkHello(b *testing.B) {
+	benchModes(b, benchRequest(b, fixtures.Hello), "hello, world\n")
+}
+
+func BenchmarkFib32(b *testing.B) {
+	benchModes(b, benchRequest(b, fixtures.Fib, "32"), "2178309\n")
+}
+
+func BenchmarkLoop200M(b *testing.B) {
+	benchModes(b, benchRequest(b, fixtures.CPULoop), loopResult(b))
+}
+
+// loopResult is what cpuloop prints for its default count.
+func loopResult(b *testing.B) string {
+	b.Helper()
+	ctx := context.Background()
+	engine, err := executor.NewEngine(ctx, executor.EngineConfig{})
+	require.NoError(b, err)
+	defer func() { _ = engine.Close(ctx) }()
+	req := benchRequest(b, fixtures.CPULoop)
+	cm, err := engine.Compile(ctx, "", func() ([]byte, error) { return req.Module, nil })
+	require.NoError(b, err)
+	return string(engine.Run(ctx, cm, req).Stdout)
+}
+
+// BenchmarkLargeModuleFirstRun: the first run of a 2.2 MB module in a fresh
+// worker (cold: compiles), and in a restarted worker on the same cache
+// directory (warm: loads compiled code from disk).
+func BenchmarkLargeModuleFirstRun(b *testing.B) {
+	ctx := context.Background()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	req := benchRequest(b, fixtures.GoHello)
+	for _, mode := range []string{"cold", "restarted"} {
+		b.Run(mode, func(b *testing.B) {
+			cache := b.TempDir()
+			if mode == "restarted" {
+				warm, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: cache})
+				require.NoError(b, err)
+				_, err = warm.Execute(ctx, req)
+				require.NoError(b, err)
+				warm.Close()
+			}
+			var compile time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				dir := cache
+				if mode == "cold" {
+					dir = b.TempDir()
+				}
+				pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: dir})
+				require.NoError(b, err)
+				b.StartTimer()
+				res, err := pool.Execute(ctx, req)
+				b.StopTimer()
+				require.NoError(b, err)
+				require.Equal(b, "hello from Go\n", string(res.Stdout))
+				compile += res.CompileTime
+				pool.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(compile.Microseconds())/float64(b.N), "compile-µs/op")
+		})
+	}
+}
+
+// BenchmarkTimeoutOvershoot: how long past a 100 ms timeout an infinite
+// loop's job ends (the child killed and reaped).
+func BenchmarkTimeoutOvershoot(b *testing.B) {
+	ctx := context.Background()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
+	require.NoError(b, err)
+	defer pool.Close()
+	req := benchRequest(b, fixtures.Loop)
+	req.Timeout = 100 * time.Millisecond
+	var over, worst time.Duration
+	for b.Loop() {
+		for len(pool.PIDs()) == 0 { // the replacement of the last killed child
+			time.Sleep(time.Millisecond)
+		}
+		start := time.Now()
+		res, err := pool.Execute(ctx, req)
+		elapsed := time.Since(start)
+		require.NoError(b, err)
+		require.Equal(b, executor.TimedOut, res.Status)
+		over += elapsed - req.Timeout
+		worst = max(worst, elapsed-req.Timeout)
+	}
+	b.ReportMetric(float64(over.Microseconds())/float64(b.N)/1000, "overshoot-ms/op")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-overshoot-ms")
+}
