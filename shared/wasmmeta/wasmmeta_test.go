@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
@@ -63,4 +64,16 @@ func FuzzInspect(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkInspectLarge validates the 2.2 MB Go-built fixture: the cost of
+// upload validation per MB (interpreter decoding, no native code).
+func BenchmarkInspectLarge(b *testing.B) {
+	in := wasmmeta.NewInspector(context.Background())
+	bin := fixtures.Bytes(fixtures.GoHello)
+	for b.Loop() {
+		if _, err := in.Inspect(context.Background(), bin); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
