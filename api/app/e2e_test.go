@@ -26,8 +26,9 @@ const adminToken = "test-admin-token-0123456789"
 // platform is a real API and a real worker, started in-process on :0 against
 // the test's own Postgres database and Redis queue namespace.
 type platform struct {
-	t       *testing.T
-	baseURL string
+	t         *testing.T
+	baseURL   string
+	workerURL string
 }
 
 func startPlatform(t *testing.T) *platform {
@@ -55,7 +56,7 @@ func startPlatform(t *testing.T) *platform {
 		w.Shutdown()
 		_ = api.Shutdown(context.Background())
 	})
-	return &platform{t: t, baseURL: "http://" + api.Addr()}
+	return &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr()}
 }
 
 type response struct {
@@ -553,6 +554,20 @@ func TestHealth(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.Status, "%s: %s", path, res.Body)
 	}
 	require.Contains(t, string(p.do(http.MethodGet, "/metrics", "", "", nil).Body), "wasmwizard_http_request_duration_seconds")
+
+	// The worker's own endpoints.
+	key := p.account("free")
+	p.run(key, fixtures.Hello, nil)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		res, err := http.Get(p.workerURL + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, body)
+		if path == "/metrics" {
+			require.Contains(t, string(body), `wasmwizard_jobs_finished_total{error_code="",status="succeeded"} 1`)
+		}
+	}
 }
 
 func TestSubcommands(t *testing.T) {

@@ -241,23 +241,31 @@ func workerID() string {
 type metrics struct {
 	finished *prometheus.CounterVec
 	run      *prometheus.HistogramVec
+	compile  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wasmwizard_jobs_finished_total", Help: "Jobs this worker finished, by final status.",
-		}, []string{"status"}),
+			Name: "wasmwizard_jobs_finished_total", Help: "Jobs this worker finished, by final status and error code (sandbox_crashed, timeout, memory_limit, ...).",
+		}, []string{"status", "error_code"}),
 		run: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wasmwizard_job_run_seconds", Help: "Time from the start of a job's execution to its end.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.finished, m.run)
+	m.compile = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "wasmwizard_module_compile_seconds", Help: "Compilations a job had to wait for (cache misses in the sandbox child).",
+		Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	})
+	reg.MustRegister(m.finished, m.run, m.compile)
 	return m
 }
 
-func (m *metrics) JobFinished(status string, run time.Duration) {
-	m.finished.WithLabelValues(status).Inc()
+func (m *metrics) JobFinished(status, errorCode string, run, compile time.Duration) {
+	m.finished.WithLabelValues(status, errorCode).Inc()
+	if compile > 0 {
+		m.compile.Observe(compile.Seconds())
+	}
 	m.run.WithLabelValues(status).Observe(run.Seconds())
 }

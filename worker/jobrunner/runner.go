@@ -25,7 +25,7 @@ const writeTimeout = 10 * time.Second
 
 // Observer is told about every finished run (metrics).
 type Observer interface {
-	JobFinished(status string, run time.Duration)
+	JobFinished(status, errorCode string, run, compile time.Duration)
 }
 
 // Modules gives the local file holding a module's bytes.
@@ -160,7 +160,7 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	if r.obs != nil {
-		r.obs.JobFinished(res.Status, res.RunTime)
+		r.obs.JobFinished(res.Status, res.ErrorCode, res.RunTime, res.CompileTime)
 	}
 	log.Info("job finished", zap.String("status", res.Status), zap.String("error_code", res.ErrorCode),
 		zap.Duration("run", res.RunTime))
