@@ -26,6 +26,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
+	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -212,15 +213,10 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	rdb, err := redisconn.Open(cfg.RedisURL)
 	if err != nil {
 		_ = st.Close()
-		return nil, fmt.Errorf("WIZARD_REDIS_URL: %w", err)
-	}
-	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		_ = st.Close()
-		return nil, errors.New("unsupported Redis connection option")
+		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -229,6 +225,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
+	redisconn.CheckConfig(pctx, rdb, log)
 	a := &API{cfg: cfg, store: st, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb),
 		inspect: wasmmeta.NewInspector(ctx), done: make(chan error, 1)}
 

@@ -16,7 +16,7 @@ type accountView struct {
 	ID            uuid.UUID `json:"id"`
 	Name          string    `json:"name"`
 	Tier          string    `json:"tier"`
-	WebhookSecret string    `json:"webhook_secret"`
+	WebhookSecret string    `json:"webhook_secret,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
@@ -67,6 +67,7 @@ func (s *Server) adminListAccounts(c echo.Context) error {
 	out := make([]accountView, len(as))
 	for i, a := range as {
 		out[i] = viewAccount(a)
+		out[i].WebhookSecret = "" // shown at creation and to the account itself only
 	}
 	return c.JSON(http.StatusOK, map[string]any{"data": out, "next_cursor": nil})
 }

@@ -149,7 +149,7 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 	}
 	for k, v := range req.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 || len(k)+len(v) > maxEnvBytes {
-			bad("env."+k, "names must be non-empty without '=' or NUL; values without NUL; at most %d bytes each", maxEnvBytes)
+			bad("env."+k, "names must be non-empty without '=' or NUL, values without NUL, name and value together at most %d bytes", maxEnvBytes)
 		}
 	}
 	switch {

@@ -35,6 +35,9 @@ func (s *Server) createModule(c echo.Context) error {
 	if r.ContentLength > 0 && r.ContentLength > limit+64<<10 {
 		return tooLarge(limit)
 	}
+	// The whole body, form fields included, is capped a little above the
+	// module limit.
+	r.Body = &limitedBody{rc: r.Body, left: limit + 64<<10, limit: limit + 64<<10}
 	name := c.QueryParam("name")
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil {

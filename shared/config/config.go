@@ -190,7 +190,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		Concurrency:     r.integer("WIZARD_WORKER_CONCURRENCY", 2, 1, 1024),
 		DataDir:         r.str("WIZARD_DATA_DIR", DefaultDataDir),
 		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", 100*time.Millisecond, time.Millisecond, time.Minute),
-		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, 0, time.Hour),
+		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, time.Hour),
 		Executor:        r.oneOf("WIZARD_EXECUTOR", "sandbox", "sandbox", "inprocess"),
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),

@@ -194,7 +194,7 @@ func (s *Store) ClaimJob(ctx context.Context, id uuid.UUID, workerID string) (Jo
 			RETURNING `+jobColumns+`
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
-			SELECT account_id, 'worker:' || $2, 'job.started', 'job', id::text, id,
+			SELECT account_id, 'worker', 'job.started', 'job', id::text, id,
 				jsonb_build_object('attempt', attempts) FROM claimed
 		)
 		SELECT * FROM claimed`, id, workerID, ClaimGrace.Seconds())
@@ -232,9 +232,10 @@ type Result struct {
 	RunMS           int
 }
 
-// FinishJob writes a terminal result for the given attempt, with its
-// "job.finished" row. It reports false (and changes nothing) if the job is no
-// longer running that attempt: a terminal job is never overwritten.
+// FinishJob writes a terminal result for the given attempt by workerID, with
+// its "job.finished" row. It reports false (and changes nothing) if the job is
+// no longer running that attempt on that worker: a terminal job is never
+// overwritten.
 func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
 	if !Terminal(r.Status) {
 		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
@@ -249,12 +250,12 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 			UPDATE jobs SET status = $3, exit_code = $4, stdout = $5, stderr = $6,
 				stdout_truncated = $7, stderr_truncated = $8, return_values = $9,
 				error_code = NULLIF($10, ''), error_message = NULLIF($11, ''),
-				memory_peak_bytes = $12, run_ms = $13, finished_at = now(), updated_at = now()
-			WHERE id = $1 AND status = 'running' AND attempts = $2
+				memory_peak_bytes = NULLIF($12, 0), run_ms = $13, finished_at = now(), updated_at = now()
+			WHERE id = $1 AND status = 'running' AND attempts = $2 AND worker_id = $14
 			RETURNING account_id, id, status, error_code, exit_code, attempts
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
-			SELECT account_id, 'worker:' || $14, 'job.finished', 'job', id::text, id,
+			SELECT account_id, 'worker', 'job.finished', 'job', id::text, id,
 				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
 					'error_code', error_code, 'exit_code', exit_code)) FROM done
 		)
@@ -275,11 +276,11 @@ func (s *Store) ReleaseJob(ctx context.Context, id uuid.UUID, attempt int, worke
 	err := s.db.GetContext(ctx, &n, `
 		WITH back AS (
 			UPDATE jobs SET status = 'queued', worker_id = NULL, updated_at = now()
-			WHERE id = $1 AND status = 'running' AND attempts = $2
+			WHERE id = $1 AND status = 'running' AND attempts = $2 AND worker_id = $3
 			RETURNING account_id, id, attempts
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
-			SELECT account_id, 'worker:' || $3, 'job.requeued', 'job', id::text, id,
+			SELECT account_id, 'worker', 'job.requeued', 'job', id::text, id,
 				jsonb_build_object('attempt', attempts) FROM back
 		)
 		SELECT count(*) FROM back`, id, attempt, workerID)

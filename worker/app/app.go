@@ -22,9 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
+	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
@@ -78,34 +80,35 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 
 // Worker is a running worker.
 type Worker struct {
-	cfg   config.Worker
-	log   *zap.Logger
-	store *store.Store
-	rdb   redis.UniversalClient
-	srv   *asynq.Server
-	http  *http.Server
-	ln    net.Listener
-	queue string
-	pool  *sandbox.Pool
-	ID    string
+	cfg    config.Worker
+	log    *zap.Logger
+	store  *store.Store
+	rdb    redis.UniversalClient
+	srv    *asynq.Server
+	http   *http.Server
+	ln     net.Listener
+	queue  string
+	pool   *sandbox.Pool
+	runner *jobrunner.Runner
+	ID     string
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
 // serving health and metrics on cfg.HTTPAddr.
 func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, error) {
+	// The worker holds database credentials; its sandbox children, running
+	// as the same user, must not be able to read its memory or environment.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("could not make the worker non-dumpable", zap.Error(err))
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxOpenConns)
 	if err != nil {
 		return nil, err
 	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	rdb, err := redisconn.Open(cfg.RedisURL)
 	if err != nil {
 		_ = st.Close()
-		return nil, fmt.Errorf("WIZARD_REDIS_URL: %w", err)
-	}
-	rdb, ok := redisOpt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		_ = st.Close()
-		return nil, errors.New("unsupported Redis connection option")
+		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -114,6 +117,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		_ = rdb.Close()
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
+	redisconn.CheckConfig(pctx, rdb, log)
 
 	cacheDir := filepath.Join(cfg.DataDir, "wazero-cache")
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
@@ -149,6 +153,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	deps.Observer = newMetrics(reg)
 
 	runner := jobrunner.New(deps)
+	w.runner = runner
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeRunJob, runner)
 	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)
@@ -160,10 +165,15 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		Logger:            log.Named("asynq").Sugar(),
 		LogLevel:          asynq.WarnLevel,
 		// A job that failed for a platform reason is retried soon; the job
-		// itself is still queued in Postgres.
-		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+		// itself is still queued in Postgres. A job busy elsewhere is looked
+		// at again every 5 s until its claim expires, without using retries.
+		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+			if errors.Is(err, jobrunner.ErrBusy) {
+				return 5 * time.Second
+			}
 			return min(time.Duration(n+1)*time.Second, 30*time.Second)
 		},
+		IsFailure: jobrunner.IsFailure,
 	})
 	if err := w.srv.Start(mux); err != nil {
 		w.close()
@@ -217,8 +227,9 @@ func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
 // connections.
 func (w *Worker) Shutdown() {
 	w.srv.Shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	w.runner.Wait(ctx)
 	_ = w.http.Shutdown(ctx)
 	w.close()
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -38,8 +39,17 @@ type Compiler interface {
 	Compile(ctx context.Context, key, path string) error
 }
 
+// ErrBusy is returned for a task whose job another worker holds a live claim
+// on. It is not a failure: the task is retried later without using up one of
+// its retries (see IsFailure).
+var ErrBusy = errors.New("job is running elsewhere")
+
+// IsFailure is asynq's Config.IsFailure: a busy job is not a failure.
+func IsFailure(err error) bool { return !errors.Is(err, ErrBusy) }
+
 // Runner handles tasks.TypeRunJob and tasks.TypeCompileModule.
 type Runner struct {
+	inflight sync.WaitGroup
 	store    *store.Store
 	exec     executor.Executor
 	modules  Modules
@@ -89,6 +99,8 @@ func (r *Runner) ProcessCompile(ctx context.Context, t *asynq.Task) error {
 
 // ProcessTask implements asynq.Handler.
 func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	r.inflight.Add(1)
+	defer r.inflight.Done()
 	p, err := tasks.ParseRunJob(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
@@ -104,7 +116,7 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil
 	case errors.Is(err, store.ErrJobBusy):
 		// Another worker holds a live claim; try again after it expires.
-		return fmt.Errorf("job %s is running elsewhere", p.JobID)
+		return fmt.Errorf("job %s: %w", p.JobID, ErrBusy)
 	case err != nil:
 		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
 	}
@@ -165,6 +177,21 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	log.Info("job finished", zap.String("status", res.Status), zap.String("error_code", res.ErrorCode),
 		zap.Duration("run", res.RunTime))
 	return nil
+}
+
+// Wait waits until no handler is running or ctx ends. asynq's Shutdown can
+// return while a cancelled handler is still writing its hand-back; the
+// worker waits for it before closing its database pool.
+func (r *Runner) Wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		r.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // handBack returns a claimed job to the queue after a platform failure, so the

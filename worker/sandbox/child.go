@@ -37,6 +37,9 @@ func IsChild() bool { return os.Getenv(EnvChild) == "1" }
 // ChildMain is the child's main loop: it reads Run frames from in and writes
 // frames to out until in closes. It returns the process exit code.
 func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
+	// Other processes of the same user (another child, after an escape) may
+	// not read this one's memory or environment through /proc or ptrace.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	if mb, _ := strconv.Atoi(os.Getenv(EnvMemoryMB)); mb > 0 {
 		// The OS backstop: whatever a guest does, this process cannot hold
 		// more private writable memory than this (heap, guest memories,

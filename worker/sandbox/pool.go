@@ -280,6 +280,11 @@ func (p *Pool) Compile(ctx context.Context, key, path string) error {
 
 func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duration) (executor.Result, error) {
 	start := time.Now()
+	// A missing module file is the platform's problem (the job is retried),
+	// not the guest's: check before a child trips over it.
+	if _, err := os.Stat(rr.ModulePath); err != nil {
+		return executor.Result{}, fmt.Errorf("sandbox: module file: %w", err)
+	}
 	var c *child
 	select {
 	case c = <-p.ready:

@@ -123,6 +123,7 @@ func TestCompileOnlyWarmsTheCache(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "hello from Go\n", string(res.Stdout))
 	require.Error(t, p.Compile(context.Background(), "junk", modulePath(t, fixtures.Hello)+"-missing"))
+	require.Len(t, p.PIDs(), 1, "a missing module file does not cost a child")
 }
 
 // A worker restart (a new pool on the same cache directory) runs a large

@@ -1,0 +1,43 @@
+// Package redisconn opens the Redis client both binaries share with asynq,
+// from a redis:// or rediss:// URL (user name, password, database and TLS
+// included), with timeouts short enough that an outage surfaces as an error
+// within a second or two rather than a hang.
+package redisconn
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Open parses url and returns a client; it does not connect.
+func Open(url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("WIZARD_REDIS_URL: %w", err)
+	}
+	opt.DialTimeout = time.Second
+	opt.ReadTimeout = 2 * time.Second
+	opt.WriteTimeout = 2 * time.Second
+	return redis.NewClient(opt), nil
+}
+
+// CheckConfig warns loudly when Redis may evict keys: asynq's tasks would
+// silently disappear (the reconciler re-enqueues them, but only after a
+// delay). A managed Redis that hides CONFIG is reported at info level.
+func CheckConfig(ctx context.Context, rdb redis.UniversalClient, log *zap.Logger) {
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		log.Info("could not read Redis maxmemory-policy; make sure it is noeviction", zap.Error(err))
+		return
+	}
+	policy := res["maxmemory-policy"]
+	if policy != "" && !strings.EqualFold(policy, "noeviction") {
+		log.Warn("REDIS MAY EVICT QUEUED TASKS: maxmemory-policy is not noeviction; set `maxmemory-policy noeviction`",
+			zap.String("maxmemory-policy", policy))
+	}
+}
