@@ -85,23 +85,24 @@ func (in *Inspector) Inspect(ctx context.Context, bin []byte) (Meta, error) {
 	if !bytes.Equal(bin[4:8], magic[4:8]) {
 		return Meta{}, &InvalidError{Reason: fmt.Sprintf("unsupported WebAssembly binary version % x (want 01 00 00 00)", bin[4:8])}
 	}
+	if err := precheck(bin); err != nil {
+		return Meta{}, &InvalidError{Reason: "invalid WebAssembly module: " + err.Error()}
+	}
 	cm, err := in.rt.CompileModule(ctx, bin)
 	if err != nil {
 		return Meta{}, &InvalidError{Reason: "invalid WebAssembly module: " + err.Error()}
 	}
 	defer func() { _ = cm.Close(ctx) }()
-	return describe(cm)
+	imports, err := parseImports(bin)
+	if err != nil {
+		return Meta{}, &InvalidError{Reason: "invalid WebAssembly module: " + err.Error()}
+	}
+	return describe(cm, imports)
 }
 
-func describe(cm wazero.CompiledModule) (Meta, error) {
-	var m Meta
-	for _, f := range cm.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		m.Imports = append(m.Imports, Import{Module: mod, Name: name, Kind: "function"})
-	}
+func describe(cm wazero.CompiledModule, imports []Import) (Meta, error) {
+	m := Meta{Imports: imports}
 	for _, mem := range cm.ImportedMemories() {
-		mod, name, _ := mem.Import()
-		m.Imports = append(m.Imports, Import{Module: mod, Name: name, Kind: "memory"})
 		m.MemoryMinPages = mem.Min()
 	}
 	for _, imp := range m.Imports {

@@ -77,3 +77,26 @@ func BenchmarkInspectLarge(b *testing.B) {
 		}
 	}
 }
+
+func TestImportsOfEveryKindAreChecked(t *testing.T) {
+	t.Parallel()
+	in := wasmmeta.NewInspector(context.Background())
+	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	// (module (import "env" "g" (global i32)))
+	global := append(append([]byte{}, minimal...), 0x02, 0x0a, 0x01, 0x03, 'e', 'n', 'v', 0x01, 'g', 0x03, 0x7f, 0x00)
+	// (module (import "env" "t" (table 1 funcref)))
+	table := append(append([]byte{}, minimal...), 0x02, 0x0b, 0x01, 0x03, 'e', 'n', 'v', 0x01, 't', 0x01, 0x70, 0x00, 0x01)
+	for name, bin := range map[string][]byte{"global": global, "table": table} {
+		_, err := in.Inspect(context.Background(), bin)
+		var inv *wasmmeta.InvalidError
+		require.True(t, errors.As(err, &inv), "%s: %v", name, err)
+		require.Contains(t, inv.Reason, `imports `+name+` "`, name)
+	}
+	m, err := in.Inspect(context.Background(), fixtures.Bytes(fixtures.Hello))
+	require.NoError(t, err)
+	require.NotEmpty(t, m.Imports)
+	for _, imp := range m.Imports {
+		require.Equal(t, wasmmeta.WASIModule, imp.Module)
+		require.Equal(t, "function", imp.Kind)
+	}
+}

@@ -1,0 +1,186 @@
+package wasmmeta
+
+import (
+	"errors"
+	"fmt"
+)
+
+// errMalformed is returned for bytes that do not follow the binary format.
+var errMalformed = errors.New("malformed module")
+
+// parseImports reads the import section of a module binary: every import's
+// module, name and kind, including tables and globals (which wazero's API
+// does not list). It is run on modules wazero has validated, but it trusts
+// nothing: every read is bounds-checked.
+func parseImports(bin []byte) ([]Import, error) {
+	r := &reader{b: bin, off: 8} // after magic and version
+	var out []Import
+	for r.off < len(r.b) {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if int(size) > len(r.b)-r.off {
+			return nil, errMalformed
+		}
+		if id != 2 { // not the import section
+			r.off += int(size)
+			continue
+		}
+		sec := &reader{b: r.b[:r.off+int(size)], off: r.off}
+		count, err := sec.u32()
+		if err != nil {
+			return nil, err
+		}
+		for i := uint32(0); i < count; i++ {
+			mod, err := sec.name()
+			if err != nil {
+				return nil, err
+			}
+			name, err := sec.name()
+			if err != nil {
+				return nil, err
+			}
+			kind, err := sec.byte()
+			if err != nil {
+				return nil, err
+			}
+			imp := Import{Module: mod, Name: name}
+			switch kind {
+			case 0x00:
+				imp.Kind = "function"
+				_, err = sec.u32()
+			case 0x01:
+				imp.Kind = "table"
+				if _, err = sec.byte(); err == nil {
+					err = sec.limits()
+				}
+			case 0x02:
+				imp.Kind = "memory"
+				err = sec.limits()
+			case 0x03:
+				imp.Kind = "global"
+				if _, err = sec.byte(); err == nil {
+					_, err = sec.byte()
+				}
+			default:
+				return nil, fmt.Errorf("%w: import kind 0x%02x", errMalformed, kind)
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, imp)
+		}
+		return out, nil
+	}
+	return out, nil
+}
+
+// precheck walks the section headers before wazero decodes anything: every
+// section must fit in the module, and every section that starts with a
+// vector must not claim more elements than it has bytes. wazero allocates a
+// slice of the claimed length up front, so without this a 40-byte upload can
+// ask the API for hundreds of gigabytes (found by FuzzInspect).
+func precheck(bin []byte) error {
+	r := &reader{b: bin, off: 8}
+	for r.off < len(r.b) {
+		id, err := r.byte()
+		if err != nil {
+			return err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if int(size) > len(r.b)-r.off {
+			return fmt.Errorf("%w: section %d claims %d bytes, %d remain", errMalformed, id, size, len(r.b)-r.off)
+		}
+		end := r.off + int(size)
+		switch id {
+		case 1, 2, 3, 4, 5, 6, 7, 9, 10, 11: // sections that are vectors
+			sec := &reader{b: r.b[:end], off: r.off}
+			count, err := sec.u32()
+			if err != nil {
+				return err
+			}
+			if uint64(count) > uint64(size) {
+				return fmt.Errorf("%w: section %d claims %d entries in %d bytes", errMalformed, id, count, size)
+			}
+		case 12: // data count
+			sec := &reader{b: r.b[:end], off: r.off}
+			count, err := sec.u32()
+			if err != nil {
+				return err
+			}
+			if uint64(count) > uint64(len(bin)) {
+				return fmt.Errorf("%w: data count %d", errMalformed, count)
+			}
+		}
+		r.off = end
+	}
+	return nil
+}
+
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) byte() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, errMalformed
+	}
+	c := r.b[r.off]
+	r.off++
+	return c, nil
+}
+
+// u32 reads an unsigned LEB128 of at most 5 bytes.
+func (r *reader) u32() (uint32, error) {
+	var v uint32
+	for shift := 0; shift < 35; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		if shift == 28 && c > 0x0f {
+			return 0, errMalformed
+		}
+		v |= uint32(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, errMalformed
+}
+
+func (r *reader) name() (string, error) {
+	n, err := r.u32()
+	if err != nil {
+		return "", err
+	}
+	if int(n) > len(r.b)-r.off {
+		return "", errMalformed
+	}
+	s := string(r.b[r.off : r.off+int(n)])
+	r.off += int(n)
+	return s, nil
+}
+
+func (r *reader) limits() error {
+	flags, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if _, err := r.u32(); err != nil {
+		return err
+	}
+	if flags&1 != 0 {
+		_, err = r.u32()
+	}
+	return err
+}
