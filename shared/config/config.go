@@ -76,6 +76,19 @@ type Worker struct {
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
 	// CompileTimeout bounds one module's compilation.
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
+	// ReconcileInterval is the pause between reconciler passes (0: off).
+	ReconcileInterval time.Duration // WIZARD_RECONCILE_INTERVAL, default 10s
+	// ReconcileQueuedAfter is how long a job may sit queued before the
+	// reconciler makes sure its task is in Redis.
+	ReconcileQueuedAfter time.Duration // WIZARD_RECONCILE_QUEUED_AFTER, default 30s
+	// ReconcileRunningGrace is added to a running job's timeout before its
+	// worker is presumed lost.
+	ReconcileRunningGrace time.Duration // WIZARD_RECONCILE_RUNNING_GRACE, default 2m
+	// MaxAttempts is how many workers may be lost running one job before it
+	// ends failed with worker_lost.
+	MaxAttempts int // WIZARD_MAX_ATTEMPTS, default 3
+	// Retention is how long finished jobs and audit rows are kept (0: forever).
+	Retention time.Duration // WIZARD_RETENTION, default 720h (30 days)
 	// SandboxCommand starts a sandbox child; empty means this executable
 	// with the "sandbox" argument. Not read from the environment.
 	SandboxCommand []string
@@ -195,6 +208,16 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
+
+		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
+		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),
+		ReconcileRunningGrace: r.duration("WIZARD_RECONCILE_RUNNING_GRACE", 2*time.Minute, 10*time.Second, 24*time.Hour),
+		MaxAttempts:           r.integer("WIZARD_MAX_ATTEMPTS", 3, 1, 100),
+		Retention:             r.duration("WIZARD_RETENTION", 720*time.Hour, 0, 100*365*24*time.Hour),
+	}
+	if c.ReconcileRunningGrace < c.CompileTimeout+10*time.Second {
+		r.errs = append(r.errs, fmt.Errorf("WIZARD_RECONCILE_RUNNING_GRACE=%s must exceed WIZARD_COMPILE_TIMEOUT=%s by at least 10s, or jobs still compiling would be taken from live workers",
+			c.ReconcileRunningGrace, c.CompileTimeout))
 	}
 	if c.SandboxMemoryMB > 0 && c.SandboxMemoryMB < 768 {
 		r.errs = append(r.errs, fmt.Errorf("WIZARD_SANDBOX_MEMORY_MB=%d: too low for a Go process and a guest; use at least 768 (or 0 for no limit)", c.SandboxMemoryMB))

@@ -32,6 +32,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
+	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
@@ -91,6 +92,9 @@ type Worker struct {
 	pool   *sandbox.Pool
 	runner *jobrunner.Runner
 	ID     string
+
+	stopReconciler func()
+	reconcilerDone chan struct{}
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
@@ -180,6 +184,20 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
 
+	if cfg.ReconcileInterval > 0 {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w.stopReconciler = cancel
+		rec := reconciler.New(reconciler.Config{
+			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
+			RunningGrace: cfg.ReconcileRunningGrace, MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
+		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))
+		w.reconcilerDone = make(chan struct{})
+		go func() {
+			defer close(w.reconcilerDone)
+			rec.Run(rctx)
+		}()
+	}
+
 	w.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		w.srv.Shutdown()
@@ -226,6 +244,10 @@ func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
 // grace period (asynq hands unfinished ones back to the queue) and closes
 // connections.
 func (w *Worker) Shutdown() {
+	if w.stopReconciler != nil {
+		w.stopReconciler()
+		<-w.reconcilerDone
+	}
 	w.srv.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// QueuedRef names a job that must be on the queue.
+type QueuedRef struct {
+	ID        uuid.UUID `db:"id"`
+	Queue     string    `db:"queue"`
+	TimeoutMS int       `db:"timeout_ms"`
+}
+
+// TouchStaleQueued returns up to limit jobs that have been queued, untouched,
+// for longer than after, and marks them checked (updated_at) so that the next
+// pass skips them for another period. Their tasks may have been lost by
+// Redis; the caller enqueues them again (the task ID makes that idempotent).
+func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit int) ([]QueuedRef, error) {
+	var refs []QueuedRef
+	err := s.db.SelectContext(ctx, &refs, `
+		UPDATE jobs SET updated_at = now()
+		WHERE id IN (
+			SELECT id FROM jobs
+			WHERE status = 'queued' AND updated_at < now() - make_interval(secs => $1)
+			ORDER BY updated_at LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		RETURNING id, queue, timeout_ms`, after.Seconds(), limit)
+	return refs, wrapDB(err, "find stale queued jobs")
+}
+
+// Recovered is the outcome of RecoverAbandoned.
+type Recovered struct {
+	Requeued []QueuedRef
+	Failed   int
+}
+
+// RecoverAbandoned finds running jobs whose attempt started longer ago than
+// their timeout plus grace (their worker is gone). A job with attempts left
+// goes back to queued (audit "job.requeued", reason worker_lost); a job that
+// has used maxAttempts ends failed with worker_lost.
+func (s *Store) RecoverAbandoned(ctx context.Context, grace time.Duration, maxAttempts, limit int) (Recovered, error) {
+	var rows []struct {
+		QueuedRef
+		Outcome string `db:"outcome"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `
+		WITH stuck AS (
+			SELECT id FROM jobs
+			WHERE status = 'running' AND started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $1)
+			ORDER BY started_at LIMIT $3
+			FOR UPDATE SKIP LOCKED
+		), back AS (
+			UPDATE jobs j SET status = 'queued', worker_id = NULL, updated_at = now()
+			FROM stuck WHERE j.id = stuck.id AND j.attempts < $2
+			RETURNING j.id, j.queue, j.timeout_ms, j.account_id, j.attempts
+		), dead AS (
+			UPDATE jobs j SET status = 'failed', error_code = 'worker_lost',
+				error_message = 'the worker running this job was lost on every attempt',
+				finished_at = now(), updated_at = now()
+			FROM stuck WHERE j.id = stuck.id AND j.attempts >= $2
+			RETURNING j.id, j.account_id, j.attempts
+		), ev_back AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
+			SELECT account_id, 'reconciler', 'job.requeued', 'job', id::text, id,
+				jsonb_build_object('attempt', attempts, 'reason', 'worker_lost') FROM back
+		), ev_dead AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
+			SELECT account_id, 'reconciler', 'job.finished', 'job', id::text, id,
+				jsonb_build_object('attempt', attempts, 'status', 'failed', 'error_code', 'worker_lost') FROM dead
+		)
+		SELECT id, queue, timeout_ms, 'requeued' AS outcome FROM back
+		UNION ALL
+		SELECT id, '', 0, 'failed' FROM dead`, grace.Seconds(), maxAttempts, limit)
+	if err != nil {
+		return Recovered{}, wrapDB(err, "recover abandoned jobs")
+	}
+	var out Recovered
+	for _, r := range rows {
+		if r.Outcome == "failed" {
+			out.Failed++
+		} else {
+			out.Requeued = append(out.Requeued, r.QueuedRef)
+		}
+	}
+	return out, nil
+}
+
+// Purged counts what Purge removed.
+type Purged struct {
+	Jobs, Events, IdempotencyKeys, Modules, Blobs int64
+}
+
+// Purge removes, in batches of at most batch rows each: finished jobs older
+// than retention with their audit rows, other audit rows older than
+// retention, idempotency keys older than 24 h, deleted modules no job refers
+// to any more, and module contents no module refers to.
+func (s *Store) Purge(ctx context.Context, retention time.Duration, batch int) (Purged, error) {
+	var p Purged
+	secs := retention.Seconds()
+	steps := []struct {
+		n   *int64
+		sql string
+		arg []any
+	}{
+		{&p.Jobs, `
+			WITH old AS (
+				SELECT id FROM jobs WHERE finished_at < now() - make_interval(secs => $1) LIMIT $2
+			), ev AS (
+				DELETE FROM audit_events WHERE job_id IN (SELECT id FROM old)
+			)
+			DELETE FROM jobs WHERE id IN (SELECT id FROM old)`, []any{secs, batch}},
+		{&p.Events, `
+			DELETE FROM audit_events WHERE id IN (
+				SELECT id FROM audit_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)`, []any{secs, batch}},
+		{&p.IdempotencyKeys, `
+			DELETE FROM idempotency_keys WHERE (account_id, key) IN (
+				SELECT account_id, key FROM idempotency_keys WHERE created_at < now() - interval '24 hours' LIMIT $1)`, []any{batch}},
+		{&p.Modules, `
+			DELETE FROM modules m WHERE m.id IN (
+				SELECT id FROM modules WHERE deleted_at IS NOT NULL LIMIT $1)
+			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.module_id = m.id)`, []any{batch}},
+		// The hour's margin keeps content whose module row is being written.
+		{&p.Blobs, `
+			DELETE FROM module_blobs b WHERE b.sha256 IN (
+				SELECT sha256 FROM module_blobs WHERE created_at < now() - interval '1 hour' LIMIT $1)
+			AND NOT EXISTS (SELECT 1 FROM modules m WHERE m.sha256 = b.sha256)
+			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.module_sha256 = b.sha256 AND j.finished_at IS NULL)`, []any{batch}},
+	}
+	for _, st := range steps {
+		res, err := s.db.ExecContext(ctx, st.sql, st.arg...)
+		if err != nil {
+			return p, wrapDB(err, "purge")
+		}
+		*st.n, _ = res.RowsAffected()
+	}
+	return p, nil
+}
+
+// TryLock runs fn while holding a session-level advisory lock, if no one
+// else holds it; it reports whether fn ran. Several workers share one
+// reconciler this way.
+func (s *Store) TryLock(ctx context.Context, key int64, fn func(context.Context) error) (bool, error) {
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return false, wrapDB(err, "lock connection")
+	}
+	defer func() { _ = conn.Close() }()
+	var got bool
+	if err := conn.GetContext(ctx, &got, `SELECT pg_try_advisory_lock($1)`, key); err != nil {
+		return false, wrapDB(err, "try lock")
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		// A failed unlock ends with the connection: the lock is session-level.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return true, fn(ctx)
+}

@@ -1,0 +1,180 @@
+// Package reconciler keeps Redis in step with Postgres, the source of truth.
+// One worker at a time (a Postgres advisory lock) periodically
+//
+//   - re-enqueues jobs Postgres holds as queued whose task Redis lost (a
+//     flushed or failed-over Redis, an API that died between commit and
+//     enqueue);
+//   - returns jobs stuck running on a worker that is gone to the queue, or
+//     ends them failed with worker_lost once they have used their attempts;
+//   - purges finished jobs, audit rows and unreferenced module contents past
+//     the retention period.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+)
+
+// lockKey is the advisory lock that makes one reconciler active at a time.
+const lockKey = 0x5757524543 // "WWREC"
+
+// Config sets the reconciler's pace and thresholds.
+type Config struct {
+	// Interval between passes.
+	Interval time.Duration
+	// QueuedAfter is how long a job may sit queued before its task is
+	// checked (and enqueued again if missing).
+	QueuedAfter time.Duration
+	// RunningGrace is added to a running job's timeout before its worker is
+	// presumed gone. It must cover compilation and result writing.
+	RunningGrace time.Duration
+	// MaxAttempts is how many attempts a job gets before it ends failed with
+	// worker_lost.
+	MaxAttempts int
+	// Retention is how long finished jobs and audit rows are kept (0 keeps
+	// them forever).
+	Retention time.Duration
+	// Batch bounds the rows each step touches per pass.
+	Batch int
+}
+
+// Stats is what one pass did.
+type Stats struct {
+	Ran         bool // false when another instance holds the lock
+	Reenqueued  int
+	Requeued    int
+	FailedLost  int
+	Purged      store.Purged
+	EnqueueErrs int
+}
+
+// Reconciler runs passes.
+type Reconciler struct {
+	cfg       Config
+	store     *store.Store
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	log       *zap.Logger
+}
+
+// New returns a Reconciler.
+func New(cfg Config, st *store.Store, client *asynq.Client, inspector *asynq.Inspector, log *zap.Logger) *Reconciler {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	return &Reconciler{cfg: cfg, store: st, client: client, inspector: inspector, log: log}
+}
+
+// Run passes every Interval until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		st, err := r.Pass(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Warn("reconciler pass failed", zap.Error(err))
+		case st.Reenqueued+st.Requeued+st.FailedLost > 0 || st.Purged.Jobs > 0:
+			r.log.Info("reconciler pass", zap.Int("reenqueued", st.Reenqueued), zap.Int("requeued", st.Requeued),
+				zap.Int("failed_worker_lost", st.FailedLost), zap.Int64("purged_jobs", st.Purged.Jobs),
+				zap.Int64("purged_blobs", st.Purged.Blobs))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Pass does one round of work if no other instance is doing it.
+func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
+	var st Stats
+	ran, err := r.store.TryLock(ctx, lockKey, func(ctx context.Context) error {
+		rec, err := r.store.RecoverAbandoned(ctx, r.cfg.RunningGrace, r.cfg.MaxAttempts, r.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		st.Requeued, st.FailedLost = len(rec.Requeued), rec.Failed
+		for _, ref := range rec.Requeued {
+			if err := r.ensureQueued(ctx, ref); err != nil {
+				st.EnqueueErrs++
+				r.log.Warn("re-enqueue failed; the next pass retries", zap.String("job_id", ref.ID.String()), zap.Error(err))
+			}
+		}
+		stale, err := r.store.TouchStaleQueued(ctx, r.cfg.QueuedAfter, r.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		for _, ref := range stale {
+			added, err := r.ensureQueuedAdded(ctx, ref)
+			if err != nil {
+				st.EnqueueErrs++
+				r.log.Warn("re-enqueue failed; the next pass retries", zap.String("job_id", ref.ID.String()), zap.Error(err))
+				continue
+			}
+			if added {
+				st.Reenqueued++
+			}
+		}
+		if r.cfg.Retention > 0 {
+			if st.Purged, err = r.store.Purge(ctx, r.cfg.Retention, r.cfg.Batch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	st.Ran = ran
+	return st, err
+}
+
+func (r *Reconciler) ensureQueued(ctx context.Context, ref store.QueuedRef) error {
+	_, err := r.ensureQueuedAdded(ctx, ref)
+	return err
+}
+
+// ensureQueuedAdded makes sure the job's task is in Redis; it reports
+// whether it had to add it.
+func (r *Reconciler) ensureQueuedAdded(ctx context.Context, ref store.QueuedRef) (bool, error) {
+	task, err := tasks.NewRunJob(ref.ID, ref.Queue, time.Duration(ref.TimeoutMS)*time.Millisecond)
+	if err != nil {
+		return false, err
+	}
+	_, err = r.client.EnqueueContext(ctx, task)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, fmt.Errorf("enqueue: %w", err)
+	}
+	// A task with this ID exists. If asynq gave up on it (archived) or
+	// finished it while Postgres still says queued, replace it.
+	info, err := r.inspector.GetTaskInfo(ref.Queue, ref.ID.String())
+	if err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return false, nil // gone meanwhile: the next pass sees it again
+		}
+		return false, fmt.Errorf("inspect task: %w", err)
+	}
+	if info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted {
+		return false, nil
+	}
+	if err := r.inspector.DeleteTask(ref.Queue, ref.ID.String()); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return false, fmt.Errorf("delete stale task: %w", err)
+	}
+	if _, err := r.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, fmt.Errorf("enqueue: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,205 @@
+package reconciler_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/worker/reconciler"
+)
+
+type bundle struct {
+	st        *store.Store
+	rec       *reconciler.Reconciler
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	queue     string
+	account   store.Account
+	module    store.Module
+}
+
+func setup(t *testing.T, cfg reconciler.Config) bundle {
+	t.Helper()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	opt, err := asynq.ParseRedisURI(testenv.RedisURL())
+	require.NoError(t, err)
+	client, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
+	t.Cleanup(func() { _ = client.Close(); _ = inspector.Close() })
+	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
+	require.NoError(t, err)
+	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
+	require.NoError(t, err)
+	if cfg.QueuedAfter == 0 {
+		cfg.QueuedAfter = time.Minute
+	}
+	if cfg.RunningGrace == 0 {
+		cfg.RunningGrace = time.Minute
+	}
+	return bundle{st: st, rec: reconciler.New(cfg, st, client, inspector, zap.NewNop()), client: client,
+		inspector: inspector, queue: tasks.Queue(testenv.Namespace(t)), account: a, module: m}
+}
+
+func (b bundle) job(t *testing.T) store.Job {
+	t.Helper()
+	j, err := b.st.CreateJob(context.Background(), store.Actor{Name: "t"}, store.Job{
+		AccountID: b.account.ID, ModuleID: b.module.ID, ModuleSHA256: b.module.SHA256, Queue: b.queue,
+		Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100,
+	})
+	require.NoError(t, err)
+	return j
+}
+
+func (b bundle) age(t *testing.T, id any, column string, by time.Duration) {
+	t.Helper()
+	_, err := b.st.DB().ExecContext(context.Background(),
+		`UPDATE jobs SET `+column+` = `+column+` - make_interval(secs => $2) WHERE id = $1`, id, by.Seconds())
+	require.NoError(t, err)
+}
+
+func (b bundle) taskState(t *testing.T, id string) asynq.TaskState {
+	t.Helper()
+	info, err := b.inspector.GetTaskInfo(b.queue, id)
+	require.NoError(t, err)
+	return info.State
+}
+
+func TestLostTaskIsEnqueuedAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, reconciler.Config{})
+	j := b.job(t) // in Postgres, never enqueued: as if Redis lost it
+	fresh := b.job(t)
+	b.age(t, j.ID, "updated_at", 2*time.Minute)
+
+	st, err := b.rec.Pass(context.Background())
+	require.NoError(t, err)
+	require.True(t, st.Ran)
+	require.Equal(t, 1, st.Reenqueued, "only the stale job")
+	require.Equal(t, asynq.TaskStatePending, b.taskState(t, j.ID.String()))
+	_, err = b.inspector.GetTaskInfo(b.queue, fresh.ID.String())
+	require.ErrorIs(t, err, asynq.ErrTaskNotFound, "a job queued moments ago is left to the API")
+
+	st, err = b.rec.Pass(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, st.Reenqueued, "checked jobs wait another period")
+}
+
+func TestArchivedTaskIsReplaced(t *testing.T) {
+	t.Parallel()
+	b := setup(t, reconciler.Config{})
+	j := b.job(t)
+	task, err := tasks.NewRunJob(j.ID, b.queue, time.Second)
+	require.NoError(t, err)
+	_, err = b.client.Enqueue(task)
+	require.NoError(t, err)
+	require.NoError(t, b.inspector.ArchiveTask(b.queue, j.ID.String()))
+	b.age(t, j.ID, "updated_at", 2*time.Minute)
+
+	st, err := b.rec.Pass(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Reenqueued)
+	require.Equal(t, asynq.TaskStatePending, b.taskState(t, j.ID.String()))
+}
+
+func TestAbandonedRunningJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, reconciler.Config{MaxAttempts: 2})
+	retry, last, live := b.job(t), b.job(t), b.job(t)
+	for _, j := range []store.Job{retry, last, live} {
+		_, err := b.st.ClaimJob(ctx, j.ID, "gone")
+		require.NoError(t, err)
+	}
+	// last has already used its attempts.
+	_, err := b.st.DB().ExecContext(ctx, `UPDATE jobs SET attempts = 2 WHERE id = $1`, last.ID)
+	require.NoError(t, err)
+	b.age(t, retry.ID, "started_at", time.Hour)
+	b.age(t, last.ID, "started_at", time.Hour)
+
+	st, err := b.rec.Pass(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Requeued)
+	require.Equal(t, 1, st.FailedLost)
+
+	got, err := b.st.GetJob(ctx, b.account.ID, retry.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusQueued, got.Status)
+	require.Equal(t, asynq.TaskStatePending, b.taskState(t, retry.ID.String()))
+	got, err = b.st.GetJob(ctx, b.account.ID, last.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, "worker_lost", *got.ErrorCode)
+	got, err = b.st.GetJob(ctx, b.account.ID, live.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusRunning, got.Status, "a job within its time is left alone")
+
+	events, err := b.st.JobEvents(ctx, b.account.ID, retry.ID)
+	require.NoError(t, err)
+	require.Equal(t, "job.requeued", events[len(events)-1].Action)
+	require.Equal(t, "worker_lost", events[len(events)-1].Data["reason"])
+}
+
+func TestOneReconcilerAtATime(t *testing.T) {
+	t.Parallel()
+	b := setup(t, reconciler.Config{})
+	held := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		_, _ = b.st.TryLock(context.Background(), 0x5757524543, func(context.Context) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	st, err := b.rec.Pass(context.Background())
+	close(release)
+	require.NoError(t, err)
+	require.False(t, st.Ran)
+}
+
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, reconciler.Config{Retention: 24 * time.Hour})
+	old, recent := b.job(t), b.job(t)
+	for _, j := range []store.Job{old, recent} {
+		_, err := b.st.ClaimJob(ctx, j.ID, "w")
+		require.NoError(t, err)
+		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded})
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	b.age(t, old.ID, "finished_at", 48*time.Hour)
+	// A deleted module nothing refers to, and its content uploaded long ago.
+	other, _, err := b.st.CreateModule(ctx, store.Actor{Name: "t"}, b.account.ID, "echo", fixtures.Bytes(fixtures.Echo), wasmmeta.Meta{})
+	require.NoError(t, err)
+	_, err = b.st.DB().ExecContext(ctx, `UPDATE modules SET deleted_at = now() WHERE id = $1`, other.ID)
+	require.NoError(t, err)
+	_, err = b.st.DB().ExecContext(ctx, `UPDATE module_blobs SET created_at = now() - interval '2 hours'`)
+	require.NoError(t, err)
+
+	st, err := b.rec.Pass(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, st.Purged.Jobs)
+	require.EqualValues(t, 1, st.Purged.Modules)
+	require.EqualValues(t, 1, st.Purged.Blobs, "echo's content goes; hello's is still used")
+	_, err = b.st.GetJob(ctx, b.account.ID, old.ID)
+	require.Error(t, err)
+	events, err := b.st.JobEvents(ctx, b.account.ID, old.ID)
+	require.NoError(t, err)
+	require.Empty(t, events)
+	_, err = b.st.GetJob(ctx, b.account.ID, recent.ID)
+	require.NoError(t, err)
+	_, err = b.st.ModuleContent(ctx, b.module.SHA256)
+	require.NoError(t, err)
+}
