@@ -11,7 +11,7 @@ GOLANGCI_VER := v2.15.0
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME     ?= 10s
 
-.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench lint-deploy deps clean help
+.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench chaos chaos-short lint-deploy deps clean help
 
 all: build
 
@@ -38,6 +38,14 @@ test-short: ## the suite without -race
 
 bench: ## sandbox benchmarks against uninterrupted wazero (results: docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./worker/sandbox/
+
+chaos: build ## fault-injection suite: real binaries, private Postgres and Redis, faults under load
+	bash scripts/deps.sh
+	$(GO) run ./tools/chaos
+
+chaos-short: build ## the chaos suite's short form (CI)
+	bash scripts/deps.sh
+	$(GO) run ./tools/chaos -short
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./...); do \

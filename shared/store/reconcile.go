@@ -13,6 +13,8 @@ type QueuedRef struct {
 	ID        uuid.UUID `db:"id"`
 	Queue     string    `db:"queue"`
 	TimeoutMS int       `db:"timeout_ms"`
+	// Attempts is the number of attempts so far (set by RecoverAbandoned).
+	Attempts int `db:"attempts"`
 }
 
 // TouchStaleQueued returns up to limit jobs that have been queued, untouched,
@@ -28,7 +30,7 @@ func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit
 			WHERE status = 'queued' AND updated_at < now() - make_interval(secs => $1)
 			ORDER BY updated_at LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		RETURNING id, queue, timeout_ms`, after.Seconds(), limit)
+		RETURNING id, queue, timeout_ms, attempts`, after.Seconds(), limit)
 	return refs, wrapDB(err, "find stale queued jobs")
 }
 
@@ -72,9 +74,9 @@ func (s *Store) RecoverAbandoned(ctx context.Context, grace time.Duration, maxAt
 			SELECT account_id, 'reconciler', 'job.finished', 'job', id::text, id,
 				jsonb_build_object('attempt', attempts, 'status', 'failed', 'error_code', 'worker_lost') FROM dead
 		)
-		SELECT id, queue, timeout_ms, 'requeued' AS outcome FROM back
+		SELECT id, queue, timeout_ms, attempts, 'requeued' AS outcome FROM back
 		UNION ALL
-		SELECT id, '', 0, 'failed' FROM dead`, grace.Seconds(), maxAttempts, limit)
+		SELECT id, '', 0, attempts, 'failed' FROM dead`, grace.Seconds(), maxAttempts, limit)
 	if err != nil {
 		return Recovered{}, wrapDB(err, "recover abandoned jobs")
 	}

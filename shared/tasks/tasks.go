@@ -57,6 +57,24 @@ func NewRunJob(id uuid.UUID, queue string, timeout time.Duration) (*asynq.Task, 
 	), nil
 }
 
+// NewRecoveryRun builds the task that runs job id again after its worker was
+// lost during attempt. Its task ID names the attempt: the lost worker's task
+// may linger in asynq's active set until its lease expires, and must not
+// block the new one. Both are safe to deliver, since a job is claimed in
+// Postgres by exactly one of them.
+func NewRecoveryRun(id uuid.UUID, attempt int, queue string, timeout time.Duration) (*asynq.Task, error) {
+	payload, err := json.Marshal(RunJob{JobID: id})
+	if err != nil {
+		return nil, fmt.Errorf("encode run payload: %w", err)
+	}
+	return asynq.NewTask(TypeRunJob, payload,
+		asynq.TaskID(fmt.Sprintf("%s:recovery-%d", id, attempt)),
+		asynq.Queue(queue),
+		asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(timeout+leaseMargin),
+	), nil
+}
+
 // ParseRunJob decodes a TypeRunJob payload.
 func ParseRunJob(payload []byte) (RunJob, error) {
 	var p RunJob

@@ -108,7 +108,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 		}
 		st.Requeued, st.FailedLost = len(rec.Requeued), rec.Failed
 		for _, ref := range rec.Requeued {
-			if err := r.ensureQueued(ctx, ref); err != nil {
+			if err := r.enqueueRecovery(ctx, ref); err != nil {
 				st.EnqueueErrs++
 				r.log.Warn("re-enqueue failed; the next pass retries", zap.String("job_id", ref.ID.String()), zap.Error(err))
 			}
@@ -139,9 +139,17 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
-func (r *Reconciler) ensureQueued(ctx context.Context, ref store.QueuedRef) error {
-	_, err := r.ensureQueuedAdded(ctx, ref)
-	return err
+// enqueueRecovery queues a new attempt of a job whose worker was lost, under
+// a task ID of its own (the lost task may still sit in asynq's active set).
+func (r *Reconciler) enqueueRecovery(ctx context.Context, ref store.QueuedRef) error {
+	task, err := tasks.NewRecoveryRun(ref.ID, ref.Attempts, ref.Queue, time.Duration(ref.TimeoutMS)*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	if _, err := r.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	return nil
 }
 
 // ensureQueuedAdded makes sure the job's task is in Redis; it reports

@@ -133,7 +133,8 @@ func TestAbandonedRunningJobs(t *testing.T) {
 	got, err := b.st.GetJob(ctx, b.account.ID, retry.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusQueued, got.Status)
-	require.Equal(t, asynq.TaskStatePending, b.taskState(t, retry.ID.String()))
+	require.Equal(t, asynq.TaskStatePending, b.taskState(t, retry.ID.String()+":recovery-1"),
+		"a recovery task of its own, whatever became of the lost worker's")
 	got, err = b.st.GetJob(ctx, b.account.ID, last.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusFailed, got.Status)
