@@ -105,7 +105,7 @@ func run(o options) int {
 	fmt.Println()
 	fmt.Print(table)
 	if o.reportOut != "" {
-		_ = os.WriteFile(o.reportOut, []byte(table), 0o644)
+		_ = os.WriteFile(o.reportOut, []byte(table), 0o600)
 	}
 	if failed {
 		return 1
@@ -184,7 +184,7 @@ type proc struct {
 }
 
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
@@ -222,7 +222,7 @@ func (h *harness) startServices(ctx context.Context) error {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		_ = os.Chmod(h.dir, 0o755)
+		_ = os.Chmod(h.dir, 0o755) //nolint:gosec // the postgres user must reach its data directory
 		if err := os.Chown(h.pgData, uid, gid); err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (h *harness) pgCtl(ctx context.Context, action string) error {
 }
 
 func (h *harness) logFile(name string) io.Writer {
-	f, err := os.OpenFile(filepath.Join(h.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(h.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600) //nolint:gosec // our own scratch directory
 	if err != nil {
 		return io.Discard
 	}
@@ -417,7 +417,7 @@ func (h *harness) newStage(ctx context.Context, name string) (*stage, error) {
 	}
 	res, body, err := s.request(ctx, http.MethodPost, "/v1/modules", "application/wasm", h.module)
 	if err != nil || (res != http.StatusCreated && res != http.StatusOK) {
-		return nil, fmt.Errorf("upload: %d %v %s", res, err, body)
+		return nil, fmt.Errorf("upload: %d %s: %w", res, body, err)
 	}
 	var mod struct{ ID string }
 	_ = json.Unmarshal(body, &mod)
