@@ -42,7 +42,10 @@ commands:
   migrate                                 apply database migrations and exit
   accounts create --name NAME [--tier T]  create an account (tier: free, basic, pro, ...)
   accounts list                           list accounts
+  accounts update --account ID --tier T   move an account to another tier
   keys create --account ID [--name NAME]  create an API key; the key is printed once
+  keys list [--account ID]                list keys (never their secrets)
+  keys revoke --key ID                    revoke a key (refused from the next request on)
 
 Configuration comes from WIZARD_* environment variables (docs/CONFIGURATION.md).
 `
@@ -137,9 +140,12 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 	name := fs.String("name", "", "name")
 	tier := fs.String("tier", "free", "tier of the account")
 	account := fs.String("account", "", "account ID")
+	keyID := fs.String("key", "", "key ID")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	st, err := store.Open(ctx, cfg.DatabaseURL, 2)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s %s: %v\n", noun, verb, err)
@@ -173,6 +179,49 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 			list[i] = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "created_at": a.CreatedAt}
 		}
 		out = map[string]any{"data": list}
+	case "accounts update":
+		id, err := uuid.Parse(*account)
+		if err != nil || !set["tier"] {
+			fmt.Fprintln(stderr, "accounts update: --account ID and --tier T are required")
+			return 2
+		}
+		a, err := st.UpdateAccountTier(ctx, actor, id, *tier)
+		if err != nil {
+			fmt.Fprintf(stderr, "accounts update: %v\n", err)
+			return 1
+		}
+		out = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "created_at": a.CreatedAt}
+	case "keys list":
+		var id uuid.UUID
+		if *account != "" {
+			if id, err = uuid.Parse(*account); err != nil {
+				fmt.Fprintln(stderr, "keys list: --account must be an account ID")
+				return 2
+			}
+		}
+		page, err := st.ListKeys(ctx, id, "", 200)
+		if err != nil {
+			fmt.Fprintf(stderr, "keys list: %v\n", err)
+			return 1
+		}
+		list := make([]map[string]any, len(page.Items))
+		for i, k := range page.Items {
+			list[i] = map[string]any{"id": k.ID, "account_id": k.AccountID, "name": k.Name, "prefix": k.Prefix,
+				"created_at": k.CreatedAt, "revoked_at": k.RevokedAt}
+		}
+		out = map[string]any{"data": list}
+	case "keys revoke":
+		id, err := uuid.Parse(*keyID)
+		if err != nil {
+			fmt.Fprintln(stderr, "keys revoke: --key must be a key ID")
+			return 2
+		}
+		k, err := st.RevokeKey(ctx, actor, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "keys revoke: %v\n", err)
+			return 1
+		}
+		out = map[string]any{"id": k.ID, "account_id": k.AccountID, "prefix": k.Prefix, "revoked_at": k.RevokedAt}
 	case "keys create":
 		id, err := uuid.Parse(*account)
 		if err != nil {

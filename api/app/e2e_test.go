@@ -29,6 +29,20 @@ type platform struct {
 	t         *testing.T
 	baseURL   string
 	workerURL string
+	common    config.Common
+}
+
+// another starts a second API instance on the same database and Redis (a
+// replica) and returns a platform that talks to it.
+func (p *platform) another(adminToken string) *platform {
+	p.t.Helper()
+	api, err := app.Start(context.Background(), config.API{
+		Common: p.common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
+		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
+	}, zap.NewNop())
+	require.NoError(p.t, err)
+	p.t.Cleanup(func() { _ = api.Shutdown(context.Background()) })
+	return &platform{t: p.t, baseURL: "http://" + api.Addr(), workerURL: p.workerURL, common: p.common}
 }
 
 func startPlatform(t *testing.T) *platform {
@@ -56,7 +70,7 @@ func startPlatform(t *testing.T) *platform {
 		w.Shutdown()
 		_ = api.Shutdown(context.Background())
 	})
-	return &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr()}
+	return &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: common}
 }
 
 type response struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
 )
 
 type accountView struct {
@@ -60,16 +61,55 @@ func (s *Server) adminCreateAccount(c echo.Context) error {
 }
 
 func (s *Server) adminListAccounts(c echo.Context) error {
-	as, err := s.store.ListAccounts(c.Request().Context())
+	limit, err := pageLimit(c)
 	if err != nil {
 		return err
 	}
-	out := make([]accountView, len(as))
-	for i, a := range as {
-		out[i] = viewAccount(a)
-		out[i].WebhookSecret = "" // shown at creation and to the account itself only
+	page, err := s.store.ListAccountsPage(c.Request().Context(), c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": out, "next_cursor": nil})
+	return c.JSON(http.StatusOK, viewPage(page, func(a store.Account) accountView {
+		v := viewAccount(a)
+		v.WebhookSecret = "" // shown at creation and to the account itself only
+		return v
+	}))
+}
+
+// adminQueues reports each queue's depth by state. asynq's queue
+// inspection is O(groups) in Redis: fine for an operator's request, not for
+// a probe.
+func (s *Server) adminQueues(c echo.Context) error {
+	names, err := s.inspectorQueues()
+	if err != nil {
+		return apperr.Wrap(err, apperr.Unavailable, "the queue is unavailable")
+	}
+	out := []map[string]any{}
+	for _, q := range names {
+		info, err := s.queueInspector.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		out = append(out, map[string]any{"name": q, "pending": info.Pending, "active": info.Active,
+			"scheduled": info.Scheduled, "retry": info.Retry, "archived": info.Archived, "completed": info.Completed,
+			"latency_ms": info.Latency.Milliseconds(), "paused": info.Paused})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+func (s *Server) inspectorQueues() ([]string, error) {
+	all, err := s.queueInspector.Queues()
+	if err != nil {
+		return nil, err
+	}
+	// Only this deployment's queues (its namespace).
+	var mine []string
+	for _, q := range all {
+		if strings.HasPrefix(q, strings.TrimSuffix(s.queue, tasks.JobsQueue)) {
+			mine = append(mine, q)
+		}
+	}
+	return mine, nil
 }
 
 func (s *Server) adminCreateKey(c echo.Context) error {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/apikey"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -93,10 +95,18 @@ func (s *Server) withAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key, ok := bearer(c)
 		if !ok {
+			s.auditAuthFailure(c, "auth.failed", "missing", "")
 			return apperr.New(apperr.Unauthorized, "send an API key as 'Authorization: Bearer <key>'")
 		}
 		p, err := s.store.LookupKey(c.Request().Context(), key)
 		if err != nil {
+			if apperr.CodeOf(err) == apperr.Unauthorized {
+				reason, prefix := "malformed", ""
+				if apikey.WellFormed(key) {
+					reason, prefix = "unknown_or_revoked", key[len(apikey.Marker):len(apikey.Marker)+apikey.PrefixLen]
+				}
+				s.auditAuthFailure(c, "auth.failed", reason, prefix)
+			}
 			return err
 		}
 		c.Set(ctxPrincipal, p)
@@ -117,6 +127,11 @@ func (s *Server) withAdminToken(next echo.HandlerFunc) echo.HandlerFunc {
 		tok, ok := bearer(c)
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			reason := "wrong_token"
+			if !ok {
+				reason = "missing"
+			}
+			s.auditAuthFailure(c, "admin.auth_failed", reason, "")
 			return apperr.New(apperr.Unauthorized, "admin routes need 'Authorization: Bearer <WIZARD_ADMIN_TOKEN>'")
 		}
 		return next(c)
@@ -144,5 +159,21 @@ func bodyLimit(n int64) echo.MiddlewareFunc {
 			r.Body = &limitedBody{rc: r.Body, left: n, limit: n}
 			return next(c)
 		}
+	}
+}
+
+// auditAuthFailure records a refused credential: never the credential
+// itself, only the key's public prefix when it has the shape of a key. A
+// failure to write the row does not change the answer.
+func (s *Server) auditAuthFailure(c echo.Context, action, reason, prefix string) {
+	data := map[string]any{"reason": reason, "remote_ip": c.RealIP(), "method": c.Request().Method, "path": c.Path()}
+	if prefix != "" {
+		data["key_prefix"] = prefix
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), time.Second)
+	defer cancel()
+	if err := s.store.Audit(ctx, store.Event{Actor: store.Actor{Name: "anonymous", RequestID: requestID(c)},
+		Action: action, SubjectType: "request", Data: data}); err != nil {
+		s.log.Warn("could not audit an authentication failure", zap.Error(err))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
@@ -60,6 +61,7 @@ type Server struct {
 	adminToken     string
 	enqueueTimeout time.Duration
 	version        string
+	queueInspector *asynq.Inspector
 	echo           *echo.Echo
 }
 
@@ -70,6 +72,9 @@ func New(d Deps) *Server {
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry),
+	}
+	if d.Redis != nil {
+		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
 	}
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
@@ -86,6 +91,7 @@ func New(d Deps) *Server {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
 
 	v1 := e.Group("/v1", s.withAPIKey)
+	v1.GET("/account", s.getAccount)
 	v1.POST("/modules", s.createModule) // limited by the tier while streaming
 	v1.GET("/modules", s.listModules)
 	v1.GET("/modules/:id", s.getModule)
@@ -95,12 +101,24 @@ func New(d Deps) *Server {
 	jobs.GET("/:id", s.getJob)
 	jobs.GET("/:id/events", s.jobEvents)
 
-	if s.adminToken != "" {
+	if s.adminToken == "" {
+		// Off: the admin routes do not exist, for any credential.
+		off := func(echo.Context) error { return apperr.New(apperr.NotFound, "no such route") }
+		e.Any("/v1/admin", off)
+		e.Any("/v1/admin/*", off)
+	} else {
 		admin := e.Group("/v1/admin", s.withAdminToken, bodyLimit(adminBodyLimit))
 		admin.POST("/accounts", s.adminCreateAccount)
 		admin.GET("/accounts", s.adminListAccounts)
+		admin.PATCH("/accounts/:id", s.adminUpdateAccount)
 		admin.POST("/accounts/:id/keys", s.adminCreateKey)
+		admin.GET("/keys", s.adminListKeys)
+		admin.DELETE("/keys/:id", s.adminRevokeKey)
 		admin.GET("/tiers", s.adminListTiers)
+		admin.POST("/tiers", s.adminCreateTier)
+		admin.PATCH("/tiers/:name", s.adminUpdateTier)
+		admin.GET("/queues", s.adminQueues)
+		admin.GET("/audit", s.adminAudit)
 	}
 	s.echo = e
 	return s

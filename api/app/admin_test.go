@@ -1,0 +1,182 @@
+package app_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+)
+
+func TestAdminTiers(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	replica := p.another(adminToken)
+
+	res := p.do(http.MethodGet, "/v1/admin/tiers", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, res.Status)
+	require.Len(t, res.JSON(t)["data"], 3)
+
+	tier := map[string]any{"name": "enterprise", "runs_per_minute": 1000, "runs_per_day": 100000, "max_concurrent_runs": 200,
+		"default_timeout_ms": 5000, "max_timeout_ms": 60000, "default_memory_mb": 128, "max_memory_mb": 1024,
+		"max_module_bytes": 100 << 20, "queue_weight": 8, "reads_per_minute": 10000}
+	res = p.postJSON("/v1/admin/tiers", adminToken, tier)
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	require.Equal(t, "enterprise", res.JSON(t)["name"])
+	res = p.postJSON("/v1/admin/tiers", adminToken, tier)
+	require.Equal(t, http.StatusConflict, res.Status)
+
+	bad := map[string]any{}
+	for k, v := range tier {
+		bad[k] = v
+	}
+	bad["name"], bad["max_timeout_ms"] = "broken", 10
+	res = p.postJSON("/v1/admin/tiers", adminToken, bad)
+	require.Equal(t, http.StatusBadRequest, res.Status)
+	require.Contains(t, string(res.Body), "max_timeout_ms")
+	res = p.postJSON("/v1/admin/tiers", adminToken, map[string]any{"name": "partial"})
+	require.Equal(t, http.StatusBadRequest, res.Status)
+
+	// A tier change takes effect on every replica at once: free allows 5 s.
+	key := p.account("free")
+	mod := p.upload(key, fixtures.Hello)
+	job := map[string]any{"module_id": mod, "timeout_ms": 8000}
+	require.Equal(t, http.StatusBadRequest, replica.postJSON("/v1/jobs", key, job).Status)
+	res = p.do(http.MethodPatch, "/v1/admin/tiers/free", adminToken, "application/json", []byte(`{"max_timeout_ms": 10000}`))
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	require.EqualValues(t, 10000, res.JSON(t)["max_timeout_ms"])
+	require.EqualValues(t, 10, res.JSON(t)["runs_per_minute"], "other fields are kept")
+	require.Equal(t, http.StatusCreated, replica.postJSON("/v1/jobs", key, job).Status)
+
+	res = p.do(http.MethodPatch, "/v1/admin/tiers/nope", adminToken, "application/json", []byte(`{"queue_weight": 2}`))
+	require.Equal(t, http.StatusNotFound, res.Status)
+	res = p.do(http.MethodPatch, "/v1/admin/tiers/free", adminToken, "application/json", []byte(`{"name": "gratis"}`))
+	require.Equal(t, http.StatusBadRequest, res.Status)
+	res = p.do(http.MethodPatch, "/v1/admin/tiers/free", adminToken, "application/json", []byte(`{"default_timeout_ms": 20000}`))
+	require.Equal(t, http.StatusBadRequest, res.Status, "default above max")
+}
+
+func TestAdminAccountsAndKeys(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	replica := p.another(adminToken)
+
+	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "acme", "tier": "free"})
+	require.Equal(t, http.StatusCreated, res.Status)
+	acct := res.JSON(t)
+	id := acct["id"].(string)
+	res = p.postJSON("/v1/admin/accounts/"+id+"/keys", adminToken, map[string]string{"name": "ci"})
+	require.Equal(t, http.StatusCreated, res.Status)
+	k := res.JSON(t)
+	key, keyID := k["key"].(string), k["id"].(string)
+
+	// The caller's own account.
+	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	me := res.JSON(t)
+	require.Equal(t, id, me["id"])
+	require.Equal(t, "free", me["tier"])
+	require.Equal(t, acct["webhook_secret"], me["webhook_secret"])
+	require.EqualValues(t, 10, me["limits"].(map[string]any)["runs_per_minute"])
+	p.run(key, fixtures.Hello, nil)
+	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
+	require.EqualValues(t, 1, res.JSON(t)["usage"].(map[string]any)["runs_today"])
+
+	// A key cannot change its own tier or mint keys.
+	require.Contains(t, []int{http.StatusNotFound, http.StatusMethodNotAllowed},
+		p.do(http.MethodPatch, "/v1/account", key, "application/json", []byte(`{"tier":"pro"}`)).Status, "no route changes one's own tier")
+	require.Equal(t, http.StatusUnauthorized, p.postJSON("/v1/admin/accounts/"+id+"/keys", key, map[string]string{}).Status)
+	require.Equal(t, http.StatusUnauthorized, p.do(http.MethodPatch, "/v1/admin/accounts/"+id, key, "application/json", []byte(`{"tier":"pro"}`)).Status)
+
+	// The admin can.
+	res = p.do(http.MethodPatch, "/v1/admin/accounts/"+id, adminToken, "application/json", []byte(`{"tier":"pro"}`))
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	require.Equal(t, "pro", res.JSON(t)["tier"])
+	require.Equal(t, "pro", replica.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["tier"])
+	res = p.do(http.MethodPatch, "/v1/admin/accounts/"+id, adminToken, "application/json", []byte(`{"tier":"gold"}`))
+	require.Equal(t, http.StatusBadRequest, res.Status)
+	res = p.do(http.MethodPatch, "/v1/admin/accounts/0190b0a0-0000-7000-8000-000000000000", adminToken, "application/json", []byte(`{"tier":"pro"}`))
+	require.Equal(t, http.StatusNotFound, res.Status)
+
+	// Keys are listed without secrets.
+	res = p.do(http.MethodGet, "/v1/admin/keys?account_id="+id, adminToken, "", nil)
+	require.Equal(t, http.StatusOK, res.Status)
+	require.Len(t, res.JSON(t)["data"], 1)
+	require.NotContains(t, string(res.Body), key)
+	require.NotContains(t, string(res.Body), `"hash"`)
+
+	// Revocation is refused on every replica from the next request on.
+	require.Equal(t, http.StatusOK, replica.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
+	require.Equal(t, http.StatusNoContent, p.do(http.MethodDelete, "/v1/admin/keys/"+keyID, adminToken, "", nil).Status)
+	require.Equal(t, http.StatusUnauthorized, replica.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
+	require.Equal(t, http.StatusUnauthorized, p.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
+	require.Equal(t, http.StatusNoContent, p.do(http.MethodDelete, "/v1/admin/keys/"+keyID, adminToken, "", nil).Status, "idempotent")
+	require.Equal(t, http.StatusNotFound, p.do(http.MethodDelete, "/v1/admin/keys/0190b0a0-0000-7000-8000-000000000000", adminToken, "", nil).Status)
+
+	// The account list pages and carries no webhook secrets.
+	res = p.do(http.MethodGet, "/v1/admin/accounts?limit=1", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, res.Status)
+	require.Len(t, res.JSON(t)["data"], 1)
+	require.NotContains(t, string(res.Body), "whsec_")
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/admin/queues", adminToken, "", nil).Status)
+}
+
+func TestAdminAudit(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("free")
+	bogus := "ww_" + strings.Repeat("Z", 32)
+	require.Equal(t, http.StatusUnauthorized, p.do(http.MethodGet, "/v1/modules", bogus, "", nil).Status)
+	require.Equal(t, http.StatusUnauthorized, p.do(http.MethodGet, "/v1/admin/audit", "not-the-token", "", nil).Status)
+	p.run(key, fixtures.Hello, nil)
+
+	res := p.do(http.MethodGet, "/v1/admin/audit?action=auth.failed", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	events := res.JSON(t)["data"].([]any)
+	require.Len(t, events, 1)
+	ev := events[0].(map[string]any)
+	require.Equal(t, "unknown_or_revoked", ev["data"].(map[string]any)["reason"])
+	require.Equal(t, "ZZZZZZZZ", ev["data"].(map[string]any)["key_prefix"])
+	require.NotContains(t, string(res.Body), bogus, "never the key itself")
+
+	res = p.do(http.MethodGet, "/v1/admin/audit?action=admin.auth_failed", adminToken, "", nil)
+	require.Len(t, res.JSON(t)["data"], 1)
+	require.NotContains(t, string(res.Body), "not-the-token")
+
+	// Every row exactly once, page by page.
+	seen := map[float64]bool{}
+	cursor := ""
+	for range 100 {
+		path := "/v1/admin/audit?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		res := p.do(http.MethodGet, path, adminToken, "", nil)
+		require.Equal(t, http.StatusOK, res.Status)
+		page := res.JSON(t)
+		for _, e := range page["data"].([]any) {
+			id := e.(map[string]any)["id"].(float64)
+			require.False(t, seen[id])
+			seen[id] = true
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	// account.created, key.created, 2 auth failures, module.created, job.created/started/finished
+	require.GreaterOrEqual(t, len(seen), 8)
+	require.Equal(t, http.StatusBadRequest, p.do(http.MethodGet, "/v1/admin/audit?account_id=x", adminToken, "", nil).Status)
+}
+
+func TestAdminRoutesAreOffWithoutAToken(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	off := p.another("")
+	res := off.postJSON("/v1/admin/accounts", "", map[string]string{"name": "x"})
+	require.Equal(t, http.StatusNotFound, res.Status)
+	require.Equal(t, http.StatusNotFound, off.do(http.MethodGet, "/v1/admin/tiers", adminToken, "", nil).Status)
+}

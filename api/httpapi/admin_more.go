@@ -1,0 +1,303 @@
+package httpapi
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+)
+
+var tierName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// tierFields is the admin's view of a tier's settable fields; pointers tell
+// a PATCH which fields were sent.
+type tierFields struct {
+	Name               *string `json:"name"`
+	RunsPerMinute      *int    `json:"runs_per_minute"`
+	RunsPerDay         *int    `json:"runs_per_day"`
+	MaxConcurrentRuns  *int    `json:"max_concurrent_runs"`
+	DefaultTimeoutMS   *int    `json:"default_timeout_ms"`
+	MaxTimeoutMS       *int    `json:"max_timeout_ms"`
+	DefaultMemoryMB    *int    `json:"default_memory_mb"`
+	MaxMemoryMB        *int    `json:"max_memory_mb"`
+	DefaultOutputBytes *int    `json:"default_output_bytes"`
+	MaxOutputBytes     *int    `json:"max_output_bytes"`
+	MaxModuleBytes     *int64  `json:"max_module_bytes"`
+	QueueWeight        *int    `json:"queue_weight"`
+	ReadsPerMinute     *int    `json:"reads_per_minute"`
+}
+
+// apply copies the sent fields over t; with required, every field must be sent.
+func (f tierFields) apply(t *store.Tier, required bool) []apperr.FieldError {
+	var errs []apperr.FieldError
+	intField := func(name string, v *int, dst *int) {
+		if v == nil {
+			if required {
+				errs = append(errs, apperr.FieldError{Field: name, Message: "is required"})
+			}
+			return
+		}
+		*dst = *v
+	}
+	intField("runs_per_minute", f.RunsPerMinute, &t.RunsPerMinute)
+	intField("runs_per_day", f.RunsPerDay, &t.RunsPerDay)
+	intField("max_concurrent_runs", f.MaxConcurrentRuns, &t.MaxConcurrentRuns)
+	intField("default_timeout_ms", f.DefaultTimeoutMS, &t.DefaultTimeoutMS)
+	intField("max_timeout_ms", f.MaxTimeoutMS, &t.MaxTimeoutMS)
+	intField("default_memory_mb", f.DefaultMemoryMB, &t.DefaultMemoryMB)
+	intField("max_memory_mb", f.MaxMemoryMB, &t.MaxMemoryMB)
+	intField("queue_weight", f.QueueWeight, &t.QueueWeight)
+	intField("reads_per_minute", f.ReadsPerMinute, &t.ReadsPerMinute)
+	// Output limits default to 1 MiB when a new tier does not set them.
+	if f.DefaultOutputBytes != nil {
+		t.DefaultOutputBytes = *f.DefaultOutputBytes
+	} else if required {
+		t.DefaultOutputBytes = 1 << 20
+	}
+	if f.MaxOutputBytes != nil {
+		t.MaxOutputBytes = *f.MaxOutputBytes
+	} else if required {
+		t.MaxOutputBytes = max(1<<20, t.DefaultOutputBytes)
+	}
+	if f.MaxModuleBytes != nil {
+		t.MaxModuleBytes = *f.MaxModuleBytes
+	} else if required {
+		errs = append(errs, apperr.FieldError{Field: "max_module_bytes", Message: "is required"})
+	}
+	return errs
+}
+
+// validateTier checks a tier's limits against each other and against what
+// the platform can run.
+func validateTier(t store.Tier) []apperr.FieldError {
+	var errs []apperr.FieldError
+	check := func(ok bool, field, msg string) {
+		if !ok {
+			errs = append(errs, apperr.FieldError{Field: field, Message: msg})
+		}
+	}
+	check(tierName.MatchString(t.Name), "name", "must be 1 to 32 of a-z, 0-9, _ and -, starting with a letter")
+	check(t.RunsPerMinute >= 0, "runs_per_minute", "must be 0 or more")
+	check(t.RunsPerDay >= 0, "runs_per_day", "must be 0 or more")
+	check(t.MaxConcurrentRuns >= 0, "max_concurrent_runs", "must be 0 or more")
+	check(t.DefaultTimeoutMS >= 1, "default_timeout_ms", "must be at least 1")
+	check(t.MaxTimeoutMS >= t.DefaultTimeoutMS && t.MaxTimeoutMS <= 3_600_000, "max_timeout_ms", "must be from default_timeout_ms to 3600000")
+	check(t.DefaultMemoryMB >= 1, "default_memory_mb", "must be at least 1")
+	check(t.MaxMemoryMB >= t.DefaultMemoryMB && t.MaxMemoryMB <= 4096, "max_memory_mb", "must be from default_memory_mb to 4096 (a 32-bit guest's whole address space)")
+	check(t.DefaultOutputBytes >= 1, "default_output_bytes", "must be at least 1")
+	check(t.MaxOutputBytes >= t.DefaultOutputBytes && t.MaxOutputBytes <= 32<<20, "max_output_bytes", "must be from default_output_bytes to 33554432")
+	check(t.MaxModuleBytes >= 8 && t.MaxModuleBytes <= 1<<30, "max_module_bytes", "must be from 8 to 1073741824")
+	check(t.QueueWeight >= 1 && t.QueueWeight <= 100, "queue_weight", "must be from 1 to 100")
+	check(t.ReadsPerMinute >= 0, "reads_per_minute", "must be 0 or more")
+	return errs
+}
+
+func (s *Server) adminCreateTier(c echo.Context) error {
+	var f tierFields
+	if err := decodeJSON(c, &f); err != nil {
+		return err
+	}
+	var t store.Tier
+	if f.Name != nil {
+		t.Name = *f.Name
+	}
+	errs := f.apply(&t, true)
+	if len(errs) == 0 {
+		errs = validateTier(t)
+	}
+	if len(errs) > 0 {
+		return apperr.Validation(errs...)
+	}
+	out, err := s.store.CreateTier(c.Request().Context(), actorOf(c), t)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) adminUpdateTier(c echo.Context) error {
+	var f tierFields
+	if err := decodeJSON(c, &f); err != nil {
+		return err
+	}
+	name := c.Param("name")
+	if f.Name != nil && *f.Name != name {
+		return apperr.Validation(apperr.FieldError{Field: "name", Message: "a tier cannot be renamed"})
+	}
+	ctx := c.Request().Context()
+	t, err := s.store.GetTier(ctx, name)
+	if err != nil {
+		return err
+	}
+	errs := f.apply(&t, false)
+	if len(errs) == 0 {
+		errs = validateTier(t)
+	}
+	if len(errs) > 0 {
+		return apperr.Validation(errs...)
+	}
+	out, err := s.store.UpdateTier(ctx, actorOf(c), name, t)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) adminUpdateAccount(c echo.Context) error {
+	id, err := pathID(c, "account")
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Tier string `json:"tier"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Tier) == "" {
+		return apperr.Validation(apperr.FieldError{Field: "tier", Message: "is required"})
+	}
+	a, err := s.store.UpdateAccountTier(c.Request().Context(), actorOf(c), id, req.Tier)
+	if err != nil {
+		return err
+	}
+	v := viewAccount(a)
+	v.WebhookSecret = ""
+	return c.JSON(http.StatusOK, v)
+}
+
+type keyListView struct {
+	ID         uuid.UUID  `json:"id"`
+	AccountID  uuid.UUID  `json:"account_id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+func viewKey(k store.APIKey) keyListView {
+	return keyListView{ID: k.ID, AccountID: k.AccountID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt,
+		LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt}
+}
+
+func (s *Server) adminListKeys(c echo.Context) error {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	var account uuid.UUID
+	if v := c.QueryParam("account_id"); v != "" {
+		if account, err = uuid.Parse(v); err != nil {
+			return apperr.Validation(apperr.FieldError{Field: "account_id", Message: "is not an account ID"})
+		}
+	}
+	page, err := s.store.ListKeys(c.Request().Context(), account, c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewPage(page, viewKey))
+}
+
+func (s *Server) adminRevokeKey(c echo.Context) error {
+	id, err := pathID(c, "key")
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.RevokeKey(c.Request().Context(), actorOf(c), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type auditView struct {
+	ID          int64          `json:"id"`
+	AccountID   *uuid.UUID     `json:"account_id"`
+	Actor       string         `json:"actor"`
+	Action      string         `json:"action"`
+	SubjectType string         `json:"subject_type"`
+	SubjectID   string         `json:"subject_id"`
+	JobID       *uuid.UUID     `json:"job_id"`
+	RequestID   string         `json:"request_id"`
+	Data        map[string]any `json:"data"`
+	CreatedAt   time.Time      `json:"created_at"`
+}
+
+func viewAudit(e store.Event) auditView {
+	return auditView{ID: e.ID, AccountID: e.AccountID, Actor: e.ActorName, Action: e.Action, SubjectType: e.SubjectType,
+		SubjectID: e.SubjectID, JobID: e.JobID, RequestID: e.RequestID, Data: e.Data, CreatedAt: e.CreatedAt}
+}
+
+func (s *Server) adminAudit(c echo.Context) error {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	var f store.AuditFilter
+	var errs []apperr.FieldError
+	parseID := func(name string, dst *uuid.UUID) {
+		if v := c.QueryParam(name); v != "" {
+			id, err := uuid.Parse(v)
+			if err != nil {
+				errs = append(errs, apperr.FieldError{Field: name, Message: "is not an ID"})
+			}
+			*dst = id
+		}
+	}
+	parseID("account_id", &f.AccountID)
+	parseID("job_id", &f.JobID)
+	f.Action = c.QueryParam("action")
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}} {
+		if v := c.QueryParam(q.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				errs = append(errs, apperr.FieldError{Field: q.name, Message: "must be an RFC 3339 time"})
+			}
+			*q.dst = t
+		}
+	}
+	if len(errs) > 0 {
+		return apperr.Validation(errs...)
+	}
+	page, err := s.store.ListAudit(c.Request().Context(), f, c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewPage(page, viewAudit))
+}
+
+// getAccount is GET /v1/account: the caller's account, its tier's limits and
+// today's usage.
+func (s *Server) getAccount(c echo.Context) error {
+	p := principal(c)
+	ctx := c.Request().Context()
+	a, err := s.store.GetAccount(ctx, p.AccountID)
+	if err != nil {
+		return err
+	}
+	usage, err := s.store.AccountUsage(ctx, p.AccountID)
+	if err != nil {
+		return err
+	}
+	t := p.Tier
+	return c.JSON(http.StatusOK, map[string]any{
+		"id": a.ID, "name": a.Name, "tier": a.Tier, "webhook_secret": a.WebhookSecret, "created_at": a.CreatedAt,
+		"limits": map[string]any{
+			"runs_per_minute": t.RunsPerMinute, "runs_per_day": t.RunsPerDay, "max_concurrent_runs": t.MaxConcurrentRuns,
+			"default_timeout_ms": t.DefaultTimeoutMS, "max_timeout_ms": t.MaxTimeoutMS,
+			"default_memory_mb": t.DefaultMemoryMB, "max_memory_mb": t.MaxMemoryMB,
+			"default_output_bytes": t.DefaultOutputBytes, "max_output_bytes": t.MaxOutputBytes,
+			"max_module_bytes": t.MaxModuleBytes, "reads_per_minute": t.ReadsPerMinute,
+		},
+		"usage": usage,
+	})
+}
