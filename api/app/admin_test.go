@@ -180,3 +180,28 @@ func TestAdminRoutesAreOffWithoutAToken(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, res.Status)
 	require.Equal(t, http.StatusNotFound, off.do(http.MethodGet, "/v1/admin/tiers", adminToken, "", nil).Status)
 }
+
+func TestReadLimitAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	replica := p.another(adminToken)
+	tier := map[string]any{"name": "tiny", "runs_per_minute": 2, "runs_per_day": 3, "max_concurrent_runs": 1,
+		"default_timeout_ms": 1000, "max_timeout_ms": 1000, "default_memory_mb": 16, "max_memory_mb": 16,
+		"max_module_bytes": 1 << 20, "queue_weight": 1, "reads_per_minute": 3}
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tier).Status)
+	key := p.account("tiny")
+
+	var remaining []string
+	for i, api := range []*platform{p, replica, p} {
+		res := api.do(http.MethodGet, "/v1/modules", key, "", nil)
+		require.Equal(t, http.StatusOK, res.Status, "read %d", i+1)
+		require.Equal(t, "3", res.Header.Get("RateLimit-Limit"))
+		remaining = append(remaining, res.Header.Get("RateLimit-Remaining"))
+	}
+	require.Equal(t, []string{"2", "1", "0"}, remaining, "both replicas count against one limit")
+	res := replica.do(http.MethodGet, "/v1/modules", key, "", nil)
+	require.Equal(t, http.StatusTooManyRequests, res.Status)
+	require.Equal(t, "rate_limited", res.JSON(t)["code"])
+	require.NotEmpty(t, res.Header.Get("Retry-After"))
+	require.Equal(t, "0", res.Header.Get("RateLimit-Remaining"))
+}

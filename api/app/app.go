@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
+	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
@@ -284,6 +285,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Store: st, Redis: rdb, Enqueuer: a.client, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version,
+		Limiter: ratelimit.New(rdb, cfg.QueueNamespace),
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -148,13 +148,17 @@ func (p *platform) await(key, id string) map[string]any {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		res := p.do(http.MethodGet, "/v1/jobs/"+id, key, "", nil)
+		if res.Status == http.StatusTooManyRequests { // the tier's read limit: back off
+			time.Sleep(time.Second)
+			continue
+		}
 		require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
 		job := res.JSON(p.t)
 		switch job["status"] {
 		case "succeeded", "failed", "timed_out", "cancelled":
 			return job
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	p.t.Fatalf("job %s did not finish", id)
 	return nil

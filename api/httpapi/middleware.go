@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apikey"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -175,5 +177,28 @@ func (s *Server) auditAuthFailure(c echo.Context, action, reason, prefix string)
 	if err := s.store.Audit(ctx, store.Event{Actor: store.Actor{Name: "anonymous", RequestID: requestID(c)},
 		Action: action, SubjectType: "request", Data: data}); err != nil {
 		s.log.Warn("could not audit an authentication failure", zap.Error(err))
+	}
+}
+
+// withReadLimit limits reads (GET) per key and minute, as the key's tier
+// says. If Redis cannot answer, reads are let through (fail open): they are
+// cheap, authenticated and served by Postgres; runs fail closed instead.
+func (s *Server) withReadLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		m := c.Request().Method
+		if s.limiter == nil || (m != http.MethodGet && m != http.MethodHead) {
+			return next(c)
+		}
+		p := principal(c)
+		d, err := s.limiter.Reads(c.Request().Context(), p.KeyID, p.Tier.ReadsPerMinute)
+		if err != nil {
+			s.log.Warn("read limit unavailable; letting the read through", zap.Error(err))
+			return next(c)
+		}
+		ratelimit.SetHeaders(c.Response().Header(), d)
+		if !d.Allowed {
+			return d.Err()
+		}
+		return next(c)
 	}
 }

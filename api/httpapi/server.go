@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -46,7 +47,9 @@ type Deps struct {
 	AdminToken string
 	// EnqueueTimeout bounds the Redis enqueue of a job.
 	EnqueueTimeout time.Duration
-	Version        string
+	// Limiter enforces the tiers' rate limits (nil: none).
+	Limiter *ratelimit.Limiter
+	Version string
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -62,6 +65,7 @@ type Server struct {
 	enqueueTimeout time.Duration
 	version        string
 	queueInspector *asynq.Inspector
+	limiter        *ratelimit.Limiter
 	echo           *echo.Echo
 }
 
@@ -71,7 +75,7 @@ func New(d Deps) *Server {
 		store: d.Store, redis: d.Redis, enqueuer: d.Enqueuer, inspector: d.Inspector,
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
-		metrics: newHTTPMetrics(d.Registry),
+		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter,
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
@@ -90,7 +94,7 @@ func New(d Deps) *Server {
 	e.GET("/health", s.health)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
 
-	v1 := e.Group("/v1", s.withAPIKey)
+	v1 := e.Group("/v1", s.withAPIKey, s.withReadLimit)
 	v1.GET("/account", s.getAccount)
 	v1.POST("/modules", s.createModule) // limited by the tier while streaming
 	v1.GET("/modules", s.listModules)
