@@ -84,8 +84,9 @@ type Worker struct {
 	// ReconcileRunningGrace is added to a running job's timeout before its
 	// worker is presumed lost.
 	ReconcileRunningGrace time.Duration // WIZARD_RECONCILE_RUNNING_GRACE, default 2m
-	// MaxAttempts is how many workers may be lost running one job before it
-	// ends failed with worker_lost.
+	// MaxAttempts is how many times a job may be started (claims, including
+	// hand-backs on shutdown) before the reconciler, finding it abandoned,
+	// ends it failed with worker_lost instead of queueing it again.
 	MaxAttempts int // WIZARD_MAX_ATTEMPTS, default 3
 	// Retention is how long finished jobs and audit rows are kept (0: forever).
 	Retention time.Duration // WIZARD_RETENTION, default 720h (30 days)
@@ -174,7 +175,7 @@ func (r *reader) common() Common {
 		QueueNamespace: r.str("WIZARD_QUEUE_NAMESPACE", ""),
 		LogLevel:       r.oneOf("WIZARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:      r.oneOf("WIZARD_LOG_FORMAT", "json", "json", "console"),
-		DBMaxOpenConns: r.integer("WIZARD_DB_MAX_OPEN_CONNS", 20, 1, 1000),
+		DBMaxOpenConns: r.integer("WIZARD_DB_MAX_OPEN_CONNS", 20, 2, 1000),
 	}
 }
 

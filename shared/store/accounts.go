@@ -83,7 +83,7 @@ func (s *Store) ListTiers(ctx context.Context) ([]Tier, error) {
 
 // Actor says who did something, for audit rows.
 type Actor struct {
-	Name      string // "admin", "cli", "key:<id>", "worker:<id>"
+	Name      string // "admin", "cli", "key:<id>", "worker", "reconciler", "anonymous"
 	RequestID string
 }
 

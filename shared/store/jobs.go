@@ -176,8 +176,9 @@ var (
 
 // ClaimGrace is how long past its own timeout a running job's claim is
 // honoured before another delivery may take it over (its worker is presumed
-// dead).
-const ClaimGrace = 30 * time.Second
+// dead). It covers compilation (WIZARD_COMPILE_TIMEOUT, default 60 s) and the
+// result write, like the reconciler's WIZARD_RECONCILE_RUNNING_GRACE.
+const ClaimGrace = 2 * time.Minute
 
 // ClaimJob moves a job to running for a new attempt by workerID and writes
 // its "job.started" row. A queued job is claimed; so is a running job whose

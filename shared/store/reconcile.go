@@ -61,7 +61,7 @@ func (s *Store) RecoverAbandoned(ctx context.Context, grace time.Duration, maxAt
 			RETURNING j.id, j.queue, j.timeout_ms, j.account_id, j.attempts
 		), dead AS (
 			UPDATE jobs j SET status = 'failed', error_code = 'worker_lost',
-				error_message = 'the worker running this job was lost on every attempt',
+				error_message = 'the job was started as often as WIZARD_MAX_ATTEMPTS allows without finishing; its last worker was lost',
 				finished_at = now(), updated_at = now()
 			FROM stuck WHERE j.id = stuck.id AND j.attempts >= $2
 			RETURNING j.id, j.account_id, j.attempts

@@ -29,9 +29,10 @@ const JobsQueue = "jobs"
 const MaxRetry = 10
 
 // leaseMargin is added to a job's own timeout to get asynq's task deadline:
-// the executor enforces the job's timeout; asynq's deadline only catches a
-// handler that is stuck outside the guest.
-const leaseMargin = 30 * time.Second
+// the executor enforces the job's timeout (and the compile timeout, default
+// 60 s, before it); asynq's deadline only catches a handler that is stuck
+// outside the guest.
+const leaseMargin = 2 * time.Minute
 
 // RunJob is the payload of TypeRunJob. Everything else about the job is read
 // from Postgres, the source of truth.

@@ -110,7 +110,8 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 		for _, ref := range rec.Requeued {
 			if err := r.enqueueRecovery(ctx, ref); err != nil {
 				st.EnqueueErrs++
-				r.log.Warn("re-enqueue failed; the next pass retries", zap.String("job_id", ref.ID.String()), zap.Error(err))
+				r.log.Warn("recovery enqueue failed; the job is queued and is enqueued again once it is stale",
+					zap.String("job_id", ref.ID.String()), zap.Error(err))
 			}
 		}
 		stale, err := r.store.TouchStaleQueued(ctx, r.cfg.QueuedAfter, r.cfg.Batch)
