@@ -26,7 +26,10 @@ func Up(ctx context.Context, db *sql.DB) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker))
+	// Migrations written on parallel branches may land in either order;
+	// each is independent, so a lower version found later is still applied.
+	p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithSessionLocker(locker),
+		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
 // Version is set at build time.
@@ -285,7 +286,9 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Store: st, Redis: rdb, Enqueuer: a.client, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version,
-		Limiter: ratelimit.New(rdb, cfg.QueueNamespace),
+		Limiter:      ratelimit.New(rdb, cfg.QueueNamespace),
+		Webhooks:     webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
+		WebhookQueue: tasks.WebhookQueue(cfg.QueueNamespace),
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {

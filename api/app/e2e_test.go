@@ -47,6 +47,12 @@ func (p *platform) another(adminToken string) *platform {
 
 func startPlatform(t *testing.T) *platform {
 	t.Helper()
+	return startPlatformWith(t, func(*config.Common) {})
+}
+
+// startPlatformWith lets a test adjust the shared configuration first.
+func startPlatformWith(t *testing.T, adjust func(*config.Common)) *platform {
+	t.Helper()
 	ctx := context.Background()
 	common := config.Common{
 		DatabaseURL:    testenv.DB(t),
@@ -56,6 +62,7 @@ func startPlatform(t *testing.T) *platform {
 		LogFormat:      "json",
 		DBMaxOpenConns: 8,
 	}
+	adjust(&common)
 	api, err := app.Start(ctx, config.API{
 		Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
 		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,

@@ -19,6 +19,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
 // Request limits that do not depend on the tier.
@@ -192,9 +193,16 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 	j.MemoryLimitMB = limit("memory_limit_mb", req.MemoryLimitMB, t.DefaultMemoryMB, t.MaxMemoryMB, "MiB")
 	j.MaxOutputBytes = limit("max_output_bytes", req.MaxOutputBytes, t.DefaultOutputBytes, t.MaxOutputBytes, "bytes")
 	if req.WebhookURL != nil {
-		// Deliveries are not built yet; refusing is better than accepting a
-		// URL that would never be called.
-		bad("webhook_url", "webhook delivery is not available in this version")
+		u := strings.TrimSpace(*req.WebhookURL)
+		switch {
+		case len(u) > maxWebhookURL:
+			bad("webhook_url", "is longer than %d bytes", maxWebhookURL)
+		default:
+			if err := s.webhooks.CheckURL(ctx, u); err != nil {
+				bad("webhook_url", "%s", strings.TrimPrefix(err.Error(), webhook.ErrForbidden.Error()+": "))
+			}
+		}
+		j.WebhookURL = &u
 	}
 	j.Metadata.V = req.Metadata
 	if j.Metadata.V == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
 // Body limits per route group (module uploads are limited by the tier while
@@ -49,7 +50,11 @@ type Deps struct {
 	EnqueueTimeout time.Duration
 	// Limiter enforces the tiers' rate limits (nil: none).
 	Limiter *ratelimit.Limiter
-	Version string
+	// Webhooks decides which webhook URLs jobs may name.
+	Webhooks webhook.Policy
+	// WebhookQueue is the asynq queue of webhook deliveries.
+	WebhookQueue string
+	Version      string
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -66,6 +71,8 @@ type Server struct {
 	version        string
 	queueInspector *asynq.Inspector
 	limiter        *ratelimit.Limiter
+	webhooks       webhook.Policy
+	webhookQueue   string
 	echo           *echo.Echo
 }
 
@@ -75,7 +82,7 @@ func New(d Deps) *Server {
 		store: d.Store, redis: d.Redis, enqueuer: d.Enqueuer, inspector: d.Inspector,
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
-		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter,
+		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
@@ -96,6 +103,7 @@ func New(d Deps) *Server {
 
 	v1 := e.Group("/v1", s.withAPIKey, s.withReadLimit)
 	v1.GET("/account", s.getAccount)
+	v1.POST("/account/webhook-secret/rotate", s.rotateWebhookSecret, bodyLimit(adminBodyLimit))
 	v1.POST("/modules", s.createModule) // limited by the tier while streaming
 	v1.GET("/modules", s.listModules)
 	v1.GET("/modules/:id", s.getModule)
@@ -104,6 +112,8 @@ func New(d Deps) *Server {
 	jobs.GET("", s.listJobs)
 	jobs.GET("/:id", s.getJob)
 	jobs.GET("/:id/events", s.jobEvents)
+	jobs.GET("/:id/deliveries", s.jobDeliveries)
+	jobs.POST("/:id/deliveries/retry", s.retryDelivery)
 
 	if s.adminToken == "" {
 		// Off: the admin routes do not exist, for any credential.

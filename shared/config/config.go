@@ -39,6 +39,11 @@ type Common struct {
 	LogFormat      string // WIZARD_LOG_FORMAT: json|console, default json
 	// DBMaxOpenConns bounds the Postgres connection pool.
 	DBMaxOpenConns int // WIZARD_DB_MAX_OPEN_CONNS, default 20
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses (development and tests only).
+	WebhookAllowPrivate bool // WIZARD_WEBHOOK_ALLOW_PRIVATE, default false
+	// WebhookAllowHTTP allows http:// webhook URLs.
+	WebhookAllowHTTP bool // WIZARD_WEBHOOK_ALLOW_HTTP, default false
 }
 
 // API is the API binary's configuration.
@@ -76,6 +81,9 @@ type Worker struct {
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
 	// CompileTimeout bounds one module's compilation.
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
+	// WebhookConcurrency is how many deliveries a worker sends at once, on
+	// an asynq server of their own.
+	WebhookConcurrency int // WIZARD_WEBHOOK_CONCURRENCY, default 10
 	// ReconcileInterval is the pause between reconciler passes (0: off).
 	ReconcileInterval time.Duration // WIZARD_RECONCILE_INTERVAL, default 10s
 	// ReconcileQueuedAfter is how long a job may sit queued before the
@@ -144,6 +152,18 @@ func (r *reader) oneOf(name, def string, allowed ...string) string {
 	return def
 }
 
+func (r *reader) boolean(name string) bool {
+	switch v := strings.ToLower(r.str(name, "false")); v {
+	case "true", "1", "yes":
+		return true
+	case "false", "0", "no":
+		return false
+	default:
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: want true or false", name, v))
+		return false
+	}
+}
+
 func (r *reader) addr(name, def string) string {
 	v := r.str(name, def)
 	if _, _, err := net.SplitHostPort(v); err != nil {
@@ -176,6 +196,9 @@ func (r *reader) common() Common {
 		LogLevel:       r.oneOf("WIZARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:      r.oneOf("WIZARD_LOG_FORMAT", "json", "json", "console"),
 		DBMaxOpenConns: r.integer("WIZARD_DB_MAX_OPEN_CONNS", 20, 2, 1000),
+
+		WebhookAllowPrivate: r.boolean("WIZARD_WEBHOOK_ALLOW_PRIVATE"),
+		WebhookAllowHTTP:    r.boolean("WIZARD_WEBHOOK_ALLOW_HTTP"),
 	}
 }
 
@@ -210,6 +233,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
 
+		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),
 		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
 		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),
 		ReconcileRunningGrace: r.duration("WIZARD_RECONCILE_RUNNING_GRACE", 2*time.Minute, 10*time.Second, 24*time.Hour),

@@ -36,13 +36,17 @@ type Tier struct {
 
 // Account owns keys, modules and jobs.
 type Account struct {
-	ID            uuid.UUID  `db:"id"`
-	Name          string     `db:"name"`
-	Tier          string     `db:"tier"`
-	WebhookSecret string     `db:"webhook_secret"`
-	CreatedAt     time.Time  `db:"created_at"`
-	UpdatedAt     time.Time  `db:"updated_at"`
-	DisabledAt    *time.Time `db:"disabled_at"`
+	ID            uuid.UUID `db:"id"`
+	Name          string    `db:"name"`
+	Tier          string    `db:"tier"`
+	WebhookSecret string    `db:"webhook_secret"`
+	// PreviousWebhookSecret still signs deliveries, as a second signature,
+	// until PreviousSecretExpiresAt (a rotation's overlap).
+	PreviousWebhookSecret   *string    `db:"previous_webhook_secret"`
+	PreviousSecretExpiresAt *time.Time `db:"previous_secret_expires_at"`
+	CreatedAt               time.Time  `db:"created_at"`
+	UpdatedAt               time.Time  `db:"updated_at"`
+	DisabledAt              *time.Time `db:"disabled_at"`
 }
 
 // APIKey is a stored key: never its plaintext.

@@ -6,6 +6,7 @@ package tasks
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,13 @@ const TypeRunJob = "job:run"
 
 // TypeCompileModule compiles an uploaded module ahead of its first run.
 const TypeCompileModule = "module:compile"
+
+// TypeDeliverWebhook sends (one attempt of) a webhook delivery.
+const TypeDeliverWebhook = "webhook:deliver"
+
+// WebhooksQueue is the base name of the webhook deliveries' own queue, so
+// that slow receivers never hold up job execution.
+const WebhooksQueue = "webhooks"
 
 // JobsQueue is the base name of the queue jobs run from; a deployment's
 // namespace is put in front of it.
@@ -120,4 +128,41 @@ func ParseCompileModule(payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("decode compile payload: bad sha256 %q", p.SHA256)
 	}
 	return sum, nil
+}
+
+// WebhookQueue returns the name of the webhooks queue in a namespace.
+func WebhookQueue(namespace string) string { return namespace + WebhooksQueue }
+
+// DeliverWebhook is the payload of TypeDeliverWebhook.
+type DeliverWebhook struct {
+	DeliveryID uuid.UUID `json:"delivery_id"`
+}
+
+// WebhookAttempts is how many times a delivery is tried: immediately, then
+// after each delay of the retry schedule.
+const WebhookAttempts = 8
+
+// NewDeliverWebhook builds the task that delivers a webhook; tag makes its
+// task ID unique per reason to send (first send, manual retry), while a
+// second enqueue for the same reason is refused by asynq.
+func NewDeliverWebhook(id uuid.UUID, tag, queue string) (*asynq.Task, error) {
+	payload, err := json.Marshal(DeliverWebhook{DeliveryID: id})
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery payload: %w", err)
+	}
+	return asynq.NewTask(TypeDeliverWebhook, payload,
+		asynq.TaskID("delivery:"+id.String()+":"+tag),
+		asynq.Queue(queue),
+		asynq.MaxRetry(WebhookAttempts-1),
+		asynq.Timeout(time.Minute),
+	), nil
+}
+
+// ParseDeliverWebhook decodes a TypeDeliverWebhook payload.
+func ParseDeliverWebhook(payload []byte) (uuid.UUID, error) {
+	var p DeliverWebhook
+	if err := json.Unmarshal(payload, &p); err != nil || p.DeliveryID == uuid.Nil {
+		return uuid.Nil, fmt.Errorf("decode delivery payload: %w", errors.Join(err, errors.New("delivery_id missing")))
+	}
+	return p.DeliveryID, nil
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,6 +30,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/webhook"
+	"github.com/wasmwizard/wasmwizard/worker/delivery"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
@@ -89,6 +92,7 @@ type Worker struct {
 	http   *http.Server
 	ln     net.Listener
 	queue  string
+	hooks  *asynq.Server
 	pool   *sandbox.Pool
 	runner *jobrunner.Runner
 	ID     string
@@ -136,7 +140,24 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		w.close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
 	}
-	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log}
+	client := asynq.NewClientFromRedisClient(rdb)
+	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
+	enqueueDelivery := func(ctx context.Context, id uuid.UUID) error {
+		return delivery.Enqueue(ctx, client, id, "first", webhookQueue)
+	}
+	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log,
+		Finished: func(ctx context.Context, job store.Job) {
+			if job.WebhookURL == nil {
+				return
+			}
+			d, err := st.DeliveryForJob(ctx, job.AccountID, job.ID)
+			if err == nil {
+				err = enqueueDelivery(ctx, d.ID)
+			}
+			if err != nil { // the reconciler's sweep sends it later
+				log.Warn("webhook delivery not queued", zap.String("job_id", job.ID.String()), zap.Error(err))
+			}
+		}}
 	switch cfg.Executor {
 	case "inprocess":
 		deps.Executor = executor.NewInProcess(cacheDir)
@@ -154,7 +175,8 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps.Observer = newMetrics(reg)
+	m := newMetrics(reg)
+	deps.Observer = m
 
 	runner := jobrunner.New(deps)
 	w.runner = runner
@@ -184,12 +206,34 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
 
+	// Webhook deliveries on an asynq server of their own: a slow receiver
+	// holds a delivery slot, never a job slot.
+	sender := delivery.New(st, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
+		log.Named("webhooks"), m)
+	hooks := asynq.NewServeMux()
+	hooks.Handle(tasks.TypeDeliverWebhook, sender)
+	w.hooks = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:       cfg.WebhookConcurrency,
+		Queues:            map[string]int{webhookQueue: 1},
+		TaskCheckInterval: max(cfg.PollInterval, 100*time.Millisecond),
+		ShutdownTimeout:   20 * time.Second,
+		Logger:            log.Named("asynq-webhooks").Sugar(),
+		LogLevel:          asynq.WarnLevel,
+		RetryDelayFunc:    delivery.RetryDelay,
+	})
+	if err := w.hooks.Start(hooks); err != nil {
+		w.srv.Shutdown()
+		w.close()
+		return nil, fmt.Errorf("start webhook server: %w", err)
+	}
+
 	if cfg.ReconcileInterval > 0 {
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		w.stopReconciler = cancel
 		rec := reconciler.New(reconciler.Config{
 			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
 			RunningGrace: cfg.ReconcileRunningGrace, MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
+			EnqueueDelivery: enqueueDelivery,
 		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))
 		w.reconcilerDone = make(chan struct{})
 		go func() {
@@ -249,6 +293,7 @@ func (w *Worker) Shutdown() {
 		<-w.reconcilerDone
 	}
 	w.srv.Shutdown()
+	w.hooks.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w.runner.Wait(ctx)
@@ -272,6 +317,7 @@ func workerID() string {
 }
 
 type metrics struct {
+	webhooks *prometheus.HistogramVec
 	finished *prometheus.CounterVec
 	run      *prometheus.HistogramVec
 	compile  prometheus.Histogram
@@ -291,7 +337,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "wasmwizard_module_compile_seconds", Help: "Compilations a job had to wait for (cache misses in the sandbox child).",
 		Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 	})
-	reg.MustRegister(m.finished, m.run, m.compile)
+	m.webhooks = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "wasmwizard_webhook_attempts_seconds", Help: "Webhook delivery attempts by outcome (delivered, pending = will retry, failed) and how long the receiver took.",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+	}, []string{"outcome"})
+	reg.MustRegister(m.finished, m.run, m.compile, m.webhooks)
 	return m
 }
 
@@ -301,4 +351,8 @@ func (m *metrics) JobFinished(status, errorCode string, run, compile time.Durati
 		m.compile.Observe(compile.Seconds())
 	}
 	m.run.WithLabelValues(status).Observe(run.Seconds())
+}
+
+func (m *metrics) Delivered(outcome string, d time.Duration) {
+	m.webhooks.WithLabelValues(outcome).Observe(d.Seconds())
 }

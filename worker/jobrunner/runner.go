@@ -57,10 +57,15 @@ type Runner struct {
 	workerID string
 	log      *zap.Logger
 	obs      Observer
+	finished func(ctx context.Context, job store.Job)
 }
 
-// Deps is what a Runner is built from. Compiler and Observer may be nil.
+// Deps is what a Runner is built from. Compiler, Observer and Finished may
+// be nil.
 type Deps struct {
+	// Finished is called after a job's terminal result is written (the
+	// worker queues its webhook delivery from here).
+	Finished func(ctx context.Context, job store.Job)
 	Store    *store.Store
 	Executor executor.Executor
 	Modules  Modules
@@ -73,7 +78,7 @@ type Deps struct {
 // New returns a Runner.
 func New(d Deps) *Runner {
 	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer}
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished}
 }
 
 // ProcessCompile handles tasks.TypeCompileModule: it brings the module into
@@ -170,6 +175,9 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if !ok {
 		log.Info("result discarded: the job left this attempt meanwhile")
 		return nil
+	}
+	if r.finished != nil {
+		r.finished(wctx, job)
 	}
 	if r.obs != nil {
 		r.obs.JobFinished(res.Status, res.ErrorCode, res.RunTime, res.CompileTime)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
@@ -44,7 +45,15 @@ type Config struct {
 	Retention time.Duration
 	// Batch bounds the rows each step touches per pass.
 	Batch int
+	// EnqueueDelivery queues a webhook delivery whose task was lost (nil:
+	// deliveries are not swept).
+	EnqueueDelivery func(ctx context.Context, id uuid.UUID) error
 }
+
+// deliveryLate is how overdue a pending webhook delivery must be before the
+// sweep enqueues it again: long enough that asynq's own retries are not
+// duplicated.
+const deliveryLate = 2 * time.Minute
 
 // Stats is what one pass did.
 type Stats struct {
@@ -53,6 +62,7 @@ type Stats struct {
 	Requeued    int
 	FailedLost  int
 	Purged      store.Purged
+	Deliveries  int
 	EnqueueErrs int
 }
 
@@ -127,6 +137,20 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 			}
 			if added {
 				st.Reenqueued++
+			}
+		}
+		if r.cfg.EnqueueDelivery != nil {
+			ids, err := r.store.DueDeliveries(ctx, deliveryLate, r.cfg.Batch)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := r.cfg.EnqueueDelivery(ctx, id); err != nil {
+					st.EnqueueErrs++
+					r.log.Warn("delivery enqueue failed", zap.String("delivery_id", id.String()), zap.Error(err))
+					continue
+				}
+				st.Deliveries++
 			}
 		}
 		if r.cfg.Retention > 0 {

@@ -1,0 +1,114 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+)
+
+// secretOverlap is how long a rotated-out webhook secret keeps signing.
+const secretOverlap = 24 * time.Hour
+
+type deliveryView struct {
+	ID            uuid.UUID       `json:"id"`
+	JobID         uuid.UUID       `json:"job_id"`
+	URL           string          `json:"url"`
+	EventType     string          `json:"event_type"`
+	Status        string          `json:"status"`
+	Attempts      []store.Attempt `json:"attempts"`
+	NextAttemptAt *time.Time      `json:"next_attempt_at"`
+	CreatedAt     time.Time       `json:"created_at"`
+	DeliveredAt   *time.Time      `json:"delivered_at"`
+}
+
+func (s *Server) deliveryView(c echo.Context, d store.Delivery) (deliveryView, error) {
+	attempts, err := s.store.Attempts(c.Request().Context(), d.ID)
+	if err != nil {
+		return deliveryView{}, err
+	}
+	v := deliveryView{ID: d.ID, JobID: d.JobID, URL: d.URL, EventType: d.EventType, Status: d.Status,
+		Attempts: attempts, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt}
+	if d.Status == "pending" {
+		next := d.NextAttemptAt
+		v.NextAttemptAt = &next
+	}
+	return v, nil
+}
+
+// jobDeliveries is GET /v1/jobs/{id}/deliveries: the job's webhook delivery
+// and every attempt (an empty list while the job runs or without a URL).
+func (s *Server) jobDeliveries(c echo.Context) error {
+	id, err := pathID(c, "job")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	p := principal(c)
+	if _, err := s.store.GetJob(ctx, p.AccountID, id); err != nil {
+		return err
+	}
+	out := []deliveryView{}
+	d, err := s.store.DeliveryForJob(ctx, p.AccountID, id)
+	if err == nil {
+		v, err := s.deliveryView(c, d)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	} else if apperr.CodeOf(err) != apperr.NotFound {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+// retryDelivery is POST /v1/jobs/{id}/deliveries/retry: send the job's
+// webhook again now, whatever became of it before.
+func (s *Server) retryDelivery(c echo.Context) error {
+	id, err := pathID(c, "job")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	p := principal(c)
+	if _, err := s.store.GetJob(ctx, p.AccountID, id); err != nil {
+		return err
+	}
+	d, err := s.store.RetryDelivery(ctx, p.AccountID, id)
+	if err != nil {
+		return err
+	}
+	task, err := tasks.NewDeliverWebhook(d.ID, "manual-"+strconv.FormatInt(time.Now().UnixNano(), 36), s.webhookQueue)
+	if err == nil {
+		_, err = s.enqueuer.EnqueueContext(ctx, task)
+	}
+	if err != nil {
+		// The delivery is pending and due: the reconciler's sweep sends it.
+		return apperr.Wrap(err, apperr.Unavailable, "the queue is unavailable; the delivery will be sent later")
+	}
+	v, err := s.deliveryView(c, d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, v)
+}
+
+// rotateWebhookSecret is POST /v1/account/webhook-secret/rotate: a new
+// secret at once; the old one signs too (a second signature) for 24 h.
+func (s *Server) rotateWebhookSecret(c echo.Context) error {
+	p := principal(c)
+	secret, err := s.store.RotateWebhookSecret(c.Request().Context(), actorOf(c), p.AccountID, secretOverlap)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"webhook_secret":          secret,
+		"previous_secret_expires": time.Now().Add(secretOverlap).UTC().Format(time.RFC3339),
+	})
+}
