@@ -55,7 +55,7 @@ type API struct {
 	ShutdownTimeout time.Duration // WIZARD_SHUTDOWN_TIMEOUT, default 20s
 	// EnqueueTimeout bounds the Redis enqueue of a new job; past it the API
 	// answers 503 instead of hanging.
-	EnqueueTimeout time.Duration // WIZARD_ENQUEUE_TIMEOUT, default 2s
+	EnqueueTimeout time.Duration // WIZARD_ENQUEUE_TIMEOUT, default 750ms
 }
 
 // Worker is the worker binary's configuration.
@@ -81,6 +81,9 @@ type Worker struct {
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
 	// CompileTimeout bounds one module's compilation.
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
+	// WebhookSweepAfter is how overdue a pending webhook delivery must be
+	// before the reconciler enqueues it again (its task was lost).
+	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 2m
 	// WebhookConcurrency is how many deliveries a worker sends at once, on
 	// an asynq server of their own.
 	WebhookConcurrency int // WIZARD_WEBHOOK_CONCURRENCY, default 10
@@ -210,7 +213,7 @@ func LoadAPI(getenv Getenv) (API, error) {
 		HTTPAddr:        r.addr("WIZARD_HTTP_ADDR", DefaultHTTPAddr),
 		AdminToken:      strings.TrimSpace(getenv("WIZARD_ADMIN_TOKEN")),
 		ShutdownTimeout: r.duration("WIZARD_SHUTDOWN_TIMEOUT", 20*time.Second, 0, 10*time.Minute),
-		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 2*time.Second, 10*time.Millisecond, time.Minute),
+		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 750*time.Millisecond, 10*time.Millisecond, time.Minute),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))
@@ -233,6 +236,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
 
+		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 2*time.Minute, 20*time.Second, 24*time.Hour),
 		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),
 		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
 		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),

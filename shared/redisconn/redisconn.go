@@ -23,6 +23,11 @@ func Open(url string) (*redis.Client, error) {
 	opt.DialTimeout = time.Second
 	opt.ReadTimeout = 2 * time.Second
 	opt.WriteTimeout = 2 * time.Second
+	// One quick retry, not go-redis's default three with backoff: an outage
+	// must surface as an error well within a second.
+	opt.MaxRetries = 1
+	opt.MinRetryBackoff = 8 * time.Millisecond
+	opt.MaxRetryBackoff = 64 * time.Millisecond
 	return redis.NewClient(opt), nil
 }
 

@@ -271,3 +271,11 @@ func cursorOrMax(cursor string) (uuid.UUID, error) {
 	}
 	return DecodeCursor(cursor)
 }
+
+// UnfinishedJobs counts the account's queued and running jobs.
+func (s *Store) UnfinishedJobs(ctx context.Context, accountID uuid.UUID) (int, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, `
+		SELECT count(*) FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running')`, accountID)
+	return n, wrapDB(err, "count unfinished jobs")
+}

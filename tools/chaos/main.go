@@ -86,6 +86,8 @@ func run(o options) int {
 		{"postgres-restart", "Postgres restarted under load", h.postgresRestart},
 		{"api-kill9", "the API killed while accepting a burst", h.apiKill9},
 		{"worker-sigterm", "SIGTERM to a worker with long jobs running", h.workerSigterm},
+		{"redis-down", "Redis stopped under load, then started again (empty)", h.redisDown},
+		{"webhook-worker-kill9", "kill -9 of a worker while it delivers webhooks", h.webhookWorkerKill9},
 	}
 	var results []result
 	failed := false
@@ -236,23 +238,35 @@ func (h *harness) startServices(ctx context.Context) error {
 	}
 	// Redis: a private server without persistence.
 	h.redisPort = freePort()
+	h.rdb = redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", h.redisPort)})
+	return h.startRedis(ctx)
+}
+
+// startRedis (re)starts the private Redis server on its port.
+func (h *harness) startRedis(ctx context.Context) error {
 	h.redisCmd = exec.Command("redis-server", "--port", strconv.Itoa(h.redisPort), "--bind", "127.0.0.1", //nolint:noctx // stopped explicitly
 		"--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction")
 	h.redisCmd.Stdout, h.redisCmd.Stderr = h.logFile("redis"), h.logFile("redis")
 	if err := h.redisCmd.Start(); err != nil {
 		return fmt.Errorf("redis-server: %w", err)
 	}
-	h.rdb = redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", h.redisPort)})
 	for i := 0; ; i++ {
 		if h.rdb.Ping(ctx).Err() == nil {
-			break
+			return nil
 		}
 		if i > 100 {
 			return errors.New("redis-server did not start")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return nil
+}
+
+// stopRedis kills the private Redis server (its data is gone: no persistence).
+func (h *harness) stopRedis() {
+	if h.redisCmd != nil && h.redisCmd.Process != nil {
+		_ = h.redisCmd.Process.Kill()
+		_ = h.redisCmd.Wait()
+	}
 }
 
 func (h *harness) pgTool(ctx context.Context, tool string, args ...string) ([]byte, error) {
@@ -289,10 +303,7 @@ func (h *harness) stopAll() {
 	for _, p := range procs {
 		p.kill(syscall.SIGKILL)
 	}
-	if h.redisCmd != nil && h.redisCmd.Process != nil {
-		_ = h.redisCmd.Process.Kill()
-		_ = h.redisCmd.Wait()
-	}
+	h.stopRedis()
 	if h.pgData != "" {
 		_ = h.pgCtl(context.Background(), "stop")
 	}
@@ -327,6 +338,11 @@ type stage struct {
 	// timeoutMS is the jobs' timeout: a lost worker's jobs are recovered
 	// timeout + WIZARD_RECONCILE_RUNNING_GRACE after they started.
 	timeoutMS int
+	// webhookURL, when set, is given to every job.
+	webhookURL string
+	// lostDeliveries counts webhook deliveries that never arrived.
+	lostDeliveries int
+	deliveryNote   string
 
 	mu          sync.Mutex
 	accepted    map[string]bool
@@ -387,6 +403,7 @@ func (h *harness) newStage(ctx context.Context, name string) (*stage, error) {
 		"WIZARD_COMPILE_TIMEOUT=5s",
 		"WIZARD_RECONCILE_INTERVAL=1s", "WIZARD_RECONCILE_QUEUED_AFTER=3s", "WIZARD_RECONCILE_RUNNING_GRACE=15s",
 		"WIZARD_MAX_ATTEMPTS=5",
+		"WIZARD_WEBHOOK_ALLOW_PRIVATE=true", "WIZARD_WEBHOOK_ALLOW_HTTP=true", "WIZARD_WEBHOOK_SWEEP_AFTER=20s",
 		"PATH=" + os.Getenv("PATH"),
 	}
 	if s.db, err = sql.Open("postgres", s.dbURL); err != nil {
@@ -496,8 +513,11 @@ func (s *stage) request(ctx context.Context, method, path, ct string, body []byt
 
 // submit sends one job and records what the client was told.
 func (s *stage) submit(ctx context.Context, iterations int) {
-	body, _ := json.Marshal(map[string]any{"module_id": s.moduleID, "args": []string{strconv.Itoa(iterations)},
-		"timeout_ms": s.timeoutMS})
+	req := map[string]any{"module_id": s.moduleID, "args": []string{strconv.Itoa(iterations)}, "timeout_ms": s.timeoutMS}
+	if s.webhookURL != "" {
+		req["webhook_url"] = s.webhookURL
+	}
+	body, _ := json.Marshal(req)
 	start := time.Now()
 	code, resp, err := s.request(ctx, http.MethodPost, "/v1/jobs", "application/json", body)
 	elapsed := time.Since(start)
@@ -620,6 +640,10 @@ func (s *stage) tally(ctx context.Context, r result) result {
 		}
 	}
 	r.accepted = len(s.accepted)
+	r.lost += s.lostDeliveries
+	if s.deliveryNote != "" {
+		r.note = strings.TrimPrefix(r.note+"; "+s.deliveryNote, "; ")
+	}
 	r.lost += r.accepted - r.finished - (r.accepted - len(intersect(s.accepted, seen)))
 	r.unavailable = s.unavailable
 	r.maxFailMS = s.maxFail.Milliseconds()

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -124,4 +126,97 @@ func (h *harness) workerSigterm(ctx context.Context, s *stage) error {
 	}
 	_, err = s.startWorker("worker-2", 4)
 	return err
+}
+
+// Redis stopped under load (its data lost), then started again.
+func (h *harness) redisDown(ctx context.Context, s *stage) error {
+	if _, err := s.startWorker("worker-1", 4); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.load(ctx, -1, 8, 20_000_000, stop); close(done) }()
+	time.Sleep(time.Duration(h.sizes(2000, 1000)) * time.Millisecond)
+	h.stopRedis()
+	time.Sleep(time.Duration(h.sizes(3000, 1500)) * time.Millisecond)
+	code, _, err := s.request(ctx, http.MethodGet, "/readyz", "", nil)
+	if err != nil || code != http.StatusServiceUnavailable {
+		close(stop)
+		<-done
+		return fmt.Errorf("/readyz answered %d (%v) with Redis down, want 503", code, err)
+	}
+	if err := h.startRedis(ctx); err != nil {
+		close(stop)
+		<-done
+		return err
+	}
+	time.Sleep(time.Duration(h.sizes(2000, 1000)) * time.Millisecond)
+	close(stop)
+	<-done
+	return s.waitFor(ctx, 10*time.Second, func() bool {
+		code, _, err := s.request(ctx, http.MethodGet, "/readyz", "", nil)
+		return err == nil && code == http.StatusOK
+	})
+}
+
+// kill -9 of a worker while it delivers webhooks to a slow receiver: every
+// delivery still arrives.
+func (h *harness) webhookWorkerKill9(ctx context.Context, s *stage) error {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Second) // slow: deliveries are in flight when the worker dies
+		mu.Lock()
+		seen[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Close() }()
+	s.webhookURL = "http://" + ln.Addr().String() + "/hook"
+
+	w1, err := s.startWorker("worker-1", 4, "WIZARD_WEBHOOK_CONCURRENCY=4")
+	if err != nil {
+		return err
+	}
+	n := h.sizes(40, 12)
+	s.load(ctx, n, 4, 1_000_000, nil)
+	if err := s.waitFor(ctx, 30*time.Second, func() bool {
+		return s.count(ctx, `SELECT count(*) FROM webhook_deliveries`) >= 4
+	}); err != nil {
+		return fmt.Errorf("no deliveries: %w", err)
+	}
+	time.Sleep(time.Second) // deliveries in flight, held by the slow receiver
+	w1.kill(syscall.SIGKILL)
+	w1.wait(10 * time.Second)
+	if _, err := s.startWorker("worker-2", 4, "WIZARD_WEBHOOK_CONCURRENCY=8"); err != nil {
+		return err
+	}
+	if err := s.awaitAll(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	deadline := 3 * time.Minute
+	err = s.waitFor(ctx, deadline, func() bool {
+		return s.count(ctx, `SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'`) == 0
+	})
+	undelivered := s.count(ctx, `SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'`)
+	total := s.count(ctx, `SELECT count(*) FROM webhook_deliveries`)
+	mu.Lock()
+	unique, dup := len(seen), 0
+	for _, c := range seen {
+		if c > 1 {
+			dup++
+		}
+	}
+	mu.Unlock()
+	s.lostDeliveries = undelivered + max(0, total-unique)
+	s.deliveryNote = fmt.Sprintf("webhooks: %d deliveries, %d arrived, %d arrived more than once (same webhook-id)", total, unique, dup)
+	if err != nil {
+		return fmt.Errorf("%d deliveries undelivered after %s", undelivered, deadline)
+	}
+	return nil
 }

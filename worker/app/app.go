@@ -233,7 +233,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		rec := reconciler.New(reconciler.Config{
 			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
 			RunningGrace: cfg.ReconcileRunningGrace, MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
-			EnqueueDelivery: enqueueDelivery,
+			EnqueueDelivery: enqueueDelivery, DeliveryLate: cfg.WebhookSweepAfter,
 		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))
 		w.reconcilerDone = make(chan struct{})
 		go func() {

@@ -48,12 +48,11 @@ type Config struct {
 	// EnqueueDelivery queues a webhook delivery whose task was lost (nil:
 	// deliveries are not swept).
 	EnqueueDelivery func(ctx context.Context, id uuid.UUID) error
+	// DeliveryLate is how overdue a pending webhook delivery must be before
+	// the sweep enqueues it again: long enough that asynq's own retries (and
+	// deliveries in flight) are not duplicated.
+	DeliveryLate time.Duration
 }
-
-// deliveryLate is how overdue a pending webhook delivery must be before the
-// sweep enqueues it again: long enough that asynq's own retries are not
-// duplicated.
-const deliveryLate = 2 * time.Minute
 
 // Stats is what one pass did.
 type Stats struct {
@@ -82,6 +81,9 @@ func New(cfg Config, st *store.Store, client *asynq.Client, inspector *asynq.Ins
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
+	}
+	if cfg.DeliveryLate <= 0 {
+		cfg.DeliveryLate = 2 * time.Minute
 	}
 	return &Reconciler{cfg: cfg, store: st, client: client, inspector: inspector, log: log}
 }
@@ -140,7 +142,7 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 			}
 		}
 		if r.cfg.EnqueueDelivery != nil {
-			ids, err := r.store.DueDeliveries(ctx, deliveryLate, r.cfg.Batch)
+			ids, err := r.store.DueDeliveries(ctx, r.cfg.DeliveryLate, r.cfg.Batch)
 			if err != nil {
 				return err
 			}
