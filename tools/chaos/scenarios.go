@@ -143,7 +143,7 @@ func (h *harness) redisDown(ctx context.Context, s *stage) error {
 	if err != nil || code != http.StatusServiceUnavailable {
 		close(stop)
 		<-done
-		return fmt.Errorf("/readyz answered %d (%v) with Redis down, want 503", code, err)
+		return fmt.Errorf("/readyz answered %d with Redis down, want 503 (%w)", code, err)
 	}
 	if err := h.startRedis(ctx); err != nil {
 		close(stop)
