@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
@@ -71,43 +72,62 @@ type Job struct {
 	StartedAt       *time.Time              `db:"started_at"`
 	FinishedAt      *time.Time              `db:"finished_at"`
 	UpdatedAt       time.Time               `db:"updated_at"`
+	// CancelRequestedAt is set once a client asked to cancel the job.
+	CancelRequestedAt *time.Time `db:"cancel_requested_at"`
 }
 
 const jobColumns = `id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
-	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at`
+	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at`
 
 // CreateJob inserts a queued job and its "job.created" audit row in one
 // statement. The caller fills every request field; ID is assigned when nil.
+// The module must be one of the account's live modules (else not_found); it
+// is locked while the job is inserted, so a concurrent DeleteModule either
+// sees the job (and fails it) or makes this insert fail.
 func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) {
+	return createJob(ctx, s.db, actor, j)
+}
+
+func createJob(ctx context.Context, q sqlx.QueryerContext, actor Actor, j Job) (Job, error) {
 	if j.ID == uuid.Nil {
 		j.ID = newID()
 	}
 	var out Job
-	err := s.db.GetContext(ctx, &out, `
-		WITH job AS (
+	err := sqlx.GetContext(ctx, q, &out, `
+		WITH m AS (
+			SELECT id, sha256 FROM modules
+			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
+			FOR SHARE
+		), job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM m
 			RETURNING `+jobColumns+`
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
-			SELECT account_id, $17, 'job.created', 'job', id::text, id, $18,
+			SELECT account_id, $16, 'job.created', 'job', id::text, id, $17,
 				jsonb_build_object('module_id', module_id, 'function', function) FROM job
 		)
 		SELECT * FROM job`,
-		j.ID, j.AccountID, j.ModuleID, j.ModuleSHA256, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
+		j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+	}
 	return out, wrapDB(err, "insert job")
 }
 
 // DeleteQueuedJob removes a job that was never handed to the queue (its
-// enqueue failed), with its audit rows, so that no half-created job remains.
+// enqueue failed), with its audit rows and its idempotency key, so that no
+// half-created job remains and the client's retry with the same key creates
+// the job afresh.
 func (s *Store) DeleteQueuedJob(ctx context.Context, id uuid.UUID) error {
 	_, err := s.db.ExecContext(ctx, `
-		WITH gone AS (DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0 RETURNING id)
+		WITH gone AS (DELETE FROM jobs WHERE id = $1 AND status = 'queued' AND attempts = 0 RETURNING id),
+		keys AS (DELETE FROM idempotency_keys WHERE job_id IN (SELECT id FROM gone))
 		DELETE FROM audit_events WHERE job_id IN (SELECT id FROM gone)`, id)
 	return wrapDB(err, "delete unqueued job")
 }
@@ -140,6 +160,17 @@ func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, 
 			return Page[Job]{}, err
 		}
 	}
+	q, args := listJobsQuery(accountID, f, after, limit)
+	var js []Job
+	if err := s.db.SelectContext(ctx, &js, q, args...); err != nil {
+		return Page[Job]{}, wrapDB(err, "list jobs")
+	}
+	return paginate(js, limit, func(j Job) uuid.UUID { return j.ID }), nil
+}
+
+// listJobsQuery builds ListJobs's query: keyset on (account_id, id), newest
+// first, with the filters f.
+func listJobsQuery(accountID uuid.UUID, f JobFilter, after uuid.UUID, limit int) (string, []any) {
 	q := `SELECT ` + jobColumns + ` FROM jobs WHERE account_id = $1 AND id < $2`
 	args := []any{accountID, after}
 	if f.Status != "" {
@@ -150,21 +181,45 @@ func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, 
 		args = append(args, f.ModuleID)
 		q += fmt.Sprintf(" AND module_id = $%d", len(args))
 	}
+	// IDs are UUIDv7, so a creation time is also a range of IDs: bounding
+	// the ID keeps the scan on the keyset index however many rows lie
+	// outside the range. The bound is widened by idClockSkew (IDs come from
+	// the API's clock, created_at from Postgres's) and the exact condition
+	// on created_at decides.
 	if !f.CreatedAfter.IsZero() {
-		args = append(args, f.CreatedAfter)
-		q += fmt.Sprintf(" AND created_at > $%d", len(args))
+		args = append(args, idAt(f.CreatedAfter.Add(-idClockSkew)), f.CreatedAfter)
+		q += fmt.Sprintf(" AND id > $%d AND created_at > $%d", len(args)-1, len(args))
 	}
 	if !f.CreatedBefore.IsZero() {
-		args = append(args, f.CreatedBefore)
-		q += fmt.Sprintf(" AND created_at < $%d", len(args))
+		args = append(args, idAt(f.CreatedBefore.Add(idClockSkew)), f.CreatedBefore)
+		q += fmt.Sprintf(" AND id < $%d AND created_at < $%d", len(args)-1, len(args))
 	}
 	args = append(args, limit+1)
 	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	var js []Job
-	if err := s.db.SelectContext(ctx, &js, q, args...); err != nil {
-		return Page[Job]{}, wrapDB(err, "list jobs")
+	return q, args
+}
+
+// idClockSkew is how far apart the clock that makes job IDs (the API's) and
+// the one that stamps created_at (Postgres's) may be for created_after and
+// created_before to stay exact.
+const idClockSkew = 5 * time.Minute
+
+// idAt returns the smallest UUIDv7 of the millisecond t falls in.
+func idAt(t time.Time) uuid.UUID {
+	var id uuid.UUID
+	ms := t.UnixMilli()
+	if ms < 0 {
+		ms = 0
 	}
-	return paginate(js, limit, func(j Job) uuid.UUID { return j.ID }), nil
+	if ms >= 1<<48 {
+		return uuid.Max
+	}
+	for i := 0; i < 6; i++ {
+		id[i] = byte(ms >> (8 * (5 - i)))
+	}
+	id[6] = 0x70
+	id[8] = 0x80
+	return id
 }
 
 // Claim outcomes other than success.
@@ -234,9 +289,9 @@ type Result struct {
 }
 
 // FinishJob writes a terminal result for the given attempt by workerID, with
-// its "job.finished" row. It reports false (and changes nothing) if the job is
-// no longer running that attempt on that worker: a terminal job is never
-// overwritten.
+// its "job.finished" row ("job.cancelled" when the status is cancelled). It
+// reports false (and changes nothing) if the job is no longer running that
+// attempt on that worker: a terminal job is never overwritten.
 func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
 	if !Terminal(r.Status) {
 		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
@@ -256,7 +311,8 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 			RETURNING account_id, id, status, error_code, exit_code, attempts
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
-			SELECT account_id, 'worker', 'job.finished', 'job', id::text, id,
+			SELECT account_id, 'worker',
+				CASE WHEN status = 'cancelled' THEN 'job.cancelled' ELSE 'job.finished' END, 'job', id::text, id,
 				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
 					'error_code', error_code, 'exit_code', exit_code)) FROM done
 		)
@@ -289,6 +345,52 @@ func (s *Store) ReleaseJob(ctx context.Context, id uuid.UUID, attempt int, worke
 		return false, wrapDB(err, "release job")
 	}
 	return n == 1, nil
+}
+
+// CancelJob cancels one of the account's jobs. A queued job becomes
+// cancelled at once ("job.cancelled"); a running job is marked as
+// cancel-requested ("job.cancel_requested") and keeps running until its
+// worker stops it; the caller then interrupts the run. Both in one
+// conditional statement, so a job that a worker claims or finishes meanwhile
+// is seen in its new status. A terminal job is a conflict.
+func (s *Store) CancelJob(ctx context.Context, actor Actor, accountID, id uuid.UUID) (Job, error) {
+	var j Job
+	err := s.db.GetContext(ctx, &j, `
+		WITH c AS (
+			UPDATE jobs SET
+				status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+				error_code = CASE WHEN status = 'queued' THEN 'cancelled' ELSE error_code END,
+				error_message = CASE WHEN status = 'queued' THEN 'the job was cancelled before it started'
+					ELSE error_message END,
+				finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+				cancel_requested_at = coalesce(cancel_requested_at, now()),
+				updated_at = now()
+			WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
+			RETURNING `+jobColumns+`
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
+			SELECT account_id, $3, CASE WHEN status = 'cancelled' THEN 'job.cancelled' ELSE 'job.cancel_requested' END,
+				'job', id::text, id, $4, jsonb_build_object('attempt', attempts) FROM c
+		)
+		SELECT * FROM c`, id, accountID, actor.Name, actor.RequestID)
+	if errors.Is(err, sql.ErrNoRows) {
+		cur, gerr := s.GetJob(ctx, accountID, id)
+		if gerr != nil {
+			return Job{}, gerr
+		}
+		return cur, apperr.New(apperr.Conflict, "job %s already finished (%s); it cannot be cancelled", id, cur.Status)
+	}
+	return j, wrapDB(err, "cancel job")
+}
+
+// CancelRequested reports whether a client asked to cancel the job.
+func (s *Store) CancelRequested(ctx context.Context, id uuid.UUID) (bool, error) {
+	var requested bool
+	err := s.db.GetContext(ctx, &requested, `SELECT cancel_requested_at IS NOT NULL FROM jobs WHERE id = $1`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return requested, wrapDB(err, "read cancel request")
 }
 
 func nonNil(b []byte) []byte {

@@ -144,3 +144,53 @@ func paginate[T any](items []T, limit int, id func(T) uuid.UUID) Page[T] {
 	}
 	return p
 }
+
+// DeleteModule soft-deletes one of the account's live modules (deleted_at;
+// its bytes stay for jobs that already run it) and ends its queued jobs as
+// failed with module_deleted, in one transaction. It returns those jobs' IDs
+// so that their queued tasks can be dropped. Another account's module is not
+// found.
+func (s *Store) DeleteModule(ctx context.Context, actor Actor, accountID, id uuid.UUID) ([]uuid.UUID, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, wrapDB(err, "begin")
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, `
+		UPDATE modules SET deleted_at = now() WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID)
+	if err != nil {
+		return nil, wrapDB(err, "delete module")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, wrapDB(err, "delete module")
+	} else if n == 0 {
+		return nil, apperr.New(apperr.NotFound, "module %s not found", id)
+	}
+	if err := audit(ctx, tx, Event{AccountID: &accountID, Actor: actor, Action: "module.deleted",
+		SubjectType: "module", SubjectID: id.String()}); err != nil {
+		return nil, err
+	}
+	// Jobs inserted concurrently lock the module row (CreateJob), so once the
+	// update above holds it every queued job of the module is visible here.
+	var failed []uuid.UUID
+	err = tx.SelectContext(ctx, &failed, `
+		WITH f AS (
+			UPDATE jobs SET status = 'failed', error_code = 'module_deleted',
+				error_message = 'the module was deleted before the job started',
+				finished_at = now(), updated_at = now()
+			WHERE account_id = $1 AND module_id = $2 AND status = 'queued'
+			RETURNING account_id, id, attempts
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
+			SELECT account_id, $3, 'job.finished', 'job', id::text, id, $4,
+				jsonb_build_object('attempt', attempts, 'status', 'failed', 'error_code', 'module_deleted') FROM f
+		)
+		SELECT id FROM f`, accountID, id, actor.Name, actor.RequestID)
+	if err != nil {
+		return nil, wrapDB(err, "fail queued jobs of a deleted module")
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, wrapDB(err, "commit module deletion")
+	}
+	return failed, nil
+}
