@@ -1,0 +1,150 @@
+package jobwatch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/api/jobwatch"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+// patience bounds every wait for something that must happen.
+const patience = 30 * time.Second
+
+type bundle struct {
+	url string
+	st  *store.Store
+	hub *jobwatch.Hub
+	job func() store.Job
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	url := testenv.DB(t)
+	st, err := store.Open(ctx, url, 4)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	hub := startHub(t, url)
+	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
+	require.NoError(t, err)
+	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
+	require.NoError(t, err)
+	return bundle{url: url, st: st, hub: hub, job: func() store.Job {
+		j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
+			AccountID: a.ID, ModuleID: m.ID, Queue: "q", Function: "_start",
+			TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100,
+		})
+		require.NoError(t, err)
+		return j
+	}}
+}
+
+func startHub(t *testing.T, url string) *jobwatch.Hub {
+	t.Helper()
+	hub, err := jobwatch.Start(context.Background(), url, 10*time.Second, zap.NewNop())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = hub.Close() })
+	return hub
+}
+
+func fired(t *testing.T, w *jobwatch.Watch) {
+	t.Helper()
+	select {
+	case <-w.C():
+	case <-time.After(patience):
+		t.Fatal("the watch did not fire")
+	}
+}
+
+func finish(t *testing.T, st *store.Store, id uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := st.ClaimJob(ctx, id, "w")
+	require.NoError(t, err)
+	ok, err := st.FinishJob(ctx, id, 1, "w", store.Result{Status: store.StatusSucceeded})
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+func TestTerminalJobFiresItsWatchesOnEveryHub(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := startHub(t, b.url)
+	j, unrelated := b.job(), b.job()
+	w1, w2, w3 := b.hub.Watch(j.ID), b.hub.Watch(j.ID), other.Watch(j.ID)
+	wu := b.hub.Watch(unrelated.ID)
+	defer wu.Stop()
+	require.Equal(t, 3, b.hub.Waiting())
+
+	finish(t, b.st, j.ID)
+	fired(t, w1)
+	fired(t, w2)
+	fired(t, w3)
+	select {
+	case <-wu.C():
+		t.Fatal("another job's watch fired")
+	default:
+	}
+	w1.Stop()
+	w1.Stop()
+	require.Equal(t, 1, b.hub.Waiting(), "fired watches are gone")
+}
+
+func TestCancelAndModuleDeletionNotifyToo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	j := b.job()
+	w := b.hub.Watch(j.ID)
+	_, err := b.st.CancelJob(ctx, store.Actor{Name: "t"}, j.AccountID, j.ID)
+	require.NoError(t, err)
+	fired(t, w)
+
+	j = b.job()
+	w = b.hub.Watch(j.ID)
+	_, err = b.st.DeleteModule(ctx, store.Actor{Name: "t"}, j.AccountID, j.ModuleID)
+	require.NoError(t, err)
+	fired(t, w)
+}
+
+func TestReconnectFiresEveryWatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.hub.Watch(b.job().ID)
+	defer w.Stop()
+	// Kill the listener's connection; nothing was notified for the job, but
+	// a notification may have been lost while it was down.
+	var n int
+	require.NoError(t, b.st.DB().GetContext(context.Background(), &n, `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%'`))
+	require.Equal(t, 1, n)
+	fired(t, w)
+
+	// And notifications flow again after the reconnect.
+	j := b.job()
+	w = b.hub.Watch(j.ID)
+	finish(t, b.st, j.ID)
+	fired(t, w)
+}
+
+func TestCloseFiresEveryWatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.hub.Watch(b.job().ID)
+	require.False(t, b.hub.Closed())
+	require.NoError(t, b.hub.Close())
+	fired(t, w)
+	require.True(t, b.hub.Closed())
+	fired(t, b.hub.Watch(uuid.New()))
+	require.NoError(t, b.hub.Close())
+}
