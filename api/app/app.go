@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
+	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
@@ -253,6 +254,7 @@ type API struct {
 	rdb     redis.UniversalClient
 	client  *asynq.Client
 	inspect *wasmmeta.Inspector
+	watch   *jobwatch.Hub
 	http    *http.Server
 	ln      net.Listener
 	done    chan error
@@ -277,13 +279,20 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
 	redisconn.CheckConfig(pctx, rdb, log)
+	watch, err := jobwatch.Start(ctx, cfg.DatabaseURL, 5*time.Second, log.Named("jobwatch"))
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, err
+	}
 	a := &API{cfg: cfg, store: st, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb),
-		inspect: wasmmeta.NewInspector(ctx), done: make(chan error, 1)}
+		inspect: wasmmeta.NewInspector(ctx), watch: watch, done: make(chan error, 1)}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := httpapi.New(httpapi.Deps{
-		Store: st, Redis: rdb, Enqueuer: a.client, Inspector: a.inspect, Log: log, Registry: reg,
+		Store: st, Redis: rdb, Enqueuer: a.client, Tasks: asynq.NewInspectorFromRedisClient(rdb),
+		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version,
 		Limiter:      ratelimit.New(rdb, cfg.QueueNamespace),
@@ -313,17 +322,20 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 // Addr is the address the API listens on.
 func (a *API) Addr() string { return a.ln.Addr().String() }
 
-// Shutdown stops accepting connections, waits for in-flight requests up to
-// the configured timeout, then closes connections to Postgres and Redis.
+// Shutdown stops accepting connections, answers long-polls with the job as
+// it is, waits for in-flight requests up to the configured timeout, then
+// closes connections to Postgres and Redis.
 func (a *API) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
 	defer cancel()
+	_ = a.watch.Close()
 	err := a.http.Shutdown(ctx)
 	a.close()
 	return err
 }
 
 func (a *API) close() {
+	_ = a.watch.Close()
 	_ = a.client.Close()
 	_ = a.rdb.Close()
 	_ = a.inspect.Close(context.Background())

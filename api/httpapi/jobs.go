@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -53,33 +54,107 @@ type jobRequest struct {
 	Metadata       map[string]string `json:"metadata"`
 }
 
+// Idempotency-Key limits.
+const maxIdempotencyKey = 255
+
+// idempotencyKey reads the Idempotency-Key header: empty when absent.
+func idempotencyKey(c echo.Context) (string, error) {
+	k := c.Request().Header.Get("Idempotency-Key")
+	if k == "" {
+		return "", nil
+	}
+	if len(k) > maxIdempotencyKey || strings.IndexFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 || !utf8.ValidString(k) {
+		return "", apperr.Validation(apperr.FieldError{Field: "Idempotency-Key",
+			Message: fmt.Sprintf("must be 1 to %d characters without control characters", maxIdempotencyKey)})
+	}
+	return k, nil
+}
+
+// requestHash identifies a job request for Idempotency-Key: the hash of its
+// decoded fields re-encoded (so key order and spacing do not matter).
+func requestHash(req jobRequest) []byte {
+	b, err := json.Marshal(req)
+	if err != nil {
+		// Every field of jobRequest is encodable.
+		panic(fmt.Sprintf("encode job request: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
 func (s *Server) createJob(c echo.Context) error {
+	wait, err := parseWait(c.QueryParam("wait"))
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
 	var req jobRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	p := principal(c)
+	var hash []byte
+	if key != "" {
+		// A replay answers what the first request got, even if the module
+		// has been deleted since; only new jobs are validated.
+		hash = requestHash(req)
+		job, found, err := s.store.IdempotentJob(ctx, p.AccountID, key, hash)
+		if err != nil {
+			return err
+		}
+		if found {
+			return s.answerJob(c, job, wait, true)
+		}
+	}
 	j, err := s.buildJob(ctx, p, req)
 	if err != nil {
 		return err
 	}
-	job, err := s.submit(ctx, actorOf(c), j)
+	job, replayed, err := s.submit(ctx, actorOf(c), j, key, hash)
+	if err != nil {
+		return err
+	}
+	return s.answerJob(c, job, wait, replayed)
+}
+
+// answerJob answers a submitted job: 201, or 200 with Idempotent-Replayed
+// when an Idempotency-Key found an earlier job; after waiting for it to
+// finish when the client asked to.
+func (s *Server) answerJob(c echo.Context, job store.Job, wait time.Duration, replayed bool) error {
+	job, err := s.awaitJob(c.Request().Context(), job.AccountID, job.ID, wait)
 	if err != nil {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+job.ID.String())
-	return c.JSON(http.StatusCreated, viewJob(job))
+	status := http.StatusCreated
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	return c.JSON(status, viewJob(job))
 }
 
 // submit makes the job durable in Postgres, then puts it on the queue. If the
 // enqueue fails the job is deleted again and the caller answers 503: a client
 // is never told about a job that will not run, and never left with one it
-// was not told about (see docs/ARCHITECTURE.md).
-func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job) (store.Job, error) {
-	job, err := s.store.CreateJob(ctx, actor, j)
-	if err != nil {
-		return store.Job{}, err
+// was not told about (see docs/ARCHITECTURE.md). With an Idempotency-Key
+// (key != ""), a concurrent request that took the key first wins: its job is
+// returned with replayed == true and nothing is enqueued.
+func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key string, hash []byte) (store.Job, bool, error) {
+	var job store.Job
+	var err error
+	if key != "" {
+		var replayed bool
+		job, replayed, err = s.store.CreateJobIdempotent(ctx, actor, j, key, hash)
+		if err != nil || replayed {
+			return job, replayed, err
+		}
+	} else if job, err = s.store.CreateJob(ctx, actor, j); err != nil {
+		return store.Job{}, false, err
 	}
 	task, err := tasks.NewRunJob(job.ID, job.Queue, time.Duration(job.TimeoutMS)*time.Millisecond)
 	if err == nil {
@@ -97,9 +172,70 @@ func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job) (st
 			s.log.Error("enqueue failed and the job could not be withdrawn; the reconciler will run it",
 				zap.String("job_id", job.ID.String()), zap.Error(derr))
 		}
-		return store.Job{}, apperr.Wrap(err, apperr.Unavailable, "the job queue is unavailable; the job was not accepted, retry later")
+		return store.Job{}, false, apperr.Wrap(err, apperr.Unavailable, "the job queue is unavailable; the job was not accepted, retry later")
 	}
-	return job, nil
+	return job, false, nil
+}
+
+// maxBatch bounds POST /v1/jobs/batch.
+const maxBatch = 100
+
+type batchRequest struct {
+	Jobs []json.RawMessage `json:"jobs"`
+}
+
+type batchItem struct {
+	Job   *jobView `json:"job,omitempty"`
+	Error *Problem `json:"error,omitempty"`
+}
+
+// createJobs accepts up to maxBatch job requests, each validated and
+// submitted on its own: the answer lists a Job or a problem per request, in
+// request order.
+func (s *Server) createJobs(c echo.Context) error {
+	if c.Request().Header.Get("Idempotency-Key") != "" {
+		return apperr.Validation(apperr.FieldError{Field: "Idempotency-Key",
+			Message: "is not supported on batches; submit jobs one by one to use it"})
+	}
+	var req batchRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if len(req.Jobs) == 0 || len(req.Jobs) > maxBatch {
+		return apperr.Validation(apperr.FieldError{Field: "jobs",
+			Message: fmt.Sprintf("must hold 1 to %d job requests, got %d", maxBatch, len(req.Jobs))})
+	}
+	ctx := c.Request().Context()
+	p := principal(c)
+	actor := actorOf(c)
+	out := make([]batchItem, len(req.Jobs))
+	for i, raw := range req.Jobs {
+		job, err := s.submitRaw(ctx, p, actor, raw)
+		if err != nil {
+			prob := problemFor(err, requestID(c))
+			if prob.Status >= 500 {
+				s.log.Error("batch job failed", zap.String("request_id", prob.RequestID), zap.Int("index", i), zap.Error(err))
+			}
+			out[i].Error = &prob
+			continue
+		}
+		v := viewJob(job)
+		out[i].Job = &v
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"data": out})
+}
+
+func (s *Server) submitRaw(ctx context.Context, p store.Principal, actor store.Actor, raw json.RawMessage) (store.Job, error) {
+	var req jobRequest
+	if err := decodeJSONBytes(raw, &req); err != nil {
+		return store.Job{}, err
+	}
+	j, err := s.buildJob(ctx, p, req)
+	if err != nil {
+		return store.Job{}, err
+	}
+	job, _, err := s.submit(ctx, actor, j, "", nil)
+	return job, err
 }
 
 // buildJob validates a request against the module and the caller's tier and
@@ -258,11 +394,72 @@ func (s *Server) getJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	j, err := s.store.GetJob(c.Request().Context(), principal(c).AccountID, id)
+	wait, err := parseWait(c.QueryParam("wait"))
+	if err != nil {
+		return err
+	}
+	j, err := s.awaitJob(c.Request().Context(), principal(c).AccountID, id, wait)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, viewJob(j))
+}
+
+// Cancelling a running job: how long the request waits for the worker to
+// stop it, and how often the interruption is sent again meanwhile (it
+// travels over Redis pub/sub, which does not redeliver).
+const (
+	cancelWait   = 10 * time.Second
+	cancelResend = time.Second
+)
+
+// cancelJob cancels a queued job at once (and drops its task) or interrupts
+// a running one and waits for its worker to end it. 200 with the cancelled
+// Job; 409 if the job was already terminal, or finished otherwise before the
+// interruption reached it; 202 with the still running Job if its worker has
+// not stopped it within cancelWait (the request is recorded, the job will
+// not be run again).
+func (s *Server) cancelJob(c echo.Context) error {
+	id, err := pathID(c, "job")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	p := principal(c)
+	j, err := s.store.CancelJob(ctx, actorOf(c), p.AccountID, id)
+	if err != nil {
+		return err
+	}
+	if j.Status == store.StatusCancelled {
+		// The job was queued: its task is dropped (a worker that already
+		// took it finds the job terminal and skips it).
+		if s.tasks != nil {
+			if err := s.tasks.DeleteTask(j.Queue, j.ID.String()); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				s.log.Debug("cancelled job's task not deleted", zap.String("job_id", j.ID.String()), zap.Error(err))
+			}
+		}
+		return c.JSON(http.StatusOK, viewJob(j))
+	}
+	deadline := time.Now().Add(cancelWait)
+	for {
+		if s.tasks != nil {
+			if err := s.tasks.CancelProcessing(j.ID.String()); err != nil {
+				s.log.Warn("could not send the cancellation", zap.String("job_id", j.ID.String()), zap.Error(err))
+			}
+		}
+		left := time.Until(deadline)
+		if j, err = s.awaitJob(ctx, p.AccountID, id, min(cancelResend, max(left, 0))); err != nil {
+			return err
+		}
+		switch {
+		case j.Status == store.StatusCancelled:
+			return c.JSON(http.StatusOK, viewJob(j))
+		case store.Terminal(j.Status):
+			return apperr.New(apperr.Conflict, "job %s finished (%s) before the cancellation reached it", id, j.Status)
+		case left <= cancelResend || ctx.Err() != nil || s.watcher == nil:
+			return c.JSON(http.StatusAccepted, viewJob(j))
+		}
+	}
 }
 
 func (s *Server) listJobs(c echo.Context) error {

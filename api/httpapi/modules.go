@@ -192,3 +192,23 @@ func (s *Server) precompile(ctx context.Context, sum []byte) {
 		s.log.Info("pre-compile not enqueued", zap.Error(err))
 	}
 }
+
+// deleteModule soft-deletes a module: 204. Its queued jobs end failed with
+// module_deleted (their tasks are dropped; a worker that already took one
+// finds the job terminal); running jobs finish.
+func (s *Server) deleteModule(c echo.Context) error {
+	id, err := pathID(c, "module")
+	if err != nil {
+		return err
+	}
+	failed, err := s.store.DeleteModule(c.Request().Context(), actorOf(c), principal(c).AccountID, id)
+	if err != nil {
+		return err
+	}
+	if s.tasks != nil {
+		for _, jid := range failed {
+			_ = s.tasks.DeleteTask(s.queue, jid.String())
+		}
+	}
+	return c.NoContent(http.StatusNoContent)
+}

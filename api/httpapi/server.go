@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -34,11 +35,21 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
+// TaskControl removes and interrupts queued tasks (asynq's Inspector).
+type TaskControl interface {
+	// DeleteTask removes a task that is not running from its queue.
+	DeleteTask(queue, id string) error
+	// CancelProcessing interrupts a running task on whichever worker runs it.
+	CancelProcessing(id string) error
+}
+
 // Deps is what the server is built from.
 type Deps struct {
 	Store     *store.Store
 	Redis     redis.UniversalClient
 	Enqueuer  Enqueuer
+	Tasks     TaskControl
+	Watcher   *jobwatch.Hub
 	Inspector *wasmmeta.Inspector
 	Log       *zap.Logger
 	Registry  *prometheus.Registry
@@ -62,6 +73,8 @@ type Server struct {
 	store          *store.Store
 	redis          redis.UniversalClient
 	enqueuer       Enqueuer
+	tasks          TaskControl
+	watcher        *jobwatch.Hub
 	inspector      *wasmmeta.Inspector
 	log            *zap.Logger
 	metrics        *httpMetrics
@@ -79,7 +92,7 @@ type Server struct {
 // New builds the server and its routes.
 func New(d Deps) *Server {
 	s := &Server{
-		store: d.Store, redis: d.Redis, enqueuer: d.Enqueuer, inspector: d.Inspector,
+		store: d.Store, redis: d.Redis, enqueuer: d.Enqueuer, tasks: d.Tasks, watcher: d.Watcher, inspector: d.Inspector,
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
@@ -107,13 +120,19 @@ func New(d Deps) *Server {
 	v1.POST("/modules", s.createModule) // limited by the tier while streaming
 	v1.GET("/modules", s.listModules)
 	v1.GET("/modules/:id", s.getModule)
+	v1.DELETE("/modules/:id", s.deleteModule)
 	jobs := v1.Group("/jobs", bodyLimit(jobBodyLimit))
 	jobs.POST("", s.createJob)
+	jobs.POST("/batch", s.createJobs)
 	jobs.GET("", s.listJobs)
 	jobs.GET("/:id", s.getJob)
+	jobs.POST("/:id/cancel", s.cancelJob)
 	jobs.GET("/:id/events", s.jobEvents)
 	jobs.GET("/:id/deliveries", s.jobDeliveries)
 	jobs.POST("/:id/deliveries/retry", s.retryDelivery)
+
+	// The original Wasm Wizard's synchronous call, through the same queue.
+	e.POST("/api/execute", s.execute, s.withAPIKey)
 
 	if s.adminToken == "" {
 		// Off: the admin routes do not exist, for any credential.

@@ -126,6 +126,11 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
 	}
 	log = log.With(zap.String("account_id", job.AccountID.String()), zap.Int("attempt", job.Attempts))
+	if job.CancelRequestedAt != nil {
+		// Cancelled while an earlier attempt ran (and was lost): never run
+		// it again.
+		return r.cancelled(ctx, log, job, 0)
+	}
 
 	path, err := r.modules.Path(ctx, job.ModuleSHA256)
 	if err != nil {
@@ -148,8 +153,19 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
 	}
 	if res.Status == executor.Cancelled && ctx.Err() != nil {
-		// The worker is shutting down (or asynq's deadline passed): the run
-		// was interrupted, not the job's fault. Hand it back.
+		// Either a client cancelled the job (the API recorded it in Postgres,
+		// then interrupted this task through asynq), or the worker is
+		// shutting down (or asynq's deadline passed): then the run was
+		// interrupted through no fault of the job's. Hand it back.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		requested, err := r.store.CancelRequested(wctx, job.ID)
+		cancel()
+		if err != nil {
+			log.Warn("could not tell a cancel from a shutdown; handing the job back", zap.Error(err))
+		}
+		if requested {
+			return r.cancelled(ctx, log, job, res.RunTime)
+		}
 		return r.handBack(ctx, log, job, ctx.Err())
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -200,6 +216,26 @@ func (r *Runner) Wait(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// cancelled ends a claimed job as cancelled at its client's request.
+func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, run time.Duration) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+		Status: store.StatusCancelled, ErrorCode: executor.CodeCancelled,
+		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
+	})
+	if err != nil {
+		return fmt.Errorf("write cancellation: %w", err)
+	}
+	if ok {
+		if r.obs != nil {
+			r.obs.JobFinished(store.StatusCancelled, executor.CodeCancelled, run, 0)
+		}
+		log.Info("job cancelled")
+	}
+	return nil
 }
 
 // handBack returns a claimed job to the queue after a platform failure, so the

@@ -81,3 +81,57 @@ func TestTaskForMissingJobIsDropped(t *testing.T) {
 	require.NoError(t, r.ProcessTask(context.Background(), task))
 	_ = j
 }
+
+func TestCancelledRunEndsCancelled(t *testing.T) {
+	t.Parallel()
+	st, j, r := setup(t, fixtures.Loop, 30*time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.ProcessTask(ctx, task) }()
+	require.Eventually(t, func() bool {
+		cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+		return err == nil && cur.Status == store.StatusRunning
+	}, 30*time.Second, 5*time.Millisecond)
+
+	// What the cancel endpoint does: record the request, then interrupt.
+	_, err = st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
+	require.NoError(t, err)
+	cancel()
+	require.NoError(t, <-done)
+
+	got, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, got.Status)
+	require.Equal(t, "cancelled", *got.ErrorCode)
+	events, err := st.JobEvents(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	var actions []string
+	for _, e := range events {
+		actions = append(actions, e.Action)
+	}
+	require.Equal(t, []string{"job.created", "job.started", "job.cancel_requested", "job.cancelled"}, actions)
+}
+
+func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, j, r := setup(t, fixtures.Hello, time.Second)
+	_, err := st.ClaimJob(ctx, j.ID, "dead-worker")
+	require.NoError(t, err)
+	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, j.AccountID, j.ID)
+	require.NoError(t, err)
+	// The worker holding the attempt died; the claim expires.
+	_, err = st.DB().ExecContext(ctx, `UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
+	require.NoError(t, err)
+
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+	require.NoError(t, r.ProcessTask(ctx, task))
+	got, err := st.GetJob(ctx, j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, got.Status)
+	require.Empty(t, got.Stdout, "the guest did not run")
+}

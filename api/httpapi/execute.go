@@ -1,0 +1,175 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+// executeMargin is how much longer than the job's own timeout POST
+// /api/execute waits for it: time in the queue and in the worker around the
+// guest's run.
+const executeMargin = 30 * time.Second
+
+// executeResponse is the original Wasm Wizard's answer.
+type executeResponse struct {
+	Output *string `json:"output"`
+	Error  *string `json:"error"`
+}
+
+// execute is the original Wasm Wizard's synchronous call: a multipart form
+// with the module bytes ("wasm") and optional stdin ("input"). The module is
+// stored like an upload (or the account's existing copy reused), a job with
+// the tier's default limits goes through the same queue as any other, and
+// the answer waits for it. 200 {"output": stdout, "error": null} when the
+// job succeeded; 200 with "error" set (and whatever output there was) when
+// the guest failed, trapped or timed out; 504 if it has not finished within
+// its timeout plus executeMargin (it still runs; Location names it). Request
+// errors answer the same shape with their status (400, 413, 415, 503).
+func (s *Server) execute(c echo.Context) error {
+	job, err := s.executeJob(c)
+	if err != nil {
+		p := problemFor(err, requestID(c))
+		if p.Status >= 500 {
+			s.log.Error("execute failed", zap.String("request_id", p.RequestID), zap.Error(err))
+		}
+		if p.Code == apperr.Unavailable {
+			c.Response().Header().Set("Retry-After", "1")
+		}
+		msg := p.Detail
+		return c.JSON(p.Status, executeResponse{Error: &msg})
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+job.ID.String())
+	out := executeResponse{}
+	if store.Terminal(job.Status) {
+		stdout := string(job.Stdout)
+		out.Output = &stdout
+	}
+	switch {
+	case job.Status == store.StatusSucceeded:
+		return c.JSON(http.StatusOK, out)
+	case store.Terminal(job.Status):
+		msg := job.Status
+		if job.ErrorCode != nil {
+			msg = *job.ErrorCode
+		}
+		if job.ErrorMessage != nil && *job.ErrorMessage != "" {
+			msg += ": " + *job.ErrorMessage
+		}
+		out.Error = &msg
+		return c.JSON(http.StatusOK, out)
+	default:
+		msg := fmt.Sprintf("the job did not finish in time; it is still %s as job %s", job.Status, job.ID)
+		out.Error = &msg
+		return c.JSON(http.StatusGatewayTimeout, out)
+	}
+}
+
+func (s *Server) executeJob(c echo.Context) (store.Job, error) {
+	r := c.Request()
+	p := principal(c)
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mediaType != "multipart/form-data" {
+		return store.Job{}, apperr.New(apperr.UnsupportedMediaType,
+			"send multipart/form-data with the module as the 'wasm' part and stdin as the optional 'input' part")
+	}
+	// The module, the input, and a little room for the form's framing.
+	body := http.MaxBytesReader(c.Response(), r.Body, p.Tier.MaxModuleBytes+maxStdinBytes+64<<10)
+	content, input, err := readExecuteForm(multipart.NewReader(body, params["boundary"]), p.Tier.MaxModuleBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return store.Job{}, tooLarge(p.Tier.MaxModuleBytes)
+		}
+		return store.Job{}, err
+	}
+	ctx := r.Context()
+	meta, err := s.inspector.Inspect(ctx, content)
+	if err != nil {
+		var inv *wasmmeta.InvalidError
+		if errors.As(err, &inv) {
+			return store.Job{}, apperr.New(apperr.InvalidModule, "%s", inv.Reason)
+		}
+		return store.Job{}, fmt.Errorf("inspect module: %w", err)
+	}
+	if maxPages := uint32(p.Tier.MaxMemoryMB) * pagesPerMiB; meta.MemoryMinPages > maxPages {
+		return store.Job{}, apperr.New(apperr.InvalidModule, "the module declares a minimum memory of %d MiB, more than the %d MiB the %s tier allows",
+			meta.MemoryMinPages/pagesPerMiB, p.Tier.MaxMemoryMB, p.Tier.Name)
+	}
+	m, _, err := s.store.CreateModule(ctx, actorOf(c), p.AccountID, "", content, meta)
+	if err != nil {
+		return store.Job{}, err
+	}
+	stdin := string(input)
+	j, err := s.buildJob(ctx, p, jobRequest{ModuleID: m.ID.String(), Stdin: &stdin})
+	if err != nil {
+		return store.Job{}, err
+	}
+	job, _, err := s.submit(ctx, actorOf(c), j, "", nil)
+	if err != nil {
+		return store.Job{}, err
+	}
+	wait := time.Duration(job.TimeoutMS)*time.Millisecond + executeMargin
+	return s.awaitJob(ctx, job.AccountID, job.ID, wait)
+}
+
+// readExecuteForm reads the "wasm" and "input" parts of /api/execute.
+func readExecuteForm(mr *multipart.Reader, limit int64) (content, input []byte, err error) {
+	found := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) || apperr.As(err) != nil {
+				return nil, nil, err
+			}
+			return nil, nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body: " + err.Error()})
+		}
+		switch part.FormName() {
+		case "wasm":
+			if found {
+				return nil, nil, apperr.Validation(apperr.FieldError{Field: "wasm", Message: "send exactly one wasm part"})
+			}
+			found = true
+			if content, err = readCapped(part, limit); err != nil {
+				return nil, nil, err
+			}
+		case "input":
+			if input, err = io.ReadAll(io.LimitReader(part, maxStdinBytes+1)); err != nil {
+				return nil, nil, apperr.Validation(apperr.FieldError{Field: "input", Message: "could not be read"})
+			}
+			if len(input) > maxStdinBytes {
+				return nil, nil, apperr.Validation(apperr.FieldError{Field: "input", Message: fmt.Sprintf("is larger than %d bytes", maxStdinBytes)})
+			}
+		default:
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return nil, nil, err
+				}
+				return nil, nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body"})
+			}
+		}
+	}
+	if !found {
+		return nil, nil, apperr.Validation(apperr.FieldError{Field: "wasm", Message: "the multipart form has no 'wasm' file part"})
+	}
+	if len(content) == 0 {
+		return nil, nil, apperr.New(apperr.InvalidModule, "the module is empty")
+	}
+	return content, input, nil
+}
