@@ -125,9 +125,11 @@ func (s *Server) createJob(c echo.Context) error {
 // when an Idempotency-Key found an earlier job; after waiting for it to
 // finish when the client asked to.
 func (s *Server) answerJob(c echo.Context, job store.Job, wait time.Duration, replayed bool) error {
-	job, err := s.awaitJob(c.Request().Context(), job.AccountID, job.ID, wait)
-	if err != nil {
-		return err
+	if wait > 0 {
+		var err error
+		if job, err = s.awaitJob(c.Request().Context(), job.AccountID, job.ID, wait); err != nil {
+			return err
+		}
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+job.ID.String())
 	status := http.StatusCreated

@@ -111,7 +111,13 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	log := r.log.With(zap.String("job_id", p.JobID.String()))
-	job, err := r.store.ClaimJob(ctx, p.JobID, r.workerID)
+	// The claim is not interrupted by the task's context: a claim that
+	// committed while the context was cancelled (a client's cancel arrives
+	// as soon as Postgres says running) must be seen, or the job would stay
+	// running with nobody running it until the claim expires.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	job, err := r.store.ClaimJob(cctx, p.JobID, r.workerID)
+	cancel()
 	switch {
 	case errors.Is(err, store.ErrJobTerminal):
 		log.Debug("duplicate delivery of a finished job ignored")

@@ -135,3 +135,18 @@ func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
 	require.Equal(t, store.StatusCancelled, got.Status)
 	require.Empty(t, got.Stdout, "the guest did not run")
 }
+
+// A task whose context is cancelled as it starts still sees its claim, so
+// the job is not left running with nobody running it.
+func TestClaimUnderACancelledContextIsNotLost(t *testing.T) {
+	t.Parallel()
+	st, j, r := setup(t, fixtures.Hello, time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Error(t, r.ProcessTask(ctx, task), "asynq must requeue the task")
+	back, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusQueued, back.Status)
+}
