@@ -26,7 +26,7 @@ const adminToken = "test-admin-token-0123456789"
 // platform is a real API and a real worker, started in-process on :0 against
 // the test's own Postgres database and Redis queue namespace.
 type platform struct {
-	t         *testing.T
+	t         testing.TB
 	baseURL   string
 	workerURL string
 	common    config.Common
@@ -86,7 +86,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) JSON(t *testing.T) map[string]any {
+func (r response) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
