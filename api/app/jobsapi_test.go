@@ -12,11 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/app"
+	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	workerapp "github.com/wasmwizard/wasmwizard/worker/app"
 )
 
 // patience bounds every wait for something that must happen.
@@ -579,4 +583,57 @@ func TestBadWaitIsNotAJob(t *testing.T) {
 	requireProblem(t, p.postJSON("/v1/jobs?wait=forever", key, map[string]any{"module_id": hello}), http.StatusBadRequest, "validation_failed")
 	list := p.do(http.MethodGet, "/v1/jobs", key, "", nil).JSON(t)["data"].([]any)
 	require.Empty(t, list, fmt.Sprintf("%v", list))
+}
+
+// With a worker that polls Redis only every few seconds, jobs still start at
+// once: the API rings the doorbell, and the idle worker is waiting on it.
+// The proof is that a job is finished while asynq still holds its task as
+// pending (not yet delivered); the task is acknowledged when asynq delivers
+// it later.
+func TestDoorbellStartsJobsBetweenPolls(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	common := config.Common{
+		DatabaseURL: testenv.DB(t), RedisURL: testenv.RedisURL(), QueueNamespace: testenv.Namespace(t),
+		LogLevel: "warn", LogFormat: "json", DBMaxOpenConns: 8,
+	}
+	apiCfg := config.API{Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
+		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second}
+	api, err := app.Start(ctx, apiCfg, zap.NewNop())
+	require.NoError(t, err)
+	w, err := workerapp.Start(ctx, config.Worker{
+		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: 2, DataDir: t.TempDir(),
+		PollInterval: 5 * time.Second, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
+	}, zap.NewNop())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		w.Shutdown()
+		_ = api.Shutdown(context.Background())
+	})
+	redisOpt, err := asynq.ParseRedisURI(testenv.RedisURL())
+	require.NoError(t, err)
+	inspector := asynq.NewInspector(redisOpt)
+	t.Cleanup(func() { _ = inspector.Close() })
+	p := &platform{t: t, baseURL: "http://" + api.Addr(), apiCfg: apiCfg}
+	key := p.account("free")
+	hello := p.upload(key, fixtures.Hello)
+	beforeAsynq := 0
+	for range 3 {
+		res := p.postJSON("/v1/jobs?wait=20s", key, map[string]any{"module_id": hello})
+		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+		job := res.JSON(t)
+		require.Equal(t, "succeeded", job["status"])
+		info, err := inspector.GetTaskInfo(common.QueueNamespace+"jobs", job["id"].(string))
+		if err == nil && info.State == asynq.TaskStatePending {
+			beforeAsynq++
+		}
+	}
+	require.Positive(t, beforeAsynq, "no job ran before asynq delivered it")
+	// A doorbell run is cancelled like any other.
+	loop := p.upload(key, fixtures.Loop)
+	id := p.submit(key, map[string]any{"module_id": loop})
+	p.awaitStatus(key, id, "running")
+	res := p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	require.Equal(t, "cancelled", res.JSON(t)["status"])
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -176,7 +177,29 @@ func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key
 		}
 		return store.Job{}, false, apperr.Wrap(err, apperr.Unavailable, "the job queue is unavailable; the job was not accepted, retry later")
 	}
+	s.ring(ctx, job)
 	return job, false, nil
+}
+
+// ring pushes the job on its queue's doorbell, so that an idle worker starts
+// it at once instead of at its next poll (see worker/doorbell). It is only a
+// hint: the queued task is what guarantees the run, so failures are ignored.
+func (s *Server) ring(ctx context.Context, job store.Job) {
+	if s.redis == nil {
+		return
+	}
+	key := tasks.DoorbellKey(job.Queue)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
+	defer cancel()
+	_, err := s.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.LPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now()))
+		p.LTrim(ctx, key, 0, tasks.DoorbellMax-1)
+		p.PExpire(ctx, key, tasks.DoorbellExpiry)
+		return nil
+	})
+	if err != nil {
+		s.log.Debug("doorbell not rung", zap.String("job_id", job.ID.String()), zap.Error(err))
+	}
 }
 
 // maxBatch bounds POST /v1/jobs/batch.
@@ -444,8 +467,15 @@ func (s *Server) cancelJob(c echo.Context) error {
 	}
 	deadline := time.Now().Add(cancelWait)
 	for {
+		// asynq's cancellation reaches a run asynq delivered; the doorbell's
+		// channel reaches a run a worker took from the doorbell.
 		if s.tasks != nil {
 			if err := s.tasks.CancelProcessing(j.ID.String()); err != nil {
+				s.log.Warn("could not send the cancellation", zap.String("job_id", j.ID.String()), zap.Error(err))
+			}
+		}
+		if s.redis != nil {
+			if err := s.redis.Publish(ctx, tasks.CancelChannel(j.Queue), j.ID.String()).Err(); err != nil {
 				s.log.Warn("could not send the cancellation", zap.String("job_id", j.ID.String()), zap.Error(err))
 			}
 		}

@@ -70,6 +70,10 @@ type Worker struct {
 	// ShutdownTimeout is how long running jobs may finish after SIGTERM before
 	// they are handed back to the queue.
 	ShutdownTimeout time.Duration // WIZARD_WORKER_SHUTDOWN_TIMEOUT, default 30s
+	// DisableDoorbell turns off the fast path that picks new jobs up at once
+	// from the API's doorbell (see worker/doorbell); jobs then wait for the
+	// next poll.
+	DisableDoorbell bool // WIZARD_WORKER_DOORBELL=off, default on
 	// Executor is "sandbox" (guests in child processes, the default) or
 	// "inprocess" (guests in the worker process, interrupted through context
 	// checks; for debugging and comparison only).
@@ -231,6 +235,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		DataDir:         r.str("WIZARD_DATA_DIR", DefaultDataDir),
 		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", 100*time.Millisecond, time.Millisecond, time.Minute),
 		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, time.Hour),
+		DisableDoorbell: r.oneOf("WIZARD_WORKER_DOORBELL", "on", "on", "off") == "off",
 		Executor:        r.oneOf("WIZARD_EXECUTOR", "sandbox", "sandbox", "inprocess"),
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),

@@ -32,6 +32,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
+	"github.com/wasmwizard/wasmwizard/worker/doorbell"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
@@ -95,6 +96,7 @@ type Worker struct {
 	hooks  *asynq.Server
 	pool   *sandbox.Pool
 	runner *jobrunner.Runner
+	bell   *doorbell.Doorbell
 	ID     string
 
 	stopReconciler func()
@@ -181,7 +183,13 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	runner := jobrunner.New(deps)
 	w.runner = runner
 	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeRunJob, runner)
+	var runJobs asynq.Handler = runner
+	if !cfg.DisableDoorbell {
+		w.bell = doorbell.Start(doorbell.Config{Redis: rdb, Queue: w.queue, Slots: cfg.Concurrency,
+			Runner: runner, Log: log.Named("doorbell")})
+		runJobs = w.bell.Track(runner)
+	}
+	mux.Handle(tasks.TypeRunJob, runJobs)
 	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)
 	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:       cfg.Concurrency,
@@ -202,6 +210,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		IsFailure: jobrunner.IsFailure,
 	})
 	if err := w.srv.Start(mux); err != nil {
+		w.stopBell(0)
 		w.close()
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
@@ -223,6 +232,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	})
 	if err := w.hooks.Start(hooks); err != nil {
 		w.srv.Shutdown()
+		w.stopBell(0)
 		w.close()
 		return nil, fmt.Errorf("start webhook server: %w", err)
 	}
@@ -245,6 +255,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	w.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		w.srv.Shutdown()
+		w.stopBell(0)
 		w.close()
 		return nil, fmt.Errorf("WIZARD_WORKER_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
 	}
@@ -292,13 +303,23 @@ func (w *Worker) Shutdown() {
 		w.stopReconciler()
 		<-w.reconcilerDone
 	}
+	bellDone := make(chan struct{})
+	go func() { w.stopBell(w.cfg.ShutdownTimeout); close(bellDone) }()
 	w.srv.Shutdown()
 	w.hooks.Shutdown()
+	<-bellDone
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w.runner.Wait(ctx)
 	_ = w.http.Shutdown(ctx)
 	w.close()
+}
+
+// stopBell stops the doorbell, letting its running jobs finish within grace.
+func (w *Worker) stopBell(grace time.Duration) {
+	if w.bell != nil {
+		w.bell.Shutdown(grace)
+	}
 }
 
 func (w *Worker) close() {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
@@ -110,6 +111,16 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	return r.Run(ctx, p.JobID)
+}
+
+// Run runs job id: the work of a job:run delivery, also called directly for
+// a job taken from the doorbell. It claims the job in Postgres first, so
+// however many deliveries a job gets, one attempt runs at a time and a
+// terminal job never runs again. An error wrapping ErrBusy means another
+// attempt holds the job.
+func (r *Runner) Run(ctx context.Context, id uuid.UUID) error {
+	p := tasks.RunJob{JobID: id}
 	log := r.log.With(zap.String("job_id", p.JobID.String()))
 	// The claim is not interrupted by the task's context: a claim that
 	// committed while the context was cancelled (a client's cancel arrives

@@ -1,0 +1,283 @@
+// Package doorbell is the worker's fast path around asynq's polling. An
+// idle asynq server finds a new task only at its next poll of Redis, so a
+// short poll interval buys latency with a steady stream of Redis commands
+// from every idle worker. Instead, the API pushes each new job's ID on a
+// Redis list (tasks.DoorbellKey) and a worker with a free slot waits on that
+// list with a blocking pop: a job is picked up within a network round trip,
+// and an idle worker sends nothing but one BRPOP every few seconds.
+//
+// The doorbell only hints. The job is claimed in Postgres exactly as for an
+// asynq delivery (jobrunner.Runner.Run), so a job rung twice, or also
+// delivered by asynq, runs once; the asynq task stays queued as the durable
+// copy and is acknowledged when asynq delivers it and finds the job
+// terminal. Losing the doorbell list (Redis flushed, no worker listening)
+// only costs latency. Jobs run from the doorbell are stopped by a client's
+// cancel through tasks.CancelChannel, since asynq's cancellation only reaches
+// the tasks asynq runs.
+package doorbell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+)
+
+// Runner runs one job; jobrunner.Runner.Run.
+type Runner interface {
+	Run(ctx context.Context, id uuid.UUID) error
+}
+
+// Config configures a Doorbell.
+type Config struct {
+	Redis redis.UniversalClient
+	// Queue is the jobs queue whose doorbell is read.
+	Queue string
+	// Slots is how many jobs the worker runs at once (asynq's and the
+	// doorbell's together).
+	Slots  int
+	Runner Runner
+	Log    *zap.Logger
+	// MaxAge drops entries older than this: by then asynq has delivered
+	// the job (default 2 s).
+	MaxAge time.Duration
+	// Block is how long one BRPOP waits before it is sent again (default
+	// 2 s): the only Redis traffic of an idle doorbell.
+	Block time.Duration
+}
+
+// Doorbell reads a queue's doorbell and runs the jobs it names.
+type Doorbell struct {
+	cfg Config
+	log *zap.Logger
+
+	mu      sync.Mutex
+	busy    int
+	running map[uuid.UUID]context.CancelFunc
+	freed   chan struct{} // closed (and replaced) whenever a slot frees
+
+	stop     chan struct{}
+	shutdown sync.Once
+	subDone  chan struct{}  // the cancel subscription's loop ended
+	jobs     sync.WaitGroup // doorbell runs
+	pubsub   *redis.PubSub
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+}
+
+// Start starts reading the doorbell.
+func Start(cfg Config) *Doorbell {
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = 2 * time.Second
+	}
+	if cfg.Block == 0 {
+		cfg.Block = 2 * time.Second
+	}
+	if cfg.Slots < 1 {
+		cfg.Slots = 1
+	}
+	d := &Doorbell{cfg: cfg, log: cfg.Log, running: map[uuid.UUID]context.CancelFunc{},
+		freed: make(chan struct{}), stop: make(chan struct{}), subDone: make(chan struct{})}
+	d.baseCtx, d.cancel = context.WithCancel(context.Background())
+	d.pubsub = cfg.Redis.Subscribe(d.baseCtx, tasks.CancelChannel(cfg.Queue))
+	go d.popLoop()
+	go d.cancelLoop()
+	return d
+}
+
+// Track wraps the asynq handler of job runs so that asynq's runs and the
+// doorbell's share the worker's slots: a task asynq delivers waits for a
+// free slot before it claims its job, so a job is never running in
+// Postgres while it waits for a sandbox.
+func (d *Doorbell) Track(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		for !d.tryTake() {
+			if !d.waitFree(ctx.Done()) {
+				return fmt.Errorf("waiting for a free slot: %w", ctx.Err())
+			}
+		}
+		defer d.release()
+		return h.ProcessTask(ctx, t)
+	})
+}
+
+func (d *Doorbell) tryTake() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy >= d.cfg.Slots {
+		return false
+	}
+	d.busy++
+	return true
+}
+
+func (d *Doorbell) release() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy--
+	close(d.freed)
+	d.freed = make(chan struct{})
+}
+
+// waitFree waits until a slot is free (without taking it). It reports false
+// if done or the doorbell's stop came first.
+func (d *Doorbell) waitFree(done <-chan struct{}) bool {
+	for {
+		d.mu.Lock()
+		free, ch := d.busy < d.cfg.Slots, d.freed
+		d.mu.Unlock()
+		if free {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-done:
+			return false
+		case <-d.stop:
+			return false
+		}
+	}
+}
+
+// popLoop takes jobs off the doorbell while a slot is free. It is not
+// waited for at shutdown: a BRPOP cannot be interrupted, and whatever it
+// returns after the stop is dropped (asynq delivers those jobs).
+func (d *Doorbell) popLoop() {
+	key := tasks.DoorbellKey(d.cfg.Queue)
+	for {
+		// Read only while a slot is free: a busy worker leaves the doorbell
+		// to idle ones (and its jobs to asynq). The slot is not held while
+		// blocked, so asynq's deliveries never wait for the doorbell.
+		if !d.waitFree(nil) {
+			return
+		}
+		res, err := d.cfg.Redis.BRPop(d.baseCtx, d.cfg.Block, key).Result()
+		if d.stopping() {
+			if err == nil {
+				d.giveBack(key, res[1])
+			}
+			return
+		}
+		if err != nil {
+			if !errors.Is(err, redis.Nil) {
+				d.log.Warn("doorbell read failed; asynq's polling still delivers jobs", zap.Error(err))
+				select {
+				case <-time.After(time.Second):
+				case <-d.stop:
+					return
+				}
+			}
+			continue
+		}
+		id, rung, err := tasks.ParseDoorbellEntry(res[1])
+		if err != nil || time.Since(rung) > d.cfg.MaxAge {
+			continue
+		}
+		if !d.tryTake() {
+			// asynq took the last slot meanwhile: let another worker have it.
+			d.giveBack(key, res[1])
+			continue
+		}
+		d.run(id)
+	}
+}
+
+// giveBack returns an entry to the end of the list it was popped from.
+func (d *Doorbell) giveBack(key, entry string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = d.cfg.Redis.RPush(ctx, key, entry).Err()
+}
+
+func (d *Doorbell) stopping() bool {
+	select {
+	case <-d.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run runs job id in its own goroutine, holding the slot taken for it.
+func (d *Doorbell) run(id uuid.UUID) {
+	ctx, cancel := context.WithCancel(d.baseCtx)
+	d.mu.Lock()
+	if _, dup := d.running[id]; dup {
+		d.mu.Unlock()
+		cancel()
+		d.release()
+		return
+	}
+	d.running[id] = cancel
+	d.mu.Unlock()
+	d.jobs.Add(1)
+	go func() {
+		defer d.jobs.Done()
+		defer d.release()
+		defer func() {
+			d.mu.Lock()
+			delete(d.running, id)
+			d.mu.Unlock()
+			cancel()
+		}()
+		if err := d.cfg.Runner.Run(ctx, id); err != nil {
+			// The asynq task is still queued: it retries whatever failed.
+			d.log.Debug("doorbell run did not complete", zap.String("job_id", id.String()), zap.Error(err))
+		}
+	}()
+}
+
+func (d *Doorbell) cancelLoop() {
+	defer close(d.subDone)
+	ch := d.pubsub.Channel()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			id, err := uuid.Parse(m.Payload)
+			if err != nil {
+				continue
+			}
+			d.mu.Lock()
+			cancel := d.running[id]
+			d.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		}
+	}
+}
+
+// Shutdown stops reading the doorbell, lets running jobs finish for up to
+// grace, then interrupts them (the runner hands them back to the queue) and
+// waits for them to return.
+// Only the first call does anything.
+func (d *Doorbell) Shutdown(grace time.Duration) {
+	d.shutdown.Do(func() { d.doShutdown(grace) })
+}
+
+func (d *Doorbell) doShutdown(grace time.Duration) {
+	close(d.stop)
+	done := make(chan struct{})
+	go func() { d.jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+	d.cancel()
+	<-done
+	_ = d.pubsub.Close()
+	<-d.subDone
+}

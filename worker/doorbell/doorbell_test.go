@@ -1,0 +1,178 @@
+package doorbell_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/worker/doorbell"
+)
+
+const patience = 30 * time.Second
+
+// runner records the jobs it is given and holds each until released (or its
+// context ends).
+type runner struct {
+	started chan uuid.UUID
+	ended   chan error
+	release chan struct{}
+}
+
+func newRunner() *runner {
+	return &runner{started: make(chan uuid.UUID, 16), ended: make(chan error, 16), release: make(chan struct{})}
+}
+
+func (r *runner) Run(ctx context.Context, id uuid.UUID) error {
+	r.started <- id
+	select {
+	case <-r.release:
+		r.ended <- nil
+	case <-ctx.Done():
+		r.ended <- ctx.Err()
+	}
+	return nil
+}
+
+type bundle struct {
+	rdb   redis.UniversalClient
+	queue string
+	run   *runner
+	bell  *doorbell.Doorbell
+}
+
+func setup(t *testing.T, slots int) bundle {
+	t.Helper()
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	queue := testenv.Namespace(t) + "jobs"
+	r := newRunner()
+	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: slots, Runner: r,
+		Log: zap.NewNop(), Block: 200 * time.Millisecond})
+	t.Cleanup(func() {
+		bell.Shutdown(0)
+		_ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err()
+		_ = rdb.Close()
+	})
+	return bundle{rdb: rdb, queue: queue, run: r, bell: bell}
+}
+
+func (b bundle) ring(t *testing.T, id uuid.UUID, at time.Time) {
+	t.Helper()
+	require.NoError(t, b.rdb.LPush(context.Background(), tasks.DoorbellKey(b.queue), tasks.DoorbellEntry(id, at)).Err())
+}
+
+func started(t *testing.T, r *runner) uuid.UUID {
+	t.Helper()
+	select {
+	case id := <-r.started:
+		return id
+	case <-time.After(patience):
+		t.Fatal("no job was started")
+		return uuid.Nil
+	}
+}
+
+func TestRungJobsRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 2)
+	ids := []uuid.UUID{uuid.New(), uuid.New()}
+	for _, id := range ids {
+		b.ring(t, id, time.Now())
+	}
+	got := []uuid.UUID{started(t, b.run), started(t, b.run)}
+	require.ElementsMatch(t, ids, got)
+	close(b.run.release)
+}
+
+func TestStaleAndMalformedEntriesAreDropped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	ctx := context.Background()
+	key := tasks.DoorbellKey(b.queue)
+	require.NoError(t, b.rdb.LPush(ctx, key, "not an entry").Err())
+	b.ring(t, uuid.New(), time.Now().Add(-time.Minute))
+	fresh := uuid.New()
+	b.ring(t, fresh, time.Now())
+	require.Equal(t, fresh, started(t, b.run), "only the fresh entry runs")
+	close(b.run.release)
+}
+
+func TestABusyWorkerLeavesTheDoorbell(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	ctx := context.Background()
+	// asynq runs a job in the only slot.
+	inside, leave := make(chan struct{}), make(chan struct{})
+	h := b.bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		close(inside)
+		<-leave
+		return nil
+	}))
+	done := make(chan error, 1)
+	go func() { done <- h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)) }()
+	<-inside
+
+	id := uuid.New()
+	b.ring(t, id, time.Now())
+	time.Sleep(500 * time.Millisecond) // several BRPOP periods
+	n, err := b.rdb.LLen(ctx, tasks.DoorbellKey(b.queue)).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "the entry is left for a worker with a free slot")
+
+	close(leave)
+	require.NoError(t, <-done)
+	b.ring(t, id, time.Now()) // the first entry may have gone stale meanwhile
+	require.Equal(t, id, started(t, b.run))
+
+	// Now the doorbell holds the slot: asynq's delivery waits for it, and
+	// gives up when its context ends.
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	require.Error(t, h.ProcessTask(tctx, asynq.NewTask(tasks.TypeRunJob, nil)))
+	close(b.run.release)
+}
+
+func TestCancelReachesADoorbellRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	id := uuid.New()
+	b.ring(t, id, time.Now())
+	require.Equal(t, id, started(t, b.run))
+	// Publish until the run sees it (the subscription may still be starting).
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				_ = b.rdb.Publish(context.Background(), tasks.CancelChannel(b.queue), id.String()).Err()
+			}
+		}
+	}()
+	select {
+	case err := <-b.run.ended:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(patience):
+		t.Fatal("the run was not cancelled")
+	}
+}
+
+func TestShutdownInterruptsRunsAfterTheGrace(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	b.ring(t, uuid.New(), time.Now())
+	started(t, b.run)
+	b.bell.Shutdown(50 * time.Millisecond)
+	require.ErrorIs(t, <-b.run.ended, context.Canceled, "the run is handed back")
+}
