@@ -32,24 +32,32 @@ import (
 // each after a random pause (so it meets the idle worker at a random point
 // of its poll cycle), through a real API and worker on the local Postgres
 // and Redis. It reports the latency's p50 and p99 and the Redis commands per
-// second the platform issues while idle, for each worker poll interval
+// second the platform issues while idle, with the doorbell on and off
+// (WIZARD_BENCH_DOORBELL, default "on,off") for each worker poll interval
 // (asynq's TaskCheckInterval) in WIZARD_BENCH_POLL_INTERVALS (default
-// "10ms,20ms,50ms,100ms"). Run it alone (Redis's counters are server-wide):
+// "10ms,100ms,1s"). The platform uses its own Redis database, whose
+// commands MONITOR tells apart.
 //
 //	go test -run '^$' -bench IdleSubmitWait -benchtime 200x ./api/app/
 func BenchmarkIdleSubmitWait(b *testing.B) {
 	intervals := os.Getenv("WIZARD_BENCH_POLL_INTERVALS")
 	if intervals == "" {
-		intervals = "10ms,20ms,50ms,100ms"
+		intervals = "10ms,100ms,1s"
 	}
-	for _, s := range strings.Split(intervals, ",") {
-		poll, err := time.ParseDuration(strings.TrimSpace(s))
-		require.NoError(b, err)
-		b.Run("poll="+poll.String(), func(b *testing.B) { benchIdleSubmitWait(b, poll) })
+	bells := os.Getenv("WIZARD_BENCH_DOORBELL")
+	if bells == "" {
+		bells = "on,off"
+	}
+	for _, bell := range strings.Split(bells, ",") {
+		for _, s := range strings.Split(intervals, ",") {
+			poll, err := time.ParseDuration(strings.TrimSpace(s))
+			require.NoError(b, err)
+			b.Run("doorbell="+bell+"/poll="+poll.String(), func(b *testing.B) { benchIdleSubmitWait(b, poll, bell == "off") })
+		}
 	}
 }
 
-func benchIdleSubmitWait(b *testing.B, poll time.Duration) {
+func benchIdleSubmitWait(b *testing.B, poll time.Duration, noDoorbell bool) {
 	ctx := context.Background()
 	common := config.Common{
 		DatabaseURL: testenv.DB(b), RedisURL: benchRedisURL(b), QueueNamespace: benchNamespace(b),
@@ -60,7 +68,8 @@ func benchIdleSubmitWait(b *testing.B, poll time.Duration) {
 	require.NoError(b, err)
 	defer func() { _ = api.Shutdown(ctx) }()
 	w, err := workerapp.Start(ctx, config.Worker{Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: 2,
-		DataDir: b.TempDir(), PollInterval: poll, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048}, zap.NewNop())
+		DataDir: b.TempDir(), PollInterval: poll, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
+		DisableDoorbell: noDoorbell}, zap.NewNop())
 	require.NoError(b, err)
 	defer w.Shutdown()
 
@@ -83,7 +92,7 @@ func benchIdleSubmitWait(b *testing.B, poll time.Duration) {
 	for b.Loop() {
 		b.StopTimer()
 		// Idle: the request arrives at a random point of the poll cycle.
-		time.Sleep(time.Duration(rand.Int64N(int64(max(2*poll, 100*time.Millisecond)))))
+		time.Sleep(time.Duration(rand.Int64N(int64(min(max(2*poll, 100*time.Millisecond), 2*time.Second)))))
 		b.StartTimer()
 		start := time.Now()
 		submit()

@@ -65,8 +65,10 @@ type Worker struct {
 	Concurrency int    // WIZARD_WORKER_CONCURRENCY, default 2
 	DataDir     string // WIZARD_DATA_DIR, default ./data
 	// PollInterval is how often an idle worker asks Redis for a task
-	// (asynq's TaskCheckInterval).
-	PollInterval time.Duration // WIZARD_WORKER_POLL_INTERVAL, default 100ms
+	// (asynq's TaskCheckInterval). With the doorbell, an idle worker starts
+	// new jobs at once whatever this is; the poll is the fallback (see
+	// docs/BENCHMARKS.md for the trade-off).
+	PollInterval time.Duration // WIZARD_WORKER_POLL_INTERVAL, default 1s
 	// ShutdownTimeout is how long running jobs may finish after SIGTERM before
 	// they are handed back to the queue.
 	ShutdownTimeout time.Duration // WIZARD_WORKER_SHUTDOWN_TIMEOUT, default 30s
@@ -233,7 +235,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		HTTPAddr:        r.addr("WIZARD_WORKER_HTTP_ADDR", DefaultWorkerHTTPAddr),
 		Concurrency:     r.integer("WIZARD_WORKER_CONCURRENCY", 2, 1, 1024),
 		DataDir:         r.str("WIZARD_DATA_DIR", DefaultDataDir),
-		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", 100*time.Millisecond, time.Millisecond, time.Minute),
+		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", time.Second, time.Millisecond, time.Minute),
 		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, time.Hour),
 		DisableDoorbell: r.oneOf("WIZARD_WORKER_DOORBELL", "on", "on", "off") == "off",
 		Executor:        r.oneOf("WIZARD_EXECUTOR", "sandbox", "sandbox", "inprocess"),

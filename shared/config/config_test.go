@@ -24,6 +24,13 @@ func TestDefaultsWorkOnADeveloperMachine(t *testing.T) {
 	require.Equal(t, ":8081", w.HTTPAddr)
 	require.Equal(t, 2, w.Concurrency)
 	require.Equal(t, 30*time.Second, w.ShutdownTimeout)
+	require.Equal(t, time.Second, w.PollInterval)
+	require.False(t, w.DisableDoorbell)
+	w, err = config.LoadWorker(env(map[string]string{"WIZARD_WORKER_DOORBELL": "off"}))
+	require.NoError(t, err)
+	require.True(t, w.DisableDoorbell)
+	_, err = config.LoadWorker(env(map[string]string{"WIZARD_WORKER_DOORBELL": "maybe"}))
+	require.ErrorContains(t, err, "WIZARD_WORKER_DOORBELL")
 }
 
 func TestFallbacksAndOverrides(t *testing.T) {
