@@ -60,6 +60,7 @@ type Doorbell struct {
 	log *zap.Logger
 
 	mu      sync.Mutex
+	closed  bool // no more runs start (set under mu, so jobs.Add never races jobs.Wait)
 	busy    int
 	running map[uuid.UUID]context.CancelFunc
 	freed   chan struct{} // closed (and replaced) whenever a slot frees
@@ -186,7 +187,10 @@ func (d *Doorbell) popLoop() {
 			d.giveBack(key, res[1])
 			continue
 		}
-		d.run(id)
+		if !d.run(id) {
+			d.giveBack(key, res[1])
+			return
+		}
 	}
 }
 
@@ -206,19 +210,22 @@ func (d *Doorbell) stopping() bool {
 	}
 }
 
-// run runs job id in its own goroutine, holding the slot taken for it.
-func (d *Doorbell) run(id uuid.UUID) {
+// run runs job id in its own goroutine, holding the slot taken for it. It
+// reports false (and releases the slot) if the doorbell is shutting down.
+func (d *Doorbell) run(id uuid.UUID) bool {
 	ctx, cancel := context.WithCancel(d.baseCtx)
 	d.mu.Lock()
-	if _, dup := d.running[id]; dup {
+	_, dup := d.running[id]
+	if d.closed || dup {
+		closed := d.closed
 		d.mu.Unlock()
 		cancel()
 		d.release()
-		return
+		return !closed
 	}
 	d.running[id] = cancel
-	d.mu.Unlock()
 	d.jobs.Add(1)
+	d.mu.Unlock()
 	go func() {
 		defer d.jobs.Done()
 		defer d.release()
@@ -233,6 +240,7 @@ func (d *Doorbell) run(id uuid.UUID) {
 			d.log.Debug("doorbell run did not complete", zap.String("job_id", id.String()), zap.Error(err))
 		}
 	}()
+	return true
 }
 
 func (d *Doorbell) cancelLoop() {
@@ -269,6 +277,9 @@ func (d *Doorbell) Shutdown(grace time.Duration) {
 }
 
 func (d *Doorbell) doShutdown(grace time.Duration) {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 	close(d.stop)
 	done := make(chan struct{})
 	go func() { d.jobs.Wait(); close(done) }()
