@@ -80,14 +80,6 @@ func requireProblem(t *testing.T, res response, status int, code string) map[str
 	return body
 }
 
-func terminal(status any) bool {
-	switch status {
-	case "succeeded", "failed", "timed_out", "cancelled":
-		return true
-	}
-	return false
-}
-
 func TestWait(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
