@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -606,7 +607,7 @@ func TestDoorbellStartsJobsBetweenPolls(t *testing.T) {
 	require.NoError(t, err)
 	inspector := asynq.NewInspector(redisOpt)
 	t.Cleanup(func() { _ = inspector.Close() })
-	p := &platform{t: t, baseURL: "http://" + api.Addr(), apiCfg: apiCfg}
+	p := &platform{t: t, baseURL: "http://" + api.Addr(), common: common}
 	key := p.account("free")
 	hello := p.upload(key, fixtures.Hello)
 	beforeAsynq := 0
