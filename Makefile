@@ -11,7 +11,7 @@ GOLANGCI_VER := v2.15.0
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME     ?= 10s
 
-.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench chaos chaos-short lint-deploy deps clean help
+.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench bench-pickup chaos chaos-short lint-deploy deps clean help
 
 all: build
 
@@ -38,6 +38,10 @@ test-short: ## the suite without -race
 
 bench: ## sandbox benchmarks against uninterrupted wazero (results: docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./worker/sandbox/
+
+bench-pickup: ## idle submit-with-wait latency and idle Redis traffic, doorbell on/off by poll interval (results: docs/BENCHMARKS.md)
+	bash scripts/deps.sh
+	$(GO) test -run '^$$' -bench IdleSubmitWait -benchtime 200x -timeout 60m ./api/app/
 
 chaos: build ## fault-injection suite: real binaries, private Postgres and Redis, faults under load
 	bash scripts/deps.sh
