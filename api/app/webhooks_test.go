@@ -52,7 +52,8 @@ func (r *hookReceiver) serve(l net.Listener) {
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusOK)
 	}), ReadHeaderTimeout: time.Second}
-	go func() { _ = r.srv.Serve(l) }()
+	srv := r.srv // the goroutine must not read the field a restart rewrites
+	go func() { _ = srv.Serve(l) }()
 }
 
 func (r *hookReceiver) stop() { _ = r.srv.Close() }

@@ -260,6 +260,13 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 func (r *Runner) handBack(ctx context.Context, log *zap.Logger, job store.Job, cause error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	if ctx.Err() != nil {
+		// Interrupted before or while running: by a client's cancel (see
+		// ProcessTask), or by a shutdown.
+		if requested, err := r.store.CancelRequested(wctx, job.ID); err == nil && requested {
+			return r.cancelled(ctx, log, job, 0)
+		}
+	}
 	if _, err := r.store.ReleaseJob(wctx, job.ID, job.Attempts, r.workerID); err != nil {
 		log.Warn("could not hand the job back", zap.Error(err))
 	}
