@@ -290,6 +290,10 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wasmwizard_api_job_waits",
+		Help: "Requests waiting for a job to finish (?wait=, cancel, /api/execute) on this API process.",
+	}, func() float64 { return float64(watch.Waiting()) }))
 	srv := httpapi.New(httpapi.Deps{
 		Store: st, Redis: rdb, Enqueuer: a.client, Tasks: asynq.NewInspectorFromRedisClient(rdb),
 		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
