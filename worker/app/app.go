@@ -205,9 +205,12 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 			if errors.Is(err, jobrunner.ErrBusy) {
 				return 5 * time.Second
 			}
+			if errors.Is(err, doorbell.ErrNoSlot) {
+				return time.Second
+			}
 			return min(time.Duration(n+1)*time.Second, 30*time.Second)
 		},
-		IsFailure: jobrunner.IsFailure,
+		IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, doorbell.ErrNoSlot) },
 	})
 	if err := w.srv.Start(mux); err != nil {
 		w.stopBell(0)

@@ -52,7 +52,15 @@ type Config struct {
 	// Block is how long one BRPOP waits before it is sent again (default
 	// 2 s): the only Redis traffic of an idle doorbell.
 	Block time.Duration
+	// SlotWait is how long a task asynq delivers waits for a free slot
+	// before it is handed back with ErrNoSlot (default 5 s).
+	SlotWait time.Duration
 }
+
+// ErrNoSlot is returned for a task asynq delivered while every slot stayed
+// busy (with doorbell runs) for Config.SlotWait. The job was not claimed;
+// the task should be delivered again later, without counting as a failure.
+var ErrNoSlot = errors.New("no free slot on this worker")
 
 // Doorbell reads a queue's doorbell and runs the jobs it names.
 type Doorbell struct {
@@ -85,6 +93,9 @@ func Start(cfg Config) *Doorbell {
 	if cfg.Slots < 1 {
 		cfg.Slots = 1
 	}
+	if cfg.SlotWait == 0 {
+		cfg.SlotWait = 5 * time.Second
+	}
 	d := &Doorbell{cfg: cfg, log: cfg.Log, running: map[uuid.UUID]context.CancelFunc{},
 		freed: make(chan struct{}), stop: make(chan struct{}), subDone: make(chan struct{})}
 	d.baseCtx, d.cancel = context.WithCancel(context.Background())
@@ -100,9 +111,18 @@ func Start(cfg Config) *Doorbell {
 // Postgres while it waits for a sandbox.
 func (d *Doorbell) Track(h asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		for !d.tryTake() {
-			if !d.waitFree(ctx.Done()) {
-				return fmt.Errorf("waiting for a free slot: %w", ctx.Err())
+		if !d.tryTake() {
+			// Not until asynq's deadline: a delivery that runs out its
+			// context counts as a failure, one handed back does not.
+			wctx, cancel := context.WithTimeout(ctx, d.cfg.SlotWait)
+			defer cancel()
+			for !d.tryTake() {
+				if !d.waitFree(wctx.Done()) {
+					if ctx.Err() != nil {
+						return fmt.Errorf("waiting for a free slot: %w", ctx.Err())
+					}
+					return ErrNoSlot
+				}
 			}
 		}
 		defer d.release()

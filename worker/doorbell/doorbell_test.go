@@ -176,3 +176,34 @@ func TestShutdownInterruptsRunsAfterTheGrace(t *testing.T) {
 	b.bell.Shutdown(50 * time.Millisecond)
 	require.ErrorIs(t, <-b.run.ended, context.Canceled, "the run is handed back")
 }
+
+// A delivery that finds every slot busy for SlotWait is handed back with
+// ErrNoSlot (not a failure) before asynq's deadline can fail it.
+func TestDeliveryWithoutASlotIsHandedBack(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	r := newRunner()
+	queue := testenv.Namespace(t) + "jobs"
+	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r,
+		Log: zap.NewNop(), Block: 200 * time.Millisecond, SlotWait: 50 * time.Millisecond})
+	t.Cleanup(func() { bell.Shutdown(0) })
+	require.NoError(t, rdb.LPush(context.Background(), tasks.DoorbellKey(queue), tasks.DoorbellEntry(uuid.New(), time.Now())).Err())
+	started(t, r)
+
+	ran := false
+	h := bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { ran = true; return nil }))
+	err = h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil))
+	require.ErrorIs(t, err, doorbell.ErrNoSlot)
+	require.False(t, ran)
+
+	close(r.release)
+	<-r.ended
+	// Once the doorbell run lets go of the slot, deliveries run.
+	require.Eventually(t, func() bool {
+		return h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil)) == nil
+	}, patience, 10*time.Millisecond)
+	require.True(t, ran)
+}
