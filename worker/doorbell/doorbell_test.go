@@ -200,7 +200,7 @@ func TestDeliveryWithoutASlotIsHandedBack(t *testing.T) {
 	require.False(t, ran)
 
 	close(r.release)
-	<-r.ended
+	require.NoError(t, <-r.ended)
 	// Once the doorbell run lets go of the slot, deliveries run.
 	require.Eventually(t, func() bool {
 		return h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil)) == nil
