@@ -319,6 +319,20 @@ func TestIdempotencyKey(t *testing.T) {
 		require.Len(t, ids, 1)
 	})
 
+	t.Run("a replay answers even after the module is deleted", func(t *testing.T) {
+		t.Parallel()
+		exit3 := p.upload(key, fixtures.Exit3)
+		h := map[string]string{"Idempotency-Key": "before-delete"}
+		first := p.doWith(http.MethodPost, "/v1/jobs?wait=30s", key, h, body(map[string]any{"module_id": exit3}))
+		require.Equal(t, http.StatusCreated, first.Status, "%s", first.Body)
+		require.Equal(t, http.StatusNoContent, p.do(http.MethodDelete, "/v1/modules/"+exit3, key, "", nil).Status)
+		again := p.doWith(http.MethodPost, "/v1/jobs", key, h, body(map[string]any{"module_id": exit3}))
+		require.Equal(t, http.StatusOK, again.Status, "%s", again.Body)
+		require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
+		// Without the key, the deleted module is not found.
+		requireProblem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": exit3}), http.StatusNotFound, "not_found")
+	})
+
 	t.Run("a refused request does not take the key", func(t *testing.T) {
 		t.Parallel()
 		h := map[string]string{"Idempotency-Key": "first-try-invalid"}
