@@ -47,7 +47,7 @@ func TestAdminTiers(t *testing.T) {
 	res = p.do(http.MethodPatch, "/v1/admin/tiers/free", adminToken, "application/json", []byte(`{"max_timeout_ms": 10000}`))
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	require.EqualValues(t, 10000, res.JSON(t)["max_timeout_ms"])
-	require.EqualValues(t, 10, res.JSON(t)["runs_per_minute"], "other fields are kept")
+	require.EqualValues(t, 128, res.JSON(t)["max_memory_mb"], "other fields are kept")
 	require.Equal(t, http.StatusCreated, replica.postJSON("/v1/jobs", key, job).Status)
 
 	res = p.do(http.MethodPatch, "/v1/admin/tiers/nope", adminToken, "application/json", []byte(`{"queue_weight": 2}`))
@@ -79,7 +79,7 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	require.Equal(t, id, me["id"])
 	require.Equal(t, "free", me["tier"])
 	require.Equal(t, acct["webhook_secret"], me["webhook_secret"])
-	require.EqualValues(t, 10, me["limits"].(map[string]any)["runs_per_minute"])
+	require.EqualValues(t, 128, me["limits"].(map[string]any)["max_memory_mb"])
 	p.run(key, fixtures.Hello, nil)
 	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
 	require.EqualValues(t, 1, res.JSON(t)["usage"].(map[string]any)["runs_today"])
@@ -204,4 +204,80 @@ func TestReadLimitAcrossReplicas(t *testing.T) {
 	require.Equal(t, "rate_limited", res.JSON(t)["code"])
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 	require.Equal(t, "0", res.Header.Get("RateLimit-Remaining"))
+}
+
+func tierWith(name string, runsMin, runsDay, concurrent int) map[string]any {
+	return map[string]any{"name": name, "runs_per_minute": runsMin, "runs_per_day": runsDay, "max_concurrent_runs": concurrent,
+		"default_timeout_ms": 5000, "max_timeout_ms": 5000, "default_memory_mb": 64, "max_memory_mb": 64,
+		"max_module_bytes": 10 << 20, "queue_weight": 1, "reads_per_minute": 10000}
+}
+
+func TestRunLimitsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	replica := p.another(adminToken)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("perminute", 3, 1000, 100)).Status)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("perday", 1000, 2, 100)).Status)
+
+	key := p.account("perminute")
+	mod := p.upload(key, fixtures.Hello)
+	var remaining []string
+	for _, api := range []*platform{p, replica, p} {
+		res := api.postJSON("/v1/jobs", key, map[string]any{"module_id": mod})
+		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+		require.Equal(t, "3", res.Header.Get("RateLimit-Limit"))
+		remaining = append(remaining, res.Header.Get("RateLimit-Remaining"))
+	}
+	require.Equal(t, []string{"2", "1", "0"}, remaining)
+	res := replica.postJSON("/v1/jobs", key, map[string]any{"module_id": mod})
+	require.Equal(t, http.StatusTooManyRequests, res.Status, "N+1 is refused on either replica")
+	require.Equal(t, "rate_limited", res.JSON(t)["code"])
+	require.NotEmpty(t, res.Header.Get("Retry-After"))
+	// A batch is admitted job by job.
+	res = p.postJSON("/v1/jobs/batch", key, map[string]any{"jobs": []any{map[string]any{"module_id": mod}}})
+	require.Equal(t, http.StatusCreated, res.Status)
+	require.Equal(t, "rate_limited", res.JSON(t)["data"].([]any)[0].(map[string]any)["error"].(map[string]any)["code"])
+
+	daily := p.account("perday")
+	mod = p.upload(daily, fixtures.Hello)
+	for range 2 {
+		require.Equal(t, http.StatusCreated, p.postJSON("/v1/jobs", daily, map[string]any{"module_id": mod}).Status)
+	}
+	res = replica.postJSON("/v1/jobs", daily, map[string]any{"module_id": mod})
+	require.Equal(t, http.StatusTooManyRequests, res.Status)
+	require.Equal(t, "quota_exceeded", res.JSON(t)["code"])
+}
+
+// A concurrency slot is held by a queued or running job and is free again
+// however the job ends.
+func TestConcurrencySlotsAreReturned(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("single", 1000, 1000, 1)).Status)
+	key := p.account("single")
+	loop, exit3, hello := p.upload(key, fixtures.Loop), p.upload(key, fixtures.Exit3), p.upload(key, fixtures.Hello)
+
+	busy := func() {
+		t.Helper()
+		res := p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello})
+		require.Equal(t, http.StatusTooManyRequests, res.Status, "%s", res.Body)
+		require.Equal(t, "quota_exceeded", res.JSON(t)["code"])
+	}
+	// Timed out.
+	id := p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 300})
+	busy()
+	require.Equal(t, "timed_out", p.await(key, id)["status"])
+	// Failed.
+	id = p.submit(key, map[string]any{"module_id": exit3})
+	require.Equal(t, "failed", p.await(key, id)["status"])
+	// Succeeded.
+	id = p.submit(key, map[string]any{"module_id": hello})
+	require.Equal(t, "succeeded", p.await(key, id)["status"])
+	// Cancelled.
+	id = p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 5000})
+	busy()
+	res := p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
+	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, res.Status, "%s", res.Body)
+	require.Equal(t, "cancelled", p.await(key, id)["status"])
+	require.Equal(t, "succeeded", p.await(key, p.submit(key, map[string]any{"module_id": hello}))["status"])
 }

@@ -77,7 +77,15 @@ func startPlatformWith(t *testing.T, adjust func(*config.Common)) *platform {
 		w.Shutdown()
 		_ = api.Shutdown(context.Background())
 	})
-	return &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: common}
+	p := &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: common}
+	// Rate limits are the subject of their own tests (on tiers of their
+	// own); everywhere else the built-in tiers must not get in the way.
+	for _, tier := range []string{"free", "basic", "pro"} {
+		res := p.do(http.MethodPatch, "/v1/admin/tiers/"+tier, adminToken, "application/json",
+			[]byte(`{"runs_per_minute":1000000,"runs_per_day":1000000,"max_concurrent_runs":100000,"reads_per_minute":1000000}`))
+		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	}
+	return p
 }
 
 type response struct {

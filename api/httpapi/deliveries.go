@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -111,4 +115,22 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 		"webhook_secret":          secret,
 		"previous_secret_expires": time.Now().Add(secretOverlap).UTC().Format(time.RFC3339),
 	})
+}
+
+// sendWebhook queues the delivery of a job the API itself made terminal (a
+// cancel), so it leaves at once rather than at the reconciler's next sweep.
+func (s *Server) sendWebhook(ctx context.Context, job store.Job) {
+	if job.WebhookURL == nil || s.webhookQueue == "" {
+		return
+	}
+	d, err := s.store.DeliveryForJob(ctx, job.AccountID, job.ID)
+	if err == nil {
+		var task *asynq.Task
+		if task, err = tasks.NewDeliverWebhook(d.ID, "first", s.webhookQueue); err == nil {
+			_, err = s.enqueuer.EnqueueContext(ctx, task)
+		}
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		s.log.Info("webhook delivery left to the reconciler's sweep", zap.String("job_id", job.ID.String()), zap.Error(err))
+	}
 }

@@ -116,6 +116,9 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 	if err != nil {
 		return store.Job{}, err
 	}
+	if err := s.admitRuns(ctx, c.Response().Header(), p, 1); err != nil {
+		return store.Job{}, err
+	}
 	job, _, err := s.submit(ctx, actorOf(c), j, "", nil)
 	if err != nil {
 		return store.Job{}, err

@@ -115,6 +115,9 @@ func (s *Server) createJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.admitRuns(ctx, c.Response().Header(), p, 1); err != nil {
+		return err
+	}
 	job, replayed, err := s.submit(ctx, actorOf(c), j, key, hash)
 	if err != nil {
 		return err
@@ -235,7 +238,7 @@ func (s *Server) createJobs(c echo.Context) error {
 	actor := actorOf(c)
 	out := make([]batchItem, len(req.Jobs))
 	for i, raw := range req.Jobs {
-		job, err := s.submitRaw(ctx, p, actor, raw)
+		job, err := s.submitRaw(ctx, c.Response().Header(), p, actor, raw)
 		if err != nil {
 			prob := problemFor(err, requestID(c))
 			if prob.Status >= 500 {
@@ -250,13 +253,16 @@ func (s *Server) createJobs(c echo.Context) error {
 	return c.JSON(http.StatusCreated, map[string]any{"data": out})
 }
 
-func (s *Server) submitRaw(ctx context.Context, p store.Principal, actor store.Actor, raw json.RawMessage) (store.Job, error) {
+func (s *Server) submitRaw(ctx context.Context, h http.Header, p store.Principal, actor store.Actor, raw json.RawMessage) (store.Job, error) {
 	var req jobRequest
 	if err := decodeJSONBytes(raw, &req); err != nil {
 		return store.Job{}, err
 	}
 	j, err := s.buildJob(ctx, p, req)
 	if err != nil {
+		return store.Job{}, err
+	}
+	if err := s.admitRuns(ctx, h, p, 1); err != nil {
 		return store.Job{}, err
 	}
 	job, _, err := s.submit(ctx, actor, j, "", nil)
@@ -463,6 +469,7 @@ func (s *Server) cancelJob(c echo.Context) error {
 				s.log.Debug("cancelled job's task not deleted", zap.String("job_id", j.ID.String()), zap.Error(err))
 			}
 		}
+		s.sendWebhook(ctx, j)
 		return c.JSON(http.StatusOK, viewJob(j))
 	}
 	deadline := time.Now().Add(cancelWait)
