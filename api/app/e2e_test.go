@@ -53,6 +53,12 @@ func startPlatform(t *testing.T) *platform {
 // startPlatformWith lets a test adjust the shared configuration first.
 func startPlatformWith(t *testing.T, adjust func(*config.Common)) *platform {
 	t.Helper()
+	return startPlatformN(t, adjust, 2)
+}
+
+// startPlatformN starts a platform whose worker runs concurrency jobs at once.
+func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) *platform {
+	t.Helper()
 	ctx := context.Background()
 	common := config.Common{
 		DatabaseURL:    testenv.DB(t),
@@ -69,7 +75,7 @@ func startPlatformWith(t *testing.T, adjust func(*config.Common)) *platform {
 	}, zap.NewNop())
 	require.NoError(t, err)
 	w, err := workerapp.Start(ctx, config.Worker{
-		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: 2, DataDir: t.TempDir(),
+		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: concurrency, DataDir: t.TempDir(),
 		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
 	}, zap.NewNop())
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/app"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	workerapp "github.com/wasmwizard/wasmwizard/worker/app"
 )
@@ -630,7 +631,7 @@ func TestDoorbellStartsJobsBetweenPolls(t *testing.T) {
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 		job := res.JSON(t)
 		require.Equal(t, "succeeded", job["status"])
-		info, err := inspector.GetTaskInfo(common.QueueNamespace+"jobs", job["id"].(string))
+		info, err := inspector.GetTaskInfo(tasks.TierQueue(common.QueueNamespace, "free"), job["id"].(string))
 		if err == nil && info.State == asynq.TaskStatePending {
 			beforeAsynq++
 		}

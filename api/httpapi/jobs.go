@@ -180,22 +180,30 @@ func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key
 		}
 		return store.Job{}, false, apperr.Wrap(err, apperr.Unavailable, "the job queue is unavailable; the job was not accepted, retry later")
 	}
-	s.ring(ctx, job)
+	s.ring(ctx, job, j.QueueWeight)
 	return job, false, nil
 }
 
 // ring pushes the job on its queue's doorbell, so that an idle worker starts
 // it at once instead of at its next poll (see worker/doorbell). It is only a
 // hint: the queued task is what guarantees the run, so failures are ignored.
-func (s *Server) ring(ctx context.Context, job store.Job) {
+//
+// The doorbell is one list per deployment: jobs of tiers that weigh more
+// than the lightest ring at its front, so that a flood of free jobs rung in
+// the last moments does not stand before a pro job.
+func (s *Server) ring(ctx context.Context, job store.Job, weight int) {
 	if s.redis == nil {
 		return
 	}
-	key := tasks.DoorbellKey(job.Queue)
+	key := tasks.DoorbellKey(s.queue)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
 	defer cancel()
 	_, err := s.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.LPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now()))
+		if weight > 1 {
+			p.RPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now())) // popped next
+		} else {
+			p.LPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now()))
+		}
 		p.LTrim(ctx, key, 0, tasks.DoorbellMax-1)
 		p.PExpire(ctx, key, tasks.DoorbellExpiry)
 		return nil
@@ -279,7 +287,8 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 	t := p.Tier
 	j := store.Job{
 		AccountID:      p.AccountID,
-		Queue:          s.queue,
+		Queue:          tasks.TierQueue(strings.TrimSuffix(s.queue, tasks.JobsQueue), t.Name),
+		QueueWeight:    t.QueueWeight,
 		Function:       req.Function,
 		TimeoutMS:      t.DefaultTimeoutMS,
 		MemoryLimitMB:  t.DefaultMemoryMB,
@@ -482,7 +491,7 @@ func (s *Server) cancelJob(c echo.Context) error {
 			}
 		}
 		if s.redis != nil {
-			if err := s.redis.Publish(ctx, tasks.CancelChannel(j.Queue), j.ID.String()).Err(); err != nil {
+			if err := s.redis.Publish(ctx, tasks.CancelChannel(s.queue), j.ID.String()).Err(); err != nil {
 				s.log.Warn("could not send the cancellation", zap.String("job_id", j.ID.String()), zap.Error(err))
 			}
 		}

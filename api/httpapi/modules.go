@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
@@ -206,8 +207,11 @@ func (s *Server) deleteModule(c echo.Context) error {
 		return err
 	}
 	if s.tasks != nil {
+		// The jobs' tasks wait in the account's tier queue (a worker that
+		// meets one anyway finds the job terminal and skips it).
+		queue := tasks.TierQueue(strings.TrimSuffix(s.queue, tasks.JobsQueue), principal(c).Tier.Name)
 		for _, jid := range failed {
-			_ = s.tasks.DeleteTask(s.queue, jid.String())
+			_ = s.tasks.DeleteTask(queue, jid.String())
 		}
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -72,6 +72,10 @@ type Job struct {
 	StartedAt       *time.Time              `db:"started_at"`
 	FinishedAt      *time.Time              `db:"finished_at"`
 	UpdatedAt       time.Time               `db:"updated_at"`
+
+	// QueueWeight is the tier's weight when the job was submitted (not
+	// stored; the API uses it to ring the doorbell).
+	QueueWeight int `db:"-"`
 	// CancelRequestedAt is set once a client asked to cancel the job.
 	CancelRequestedAt *time.Time `db:"cancel_requested_at"`
 }

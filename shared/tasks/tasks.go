@@ -50,8 +50,15 @@ type RunJob struct {
 	JobID uuid.UUID `json:"job_id"`
 }
 
-// Queue returns the name of the jobs queue in a namespace.
+// Queue returns the name of the deployment's base queue in a namespace: its
+// doorbell and cancel channel are named after it, and pre-compile tasks run
+// from it. Jobs run from their tier's queue (TierQueue).
 func Queue(namespace string) string { return namespace + JobsQueue }
+
+// TierQueue returns the queue the jobs of a tier run from. Workers weigh
+// these queues by the tiers' queue_weight, so a flood of jobs in one tier
+// cannot starve another.
+func TierQueue(namespace, tier string) string { return namespace + JobsQueue + ":" + tier }
 
 // NewRunJob builds the task that runs job id from queue, whose guest may run
 // for timeout.

@@ -119,11 +119,18 @@ func Namespace(t testing.TB) string {
 		rdb := redis.NewClient(opt)
 		defer func() { _ = rdb.Close() }()
 		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, "asynq:{"+ns+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		for _, pattern := range []string{"asynq:{" + ns + "*", "wasmwizard:{" + ns + "*", ns + "*"} {
+			iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				rdb.Del(ctx, iter.Val())
+			}
 		}
-		rdb.SRem(ctx, "asynq:queues", ns+"jobs")
+		queues, _ := rdb.SMembers(ctx, "asynq:queues").Result()
+		for _, q := range queues {
+			if strings.HasPrefix(q, ns) {
+				rdb.SRem(ctx, "asynq:queues", q)
+			}
+		}
 	})
 	return ns
 }

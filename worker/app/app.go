@@ -89,7 +89,7 @@ type Worker struct {
 	log    *zap.Logger
 	store  *store.Store
 	rdb    redis.UniversalClient
-	srv    *asynq.Server
+	srv    *jobServer
 	http   *http.Server
 	ln     net.Listener
 	queue  string
@@ -191,28 +191,31 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 	mux.Handle(tasks.TypeRunJob, runJobs)
 	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)
-	w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:       cfg.Concurrency,
-		Queues:            map[string]int{w.queue: 1},
-		TaskCheckInterval: cfg.PollInterval,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		Logger:            log.Named("asynq").Sugar(),
-		LogLevel:          asynq.WarnLevel,
-		// A job that failed for a platform reason is retried soon; the job
-		// itself is still queued in Postgres. A job busy elsewhere is looked
-		// at again every 5 s until its claim expires, without using retries.
-		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
-			if errors.Is(err, jobrunner.ErrBusy) {
-				return 5 * time.Second
-			}
-			if errors.Is(err, doorbell.ErrNoSlot) {
-				return time.Second
-			}
-			return min(time.Duration(n+1)*time.Second, 30*time.Second)
-		},
-		IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, doorbell.ErrNoSlot) },
-	})
-	if err := w.srv.Start(mux); err != nil {
+	queueConfig := func(queues map[string]int) *asynq.Server {
+		return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+			Concurrency:       cfg.Concurrency,
+			Queues:            queues,
+			TaskCheckInterval: cfg.PollInterval,
+			ShutdownTimeout:   cfg.ShutdownTimeout,
+			Logger:            log.Named("asynq").Sugar(),
+			LogLevel:          asynq.WarnLevel,
+			// A job that failed for a platform reason is retried soon; the job
+			// itself is still queued in Postgres. A job busy elsewhere is looked
+			// at again every 5 s until its claim expires, without using retries.
+			RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+				if errors.Is(err, jobrunner.ErrBusy) {
+					return 5 * time.Second
+				}
+				if errors.Is(err, doorbell.ErrNoSlot) {
+					return time.Second
+				}
+				return min(time.Duration(n+1)*time.Second, 30*time.Second)
+			},
+			IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, doorbell.ErrNoSlot) },
+		})
+	}
+	w.srv = &jobServer{build: queueConfig, handler: mux, store: st, namespace: cfg.QueueNamespace, log: log.Named("queues")}
+	if err := w.srv.start(ctx); err != nil {
 		w.stopBell(0)
 		w.close()
 		return nil, fmt.Errorf("start asynq server: %w", err)
@@ -234,7 +237,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		RetryDelayFunc:    delivery.RetryDelay,
 	})
 	if err := w.hooks.Start(hooks); err != nil {
-		w.srv.Shutdown()
+		w.srv.shutdown()
 		w.stopBell(0)
 		w.close()
 		return nil, fmt.Errorf("start webhook server: %w", err)
@@ -257,7 +260,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 
 	w.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
-		w.srv.Shutdown()
+		w.srv.shutdown()
 		w.stopBell(0)
 		w.close()
 		return nil, fmt.Errorf("WIZARD_WORKER_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
@@ -308,7 +311,7 @@ func (w *Worker) Shutdown() {
 	}
 	bellDone := make(chan struct{})
 	go func() { w.stopBell(w.cfg.ShutdownTimeout); close(bellDone) }()
-	w.srv.Shutdown()
+	w.srv.shutdown()
 	w.hooks.Shutdown()
 	<-bellDone
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,0 +1,49 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/config"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+)
+
+// With a thousand free jobs queued ahead of it, a pro job starts long before
+// the free queue drains: jobs wait in one queue per tier, weighted by the
+// tier's queue_weight (pro 6, free 1).
+func TestProJobsAreNotStarvedByAFreeFlood(t *testing.T) {
+	t.Parallel()
+	p := startPlatformN(t, func(*config.Common) {}, 1)
+	free, pro := p.account("free"), p.account("pro")
+	freeMod, proMod := p.upload(free, fixtures.CPULoop), p.upload(pro, fixtures.Hello)
+
+	const flood = 1000
+	for i := 0; i < flood; i += 100 {
+		batch := make([]any, 100)
+		for j := range batch {
+			batch[j] = map[string]any{"module_id": freeMod, "args": []string{"20000000"}} // ≈ 25 ms each
+		}
+		res := p.postJSON("/v1/jobs/batch", free, map[string]any{"jobs": batch})
+		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	}
+	res := p.postJSON("/v1/jobs?wait=60s", pro, map[string]any{"module_id": proMod})
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	proJob := res.JSON(t)
+	require.Equal(t, "succeeded", proJob["status"])
+	proStarted, err := time.Parse(time.RFC3339Nano, proJob["started_at"].(string))
+	require.NoError(t, err)
+
+	st, err := store.Open(context.Background(), p.common.DatabaseURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	var startedBefore int
+	require.NoError(t, st.DB().Get(&startedBefore,
+		`SELECT count(*) FROM jobs WHERE module_id = $1 AND started_at IS NOT NULL AND started_at < $2`, freeMod, proStarted))
+	t.Logf("free jobs started before the pro job: %d of %d", startedBefore, flood)
+	require.Less(t, startedBefore, flood/2, "the pro job did not wait for the free flood")
+}
