@@ -1262,13 +1262,13 @@ if [[ ${#RENDERED[@]} -gt 0 ]]; then
     fail "rendered manifests have problems"
   fi
 fi
-if grep -q 'kind: ScaledObject' "$OUT/full-values.yaml" && grep -q 'listName: "asynq:{jobs}:pending"' "$OUT/full-values.yaml"; then
-  ok "KEDA ScaledObject watches asynq:{jobs}:pending"
+if grep -q 'kind: ScaledObject' "$OUT/full-values.yaml" && grep -q 'listName: "asynq:{jobs:free}:pending"' "$OUT/full-values.yaml"; then
+  ok "KEDA ScaledObject watches asynq:{jobs:free}:pending"
 else
-  fail "KEDA ScaledObject for asynq:{jobs}:pending not rendered"
+  fail "KEDA ScaledObject for asynq:{jobs:free}:pending not rendered"
 fi
-if grep -q 'listName: "asynq:{staging-jobs}:pending"' "$OUT/existing-secret-values.yaml"; then
-  ok "KEDA list name follows config.queueNamespace (asynq:{staging-jobs}:pending)"
+if grep -q 'listName: "asynq:{staging-jobs:free}:pending"' "$OUT/existing-secret-values.yaml"; then
+  ok "KEDA list name follows config.queueNamespace (asynq:{staging-jobs:free}:pending)"
 else
   fail "KEDA list name ignores config.queueNamespace"
 fi
