@@ -266,19 +266,11 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := redisconn.Open(cfg.RedisURL)
+	rdb, err := redisconn.Connect(ctx, cfg.RedisURL, log)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		_ = st.Close()
-		_ = rdb.Close()
-		return nil, fmt.Errorf("ping redis: %w", err)
-	}
-	redisconn.CheckConfig(pctx, rdb, log)
 	watch, err := jobwatch.Start(ctx, cfg.DatabaseURL, 5*time.Second, log.Named("jobwatch"))
 	if err != nil {
 		_ = st.Close()

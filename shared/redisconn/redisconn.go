@@ -31,6 +31,23 @@ func Open(url string) (*redis.Client, error) {
 	return redis.NewClient(opt), nil
 }
 
+// Connect opens a client, checks within 5 s that Redis answers, and checks
+// its eviction policy (CheckConfig).
+func Connect(ctx context.Context, url string, log *zap.Logger) (*redis.Client, error) {
+	rdb, err := Open(url)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+	CheckConfig(pctx, rdb, log)
+	return rdb, nil
+}
+
 // CheckConfig warns loudly when Redis may evict keys: asynq's tasks would
 // silently disappear (the reconciler re-enqueues them, but only after a
 // delay). A managed Redis that hides CONFIG is reported at info level.

@@ -115,19 +115,11 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := redisconn.Open(cfg.RedisURL)
+	rdb, err := redisconn.Connect(ctx, cfg.RedisURL, log)
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		_ = st.Close()
-		_ = rdb.Close()
-		return nil, fmt.Errorf("ping redis: %w", err)
-	}
-	redisconn.CheckConfig(pctx, rdb, log)
 
 	cacheDir := filepath.Join(cfg.DataDir, "wazero-cache")
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
