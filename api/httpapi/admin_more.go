@@ -253,18 +253,7 @@ func (s *Server) adminAudit(c echo.Context) error {
 	parseID("account_id", &f.AccountID)
 	parseID("job_id", &f.JobID)
 	f.Action = c.QueryParam("action")
-	for _, q := range []struct {
-		name string
-		dst  *time.Time
-	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}} {
-		if v := c.QueryParam(q.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				errs = append(errs, apperr.FieldError{Field: q.name, Message: "must be an RFC 3339 time"})
-			}
-			*q.dst = t
-		}
-	}
+	errs = append(errs, createdRange(c, &f.CreatedAfter, &f.CreatedBefore)...)
 	if len(errs) > 0 {
 		return apperr.Validation(errs...)
 	}

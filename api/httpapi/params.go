@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -35,4 +36,22 @@ func pageLimit(c echo.Context) (int, error) {
 		return 0, apperr.Validation(apperr.FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
 	}
 	return n, nil
+}
+
+// createdRange reads ?created_after= and ?created_before= (RFC 3339).
+func createdRange(c echo.Context, after, before *time.Time) []apperr.FieldError {
+	var errs []apperr.FieldError
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"created_after", after}, {"created_before", before}} {
+		if v := c.QueryParam(q.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				errs = append(errs, apperr.FieldError{Field: q.name, Message: "must be an RFC 3339 time such as 2026-01-02T15:04:05Z"})
+			}
+			*q.dst = t
+		}
+	}
+	return errs
 }
