@@ -11,7 +11,7 @@ GOLANGCI_VER := v2.15.0
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME     ?= 10s
 
-.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench bench-pickup chaos chaos-short lint-deploy deps clean help
+.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench bench-quick bench-sandbox bench-pickup chaos chaos-short lint-deploy deps clean help
 
 all: build
 
@@ -36,7 +36,15 @@ test-short: ## the suite without -race
 	bash scripts/deps.sh
 	$(GO) test -count=1 ./...
 
-bench: ## sandbox benchmarks against uninterrupted wazero (results: docs/BENCHMARKS.md)
+bench: build ## the platform against its floors (real binaries, local Postgres/Redis); rewrites the table in docs/BENCHMARKS.md
+	bash scripts/deps.sh
+	$(GO) run ./tools/bench
+
+bench-quick: build ## the same, smaller (under 2 minutes)
+	bash scripts/deps.sh
+	$(GO) run ./tools/bench -quick
+
+bench-sandbox: ## sandbox micro-benchmarks against uninterrupted wazero (results: docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./worker/sandbox/
 
 bench-pickup: ## idle submit-with-wait latency and idle Redis traffic, doorbell on/off by poll interval (results: docs/BENCHMARKS.md)

@@ -1,0 +1,698 @@
+// Command bench is the platform's benchmark harness (`make bench`,
+// `make bench-quick`). On the machine it runs on it measures the floors —
+// asynq with a no-op handler, Postgres doing one job's insert and two
+// updates, uninterrupted wazero instantiate+run — and the platform itself,
+// run as the project's own binaries (bin/wasmwizard-api, bin/wasmwizard-worker)
+// against the local Postgres and Redis (its own database and queue
+// namespace), driven by a Go load generator; it prints one table with each
+// platform figure's ratio to its floor and rewrites the table in
+// docs/BENCHMARKS.md.
+//
+//	go run ./tools/bench [-quick] [-write=false]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // Postgres driver
+
+	"github.com/wasmwizard/wasmwizard/migrations"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox"
+)
+
+func main() {
+	// The harness doubles as the sandbox child for the overhead measurement.
+	if sandbox.IsChild() {
+		os.Exit(sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr))
+	}
+	quick := flag.Bool("quick", false, "smaller counts (under 2 minutes)")
+	write := flag.Bool("write", true, "rewrite the table in docs/BENCHMARKS.md")
+	flag.Parse()
+	b := &bench{quick: *quick}
+	if err := b.run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		b.cleanup()
+		os.Exit(1)
+	}
+	b.cleanup()
+	table := b.table()
+	fmt.Print(table)
+	if *write {
+		if err := writeDoc("docs/BENCHMARKS.md", table); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Println("written to docs/BENCHMARKS.md")
+	}
+}
+
+type row struct {
+	name, value, floor, ratio, target string
+}
+
+type bench struct {
+	quick    bool
+	rows     []row
+	dbName   string
+	dbURL    string
+	ns       string
+	procs    []*exec.Cmd
+	api      string
+	key      string
+	scratch  string
+	started  time.Time
+	floorPG  float64
+	floorAQ  float64
+	floorWZ  time.Duration
+	platform struct{ conc int }
+}
+
+func (b *bench) n(full, quick int) int {
+	if b.quick {
+		return quick
+	}
+	return full
+}
+
+func (b *bench) add(r row) {
+	b.rows = append(b.rows, r)
+	fmt.Printf("  %-52s %s\n", r.name, r.value)
+}
+
+func (b *bench) run() error {
+	ctx := context.Background()
+	b.started = time.Now()
+	var err error
+	if b.scratch, err = os.MkdirTemp("", "wasmwizard-bench-"); err != nil {
+		return err
+	}
+	if err := b.setupDB(ctx); err != nil {
+		return err
+	}
+	fmt.Println("floors:")
+	if err := b.floorPostgres(ctx); err != nil {
+		return err
+	}
+	if err := b.floorAsynq(ctx); err != nil {
+		return err
+	}
+	if err := b.floorWazero(ctx); err != nil {
+		return err
+	}
+	fmt.Println("platform:")
+	if err := b.startPlatform(ctx); err != nil {
+		return err
+	}
+	for _, step := range []func(context.Context) error{b.idleWait, b.getLatency, b.submitThroughput, b.endToEnd, b.largeModule} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return b.sandboxFigures(ctx)
+}
+
+func (b *bench) setupDB(ctx context.Context) error {
+	b.dbName = fmt.Sprintf("ww_bench_%d", time.Now().Unix())
+	admin, err := sqlx.Open("postgres", testenv.DatabaseURL())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = admin.Close() }()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+b.dbName); err != nil {
+		return fmt.Errorf("create database (run scripts/deps.sh): %w", err)
+	}
+	b.dbURL = strings.Replace(testenv.DatabaseURL(), "/postgres?", "/"+b.dbName+"?", 1)
+	db, err := sqlx.Open("postgres", b.dbURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	if _, err := migrations.Up(ctx, db.DB); err != nil {
+		return err
+	}
+	// The benchmark measures the platform, not the tiers' limits.
+	_, err = db.ExecContext(ctx, `UPDATE tiers SET runs_per_minute = 0, runs_per_day = 0, max_concurrent_runs = 0, reads_per_minute = 0`)
+	b.ns = "bench-" + uuid.NewString()[:8] + ":"
+	return err
+}
+
+func (b *bench) cleanup() {
+	for _, p := range b.procs {
+		_ = p.Process.Kill()
+		_ = p.Wait()
+	}
+	if b.dbName != "" {
+		if admin, err := sqlx.Open("postgres", testenv.DatabaseURL()); err == nil {
+			_, _ = admin.Exec("DROP DATABASE IF EXISTS " + b.dbName + " WITH (FORCE)")
+			_ = admin.Close()
+		}
+	}
+	if b.scratch != "" {
+		_ = os.RemoveAll(b.scratch)
+	}
+}
+
+// floorPostgres: one job's insert and two updates (claim, finish) through
+// the real store, from as many connections as the worker and API use.
+func (b *bench) floorPostgres(ctx context.Context) error {
+	st, err := store.Open(ctx, b.dbURL, 16)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }()
+	a, err := st.CreateAccount(ctx, store.Actor{Name: "bench"}, "floor", "pro")
+	if err != nil {
+		return err
+	}
+	m, _, err := st.CreateModule(ctx, store.Actor{Name: "bench"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), emptyMeta)
+	if err != nil {
+		return err
+	}
+	total := b.n(6000, 1500)
+	conc := 8
+	var next atomic.Int64
+	start := time.Now()
+	err = parallel(conc, func() error {
+		for next.Add(1) <= int64(total) {
+			j, err := st.CreateJob(ctx, store.Actor{Name: "bench"}, store.Job{AccountID: a.ID, ModuleID: m.ID,
+				ModuleSHA256: m.SHA256, Queue: "floor", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100})
+			if err != nil {
+				return err
+			}
+			if _, err := st.ClaimJob(ctx, j.ID, "floor"); err != nil {
+				return err
+			}
+			zero := 0
+			if _, err := st.FinishJob(ctx, j.ID, 1, "floor", store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.floorPG = float64(total) / time.Since(start).Seconds()
+	b.add(row{name: "Postgres job lifecycle (insert + 2 updates, 8 conns)", value: fmt.Sprintf("%.0f jobs/s", b.floorPG)})
+	return nil
+}
+
+// floorAsynq: tasks through asynq with a handler that does nothing.
+func (b *bench) floorAsynq(ctx context.Context) error {
+	opt, err := asynq.ParseRedisURI(testenv.RedisURL())
+	if err != nil {
+		return err
+	}
+	queue := b.ns + "floor"
+	total := b.n(20000, 4000)
+	var done atomic.Int64
+	finished := make(chan struct{})
+	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 8, Queues: map[string]int{queue: 1}, LogLevel: asynq.ErrorLevel,
+		TaskCheckInterval: 10 * time.Millisecond})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("noop", func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(total) {
+			close(finished)
+		}
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	client := asynq.NewClient(opt)
+	defer func() { _ = client.Close() }()
+	start := time.Now()
+	var next atomic.Int64
+	if err := parallel(8, func() error {
+		for next.Add(1) <= int64(total) {
+			if _, err := client.EnqueueContext(ctx, asynq.NewTask("noop", nil), asynq.Queue(queue)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	select {
+	case <-finished:
+	case <-time.After(5 * time.Minute):
+		return errors.New("asynq floor did not finish")
+	}
+	b.floorAQ = float64(total) / time.Since(start).Seconds()
+	b.add(row{name: "asynq, no-op handler (enqueue + process)", value: fmt.Sprintf("%.0f tasks/s", b.floorAQ)})
+	return nil
+}
+
+// floorWazero: instantiate + run + close of the hello-world module, compiled
+// once, without interruption checks.
+func (b *bench) floorWazero(ctx context.Context) error {
+	engine, err := executor.NewEngine(ctx, executor.EngineConfig{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = engine.Close(ctx) }()
+	req := executor.Request{Function: "_start", MemoryLimitMB: 16, MaxOutputBytes: 1 << 10}
+	cm, err := engine.Compile(ctx, "hello", func() ([]byte, error) { return fixtures.Bytes(fixtures.Hello), nil })
+	if err != nil {
+		return err
+	}
+	n := b.n(5000, 1000)
+	start := time.Now()
+	for range n {
+		engine.Run(ctx, cm, req)
+	}
+	b.floorWZ = time.Since(start) / time.Duration(n)
+	b.add(row{name: "wazero instantiate + run + close, hello (C)", value: fmt.Sprintf("%.0f µs", us(b.floorWZ))})
+	return nil
+}
+
+func (b *bench) startPlatform(ctx context.Context) error {
+	env := []string{
+		"WIZARD_DATABASE_URL=" + b.dbURL,
+		"WIZARD_REDIS_URL=" + testenv.RedisURL(),
+		"WIZARD_QUEUE_NAMESPACE=" + b.ns,
+		"WIZARD_LOG_LEVEL=warn",
+		"PATH=" + os.Getenv("PATH"),
+	}
+	out, err := command(ctx, env, "bin/wasmwizard-api", "accounts", "create", "--name", "bench", "--tier", "pro")
+	if err != nil {
+		return fmt.Errorf("%w: %s (run make build)", err, out)
+	}
+	var acct struct{ ID string }
+	_ = json.Unmarshal(out, &acct)
+	if out, err = command(ctx, env, "bin/wasmwizard-api", "keys", "create", "--account", acct.ID); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	var key struct{ Key string }
+	_ = json.Unmarshal(out, &key)
+	b.key = key.Key
+	b.api = "127.0.0.1:" + strconv.Itoa(freePort())
+	b.platform.conc = runtime.NumCPU() * 2
+	if err := b.start(env, "bin/wasmwizard-api", "serve", "WIZARD_HTTP_ADDR="+b.api); err != nil {
+		return err
+	}
+	if err := b.start(env, "bin/wasmwizard-worker", "serve", "WIZARD_WORKER_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(freePort()),
+		"WIZARD_WORKER_CONCURRENCY="+strconv.Itoa(b.platform.conc), "WIZARD_DATA_DIR="+filepath.Join(b.scratch, "worker"),
+		"WIZARD_DB_MAX_OPEN_CONNS=16"); err != nil {
+		return err
+	}
+	for range 200 {
+		if code, _, err := b.do(ctx, http.MethodGet, "/readyz", "", nil); err == nil && code == 200 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the API did not become ready")
+}
+
+func (b *bench) start(env []string, bin, arg string, extra ...string) error {
+	cmd := exec.Command(bin, arg) //nolint:noctx // killed at cleanup
+	cmd.Env = append(append([]string{}, env...), extra...)
+	logf, err := os.Create(filepath.Join(b.scratch, filepath.Base(bin)+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.procs = append(b.procs, cmd)
+	return nil
+}
+
+var client = &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}}
+
+func (b *bench) do(ctx context.Context, method, path, ct string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+b.api+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	out, err := io.ReadAll(res.Body)
+	return res.StatusCode, out, err
+}
+
+func (b *bench) upload(ctx context.Context, fixture string) (string, error) {
+	code, out, err := b.do(ctx, http.MethodPost, "/v1/modules?name="+fixture, "application/wasm", fixtures.Bytes(fixture))
+	if err != nil || (code != 201 && code != 200) {
+		return "", fmt.Errorf("upload %s: %d %s %w", fixture, code, out, err)
+	}
+	var m struct{ ID string }
+	_ = json.Unmarshal(out, &m)
+	return m.ID, nil
+}
+
+func (b *bench) submit(ctx context.Context, module, query string) (map[string]any, time.Duration, error) {
+	body, _ := json.Marshal(map[string]any{"module_id": module})
+	start := time.Now()
+	code, out, err := b.do(ctx, http.MethodPost, "/v1/jobs"+query, "application/json", body)
+	d := time.Since(start)
+	if err != nil || code != 201 {
+		return nil, d, fmt.Errorf("submit: %d %s %w", code, out, err)
+	}
+	var j map[string]any
+	err = json.Unmarshal(out, &j)
+	return j, d, err
+}
+
+// idleWait: POST /v1/jobs?wait=5s for hello on an idle platform, one at a
+// time, after a pause.
+func (b *bench) idleWait(ctx context.Context) error {
+	hello, err := b.upload(ctx, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	_, _, _ = b.submit(ctx, hello, "?wait=5s") // warm
+	var lat []time.Duration
+	for range b.n(200, 50) {
+		time.Sleep(20 * time.Millisecond)
+		j, d, err := b.submit(ctx, hello, "?wait=5s")
+		if err != nil {
+			return err
+		}
+		if j["status"] != "succeeded" {
+			return fmt.Errorf("idle wait: job %v", j["status"])
+		}
+		lat = append(lat, d)
+	}
+	p50, p99 := pct(lat, 50), pct(lat, 99)
+	b.add(row{name: "idle submit-with-wait (hello) p50 / p99", value: fmt.Sprintf("%.1f / %.1f ms", ms(p50), ms(p99)),
+		floor: fmt.Sprintf("%.0f µs (wazero)", us(b.floorWZ)), ratio: fmt.Sprintf("%.0f× / %.0f×", ratio(p50, b.floorWZ), ratio(p99, b.floorWZ)),
+		target: "≤ 10 / 30 ms"})
+	return nil
+}
+
+// getLatency: GET /v1/jobs/{id} at a fixed 1,000 requests/s (open loop).
+func (b *bench) getLatency(ctx context.Context) error {
+	hello, err := b.upload(ctx, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	j, _, err := b.submit(ctx, hello, "?wait=5s")
+	if err != nil {
+		return err
+	}
+	path := "/v1/jobs/" + j["id"].(string)
+	rate, dur := 1000, time.Duration(b.n(10, 3))*time.Second
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	end := time.Now().Add(dur)
+	for time.Now().Before(end) {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			code, _, err := b.do(ctx, http.MethodGet, path, "", nil)
+			d := time.Since(start)
+			if err != nil || code != 200 {
+				failures.Add(1)
+				return
+			}
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	b.add(row{name: fmt.Sprintf("GET /v1/jobs/{id} at %d req/s p50 / p99", rate),
+		value: fmt.Sprintf("%.2f / %.2f ms (%d failed)", ms(pct(lat, 50)), ms(pct(lat, 99)), failures.Load()), target: "p99 ≤ 5 ms"})
+	return nil
+}
+
+// submitThroughput: accepted jobs per second from 32 concurrent clients.
+func (b *bench) submitThroughput(ctx context.Context) error {
+	hello, err := b.upload(ctx, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	dur := time.Duration(b.n(10, 3)) * time.Second
+	var accepted atomic.Int64
+	end := time.Now().Add(dur)
+	start := time.Now()
+	_ = parallel(32, func() error {
+		for time.Now().Before(end) {
+			if _, _, err := b.submit(ctx, hello, ""); err == nil {
+				accepted.Add(1)
+			}
+		}
+		return nil
+	})
+	rate := float64(accepted.Load()) / time.Since(start).Seconds()
+	b.add(row{name: "submit throughput (accepted, 32 clients)", value: fmt.Sprintf("%.0f jobs/s", rate),
+		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorPG)})
+	return b.drain(ctx, 2*time.Minute)
+}
+
+// endToEnd: hello jobs submitted by 32 clients and run to the end: finished
+// jobs per second over the whole run.
+func (b *bench) endToEnd(ctx context.Context) error {
+	hello, err := b.upload(ctx, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	total := b.n(6000, 1500)
+	var next atomic.Int64
+	start := time.Now()
+	if err := parallel(32, func() error {
+		for next.Add(1) <= int64(total) {
+			if _, _, err := b.submit(ctx, hello, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := b.drain(ctx, 5*time.Minute); err != nil {
+		return err
+	}
+	rate := float64(total) / time.Since(start).Seconds()
+	b.add(row{name: "end-to-end hello jobs (submitted and finished)", value: fmt.Sprintf("%.0f jobs/s", rate),
+		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorPG), target: "≥ 40 %"})
+	b.add(row{name: "  same, against the asynq floor", value: "", floor: fmt.Sprintf("%.0f tasks/s (asynq)", b.floorAQ),
+		ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorAQ)})
+	return nil
+}
+
+// drain waits until no job of the platform is unfinished.
+func (b *bench) drain(ctx context.Context, d time.Duration) error {
+	db, err := sqlx.Open("postgres", b.dbURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		var n int
+		if err := db.GetContext(ctx, &n, `SELECT count(*) FROM jobs WHERE status IN ('queued','running')`); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("jobs did not drain")
+}
+
+// largeModule: the first run of a 2.2 MB module right after its upload, and
+// its second run.
+func (b *bench) largeModule(ctx context.Context) error {
+	id, err := b.upload(ctx, fixtures.GoHello)
+	if err != nil {
+		return err
+	}
+	_, first, err := b.submit(ctx, id, "?wait=30s")
+	if err != nil {
+		return err
+	}
+	_, second, err := b.submit(ctx, id, "?wait=30s")
+	if err != nil {
+		return err
+	}
+	b.add(row{name: "2.2 MB module: first run right after upload / second run", value: fmt.Sprintf("%.0f / %.1f ms", ms(first), ms(second))})
+	return nil
+}
+
+// sandboxFigures: per-job sandbox overhead over raw wazero, and CPU-bound
+// time in a sandbox child against uninterrupted in-process wazero.
+func (b *bench) sandboxFigures(ctx context.Context) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: filepath.Join(b.scratch, "cache")})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	engine, err := executor.NewEngine(ctx, executor.EngineConfig{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = engine.Close(ctx) }()
+	measure := func(fixture string, args []string, n int) (sand, raw time.Duration, err error) {
+		path := filepath.Join(b.scratch, fixture+".wasm")
+		if err := os.WriteFile(path, fixtures.Bytes(fixture), 0o600); err != nil {
+			return 0, 0, err
+		}
+		req := executor.Request{ModuleKey: fixture, ModulePath: path, Function: "_start", Args: args,
+			Timeout: time.Minute, MemoryLimitMB: 64, MaxOutputBytes: 1 << 16}
+		if _, err := pool.Execute(ctx, req); err != nil { // compile outside the measurement
+			return 0, 0, err
+		}
+		start := time.Now()
+		for range n {
+			if _, err := pool.Execute(ctx, req); err != nil {
+				return 0, 0, err
+			}
+		}
+		sand = time.Since(start) / time.Duration(n)
+		cm, err := engine.Compile(ctx, fixture, func() ([]byte, error) { return fixtures.Bytes(fixture), nil })
+		if err != nil {
+			return 0, 0, err
+		}
+		start = time.Now()
+		for range n {
+			engine.Run(ctx, cm, req)
+		}
+		return sand, time.Since(start) / time.Duration(n), nil
+	}
+	sand, raw, err := measure(fixtures.Hello, nil, b.n(3000, 500))
+	if err != nil {
+		return err
+	}
+	b.add(row{name: "sandbox overhead per hello job (child − raw)", value: fmt.Sprintf("%.0f µs", us(sand-raw)),
+		floor: fmt.Sprintf("%.0f µs (wazero)", us(raw)), target: "≤ 200 µs"})
+	sand, raw, err = measure(fixtures.Fib, []string{"32"}, b.n(20, 5))
+	if err != nil {
+		return err
+	}
+	b.add(row{name: "CPU-bound fib(32): sandbox / uninterrupted wazero", value: fmt.Sprintf("%.1f ms", ms(sand)),
+		floor: fmt.Sprintf("%.1f ms", ms(raw)), ratio: fmt.Sprintf("%.2f×", float64(sand)/float64(raw)), target: "≤ 1.2×"})
+	return nil
+}
+
+func (b *bench) table() string {
+	var s strings.Builder
+	mode := "full (`make bench`)"
+	if b.quick {
+		mode = "quick (`make bench-quick`)"
+	}
+	fmt.Fprintf(&s, "Run: %s, %s, %d cores, Go %s, worker concurrency %d, took %s.\n\n", mode,
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), b.platform.conc, time.Since(b.started).Round(time.Second))
+	s.WriteString("| measure | result | floor | ratio | target |\n|---|---|---|---|---|\n")
+	for _, r := range b.rows {
+		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s |\n", r.name, r.value, r.floor, r.ratio, r.target)
+	}
+	return s.String()
+}
+
+const beginMark, endMark = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+// writeDoc replaces the table between the markers (appending a section the
+// first time).
+func writeDoc(path, table string) error {
+	doc, err := os.ReadFile(path) //nolint:gosec // the repository's own docs
+	if err != nil {
+		return err
+	}
+	s := string(doc)
+	block := beginMark + "\n" + table + endMark
+	i, j := strings.Index(s, beginMark), strings.Index(s, endMark)
+	if i >= 0 && j > i {
+		s = s[:i] + block + s[j+len(endMark):]
+	} else {
+		s += "\n## The platform against its floors\n\nCommand: `make bench` (full) or `make bench-quick`; both rewrite this table.\n\n" + block + "\n"
+	}
+	return os.WriteFile(path, []byte(s), 0o600) //nolint:gosec // the repository's own docs
+}
+
+func command(ctx context.Context, env []string, bin string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	return cmd.CombinedOutput()
+}
+
+func parallel(n int, fn func() error) error {
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- fn() }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func freePort() int {
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+var emptyMeta = wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true}
