@@ -204,3 +204,25 @@ func TestRetention(t *testing.T) {
 	_, err = b.st.ModuleContent(ctx, b.module.SHA256)
 	require.NoError(t, err)
 }
+
+// A lost worker's job holds its account's concurrency slot only until the
+// reconciler ends it: the slot is the job's unfinished row.
+func TestLostWorkerReturnsTheConcurrencySlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, reconciler.Config{MaxAttempts: 1})
+	j := b.job(t)
+	_, err := b.st.ClaimJob(ctx, j.ID, "killed")
+	require.NoError(t, err)
+	n, err := b.st.UnfinishedJobs(ctx, b.account.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the running job holds the slot")
+	b.age(t, j.ID, "started_at", time.Hour)
+
+	st, err := b.rec.Pass(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, st.FailedLost)
+	n, err = b.st.UnfinishedJobs(ctx, b.account.ID)
+	require.NoError(t, err)
+	require.Zero(t, n, "the slot is free again")
+}
