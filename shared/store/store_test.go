@@ -21,7 +21,9 @@ type bundle struct {
 	module  store.Module
 }
 
-func setup(t *testing.T) bundle {
+func setup(t *testing.T) bundle { return setupB(t) }
+
+func setupB(t testing.TB) bundle {
 	t.Helper()
 	ctx := context.Background()
 	st := testenv.Store(t)
@@ -34,7 +36,7 @@ func setup(t *testing.T) bundle {
 	return bundle{st: st, account: a, module: m}
 }
 
-func (b bundle) job(t *testing.T) store.Job {
+func (b bundle) job(t testing.TB) store.Job {
 	t.Helper()
 	j, err := b.st.CreateJob(context.Background(), store.Actor{Name: "test"}, store.Job{
 		AccountID: b.account.ID, ModuleID: b.module.ID, ModuleSHA256: b.module.SHA256, Queue: "q",

@@ -71,3 +71,17 @@ func TestDoorbellEntries(t *testing.T) {
 	require.NotEqual(t, tasks.DoorbellKey("a"), tasks.DoorbellKey("b"))
 	require.NotEqual(t, tasks.DoorbellKey("a"), tasks.CancelChannel("a"))
 }
+
+// BenchmarkRunPayload: the task payload's encode and decode, once per job.
+func BenchmarkRunPayload(b *testing.B) {
+	id := uuid.New()
+	for b.Loop() {
+		task, err := tasks.NewRunJob(id, "q", time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tasks.ParseRunJob(task.Payload()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
