@@ -412,6 +412,11 @@ func (h *harness) newStage(ctx context.Context, name string) (*stage, error) {
 	if out, err := s.command(ctx, "wasmwizard-api", "migrate"); err != nil {
 		return nil, fmt.Errorf("migrate: %w: %s", err, out)
 	}
+	// The suite measures what faults do to accepted jobs, not the tiers'
+	// rate limits (0 = unlimited).
+	if _, err := s.db.ExecContext(ctx, `UPDATE tiers SET runs_per_minute = 0, runs_per_day = 0, max_concurrent_runs = 0, reads_per_minute = 0`); err != nil {
+		return nil, fmt.Errorf("lift limits: %w", err)
+	}
 	out, err := s.command(ctx, "wasmwizard-api", "accounts", "create", "--name", "chaos", "--tier", "pro")
 	if err != nil {
 		return nil, fmt.Errorf("create account: %w: %s", err, out)

@@ -202,6 +202,17 @@ func (r *Reconciler) ensureQueuedAdded(ctx context.Context, ref store.QueuedRef)
 		}
 		return false, fmt.Errorf("inspect task: %w", err)
 	}
+	if info.State == asynq.TaskStateActive {
+		// Postgres says queued, asynq says a worker holds the task: a worker
+		// that died while it waited for a free slot, whose lease asynq will
+		// only reclaim a minute or more from now. Queue the attempt under a
+		// task of its own; should the holder be alive after all, the claim
+		// in Postgres lets only one of the two run the job.
+		if err := r.enqueueRecovery(ctx, ref); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
 	if info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted {
 		return false, nil
 	}
