@@ -10,7 +10,6 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
-	"github.com/wasmwizard/wasmwizard/shared/tasks"
 )
 
 type accountView struct {
@@ -102,10 +101,11 @@ func (s *Server) inspectorQueues() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Only this deployment's queues (its namespace).
+	// Only this deployment's queues: its base queue, its tier queues and
+	// its webhook queue.
 	var mine []string
 	for _, q := range all {
-		if strings.HasPrefix(q, strings.TrimSuffix(s.queue, tasks.JobsQueue)) {
+		if q == s.queue || strings.HasPrefix(q, s.queue+":") || q == s.webhookQueue {
 			mine = append(mine, q)
 		}
 	}

@@ -60,12 +60,20 @@ func (s *Server) health(c echo.Context) error {
 		body["status"] = "degraded"
 	} else {
 		body["status"] = "ok"
-		// asynq keeps pending tasks in a list per queue: LLEN is O(1),
-		// unlike asynq's GetQueueInfo.
-		pending, err := s.redis.LLen(ctx, "asynq:{"+s.queue+"}:pending").Result()
-		active, err2 := s.redis.LLen(ctx, "asynq:{"+s.queue+"}:active").Result()
-		if err == nil && err2 == nil {
-			body["queue"] = map[string]any{"name": s.queue, "pending": pending, "active": active}
+		// asynq keeps pending and active tasks in a list per queue: LLEN is
+		// O(1), unlike asynq's GetQueueInfo. Summed over this deployment's
+		// job queues (one per tier, and the base queue).
+		if names, err := s.inspectorQueues(); err == nil {
+			var pending, active int64
+			for _, q := range names {
+				if q == s.webhookQueue {
+					continue
+				}
+				p, _ := s.redis.LLen(ctx, "asynq:{"+q+"}:pending").Result()
+				a, _ := s.redis.LLen(ctx, "asynq:{"+q+"}:active").Result()
+				pending, active = pending+p, active+a
+			}
+			body["queue"] = map[string]any{"queues": len(names), "pending": pending, "active": active}
 		}
 	}
 	return c.JSON(status, body)

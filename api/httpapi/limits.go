@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -23,7 +24,8 @@ func (s *Server) admitRuns(ctx context.Context, h http.Header, p store.Principal
 			return err
 		}
 		if inFlight+n > t.MaxConcurrentRuns {
-			h.Set("Retry-After", "1")
+			ratelimit.SetHeaders(h, ratelimit.Decision{Limit: t.MaxConcurrentRuns, Remaining: 0,
+				RetryAfter: time.Second, ResetAfter: time.Second})
 			return apperr.New(apperr.QuotaExceeded,
 				"%d of your jobs are queued or running, and the %s tier allows %d at once; wait for some to finish",
 				inFlight, t.Name, t.MaxConcurrentRuns)

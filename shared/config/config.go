@@ -89,7 +89,7 @@ type Worker struct {
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
 	// WebhookSweepAfter is how overdue a pending webhook delivery must be
 	// before the reconciler enqueues it again (its task was lost).
-	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 2m
+	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 30s
 	// WebhookConcurrency is how many deliveries a worker sends at once, on
 	// an asynq server of their own.
 	WebhookConcurrency int // WIZARD_WEBHOOK_CONCURRENCY, default 10
@@ -243,7 +243,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
 
-		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 2*time.Minute, 20*time.Second, 24*time.Hour),
+		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 30*time.Second, 20*time.Second, 24*time.Hour),
 		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),
 		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
 		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),

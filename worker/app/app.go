@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -241,7 +242,13 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		rec := reconciler.New(reconciler.Config{
 			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
 			RunningGrace: cfg.ReconcileRunningGrace, MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
-			EnqueueDelivery: enqueueDelivery, DeliveryLate: cfg.WebhookSweepAfter,
+			EnqueueDelivery: func(ctx context.Context, id uuid.UUID) error {
+				// A task ID of its own per sweep period: a task asynq archived
+				// (or still holds) cannot keep the delivery from going out.
+				tag := "sweep-" + strconv.FormatInt(time.Now().Unix()/int64(cfg.WebhookSweepAfter.Seconds()), 10)
+				return delivery.Enqueue(ctx, client, id, tag, webhookQueue)
+			},
+			DeliveryLate: cfg.WebhookSweepAfter,
 		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))
 		w.reconcilerDone = make(chan struct{})
 		go func() {

@@ -247,6 +247,9 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 		return fmt.Errorf("write cancellation: %w", err)
 	}
 	if ok {
+		if r.finished != nil {
+			r.finished(wctx, job)
+		}
 		if r.obs != nil {
 			r.obs.JobFinished(store.StatusCancelled, executor.CodeCancelled, run, 0)
 		}
