@@ -27,6 +27,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
+	"github.com/wasmwizard/wasmwizard/shared/debugserver"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -89,6 +90,12 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 }
 
 func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
+	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
+	if err != nil {
+		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
+		return 1
+	}
+	defer stopDebug()
 	a, err := Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("api failed to start", zap.Error(err))

@@ -44,6 +44,8 @@ type Common struct {
 	WebhookAllowPrivate bool // WIZARD_WEBHOOK_ALLOW_PRIVATE, default false
 	// WebhookAllowHTTP allows http:// webhook URLs.
 	WebhookAllowHTTP bool // WIZARD_WEBHOOK_ALLOW_HTTP, default false
+	// PprofAddr serves Go's profiling endpoints when set (never expose it).
+	PprofAddr string // WIZARD_PPROF_ADDR, default "" (off)
 }
 
 // API is the API binary's configuration.
@@ -208,6 +210,7 @@ func (r *reader) common() Common {
 
 		WebhookAllowPrivate: r.boolean("WIZARD_WEBHOOK_ALLOW_PRIVATE"),
 		WebhookAllowHTTP:    r.boolean("WIZARD_WEBHOOK_ALLOW_HTTP"),
+		PprofAddr:           r.str("WIZARD_PPROF_ADDR", ""),
 	}
 }
 

@@ -53,8 +53,15 @@ func main() {
 	}
 	quick := flag.Bool("quick", false, "smaller counts (under 2 minutes)")
 	write := flag.Bool("write", true, "rewrite the table in docs/BENCHMARKS.md")
+	profiles := flag.String("profiles", "", "save CPU profiles of the API and worker under end-to-end load in this directory")
 	flag.Parse()
-	b := &bench{quick: *quick}
+	b := &bench{quick: *quick, profiles: *profiles}
+	if b.profiles != "" {
+		if err := os.MkdirAll(b.profiles, 0o750); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
 	if err := b.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		b.cleanup()
@@ -91,6 +98,10 @@ type bench struct {
 	floorAQ  float64
 	floorWZ  time.Duration
 	platform struct{ conc int }
+
+	pprofAPI, pprofWorker string
+	// Profiles is where CPU profiles of the end-to-end run are saved.
+	profiles string
 }
 
 func (b *bench) n(full, quick int) int {
@@ -315,12 +326,14 @@ func (b *bench) startPlatform(ctx context.Context) error {
 	b.key = key.Key
 	b.api = "127.0.0.1:" + strconv.Itoa(freePort())
 	b.platform.conc = runtime.NumCPU() * 2
-	if err := b.start(env, "bin/wasmwizard-api", "serve", "WIZARD_HTTP_ADDR="+b.api); err != nil {
+	b.pprofAPI = "127.0.0.1:" + strconv.Itoa(freePort())
+	b.pprofWorker = "127.0.0.1:" + strconv.Itoa(freePort())
+	if err := b.start(env, "bin/wasmwizard-api", "serve", "WIZARD_HTTP_ADDR="+b.api, "WIZARD_PPROF_ADDR="+b.pprofAPI); err != nil {
 		return err
 	}
 	if err := b.start(env, "bin/wasmwizard-worker", "serve", "WIZARD_WORKER_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(freePort()),
 		"WIZARD_WORKER_CONCURRENCY="+strconv.Itoa(b.platform.conc), "WIZARD_DATA_DIR="+filepath.Join(b.scratch, "worker"),
-		"WIZARD_DB_MAX_OPEN_CONNS=16"); err != nil {
+		"WIZARD_DB_MAX_OPEN_CONNS=16", "WIZARD_PPROF_ADDR="+b.pprofWorker); err != nil {
 		return err
 	}
 	for range 200 {
@@ -493,6 +506,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	total := b.n(6000, 1500)
 	var next atomic.Int64
 	start := time.Now()
+	profDone := b.profile(ctx, time.Duration(b.n(5, 2))*time.Second)
 	if err := parallel(32, func() error {
 		for next.Add(1) <= int64(total) {
 			if _, _, err := b.submit(ctx, hello, ""); err != nil {
@@ -507,6 +521,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		return err
 	}
 	rate := float64(total) / time.Since(start).Seconds()
+	<-profDone
 	b.add(row{name: "end-to-end hello jobs (submitted and finished)", value: fmt.Sprintf("%.0f jobs/s", rate),
 		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorPG), target: "≥ 40 %"})
 	b.add(row{name: "  same, against the asynq floor", value: "", floor: fmt.Sprintf("%.0f tasks/s (asynq)", b.floorAQ),
@@ -696,3 +711,40 @@ func ratio(a, b time.Duration) float64 {
 }
 
 var emptyMeta = wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true}
+
+// profile saves CPU profiles of the API and the worker, taken over d from
+// now, under b.profiles (read them with `go tool pprof -top`).
+func (b *bench) profile(ctx context.Context, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if b.profiles == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for name, addr := range map[string]string{"api": b.pprofAPI, "worker": b.pprofWorker} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				if err != nil {
+					return
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "profile:", err)
+					return
+				}
+				defer func() { _ = res.Body.Close() }()
+				out, err := io.ReadAll(res.Body)
+				if err == nil {
+					_ = os.WriteFile(filepath.Join(b.profiles, name+".cpu.pprof"), out, 0o600)
+				}
+			}()
+		}
+		wg.Wait()
+	}()
+	return done
+}

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
+	"github.com/wasmwizard/wasmwizard/shared/debugserver"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -71,6 +72,12 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
+	if err != nil {
+		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
+		return 1
+	}
+	defer stopDebug()
 	w, err := Start(ctx, cfg, log)
 	if err != nil {
 		log.Error("worker failed to start", zap.Error(err))
