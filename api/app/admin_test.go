@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -280,4 +281,36 @@ func TestConcurrencySlotsAreReturned(t *testing.T) {
 	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, res.Status, "%s", res.Body)
 	require.Equal(t, "cancelled", p.await(key, id)["status"])
 	require.Equal(t, "succeeded", p.await(key, p.submit(key, map[string]any{"module_id": hello}))["status"])
+}
+
+// Simultaneous submits cannot together pass the concurrency limit: the
+// account's submissions are counted one after the other.
+func TestConcurrencyLimitHoldsUnderSimultaneousSubmits(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("three", 100000, 100000, 3)).Status)
+	key := p.account("three")
+	loop := p.upload(key, fixtures.Loop)
+	codes := make(chan int, 20)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- p.postJSON("/v1/jobs", key, map[string]any{"module_id": loop, "timeout_ms": 5000}).Status
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	accepted := 0
+	for c := range codes {
+		switch c {
+		case http.StatusCreated:
+			accepted++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("unexpected status %d", c)
+		}
+	}
+	require.Equal(t, 3, accepted)
 }

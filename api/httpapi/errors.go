@@ -105,7 +105,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="wasmwizard"`)
 	}
-	if p.Code == apperr.Unavailable {
+	if p.Code == apperr.Unavailable || (p.Status == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "") {
 		c.Response().Header().Set("Retry-After", "1")
 	}
 	body, _ := json.Marshal(p)

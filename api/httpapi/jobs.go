@@ -289,6 +289,7 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		AccountID:      p.AccountID,
 		Queue:          tasks.TierQueue(strings.TrimSuffix(s.queue, tasks.JobsQueue), t.Name),
 		QueueWeight:    t.QueueWeight,
+		MaxUnfinished:  t.MaxConcurrentRuns,
 		Function:       req.Function,
 		TimeoutMS:      t.DefaultTimeoutMS,
 		MemoryLimitMB:  t.DefaultMemoryMB,

@@ -76,6 +76,10 @@ type Job struct {
 	// QueueWeight is the tier's weight when the job was submitted (not
 	// stored; the API uses it to ring the doorbell).
 	QueueWeight int `db:"-"`
+	// MaxUnfinished, when positive, is the account's concurrency limit:
+	// the insert is refused (quota_exceeded) if the account already has
+	// that many queued or running jobs. Not stored.
+	MaxUnfinished int `db:"-"`
 	// CancelRequestedAt is set once a client asked to cancel the job.
 	CancelRequestedAt *time.Time `db:"cancel_requested_at"`
 }
@@ -91,7 +95,41 @@ const jobColumns = `id, account_id, module_id, module_sha256, queue, function, a
 // is locked while the job is inserted, so a concurrent DeleteModule either
 // sees the job (and fails it) or makes this insert fail.
 func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) {
-	return createJob(ctx, s.db, actor, j)
+	if j.MaxUnfinished <= 0 {
+		return createJob(ctx, s.db, actor, j)
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return Job{}, wrapDB(err, "begin")
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := admitUnfinished(ctx, tx, j.AccountID, j.MaxUnfinished); err != nil {
+		return Job{}, err
+	}
+	job, err := createJob(ctx, tx, actor, j)
+	if err != nil {
+		return Job{}, err
+	}
+	return job, wrapDB(tx.Commit(), "commit job")
+}
+
+// admitUnfinished holds the account's submission lock for the rest of the
+// transaction, then counts its queued and running jobs: concurrent submits
+// of one account are counted one after the other, so the limit is exact.
+func admitUnfinished(ctx context.Context, tx *sqlx.Tx, accountID uuid.UUID, limit int) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7727))`, accountID); err != nil {
+		return wrapDB(err, "lock account submissions")
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, `
+		SELECT count(*) FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running')`, accountID); err != nil {
+		return wrapDB(err, "count unfinished jobs")
+	}
+	if n >= limit {
+		return apperr.New(apperr.QuotaExceeded,
+			"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", n, limit)
+	}
+	return nil
 }
 
 func createJob(ctx context.Context, q sqlx.QueryerContext, actor Actor, j Job) (Job, error) {
