@@ -397,7 +397,7 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		return store.Job{}, apperr.Validation(errs...)
 	}
 
-	m, err := s.store.GetModule(ctx, p.AccountID, moduleID)
+	m, err := s.module(ctx, p.AccountID, moduleID)
 	if err != nil {
 		return store.Job{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,6 +85,7 @@ type Server struct {
 	version        string
 	queueInspector *asynq.Inspector
 	limiter        *ratelimit.Limiter
+	modules        *expirable.LRU[moduleKey, store.Module]
 	webhooks       webhook.Policy
 	webhookQueue   string
 	echo           *echo.Echo
@@ -100,6 +102,7 @@ func New(d Deps) *Server {
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
 	}
+	s.modules = expirable.NewLRU[moduleKey, store.Module](10000, nil, moduleCacheTTL)
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
 	}
