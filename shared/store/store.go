@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,9 +26,10 @@ type Store struct {
 	db *sqlx.DB
 }
 
-// Open connects to Postgres and checks the connection.
+// Open connects to Postgres and checks the connection. Queries with
+// parameters take one round trip (see OneRoundTrip).
 func Open(ctx context.Context, url string, maxOpen int) (*Store, error) {
-	db, err := sqlx.Open("postgres", url)
+	db, err := sqlx.Open("postgres", OneRoundTrip(url))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -41,6 +44,25 @@ func Open(ctx context.Context, url string, maxOpen int) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OneRoundTrip turns on lib/pq's binary_parameters in a connection string
+// (URL or key=value form) unless it is set already. Without it, every query
+// with parameters costs two round trips to Postgres (prepare, then bind and
+// execute); with it, one: the statement, its parameters and the execution
+// go out together. Parameters then travel as text, except []byte, which is
+// sent as binary — the store passes []byte only for bytea columns.
+func OneRoundTrip(dsn string) string {
+	if strings.Contains(dsn, "binary_parameters") {
+		return dsn
+	}
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		q.Set("binary_parameters", "yes")
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return strings.TrimSpace(dsn + " binary_parameters=yes")
 }
 
 // New wraps an existing pool (tests, tools).
