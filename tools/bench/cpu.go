@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat times;
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuGroups maps a process name (/proc/<pid>/comm, at most 15 bytes) to the
+// part of the platform it belongs to. Sandbox children run the worker binary.
+var cpuGroups = map[string]string{
+	"wasmwizard-api":  "api",
+	"wasmwizard-work": "worker",
+	"postgres":        "postgres",
+	"redis-server":    "redis",
+}
+
+// cpuSample is the CPU time (user + system) used so far by each group's
+// live processes, and by this process (the load generator).
+type cpuSample map[string]time.Duration
+
+func sampleCPU() cpuSample {
+	s := cpuSample{}
+	self := os.Getpid()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(dir, "stat")) //nolint:gosec // procfs
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15)
+		open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		group := cpuGroups[string(stat[open+1:closing])]
+		if pid == self {
+			group = "load generator"
+		}
+		if group == "" {
+			continue
+		}
+		fields := strings.Fields(string(stat[closing+1:]))
+		if len(fields) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		s[group] += time.Duration(utime+stime) * time.Second / clockTicks
+	}
+	return s
+}
+
+// perJob describes the CPU each group used between two samples, per job.
+func perJob(before, after cpuSample, jobs int, wall time.Duration) string {
+	var parts []string
+	var total time.Duration
+	for _, g := range []string{"api", "worker", "postgres", "redis", "load generator"} {
+		d := after[g] - before[g]
+		total += d
+		parts = append(parts, fmt.Sprintf("%s %.0f", g, us(d/time.Duration(jobs))))
+	}
+	return fmt.Sprintf("%s µs; %.0f µs in all, %.2f of %d cores busy", strings.Join(parts, ", "),
+		us(total/time.Duration(jobs)), total.Seconds()/wall.Seconds(), numCPU())
+}
