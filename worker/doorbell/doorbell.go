@@ -55,6 +55,14 @@ type Config struct {
 	// SlotWait is how long a task asynq delivers waits for a free slot
 	// before it is handed back with ErrNoSlot (default 5 s).
 	SlotWait time.Duration
+	// Handoff is how long a slot that one of asynq's runs frees is kept
+	// for asynq's next delivery before the doorbell may take it (default
+	// 20 ms). Under load asynq acknowledges the finished task and fetches
+	// the next one within a few Redis round trips; without the handoff the
+	// doorbell would win nearly every freed slot, and every job it runs
+	// costs a second, wasted delivery of its asynq task. An idle worker's
+	// doorbell is never held up: it has no recent asynq run.
+	Handoff time.Duration
 }
 
 // ErrNoSlot is returned for a task asynq delivered while every slot stayed
@@ -67,11 +75,13 @@ type Doorbell struct {
 	cfg Config
 	log *zap.Logger
 
-	mu      sync.Mutex
-	closed  bool // no more runs start (set under mu, so jobs.Add never races jobs.Wait)
-	busy    int
-	running map[uuid.UUID]context.CancelFunc
-	freed   chan struct{} // closed (and replaced) whenever a slot frees
+	mu     sync.Mutex
+	closed bool // no more runs start (set under mu, so jobs.Add never races jobs.Wait)
+	busy   int
+	// handoffs are the deadlines of slots kept for asynq's next delivery.
+	handoffs []time.Time
+	running  map[uuid.UUID]context.CancelFunc
+	freed    chan struct{} // closed (and replaced) whenever a slot frees
 
 	stop     chan struct{}
 	shutdown sync.Once
@@ -95,6 +105,9 @@ func Start(cfg Config) *Doorbell {
 	}
 	if cfg.SlotWait == 0 {
 		cfg.SlotWait = 5 * time.Second
+	}
+	if cfg.Handoff == 0 {
+		cfg.Handoff = 20 * time.Millisecond
 	}
 	d := &Doorbell{cfg: cfg, log: cfg.Log, running: map[uuid.UUID]context.CancelFunc{},
 		freed: make(chan struct{}), stop: make(chan struct{}), subDone: make(chan struct{})}
@@ -125,11 +138,13 @@ func (d *Doorbell) Track(h asynq.Handler) asynq.Handler {
 				}
 			}
 		}
-		defer d.release()
+		defer d.handOff()
 		return h.ProcessTask(ctx, t)
 	})
 }
 
+// tryTake takes a slot for one of asynq's deliveries, using up the oldest
+// handoff if there is one.
 func (d *Doorbell) tryTake() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -137,7 +152,41 @@ func (d *Doorbell) tryTake() bool {
 		return false
 	}
 	d.busy++
+	if len(d.handoffs) > 0 {
+		d.handoffs = d.handoffs[1:]
+	}
 	return true
+}
+
+// tryTakeForBell takes a slot for a doorbell run: one that is free and not
+// kept for asynq.
+func (d *Doorbell) tryTakeForBell() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pruneHandoffs(time.Now())
+	if d.busy+len(d.handoffs) >= d.cfg.Slots {
+		return false
+	}
+	d.busy++
+	return true
+}
+
+// handOff releases a slot that one of asynq's runs held, keeping it for
+// asynq's next delivery for Config.Handoff.
+func (d *Doorbell) handOff() {
+	d.mu.Lock()
+	d.handoffs = append(d.handoffs, time.Now().Add(d.cfg.Handoff))
+	d.mu.Unlock()
+	d.release()
+}
+
+// pruneHandoffs drops lapsed handoffs (d.mu held); they are in deadline order.
+func (d *Doorbell) pruneHandoffs(now time.Time) {
+	i := 0
+	for i < len(d.handoffs) && !now.Before(d.handoffs[i]) {
+		i++
+	}
+	d.handoffs = d.handoffs[i:]
 }
 
 func (d *Doorbell) release() {
@@ -168,6 +217,31 @@ func (d *Doorbell) waitFree(done <-chan struct{}) bool {
 	}
 }
 
+// waitBellSlot waits until a slot is free and not kept for asynq (without
+// taking it). It reports false if the doorbell's stop came first.
+func (d *Doorbell) waitBellSlot() bool {
+	for {
+		d.mu.Lock()
+		now := time.Now()
+		d.pruneHandoffs(now)
+		free, ch := d.busy+len(d.handoffs) < d.cfg.Slots, d.freed
+		var lapse <-chan time.Time
+		if !free && len(d.handoffs) > 0 {
+			lapse = time.After(d.handoffs[0].Sub(now))
+		}
+		d.mu.Unlock()
+		if free {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-lapse:
+		case <-d.stop:
+			return false
+		}
+	}
+}
+
 // popLoop takes jobs off the doorbell while a slot is free. It is not
 // waited for at shutdown: a BRPOP cannot be interrupted, and whatever it
 // returns after the stop is dropped (asynq delivers those jobs).
@@ -177,7 +251,7 @@ func (d *Doorbell) popLoop() {
 		// Read only while a slot is free: a busy worker leaves the doorbell
 		// to idle ones (and its jobs to asynq). The slot is not held while
 		// blocked, so asynq's deliveries never wait for the doorbell.
-		if !d.waitFree(nil) {
+		if !d.waitBellSlot() {
 			return
 		}
 		res, err := d.cfg.Redis.BRPop(d.baseCtx, d.cfg.Block, key).Result()
@@ -202,7 +276,7 @@ func (d *Doorbell) popLoop() {
 		if err != nil || time.Since(rung) > d.cfg.MaxAge {
 			continue
 		}
-		if !d.tryTake() {
+		if !d.tryTakeForBell() {
 			// asynq took the last slot meanwhile: let another worker have it.
 			d.giveBack(key, res[1])
 			continue

@@ -207,3 +207,36 @@ func TestDeliveryWithoutASlotIsHandedBack(t *testing.T) {
 	}, patience, 10*time.Millisecond)
 	require.True(t, ran)
 }
+
+// A slot that one of asynq's runs frees is kept for asynq's next delivery
+// for the handoff, so that under load asynq, not the doorbell, runs the
+// jobs (a doorbell run costs a second delivery of the job's task); once the
+// handoff lapses, the doorbell takes the slot.
+func TestAFreedSlotIsHandedToAsynqFirst(t *testing.T) {
+	t.Parallel()
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	r := newRunner()
+	queue := testenv.Namespace(t) + "jobs"
+	const handoff = 400 * time.Millisecond
+	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r,
+		Log: zap.NewNop(), Block: 50 * time.Millisecond, Handoff: handoff})
+	t.Cleanup(func() { bell.Shutdown(0); _ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err() })
+	ctx := context.Background()
+	var runs int
+	h := bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { runs++; return nil }))
+
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)))
+	freed := time.Now()
+	id := uuid.New()
+	require.NoError(t, rdb.LPush(ctx, tasks.DoorbellKey(queue), tasks.DoorbellEntry(id, time.Now())).Err())
+	// asynq's next delivery gets the slot at once, handoff or not.
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)))
+	require.Equal(t, 2, runs)
+	// The doorbell waits out the handoff the second run left, then runs its job.
+	require.Equal(t, id, started(t, r))
+	require.GreaterOrEqual(t, time.Since(freed), handoff, "the doorbell took a slot kept for asynq")
+	close(r.release)
+}
