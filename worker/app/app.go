@@ -350,14 +350,19 @@ func workerID() string {
 }
 
 type metrics struct {
-	webhooks *prometheus.HistogramVec
-	finished *prometheus.CounterVec
-	run      *prometheus.HistogramVec
-	compile  prometheus.Histogram
+	deliveries *prometheus.CounterVec
+	webhooks   *prometheus.HistogramVec
+	finished   *prometheus.CounterVec
+	run        *prometheus.HistogramVec
+	compile    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmwizard_job_deliveries_total",
+			Help: "Deliveries of jobs to this worker by source (asynq, doorbell) and what the claim found (claimed, already_finished, busy, gone, error).",
+		}, []string{"source", "outcome"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmwizard_jobs_finished_total", Help: "Jobs this worker finished, by final status and error code (sandbox_crashed, timeout, memory_limit, ...).",
 		}, []string{"status", "error_code"}),
@@ -374,8 +379,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "wasmwizard_webhook_attempts_seconds", Help: "Webhook delivery attempts by outcome (delivered, pending = will retry, failed) and how long the receiver took.",
 		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 	}, []string{"outcome"})
-	reg.MustRegister(m.finished, m.run, m.compile, m.webhooks)
+	reg.MustRegister(m.deliveries, m.finished, m.run, m.compile, m.webhooks)
 	return m
+}
+
+func (m *metrics) JobDelivered(source, outcome string) {
+	m.deliveries.WithLabelValues(source, outcome).Inc()
 }
 
 func (m *metrics) JobFinished(status, errorCode string, run, compile time.Duration) {

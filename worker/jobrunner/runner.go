@@ -25,10 +25,28 @@ import (
 // task's context is already done.
 const writeTimeout = 10 * time.Second
 
-// Observer is told about every finished run (metrics).
+// Observer is told about every delivery and every finished run (metrics).
 type Observer interface {
+	// JobDelivered: a delivery of a job from source ("asynq" or "doorbell")
+	// and what its claim found (see the Delivery* outcomes).
+	JobDelivered(source, outcome string)
 	JobFinished(status, errorCode string, run, compile time.Duration)
 }
+
+// Outcomes of a delivery's claim, for Observer.JobDelivered.
+const (
+	DeliveryClaimed  = "claimed"
+	DeliveryFinished = "already_finished" // a duplicate: the job ran already
+	DeliveryBusy     = "busy"             // another attempt holds the job
+	DeliveryGone     = "gone"
+	DeliveryError    = "error"
+)
+
+// Sources of deliveries, for Observer.JobDelivered.
+const (
+	SourceAsynq    = "asynq"
+	SourceDoorbell = "doorbell"
+)
 
 // Modules gives the local file holding a module's bytes.
 type Modules interface {
@@ -111,15 +129,17 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	return r.Run(ctx, p.JobID)
+	return r.run(ctx, p.JobID, SourceAsynq)
 }
 
-// Run runs job id: the work of a job:run delivery, also called directly for
-// a job taken from the doorbell. It claims the job in Postgres first, so
+// Run runs job id taken from the doorbell; see run.
+func (r *Runner) Run(ctx context.Context, id uuid.UUID) error { return r.run(ctx, id, SourceDoorbell) }
+
+// run runs job id: the work of a job:run delivery from source. It claims the job in Postgres first, so
 // however many deliveries a job gets, one attempt runs at a time and a
 // terminal job never runs again. An error wrapping ErrBusy means another
 // attempt holds the job.
-func (r *Runner) Run(ctx context.Context, id uuid.UUID) error {
+func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	p := tasks.RunJob{JobID: id}
 	log := r.log.With(zap.String("job_id", p.JobID.String()))
 	// The claim is not interrupted by the task's context: a claim that
@@ -129,6 +149,7 @@ func (r *Runner) Run(ctx context.Context, id uuid.UUID) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	job, err := r.store.ClaimJob(cctx, p.JobID, r.workerID)
 	cancel()
+	r.delivered(source, err)
 	switch {
 	case errors.Is(err, store.ErrJobTerminal):
 		log.Debug("duplicate delivery of a finished job ignored")
@@ -295,4 +316,22 @@ func (r *Runner) giveUp(ctx context.Context, log *zap.Logger, job store.Job, cau
 		})
 	}
 	return cause
+}
+
+func (r *Runner) delivered(source string, claim error) {
+	if r.obs == nil {
+		return
+	}
+	outcome := DeliveryError
+	switch {
+	case claim == nil:
+		outcome = DeliveryClaimed
+	case errors.Is(claim, store.ErrJobTerminal):
+		outcome = DeliveryFinished
+	case errors.Is(claim, store.ErrJobBusy):
+		outcome = DeliveryBusy
+	case errors.Is(claim, store.ErrJobGone):
+		outcome = DeliveryGone
+	}
+	r.obs.JobDelivered(source, outcome)
 }
