@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -51,6 +52,7 @@ type Engine struct {
 	rt        wazero.Runtime
 	compiled  *lru.Cache[string, wazero.CompiledModule]
 	interrupt bool
+	memory    spareMemory
 }
 
 // NewEngine creates the runtime, its compilation cache and WASI.
@@ -85,6 +87,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 // Close releases the runtime and every compiled module.
 func (e *Engine) Close(ctx context.Context) error {
 	e.compiled.Purge()
+	e.memory.release()
 	return e.rt.Close(ctx)
 }
 
@@ -131,7 +134,7 @@ func (e *Engine) Run(ctx context.Context, cm wazero.CompiledModule, req Request)
 
 	stdout := &capped{limit: req.MaxOutputBytes}
 	stderr := &capped{limit: req.MaxOutputBytes}
-	mem := &memoryAllocator{limit: limit}
+	mem := &memoryAllocator{limit: limit, spare: &e.memory}
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // _start and _initialize are called below
@@ -284,15 +287,19 @@ func truncate(msg string) string {
 	return msg
 }
 
-// memoryAllocator backs a guest memory with an anonymous mapping of the
-// job's limit, refusing to grow past it and recording the peak size. Pages
-// are committed only when the guest touches them, growth never copies, and
-// the mapping is returned to the OS when the module closes.
+// memoryAllocator backs a guest memory with an anonymous mapping of at
+// least the job's limit, refusing to grow past the limit and recording the
+// peak size. Pages are committed only when the guest touches them and
+// growth never copies. When the module closes, the mapping is zeroed and
+// kept for the engine's next run (spareMemory): mapping and unmapping it
+// for every job cost more than a small job's whole run (page tables built
+// and torn down, and a TLB flush on every CPU the process ran on).
 type memoryAllocator struct {
 	limit   uint64
 	peak    uint64
 	refused bool
 	mapped  []byte
+	spare   *spareMemory
 }
 
 func (m *memoryAllocator) Allocate(_, _ uint64) experimental.LinearMemory { return m }
@@ -311,7 +318,7 @@ func (m *memoryAllocator) Reallocate(size uint64) []byte {
 		if m.limit == 0 {
 			return []byte{}
 		}
-		b, err := unix.Mmap(-1, 0, int(m.limit), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+		b, err := m.spare.take(m.limit)
 		if err != nil {
 			m.refused = true
 			if size > 0 {
@@ -327,9 +334,76 @@ func (m *memoryAllocator) Reallocate(size uint64) []byte {
 
 func (m *memoryAllocator) Free() {
 	if m.mapped != nil {
-		_ = unix.Munmap(m.mapped)
+		m.spare.put(m.mapped, m.peak)
 		m.mapped = nil
 	}
+}
+
+// zeroInPlace is the largest used size that is cleared by writing zeros
+// (the pages stay committed for the next run); larger memories are given
+// back to the OS with MADV_DONTNEED, which also reads back as zeros.
+const zeroInPlace = 1 << 20
+
+// spareMemory keeps one zeroed guest-memory mapping between runs.
+// Invariant: every byte of the spare mapping is zero.
+type spareMemory struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+// take returns a zeroed mapping of at least size bytes: the spare if it is
+// large enough, else a new one (the smaller spare is unmapped first, so the
+// process never holds both against its RLIMIT_DATA).
+func (s *spareMemory) take(size uint64) ([]byte, error) {
+	s.mu.Lock()
+	b := s.b
+	s.b = nil
+	s.mu.Unlock()
+	if uint64(len(b)) >= size {
+		return b, nil
+	}
+	if b != nil {
+		_ = unix.Munmap(b)
+	}
+	return unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+}
+
+// put zeroes the first used bytes of b (nothing past them was ever
+// exposed to the guest) and keeps it as the spare, or unmaps it if a
+// spare is already kept. A mapping that cannot be zeroed is unmapped.
+func (s *spareMemory) put(b []byte, used uint64) {
+	used = min(used, uint64(len(b)))
+	if used <= zeroInPlace {
+		clear(b[:used])
+	} else if err := unix.Madvise(b[:pageAlign(used, len(b))], unix.MADV_DONTNEED); err != nil {
+		_ = unix.Munmap(b)
+		return
+	}
+	s.mu.Lock()
+	if s.b == nil {
+		s.b, b = b, nil
+	}
+	s.mu.Unlock()
+	if b != nil {
+		_ = unix.Munmap(b)
+	}
+}
+
+// release unmaps the spare.
+func (s *spareMemory) release() {
+	s.mu.Lock()
+	b := s.b
+	s.b = nil
+	s.mu.Unlock()
+	if b != nil {
+		_ = unix.Munmap(b)
+	}
+}
+
+// pageAlign rounds n up to the page size, at most to limit.
+func pageAlign(n uint64, limit int) int {
+	page := uint64(unix.Getpagesize())
+	return int(min((n+page-1)/page*page, uint64(limit)))
 }
 
 // seededReader is a deterministic byte stream for deterministic runs.

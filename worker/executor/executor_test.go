@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -122,4 +123,29 @@ func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// A guest never sees what an earlier guest left in memory: the engine keeps
+// its guest-memory mapping between runs and must hand it back zeroed, both
+// when it clears a small memory in place and when a large one goes back to
+// the OS.
+func TestGuestMemoryIsZeroedBetweenRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	engine, err := executor.NewEngine(ctx, executor.EngineConfig{})
+	require.NoError(t, err)
+	defer func() { _ = engine.Close(ctx) }()
+	cm, err := engine.Compile(ctx, fixtures.Residue, func() ([]byte, error) { return fixtures.Bytes(fixtures.Residue), nil })
+	require.NoError(t, err)
+	for i, pages := range []int{1, 1, 40, 40, 1, 40, 3, 64, 2} { // 64 KiB to 4 MiB, either side of the in-place limit
+		res := engine.Run(ctx, cm, executor.Request{Function: "fill", Params: []json.RawMessage{json.RawMessage(strconv.Itoa(pages))},
+			MemoryLimitMB: 8, MaxOutputBytes: 1 << 10})
+		require.Equal(t, executor.Succeeded, res.Status, "run %d: %s", i, res.ErrorMessage)
+		require.Equal(t, "[0]", mustJSON(t, res.ReturnValues), "run %d (%d pages) found another run's bytes", i, pages)
+		require.EqualValues(t, pages<<16, res.MemoryPeakBytes)
+	}
+	// A larger limit than the kept mapping gets a new, zeroed mapping.
+	res := engine.Run(ctx, cm, executor.Request{Function: "fill", Params: []json.RawMessage{json.RawMessage("200")},
+		MemoryLimitMB: 16, MaxOutputBytes: 1 << 10})
+	require.Equal(t, "[0]", mustJSON(t, res.ReturnValues))
 }
