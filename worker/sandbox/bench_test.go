@@ -1,8 +1,13 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,12 +55,16 @@ func benchModes(b *testing.B, req executor.Request, want string) {
 		defer pool.Close()
 		_, err = pool.Execute(ctx, req) // compile outside the measurement
 		require.NoError(b, err)
+		parent, child := cpuTime(b)
 		for b.Loop() {
 			res, err := pool.Execute(ctx, req)
 			if err != nil || string(res.Stdout) != want {
 				b.Fatalf("got %q %v", res.Stdout, err)
 			}
 		}
+		parent2, child2 := cpuTime(b)
+		b.ReportMetric(float64((parent2-parent).Microseconds())/float64(b.N), "parent-cpu-µs/op")
+		b.ReportMetric(float64((child2-child).Microseconds())/float64(b.N), "child-cpu-µs/op")
 	})
 	b.Run("inprocess-interruptible", func(b *testing.B) {
 		ex := executor.NewInProcess("")
@@ -68,6 +77,31 @@ func benchModes(b *testing.B, req executor.Request, want string) {
 			}
 		}
 	})
+}
+
+// cpuTime is the CPU time (user + system) used so far by this process and
+// by its live children (the sandbox processes).
+func cpuTime(b *testing.B) (self, children time.Duration) {
+	b.Helper()
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range dirs {
+		stat, err := os.ReadFile(path) //nolint:gosec // procfs
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 13 || fields[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		children += time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ = 100
+	}
+	return self, children
 }
 
 func BenchmarkHello(b *testing.B) {

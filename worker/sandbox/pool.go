@@ -133,6 +133,8 @@ func (p *Pool) spawn() (*child, error) {
 		EnvMemoryMB + "=" + strconv.Itoa(p.cfg.MemoryLimitMB),
 		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
 		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
+		// One job at a time runs on one goroutine: more processors only
+		// add threads to wake and to flush TLBs on (docs/BENCHMARKS.md).
 	}
 	cmd.Stdin, cmd.Stdout = inR, outW
 	c := &child{cmd: cmd, stdin: inW, frames: make(chan frame, 4), exited: make(chan struct{}), stderr: &tail{max: 4096}}
