@@ -113,6 +113,7 @@ type bench struct {
 	platform struct{ conc int }
 
 	pprofAPI, pprofWorker string
+	workerHTTP            string
 	// Profiles is where CPU profiles of the end-to-end run are saved.
 	profiles   string
 	profileFor time.Duration
@@ -411,7 +412,8 @@ func (b *bench) startPlatform(ctx context.Context) error {
 	if err := b.start(env, "bin/wasmwizard-api", "serve", "WIZARD_HTTP_ADDR="+b.api, "WIZARD_PPROF_ADDR="+b.pprofAPI); err != nil {
 		return err
 	}
-	if err := b.start(env, "bin/wasmwizard-worker", "serve", "WIZARD_WORKER_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(freePort()),
+	b.workerHTTP = "127.0.0.1:" + strconv.Itoa(freePort())
+	if err := b.start(env, "bin/wasmwizard-worker", "serve", "WIZARD_WORKER_HTTP_ADDR="+b.workerHTTP,
 		"WIZARD_WORKER_CONCURRENCY="+strconv.Itoa(b.platform.conc), "WIZARD_DATA_DIR="+filepath.Join(b.scratch, "worker"),
 		"WIZARD_DB_MAX_OPEN_CONNS=16", "WIZARD_PPROF_ADDR="+b.pprofWorker); err != nil {
 		return err
@@ -610,6 +612,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	b.add(row{name: "  same, against the asynq floor", value: "", floor: fmt.Sprintf("%.0f tasks/s (asynq)", b.floorAQ),
 		ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorAQ)})
 	b.add(row{name: "  CPU per finished job", value: cpu})
+	b.add(row{name: "  deliveries by source and claim", value: b.deliveries(ctx)})
 	return nil
 }
 
@@ -835,4 +838,29 @@ func (b *bench) profile(ctx context.Context, d time.Duration) <-chan struct{} {
 		wg.Wait()
 	}()
 	return done
+}
+
+// deliveries reads the worker's wasmwizard_job_deliveries_total counters:
+// how many jobs asynq and the doorbell delivered, and how many of those
+// were duplicates of finished jobs.
+func (b *bench) deliveries(ctx context.Context) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.workerHTTP+"/metrics", nil)
+	if err != nil {
+		return err.Error()
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, _ := io.ReadAll(res.Body)
+	var parts []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, "wasmwizard_job_deliveries_total{"); ok {
+			labels, value, _ := strings.Cut(rest, "} ")
+			labels = strings.NewReplacer(`outcome=`, "", `source=`, "", `"`, "", ",", " ").Replace(labels)
+			parts = append(parts, labels+" "+value)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
