@@ -116,6 +116,7 @@ func New(d Deps) *Server {
 	e.GET("/readyz", s.readyz)
 	e.GET("/health", s.health)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+	e.GET("/openapi.json", s.openAPI)
 
 	v1 := e.Group("/v1", s.withAPIKey, s.withReadLimit)
 	v1.GET("/account", s.getAccount)
