@@ -116,6 +116,7 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 	if err != nil {
 		return store.Job{}, err
 	}
+	j.Watched = true // answered when it ends
 	if err := s.admitRuns(ctx, c.Response().Header(), p, 1); err != nil {
 		return store.Job{}, err
 	}

@@ -115,6 +115,7 @@ func (s *Server) createJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	j.Watched = wait > 0 // its end is announced to this request without a second write
 	if err := s.admitRuns(ctx, c.Response().Header(), p, 1); err != nil {
 		return err
 	}

@@ -40,7 +40,9 @@ func parseWait(raw string) (time.Duration, error) {
 // awaitJob returns the account's job once it is terminal, or as it is when
 // wait ends (or the server shuts down). It never polls: it registers a watch
 // before each read, so that a job finishing right after the read still fires
-// the watch, and reads again only when the watch fires.
+// the watch, and reads again only when the watch fires. Only watched jobs
+// notify (store.WatchJob): a job submitted with ?wait= is watched from its
+// insert; any other is marked before it is read again.
 func (s *Server) awaitJob(ctx context.Context, accountID, id uuid.UUID, wait time.Duration) (store.Job, error) {
 	if wait <= 0 || s.watcher == nil {
 		return s.store.GetJob(ctx, accountID, id)
@@ -50,6 +52,13 @@ func (s *Server) awaitJob(ctx context.Context, accountID, id uuid.UUID, wait tim
 	for {
 		w := s.watcher.Watch(id)
 		j, err := s.store.GetJob(ctx, accountID, id)
+		if err == nil && !store.Terminal(j.Status) && !j.Watched && !s.watcher.Closed() {
+			// Only watched jobs notify: ask for it, then read again (a
+			// finish that committed before the flag is seen by this read).
+			if err = s.store.WatchJob(ctx, accountID, id); err == nil {
+				j, err = s.store.GetJob(ctx, accountID, id)
+			}
+		}
 		if err != nil || store.Terminal(j.Status) || s.watcher.Closed() {
 			w.Stop()
 			return j, err

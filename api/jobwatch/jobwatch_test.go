@@ -23,7 +23,9 @@ type bundle struct {
 	url string
 	st  *store.Store
 	hub *jobwatch.Hub
-	job func() store.Job
+	job func() store.Job // a watched job
+
+	account, module uuid.UUID
 }
 
 func setup(t *testing.T) bundle {
@@ -41,11 +43,11 @@ func setup(t *testing.T) bundle {
 	return bundle{url: url, st: st, hub: hub, job: func() store.Job {
 		j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
 			AccountID: a.ID, ModuleID: m.ID, Queue: "q", Function: "_start",
-			TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100,
+			TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100, Watched: true,
 		})
 		require.NoError(t, err)
 		return j
-	}}
+	}, account: a.ID, module: m.ID}
 }
 
 func startHub(t *testing.T, url string) *jobwatch.Hub {
@@ -147,4 +149,42 @@ func TestCloseFiresEveryWatch(t *testing.T) {
 	require.True(t, b.hub.Closed())
 	fired(t, b.hub.Watch(uuid.New()))
 	require.NoError(t, b.hub.Close())
+}
+
+// Only watched jobs notify: a job nobody long-polls finishes without a
+// NOTIFY (notifying commits cannot share a disk flush), and WatchJob turns
+// it on for an unfinished job.
+func TestOnlyWatchedJobsNotify(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	unwatched := func() store.Job {
+		j, err := b.st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: b.account, ModuleID: b.module,
+			Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100})
+		require.NoError(t, err)
+		require.False(t, j.Watched)
+		return j
+	}
+	quiet, late, watched := unwatched(), unwatched(), b.job()
+	wq, wl, ww := b.hub.Watch(quiet.ID), b.hub.Watch(late.ID), b.hub.Watch(watched.ID)
+	defer wq.Stop()
+
+	require.NoError(t, b.st.WatchJob(ctx, b.account, late.ID))
+	require.NoError(t, b.st.WatchJob(ctx, uuid.New(), late.ID), "another account's job is left alone")
+	finish(t, b.st, quiet.ID)
+	finish(t, b.st, late.ID)
+	finish(t, b.st, watched.ID)
+	fired(t, wl)
+	fired(t, ww)
+	// Notifications arrive in commit order: had the unwatched job notified,
+	// its watch would have fired before the others.
+	select {
+	case <-wq.C():
+		t.Fatal("a job nobody watched notified")
+	default:
+	}
+	require.NoError(t, b.st.WatchJob(ctx, b.account, quiet.ID), "a terminal job is left alone")
+	j, err := b.st.GetJob(ctx, b.account, quiet.ID)
+	require.NoError(t, err)
+	require.False(t, j.Watched)
 }

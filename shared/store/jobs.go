@@ -82,12 +82,15 @@ type Job struct {
 	MaxUnfinished int `db:"-"`
 	// CancelRequestedAt is set once a client asked to cancel the job.
 	CancelRequestedAt *time.Time `db:"cancel_requested_at"`
+	// Watched: a client is long-polling the job, so its terminal
+	// transition is announced with NOTIFY (see WatchJob).
+	Watched bool `db:"watched"`
 }
 
 const jobColumns = `id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
-	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at`
+	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched`
 
 // CreateJob inserts a queued job and its "job.created" audit row in one
 // statement. The caller fills every request field; ID is assigned when nil.
@@ -144,8 +147,8 @@ func createJob(ctx context.Context, q sqlx.QueryerContext, actor Actor, j Job) (
 			FOR SHARE
 		), job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
-				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata)
-			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM m
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18 FROM m
 			RETURNING `+jobColumns+`
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
@@ -155,7 +158,7 @@ func createJob(ctx context.Context, q sqlx.QueryerContext, actor Actor, j Job) (
 		SELECT * FROM job`,
 		j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
-		actor.Name, actor.RequestID)
+		actor.Name, actor.RequestID, j.Watched)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
 	}
@@ -182,6 +185,18 @@ func (s *Store) GetJob(ctx context.Context, accountID, id uuid.UUID) (Job, error
 		return Job{}, apperr.New(apperr.NotFound, "job %s not found", id)
 	}
 	return j, wrapDB(err, "get job")
+}
+
+// WatchJob marks one of the account's unfinished jobs as watched, so that
+// its terminal transition sends a NOTIFY on jobwatch's channel. A caller
+// that registered its watch and then called WatchJob reads the job
+// afterwards: a finish that committed first is seen by that read, and one
+// that commits later notifies. A terminal, unknown or already watched job
+// is left alone.
+func (s *Store) WatchJob(ctx context.Context, accountID, id uuid.UUID) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET watched = true
+		WHERE id = $1 AND account_id = $2 AND NOT watched AND status IN ('queued', 'running')`, id, accountID)
+	return wrapDB(err, "watch job")
 }
 
 // JobFilter narrows ListJobs.
