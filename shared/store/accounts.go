@@ -188,8 +188,8 @@ func (s *Store) LookupKey(ctx context.Context, presented string) (Principal, err
 		Hash      []byte    `db:"hash"`
 		Tier
 	}
-	err := s.db.GetContext(ctx, &row, `
-		SELECT k.id AS key_id, k.account_id, k.hash, t.*
+	err := s.getPrepared(ctx, nil, &row, `
+		SELECT k.id AS key_id, k.account_id, k.hash, t.name, `+tierColumns+`, t.created_at, t.updated_at
 		FROM api_keys k
 		JOIN accounts a ON a.id = k.account_id
 		JOIN tiers t ON t.name = a.tier

@@ -105,7 +105,7 @@ func (s *Store) createJobUnderKey(ctx context.Context, actor Actor, j Job, key s
 			return Job{}, false, err
 		}
 	}
-	job, err := createJob(ctx, tx, actor, j)
+	job, err := s.createJob(ctx, tx, actor, j)
 	if err != nil {
 		return Job{}, false, err
 	}

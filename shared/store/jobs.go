@@ -99,7 +99,7 @@ const jobColumns = `id, account_id, module_id, module_sha256, queue, function, a
 // sees the job (and fails it) or makes this insert fail.
 func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) {
 	if j.MaxUnfinished <= 0 {
-		return createJob(ctx, s.db, actor, j)
+		return s.createJob(ctx, nil, actor, j)
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -109,7 +109,7 @@ func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) 
 	if err := admitUnfinished(ctx, tx, j.AccountID, j.MaxUnfinished); err != nil {
 		return Job{}, err
 	}
-	job, err := createJob(ctx, tx, actor, j)
+	job, err := s.createJob(ctx, tx, actor, j)
 	if err != nil {
 		return Job{}, err
 	}
@@ -135,12 +135,12 @@ func admitUnfinished(ctx context.Context, tx *sqlx.Tx, accountID uuid.UUID, limi
 	return nil
 }
 
-func createJob(ctx context.Context, q sqlx.QueryerContext, actor Actor, j Job) (Job, error) {
+func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) (Job, error) {
 	if j.ID == uuid.Nil {
 		j.ID = newID()
 	}
 	var out Job
-	err := sqlx.GetContext(ctx, q, &out, `
+	err := s.getPrepared(ctx, tx, &out, `
 		WITH m AS (
 			SELECT id, sha256 FROM modules
 			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
@@ -180,7 +180,7 @@ func (s *Store) DeleteQueuedJob(ctx context.Context, id uuid.UUID) error {
 // GetJob returns one of the account's jobs.
 func (s *Store) GetJob(ctx context.Context, accountID, id uuid.UUID) (Job, error) {
 	var j Job
-	err := s.db.GetContext(ctx, &j, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
+	err := s.getPrepared(ctx, nil, &j, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, apperr.New(apperr.NotFound, "job %s not found", id)
 	}
@@ -298,7 +298,7 @@ const ClaimGrace = 2 * time.Minute
 // Otherwise ErrJobGone, ErrJobTerminal or ErrJobBusy says why not.
 func (s *Store) ClaimJob(ctx context.Context, id uuid.UUID, workerID string) (Job, error) {
 	var j Job
-	err := s.db.GetContext(ctx, &j, `
+	err := s.getPrepared(ctx, nil, &j, `
 		WITH claimed AS (
 			UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
 				updated_at = now(), worker_id = $2
@@ -358,7 +358,7 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 		ret = JSON[[]json.RawMessage]{V: r.ReturnValues}
 	}
 	var n int
-	err := s.db.GetContext(ctx, &n, `
+	err := s.getPrepared(ctx, nil, &n, `
 		WITH done AS (
 			UPDATE jobs SET status = $3, exit_code = $4, stdout = $5, stderr = $6,
 				stdout_truncated = $7, stderr_truncated = $8, return_values = $9,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,9 @@ import (
 // Store wraps the connection pool.
 type Store struct {
 	db *sqlx.DB
+	// stmts holds the hot path's prepared statements by query text
+	// (see prepared).
+	stmts sync.Map
 }
 
 // Open connects to Postgres and checks the connection. Queries with
@@ -72,7 +76,62 @@ func New(db *sqlx.DB) *Store { return &Store{db: db} }
 func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		_ = v.(*sqlx.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
+	return s.db.Close()
+}
+
+// prepared returns query as a prepared statement, made once per Store;
+// database/sql prepares it again on each connection that runs it. The
+// statements of a job's life (insert, claim, finish, reads, key lookup) run
+// thousands of times a second: prepared, Postgres parses and analyses them
+// once per connection and, after a few runs, keeps a generic plan, where
+// otherwise parsing, analysis and planning were a third of its CPU per job
+// (docs/BENCHMARKS.md). Prepared statements name their columns, so that a
+// migration that adds a column does not change their result type.
+func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := s.db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close() //nolint:sqlclosecheck // lost the race: the winner's statement is kept
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
+// getPrepared is GetContext through the prepared statement of query, in tx
+// when tx is not nil. A statement whose cached plan a migration made
+// invalid ("cached plan must not change result type") is prepared afresh
+// once.
+func (s *Store) getPrepared(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
+	for attempt := 0; ; attempt++ {
+		st, err := s.prepared(ctx, query)
+		if err != nil {
+			return err
+		}
+		if tx != nil {
+			st = tx.StmtxContext(ctx, st) //nolint:sqlclosecheck // closed by database/sql when tx ends
+		}
+		err = st.GetContext(ctx, dest, args...)
+		var pqErr *pq.Error
+		if attempt == 0 && errors.As(err, &pqErr) && pqErr.Code == "0A000" && strings.Contains(pqErr.Message, "cached plan") {
+			if old, ok := s.stmts.LoadAndDelete(query); ok {
+				_ = old.(*sqlx.Stmt).Close()
+			}
+			continue
+		}
+		return err
+	}
+}
 
 // Ping checks that Postgres answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -114,6 +114,8 @@ type bench struct {
 
 	pprofAPI, pprofWorker string
 	workerHTTP            string
+	// submitted counts the jobs the API accepted (drain waits for them).
+	submitted atomic.Int64
 	// Profiles is where CPU profiles of the end-to-end run are saved.
 	profiles   string
 	profileFor time.Duration
@@ -480,6 +482,7 @@ func (b *bench) submit(ctx context.Context, module, query string) (map[string]an
 	if err != nil || code != 201 {
 		return nil, d, fmt.Errorf("submit: %d %s %w", code, out, err)
 	}
+	b.submitted.Add(1)
 	var j map[string]any
 	err = json.Unmarshal(out, &j)
 	return j, d, err
@@ -616,22 +619,25 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	return nil
 }
 
-// drain waits until no job of the platform is unfinished.
+// drain waits until the worker has finished every job the harness got a
+// 201 for. It reads the worker's wasmwizard_jobs_finished_total rather than
+// asking Postgres, so that waiting does not load the database it measures.
 func (b *bench) drain(ctx context.Context, d time.Duration) error {
-	db, err := sqlx.Open("postgres", b.dbURL)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = db.Close() }()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		// EXISTS stops at the first unfinished job: a count over a backlog
-		// of thousands, every few milliseconds, would load Postgres itself.
-		var busy bool
-		if err := db.GetContext(ctx, &busy, `SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('queued','running'))`); err != nil {
+		metrics, err := b.workerMetrics(ctx)
+		if err != nil {
 			return err
 		}
-		if !busy {
+		var finished float64
+		for _, line := range strings.Split(metrics, "\n") {
+			if rest, ok := strings.CutPrefix(line, "wasmwizard_jobs_finished_total{"); ok {
+				_, value, _ := strings.Cut(rest, "} ")
+				n, _ := strconv.ParseFloat(value, 64)
+				finished += n
+			}
+		}
+		if int64(finished) >= b.submitted.Load() {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -844,23 +850,43 @@ func (b *bench) profile(ctx context.Context, d time.Duration) <-chan struct{} {
 // how many jobs asynq and the doorbell delivered, and how many of those
 // were duplicates of finished jobs.
 func (b *bench) deliveries(ctx context.Context) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.workerHTTP+"/metrics", nil)
+	metrics, err := b.workerMetrics(ctx)
 	if err != nil {
 		return err.Error()
+	}
+	var parts []string
+	for _, line := range strings.Split(metrics, "\n") {
+		if rest, ok := strings.CutPrefix(line, "wasmwizard_job_deliveries_total{"); ok {
+			labels, value, _ := strings.Cut(rest, "} ")
+			var outcome, source string
+			for _, kv := range strings.Split(labels, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				v = strings.Trim(v, `"`)
+				switch k {
+				case "outcome":
+					outcome = v
+				case "source":
+					source = v
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s %s %s", source, outcome, value))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// workerMetrics is the worker's /metrics page.
+func (b *bench) workerMetrics(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.workerHTTP+"/metrics", nil)
+	if err != nil {
+		return "", err
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return err.Error()
+		return "", err
 	}
 	defer func() { _ = res.Body.Close() }()
-	body, _ := io.ReadAll(res.Body)
-	var parts []string
-	for _, line := range strings.Split(string(body), "\n") {
-		if rest, ok := strings.CutPrefix(line, "wasmwizard_job_deliveries_total{"); ok {
-			labels, value, _ := strings.Cut(rest, "} ")
-			labels = strings.NewReplacer(`outcome=`, "", `source=`, "", `"`, "", ",", " ").Replace(labels)
-			parts = append(parts, labels+" "+value)
-		}
-	}
-	return strings.Join(parts, ", ")
+	body, err := io.ReadAll(res.Body)
+	return string(body), err
 }
