@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -40,7 +41,8 @@ func TestAdminTiers(t *testing.T) {
 	res = p.postJSON("/v1/admin/tiers", adminToken, map[string]any{"name": "partial"})
 	require.Equal(t, http.StatusBadRequest, res.Status)
 
-	// A tier change takes effect on every replica at once: free allows 5 s.
+	// A tier change takes effect on every replica within the auth cache's
+	// lifetime (WIZARD_AUTH_CACHE_TTL, at most 5 s): free allows 5 s.
 	key := p.account("free")
 	mod := p.upload(key, fixtures.Hello)
 	job := map[string]any{"module_id": mod, "timeout_ms": 8000}
@@ -49,7 +51,9 @@ func TestAdminTiers(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	require.EqualValues(t, 10000, res.JSON(t)["max_timeout_ms"])
 	require.EqualValues(t, 128, res.JSON(t)["max_memory_mb"], "other fields are kept")
-	require.Equal(t, http.StatusCreated, replica.postJSON("/v1/jobs", key, job).Status)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/jobs", key, job).Status, "at once on the replica that changed it")
+	require.Eventually(t, func() bool { return replica.postJSON("/v1/jobs", key, job).Status == http.StatusCreated },
+		5*time.Second, 50*time.Millisecond, "within 5 s on every other replica")
 
 	res = p.do(http.MethodPatch, "/v1/admin/tiers/nope", adminToken, "application/json", []byte(`{"queue_weight": 2}`))
 	require.Equal(t, http.StatusNotFound, res.Status)
@@ -95,7 +99,9 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	res = p.do(http.MethodPatch, "/v1/admin/accounts/"+id, adminToken, "application/json", []byte(`{"tier":"pro"}`))
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	require.Equal(t, "pro", res.JSON(t)["tier"])
-	require.Equal(t, "pro", replica.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["tier"])
+	require.Equal(t, "pro", p.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["tier"])
+	require.Eventually(t, func() bool { return replica.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["tier"] == "pro" },
+		5*time.Second, 50*time.Millisecond)
 	res = p.do(http.MethodPatch, "/v1/admin/accounts/"+id, adminToken, "application/json", []byte(`{"tier":"gold"}`))
 	require.Equal(t, http.StatusBadRequest, res.Status)
 	res = p.do(http.MethodPatch, "/v1/admin/accounts/0190b0a0-0000-7000-8000-000000000000", adminToken, "application/json", []byte(`{"tier":"pro"}`))
@@ -108,11 +114,18 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	require.NotContains(t, string(res.Body), key)
 	require.NotContains(t, string(res.Body), `"hash"`)
 
-	// Revocation is refused on every replica from the next request on.
+	// A revoked key is refused at once on the replica that revoked it, and
+	// within 5 s on every other (each caches key lookups for
+	// WIZARD_AUTH_CACHE_TTL).
 	require.Equal(t, http.StatusOK, replica.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
+	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
+	revoked := time.Now()
 	require.Equal(t, http.StatusNoContent, p.do(http.MethodDelete, "/v1/admin/keys/"+keyID, adminToken, "", nil).Status)
-	require.Equal(t, http.StatusUnauthorized, replica.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
 	require.Equal(t, http.StatusUnauthorized, p.do(http.MethodGet, "/v1/modules", key, "", nil).Status)
+	for replica.do(http.MethodGet, "/v1/modules", key, "", nil).Status != http.StatusUnauthorized {
+		require.Less(t, time.Since(revoked), 5*time.Second, "a revoked key still works on another replica")
+		time.Sleep(20 * time.Millisecond)
+	}
 	require.Equal(t, http.StatusNoContent, p.do(http.MethodDelete, "/v1/admin/keys/"+keyID, adminToken, "", nil).Status, "idempotent")
 	require.Equal(t, http.StatusNotFound, p.do(http.MethodDelete, "/v1/admin/keys/0190b0a0-0000-7000-8000-000000000000", adminToken, "", nil).Status)
 

@@ -297,7 +297,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Store: st, Redis: rdb, Enqueuer: a.client, Tasks: asynq.NewInspectorFromRedisClient(rdb),
 		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
-		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version,
+		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version, AuthCacheTTL: cfg.AuthCacheTTL,
 		Limiter:      ratelimit.New(rdb, cfg.QueueNamespace),
 		Webhooks:     webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		WebhookQueue: tasks.WebhookQueue(cfg.QueueNamespace),

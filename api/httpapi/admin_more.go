@@ -146,6 +146,7 @@ func (s *Server) adminUpdateTier(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.forgetKeys()
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -167,6 +168,7 @@ func (s *Server) adminUpdateAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.forgetKeys()
 	v := viewAccount(a)
 	v.WebhookSecret = ""
 	return c.JSON(http.StatusOK, v)
@@ -213,6 +215,7 @@ func (s *Server) adminRevokeKey(c echo.Context) error {
 	if _, err := s.store.RevokeKey(c.Request().Context(), actorOf(c), id); err != nil {
 		return err
 	}
+	s.forgetKeys()
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -100,7 +100,7 @@ func (s *Server) withAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 			s.auditAuthFailure(c, "auth.failed", "missing", "")
 			return apperr.New(apperr.Unauthorized, "send an API key as 'Authorization: Bearer <key>'")
 		}
-		p, err := s.store.LookupKey(c.Request().Context(), key)
+		p, err := s.lookupKey(c.Request().Context(), key)
 		if err != nil {
 			if apperr.CodeOf(err) == apperr.Unauthorized {
 				reason, prefix := "malformed", ""
@@ -113,6 +113,38 @@ func (s *Server) withAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Set(ctxPrincipal, p)
 		return next(c)
+	}
+}
+
+// authCacheSize bounds the keys a replica remembers.
+const authCacheSize = 10000
+
+// lookupKey resolves a presented key, through the replica's short-lived
+// cache of successful lookups (keyed by the key's SHA-256, never the key).
+// A revocation or tier change made on this replica empties the cache at
+// once (forgetKeys); other replicas see it when their entry expires, within
+// WIZARD_AUTH_CACHE_TTL. Failed lookups are not cached: a key created a
+// moment ago works at once.
+func (s *Server) lookupKey(ctx context.Context, key string) (store.Principal, error) {
+	if s.keys == nil || !apikey.WellFormed(key) {
+		return s.store.LookupKey(ctx, key)
+	}
+	h := apikey.Hash(key)
+	if p, ok := s.keys.Get(h); ok {
+		return p, nil
+	}
+	p, err := s.store.LookupKey(ctx, key)
+	if err == nil {
+		s.keys.Add(h, p)
+	}
+	return p, err
+}
+
+// forgetKeys empties the auth cache after a change to keys, accounts or
+// tiers on this replica.
+func (s *Server) forgetKeys() {
+	if s.keys != nil {
+		s.keys.Purge()
 	}
 }
 

@@ -67,6 +67,8 @@ type Deps struct {
 	// WebhookQueue is the asynq queue of webhook deliveries.
 	WebhookQueue string
 	Version      string
+	// AuthCacheTTL is how long API key lookups are reused (0: not at all).
+	AuthCacheTTL time.Duration
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -86,6 +88,7 @@ type Server struct {
 	queueInspector *asynq.Inspector
 	limiter        *ratelimit.Limiter
 	modules        *expirable.LRU[moduleKey, store.Module]
+	keys           *expirable.LRU[[32]byte, store.Principal] // nil: no auth cache
 	webhooks       webhook.Policy
 	webhookQueue   string
 	echo           *echo.Echo
@@ -103,6 +106,9 @@ func New(d Deps) *Server {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
 	}
 	s.modules = expirable.NewLRU[moduleKey, store.Module](10000, nil, moduleCacheTTL)
+	if d.AuthCacheTTL > 0 {
+		s.keys = expirable.NewLRU[[32]byte, store.Principal](authCacheSize, nil, d.AuthCacheTTL)
+	}
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
 	}

@@ -58,6 +58,11 @@ type API struct {
 	// EnqueueTimeout bounds the Redis enqueue of a new job; past it the API
 	// answers 503 instead of hanging.
 	EnqueueTimeout time.Duration // WIZARD_ENQUEUE_TIMEOUT, default 750ms
+	// AuthCacheTTL is how long a replica reuses an API key's lookup (its
+	// account and tier) before asking Postgres again; a revoked key or a
+	// changed tier reaches every replica within it. 0 turns the cache off;
+	// at most 5 s (the contract for revocation).
+	AuthCacheTTL time.Duration // WIZARD_AUTH_CACHE_TTL, default 2s
 }
 
 // Worker is the worker binary's configuration.
@@ -223,6 +228,7 @@ func LoadAPI(getenv Getenv) (API, error) {
 		AdminToken:      strings.TrimSpace(getenv("WIZARD_ADMIN_TOKEN")),
 		ShutdownTimeout: r.duration("WIZARD_SHUTDOWN_TIMEOUT", 20*time.Second, 0, 10*time.Minute),
 		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 750*time.Millisecond, 10*time.Millisecond, time.Minute),
+		AuthCacheTTL:    r.duration("WIZARD_AUTH_CACHE_TTL", 2*time.Second, 0, 5*time.Second),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))

@@ -19,6 +19,7 @@ func TestDefaultsWorkOnADeveloperMachine(t *testing.T) {
 	require.Equal(t, config.DefaultRedisURL, a.RedisURL)
 	require.Equal(t, ":8080", a.HTTPAddr)
 	require.Empty(t, a.AdminToken)
+	require.Equal(t, 2*time.Second, a.AuthCacheTTL)
 	w, err := config.LoadWorker(env(nil))
 	require.NoError(t, err)
 	require.Equal(t, ":8081", w.HTTPAddr)
@@ -68,4 +69,9 @@ func TestInvalidValuesAreNamed(t *testing.T) {
 
 	_, err = config.LoadAPI(env(map[string]string{"WIZARD_ADMIN_TOKEN": "short"}))
 	require.ErrorContains(t, err, "WIZARD_ADMIN_TOKEN")
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_AUTH_CACHE_TTL": "6s"}))
+	require.ErrorContains(t, err, "WIZARD_AUTH_CACHE_TTL", "revocation must reach every replica within 5 s")
+	a, err := config.LoadAPI(env(map[string]string{"WIZARD_AUTH_CACHE_TTL": "0"}))
+	require.NoError(t, err)
+	require.Zero(t, a.AuthCacheTTL, "0 turns the cache off")
 }
