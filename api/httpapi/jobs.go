@@ -193,17 +193,18 @@ func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key
 // than the lightest ring at its front, so that a flood of free jobs rung in
 // the last moments does not stand before a pro job.
 func (s *Server) ring(ctx context.Context, job store.Job, weight int) {
-	if s.redis == nil {
+	if s.redis == nil || time.Now().UnixNano() < s.bellQuietUntil.Load() {
 		return
 	}
 	key := tasks.DoorbellKey(s.queue)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
 	defer cancel()
+	var push *redis.IntCmd
 	_, err := s.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if weight > 1 {
-			p.RPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now())) // popped next
+			push = p.RPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now())) // popped next
 		} else {
-			p.LPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now()))
+			push = p.LPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now()))
 		}
 		p.LTrim(ctx, key, 0, tasks.DoorbellMax-1)
 		p.PExpire(ctx, key, tasks.DoorbellExpiry)
@@ -211,8 +212,24 @@ func (s *Server) ring(ctx context.Context, job store.Job, weight int) {
 	})
 	if err != nil {
 		s.log.Debug("doorbell not rung", zap.String("job_id", job.ID.String()), zap.Error(err))
+		return
+	}
+	if push.Val() > doorbellBacklog {
+		// Nobody is taking hints: every worker is busy, and asynq hands
+		// them the queued jobs as slots free up. Ringing would only cost a
+		// Redis round trip per job, so stay quiet for a while.
+		s.bellQuietUntil.Store(time.Now().Add(doorbellQuiet).UnixNano())
 	}
 }
+
+// A doorbell longer than doorbellBacklog entries means no worker is
+// waiting on it; the API then stops ringing for doorbellQuiet (and looks
+// again with its next ring). Idle workers empty the list within a round
+// trip, so an idle platform never gets near it.
+const (
+	doorbellBacklog = 64
+	doorbellQuiet   = 500 * time.Millisecond
+)
 
 // maxBatch bounds POST /v1/jobs/batch.
 const maxBatch = 100

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -89,6 +90,7 @@ type Server struct {
 	limiter        *ratelimit.Limiter
 	modules        *expirable.LRU[moduleKey, store.Module]
 	keys           *expirable.LRU[[32]byte, store.Principal] // nil: no auth cache
+	bellQuietUntil atomic.Int64                              // unix ns; see ring
 	webhooks       webhook.Policy
 	webhookQueue   string
 	echo           *echo.Echo

@@ -46,6 +46,12 @@ func sampleCPU() cpuSample {
 			continue
 		}
 		group := cpuGroups[string(stat[open+1:closing])]
+		if group == "worker" {
+			// The sandbox children run the worker binary with a subcommand.
+			if cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline")); bytes.Contains(cmdline, []byte("sandbox")) { //nolint:gosec // procfs
+				group = "sandboxes"
+			}
+		}
 		if pid == self {
 			group = "load generator"
 		}
@@ -67,7 +73,7 @@ func sampleCPU() cpuSample {
 func perJob(before, after cpuSample, jobs int, wall time.Duration) string {
 	var parts []string
 	var total time.Duration
-	for _, g := range []string{"api", "worker", "postgres", "redis", "load generator"} {
+	for _, g := range []string{"api", "worker", "sandboxes", "postgres", "redis", "load generator"} {
 		d := after[g] - before[g]
 		total += d
 		parts = append(parts, fmt.Sprintf("%s %.0f", g, us(d/time.Duration(jobs))))
