@@ -23,9 +23,14 @@ var cpuGroups = map[string]string{
 	"redis-server":    "redis",
 }
 
-// cpuSample is the CPU time (user + system) used so far by each group's
-// live processes, and by this process (the load generator).
-type cpuSample map[string]time.Duration
+// cpuSample is the CPU time (user + system) used so far by each live
+// process of a group, and by this process (the load generator).
+type cpuSample map[int]procCPU
+
+type procCPU struct {
+	group string
+	used  time.Duration
+}
 
 func sampleCPU() cpuSample {
 	s := cpuSample{}
@@ -64,17 +69,28 @@ func sampleCPU() cpuSample {
 		}
 		utime, _ := strconv.ParseInt(fields[11], 10, 64)
 		stime, _ := strconv.ParseInt(fields[12], 10, 64)
-		s[group] += time.Duration(utime+stime) * time.Second / clockTicks
+		s[pid] = procCPU{group: group, used: time.Duration(utime+stime) * time.Second / clockTicks}
 	}
 	return s
 }
 
 // perJob describes the CPU each group used between two samples, per job.
+// A process that exits between the samples is not counted (Postgres
+// backends of closed connections); one that starts in between counts from
+// zero.
 func perJob(before, after cpuSample, jobs int, wall time.Duration) string {
+	used := map[string]time.Duration{}
+	for pid, a := range after {
+		b := before[pid]
+		if b.group != a.group {
+			b.used = 0 // a new process, or a reused pid
+		}
+		used[a.group] += a.used - b.used
+	}
 	var parts []string
 	var total time.Duration
 	for _, g := range []string{"api", "worker", "sandboxes", "postgres", "redis", "load generator"} {
-		d := after[g] - before[g]
+		d := used[g]
 		total += d
 		parts = append(parts, fmt.Sprintf("%s %.0f", g, us(d/time.Duration(jobs))))
 	}

@@ -220,7 +220,7 @@ func TestAFreedSlotIsHandedToAsynqFirst(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	r := newRunner()
 	queue := testenv.Namespace(t) + "jobs"
-	const handoff = 400 * time.Millisecond
+	const handoff = 2 * time.Second // far longer than any pause between the two deliveries below
 	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r,
 		Log: zap.NewNop(), Block: 50 * time.Millisecond, Handoff: handoff})
 	t.Cleanup(func() { bell.Shutdown(0); _ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err() })
