@@ -222,7 +222,7 @@ func TestAFreedSlotIsHandedToAsynqFirst(t *testing.T) {
 	queue := testenv.Namespace(t) + "jobs"
 	const handoff = 2 * time.Second // far longer than any pause between the two deliveries below
 	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r,
-		Log: zap.NewNop(), Block: 50 * time.Millisecond, Handoff: handoff})
+		Log: zap.NewNop(), Block: time.Second, Handoff: handoff, MaxAge: time.Minute}) // the entry must outlive the handoff
 	t.Cleanup(func() { bell.Shutdown(0); _ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err() })
 	ctx := context.Background()
 	var runs int
