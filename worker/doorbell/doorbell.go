@@ -197,38 +197,31 @@ func (d *Doorbell) release() {
 	d.freed = make(chan struct{})
 }
 
-// waitFree waits until a slot is free (without taking it). It reports false
-// if done or the doorbell's stop came first.
-func (d *Doorbell) waitFree(done <-chan struct{}) bool {
-	for {
-		d.mu.Lock()
-		free, ch := d.busy < d.cfg.Slots, d.freed
-		d.mu.Unlock()
-		if free {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-done:
-			return false
-		case <-d.stop:
-			return false
-		}
-	}
-}
+// waitFree waits until a slot is free for one of asynq's deliveries
+// (without taking it). It reports false if done or the doorbell's stop came
+// first.
+func (d *Doorbell) waitFree(done <-chan struct{}) bool { return d.waitSlot(done, false) }
 
 // waitBellSlot waits until a slot is free and not kept for asynq (without
 // taking it). It reports false if the doorbell's stop came first.
-func (d *Doorbell) waitBellSlot() bool {
+func (d *Doorbell) waitBellSlot() bool { return d.waitSlot(nil, true) }
+
+// waitSlot waits until busy slots (plus, for the doorbell, the slots kept
+// for asynq) leave one free.
+func (d *Doorbell) waitSlot(done <-chan struct{}, forBell bool) bool {
 	for {
 		d.mu.Lock()
-		now := time.Now()
-		d.pruneHandoffs(now)
-		free, ch := d.busy+len(d.handoffs) < d.cfg.Slots, d.freed
+		taken := d.busy
 		var lapse <-chan time.Time
-		if !free && len(d.handoffs) > 0 {
-			lapse = time.After(d.handoffs[0].Sub(now))
+		if forBell {
+			now := time.Now()
+			d.pruneHandoffs(now)
+			taken += len(d.handoffs)
+			if taken >= d.cfg.Slots && len(d.handoffs) > 0 {
+				lapse = time.After(d.handoffs[0].Sub(now))
+			}
 		}
+		free, ch := taken < d.cfg.Slots, d.freed
 		d.mu.Unlock()
 		if free {
 			return true
@@ -236,6 +229,8 @@ func (d *Doorbell) waitBellSlot() bool {
 		select {
 		case <-ch:
 		case <-lapse:
+		case <-done:
+			return false
 		case <-d.stop:
 			return false
 		}

@@ -50,13 +50,21 @@ type bundle struct {
 
 func setup(t *testing.T, slots int) bundle {
 	t.Helper()
+	return setupWith(t, func(c *doorbell.Config) { c.Slots = slots })
+}
+
+// setupWith starts a doorbell of one slot on its own queue, with what adjust
+// changes in its configuration.
+func setupWith(t *testing.T, adjust func(*doorbell.Config)) bundle {
+	t.Helper()
 	opt, err := redis.ParseURL(testenv.RedisURL())
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	queue := testenv.Namespace(t) + "jobs"
 	r := newRunner()
-	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: slots, Runner: r,
-		Log: zap.NewNop(), Block: 200 * time.Millisecond})
+	cfg := doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r, Log: zap.NewNop(), Block: time.Second}
+	adjust(&cfg)
+	bell := doorbell.Start(cfg)
 	t.Cleanup(func() {
 		bell.Shutdown(0)
 		_ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err()
@@ -123,7 +131,7 @@ func TestABusyWorkerLeavesTheDoorbell(t *testing.T) {
 
 	id := uuid.New()
 	b.ring(t, id, time.Now())
-	time.Sleep(500 * time.Millisecond) // several BRPOP periods
+	time.Sleep(500 * time.Millisecond) // ample time for a pop, were one to happen
 	n, err := b.rdb.LLen(ctx, tasks.DoorbellKey(b.queue)).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "the entry is left for a worker with a free slot")
@@ -181,21 +189,14 @@ func TestShutdownInterruptsRunsAfterTheGrace(t *testing.T) {
 // ErrNoSlot (not a failure) before asynq's deadline can fail it.
 func TestDeliveryWithoutASlotIsHandedBack(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(testenv.RedisURL())
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	r := newRunner()
-	queue := testenv.Namespace(t) + "jobs"
-	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r,
-		Log: zap.NewNop(), Block: 200 * time.Millisecond, SlotWait: 50 * time.Millisecond})
-	t.Cleanup(func() { bell.Shutdown(0) })
-	require.NoError(t, rdb.LPush(context.Background(), tasks.DoorbellKey(queue), tasks.DoorbellEntry(uuid.New(), time.Now())).Err())
+	b := setupWith(t, func(c *doorbell.Config) { c.SlotWait = 50 * time.Millisecond })
+	r := b.run
+	b.ring(t, uuid.New(), time.Now())
 	started(t, r)
 
 	ran := false
-	h := bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { ran = true; return nil }))
-	err = h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil))
+	h := b.bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { ran = true; return nil }))
+	err := h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil))
 	require.ErrorIs(t, err, doorbell.ErrNoSlot)
 	require.False(t, ran)
 
@@ -214,24 +215,19 @@ func TestDeliveryWithoutASlotIsHandedBack(t *testing.T) {
 // handoff lapses, the doorbell takes the slot.
 func TestAFreedSlotIsHandedToAsynqFirst(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(testenv.RedisURL())
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	r := newRunner()
-	queue := testenv.Namespace(t) + "jobs"
 	const handoff = 2 * time.Second // far longer than any pause between the two deliveries below
-	bell := doorbell.Start(doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r,
-		Log: zap.NewNop(), Block: time.Second, Handoff: handoff, MaxAge: time.Minute}) // the entry must outlive the handoff
-	t.Cleanup(func() { bell.Shutdown(0); _ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err() })
+	b := setupWith(t, func(c *doorbell.Config) {
+		c.Handoff, c.MaxAge = handoff, time.Minute // the entry must outlive the handoff
+	})
+	r := b.run
 	ctx := context.Background()
 	var runs int
-	h := bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { runs++; return nil }))
+	h := b.bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { runs++; return nil }))
 
 	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)))
 	freed := time.Now()
 	id := uuid.New()
-	require.NoError(t, rdb.LPush(ctx, tasks.DoorbellKey(queue), tasks.DoorbellEntry(id, time.Now())).Err())
+	b.ring(t, id, time.Now())
 	// asynq's next delivery gets the slot at once, handoff or not.
 	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)))
 	require.Equal(t, 2, runs)
