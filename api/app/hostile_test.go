@@ -21,10 +21,15 @@ func TestHostileModules(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
 	key := p.account("free")
+	// Reaching the call-stack limit takes a few seconds under the race
+	// detector (wazero grows the guest's stack in Go code), close to the
+	// free tier's 5 s maximum: that case runs on pro with 30 s.
+	pro := p.account("pro")
 
 	cases := []struct {
 		name    string
 		fixture string
+		key     string
 		req     map[string]any
 		status  string
 		code    string
@@ -34,7 +39,8 @@ func TestHostileModules(t *testing.T) {
 			status: "timed_out", code: "timeout"},
 		{name: "infinite loop in the start section", fixture: fixtures.StartLoop, req: map[string]any{"timeout_ms": 300},
 			status: "timed_out", code: "timeout"},
-		{name: "runaway recursion", fixture: fixtures.Recurse, status: "failed", code: "trap",
+		{name: "runaway recursion", fixture: fixtures.Recurse, key: pro, req: map[string]any{"timeout_ms": 30000},
+			status: "failed", code: "trap",
 			check: func(t *testing.T, job map[string]any) {
 				require.Contains(t, job["error"].(map[string]any)["message"], "stack overflow")
 			}},
@@ -59,7 +65,11 @@ func TestHostileModules(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			job := p.run(key, tc.fixture, tc.req)
+			k := key
+			if tc.key != "" {
+				k = tc.key
+			}
+			job := p.run(k, tc.fixture, tc.req)
 			require.Equal(t, tc.status, job["status"], "%v", job["error"])
 			require.Equal(t, tc.code, errorCode(job), "%v", job["error"])
 			if tc.check != nil {
