@@ -113,6 +113,12 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	require.Len(t, res.JSON(t)["data"], 1)
 	require.NotContains(t, string(res.Body), key)
 	require.NotContains(t, string(res.Body), `"hash"`)
+	// The key has been used: its use is recorded (in the background, at most
+	// once a minute).
+	require.Eventually(t, func() bool {
+		res := p.do(http.MethodGet, "/v1/admin/keys?account_id="+id, adminToken, "", nil)
+		return res.JSON(t)["data"].([]any)[0].(map[string]any)["last_used_at"] != nil
+	}, 5*time.Second, 20*time.Millisecond)
 
 	// A revoked key is refused at once on the replica that revoked it, and
 	// within 5 s on every other (each caches key lookups for

@@ -127,7 +127,9 @@ const authCacheSize = 10000
 // moment ago works at once.
 func (s *Server) lookupKey(ctx context.Context, key string) (store.Principal, error) {
 	if s.keys == nil || !apikey.WellFormed(key) {
-		return s.store.LookupKey(ctx, key)
+		p, err := s.store.LookupKey(ctx, key)
+		s.recordUse(p, err)
+		return p, err
 	}
 	h := apikey.Hash(key)
 	if p, ok := s.keys.Get(h); ok {
@@ -137,7 +139,23 @@ func (s *Server) lookupKey(ctx context.Context, key string) (store.Principal, er
 	if err == nil {
 		s.keys.Add(h, p)
 	}
+	s.recordUse(p, err)
 	return p, err
+}
+
+// recordUse updates the key's last_used_at, in the background and at most
+// once per store.KeyUseResolution, after a lookup that read Postgres.
+func (s *Server) recordUse(p store.Principal, lookupErr error) {
+	if lookupErr != nil || (p.LastUsedAt != nil && time.Since(*p.LastUsedAt) < store.KeyUseResolution) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.store.TouchKey(ctx, p.KeyID); err != nil {
+			s.log.Debug("key use not recorded", zap.Error(err))
+		}
+	}()
 }
 
 // forgetKeys empties the auth cache after a change to keys, accounts or

@@ -66,6 +66,8 @@ type Principal struct {
 	KeyID     uuid.UUID
 	AccountID uuid.UUID
 	Tier      Tier
+	// LastUsedAt is when the key's use was last recorded (see TouchKey).
+	LastUsedAt *time.Time
 }
 
 // GetTier returns a tier by name.
@@ -183,13 +185,14 @@ func (s *Store) LookupKey(ctx context.Context, presented string) (Principal, err
 	}
 	hash := apikey.Hash(presented)
 	var row struct {
-		KeyID     uuid.UUID `db:"key_id"`
-		AccountID uuid.UUID `db:"account_id"`
-		Hash      []byte    `db:"hash"`
+		KeyID      uuid.UUID  `db:"key_id"`
+		AccountID  uuid.UUID  `db:"account_id"`
+		Hash       []byte     `db:"hash"`
+		LastUsedAt *time.Time `db:"last_used_at"`
 		Tier
 	}
 	err := s.getPrepared(ctx, nil, &row, `
-		SELECT k.id AS key_id, k.account_id, k.hash, t.name, `+tierColumns+`, t.created_at, t.updated_at
+		SELECT k.id AS key_id, k.account_id, k.hash, k.last_used_at, t.name, `+tierColumns+`, t.created_at, t.updated_at
 		FROM api_keys k
 		JOIN accounts a ON a.id = k.account_id
 		JOIN tiers t ON t.name = a.tier
@@ -203,7 +206,21 @@ func (s *Store) LookupKey(ctx context.Context, presented string) (Principal, err
 	if !apikey.Equal(row.Hash, hash[:]) {
 		return Principal{}, unauthorized
 	}
-	return Principal{KeyID: row.KeyID, AccountID: row.AccountID, Tier: row.Tier}, nil
+	return Principal{KeyID: row.KeyID, AccountID: row.AccountID, Tier: row.Tier, LastUsedAt: row.LastUsedAt}, nil
+}
+
+// KeyUseResolution is how precisely last_used_at follows a key's use: it is
+// written at most once per key in that time, so that recording use costs
+// no write per request.
+const KeyUseResolution = time.Minute
+
+// TouchKey records that a key was used now, unless that was recorded less
+// than KeyUseResolution ago.
+func (s *Store) TouchKey(ctx context.Context, keyID uuid.UUID) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = now()
+		WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))`,
+		keyID, KeyUseResolution.Seconds())
+	return wrapDB(err, "record key use")
 }
 
 // webhookSecret returns a Standard Webhooks secret: "whsec_" + base64 of 32

@@ -222,3 +222,24 @@ func TestConcurrentUploadsOfOneModule(t *testing.T) {
 	require.NoError(t, b.st.DB().GetContext(ctx, &blobs, `SELECT count(*) FROM module_blobs`))
 	require.Equal(t, 2, blobs, "hello and echo, each stored once")
 }
+
+// A key's use is recorded at most once per KeyUseResolution.
+func TestKeyUseIsRecordedOncePerMinute(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	k, plain, err := b.st.CreateKey(ctx, store.Actor{Name: "t"}, b.account.ID, "")
+	require.NoError(t, err)
+	p, err := b.st.LookupKey(ctx, plain)
+	require.NoError(t, err)
+	require.Nil(t, p.LastUsedAt, "never used")
+	require.NoError(t, b.st.TouchKey(ctx, k.ID))
+	p, err = b.st.LookupKey(ctx, plain)
+	require.NoError(t, err)
+	require.NotNil(t, p.LastUsedAt)
+	first := *p.LastUsedAt
+	require.NoError(t, b.st.TouchKey(ctx, k.ID))
+	p, err = b.st.LookupKey(ctx, plain)
+	require.NoError(t, err)
+	require.Equal(t, first, *p.LastUsedAt, "not written again within the minute")
+}
