@@ -59,11 +59,8 @@ chaos-short: build ## the chaos suite's short form (CI)
 	bash scripts/deps.sh
 	$(GO) run ./tools/chaos -short
 
-fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; done
+fuzz: ## run every fuzz target for FUZZTIME each (scripts/fuzz.sh)
+	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
 
 $(GOLANGCI):
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VER)
