@@ -49,15 +49,12 @@ func (s *Server) deliveryView(c echo.Context, d store.Delivery) (deliveryView, e
 // jobDeliveries is GET /v1/jobs/{id}/deliveries: the job's webhook delivery
 // and every attempt (an empty list while the job runs or without a URL).
 func (s *Server) jobDeliveries(c echo.Context) error {
-	id, err := pathID(c, "job")
+	id, err := s.ownJobID(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	p := principal(c)
-	if _, err := s.store.GetJob(ctx, p.AccountID, id); err != nil {
-		return err
-	}
 	out := []deliveryView{}
 	d, err := s.store.DeliveryForJob(ctx, p.AccountID, id)
 	if err == nil {
@@ -75,15 +72,12 @@ func (s *Server) jobDeliveries(c echo.Context) error {
 // retryDelivery is POST /v1/jobs/{id}/deliveries/retry: send the job's
 // webhook again now, whatever became of it before.
 func (s *Server) retryDelivery(c echo.Context) error {
-	id, err := pathID(c, "job")
+	id, err := s.ownJobID(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	p := principal(c)
-	if _, err := s.store.GetJob(ctx, p.AccountID, id); err != nil {
-		return err
-	}
 	d, err := s.store.RetryDelivery(ctx, p.AccountID, id)
 	if err != nil {
 		return err

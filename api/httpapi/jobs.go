@@ -560,17 +560,26 @@ func (s *Server) listJobs(c echo.Context) error {
 	return c.JSON(http.StatusOK, viewPage(page, viewJob))
 }
 
-func (s *Server) jobEvents(c echo.Context) error {
+// ownJobID is the job ID of the path, once the job is known to be the
+// caller's (another account's job is not_found, like one that does not
+// exist).
+func (s *Server) ownJobID(c echo.Context) (uuid.UUID, error) {
 	id, err := pathID(c, "job")
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if _, err := s.store.GetJob(c.Request().Context(), principal(c).AccountID, id); err != nil {
+		return uuid.Nil, err
+	}
+	return id, nil
+}
+
+func (s *Server) jobEvents(c echo.Context) error {
+	id, err := s.ownJobID(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	accountID := principal(c).AccountID
-	if _, err := s.store.GetJob(ctx, accountID, id); err != nil {
-		return err
-	}
-	events, err := s.store.JobEvents(ctx, accountID, id)
+	events, err := s.store.JobEvents(c.Request().Context(), principal(c).AccountID, id)
 	if err != nil {
 		return err
 	}
