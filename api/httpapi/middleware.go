@@ -126,27 +126,29 @@ const authCacheSize = 10000
 // WIZARD_AUTH_CACHE_TTL. Failed lookups are not cached: a key created a
 // moment ago works at once.
 func (s *Server) lookupKey(ctx context.Context, key string) (store.Principal, error) {
-	if s.keys == nil || !apikey.WellFormed(key) {
-		p, err := s.store.LookupKey(ctx, key)
-		s.recordUse(p, err)
-		return p, err
-	}
-	h := apikey.Hash(key)
-	if p, ok := s.keys.Get(h); ok {
-		return p, nil
+	cached := s.keys != nil && apikey.WellFormed(key)
+	var h [32]byte
+	if cached {
+		h = apikey.Hash(key)
+		if p, ok := s.keys.Get(h); ok {
+			return p, nil
+		}
 	}
 	p, err := s.store.LookupKey(ctx, key)
-	if err == nil {
+	if err != nil {
+		return p, err
+	}
+	if cached {
 		s.keys.Add(h, p)
 	}
-	s.recordUse(p, err)
-	return p, err
+	s.recordUse(p)
+	return p, nil
 }
 
 // recordUse updates the key's last_used_at, in the background and at most
 // once per store.KeyUseResolution, after a lookup that read Postgres.
-func (s *Server) recordUse(p store.Principal, lookupErr error) {
-	if lookupErr != nil || (p.LastUsedAt != nil && time.Since(*p.LastUsedAt) < store.KeyUseResolution) {
+func (s *Server) recordUse(p store.Principal) {
+	if p.LastUsedAt != nil && time.Since(*p.LastUsedAt) < store.KeyUseResolution {
 		return
 	}
 	go func() {
