@@ -145,29 +145,27 @@ func (d *Doorbell) Track(h asynq.Handler) asynq.Handler {
 
 // tryTake takes a slot for one of asynq's deliveries, using up the oldest
 // handoff if there is one.
-func (d *Doorbell) tryTake() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.busy >= d.cfg.Slots {
-		return false
-	}
-	d.busy++
-	if len(d.handoffs) > 0 {
-		d.handoffs = d.handoffs[1:]
-	}
-	return true
-}
+func (d *Doorbell) tryTake() bool { return d.take(false) }
 
 // tryTakeForBell takes a slot for a doorbell run: one that is free and not
 // kept for asynq.
-func (d *Doorbell) tryTakeForBell() bool {
+func (d *Doorbell) tryTakeForBell() bool { return d.take(true) }
+
+func (d *Doorbell) take(forBell bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.pruneHandoffs(time.Now())
-	if d.busy+len(d.handoffs) >= d.cfg.Slots {
+	taken := d.busy
+	if forBell {
+		d.pruneHandoffs(time.Now())
+		taken += len(d.handoffs)
+	}
+	if taken >= d.cfg.Slots {
 		return false
 	}
 	d.busy++
+	if !forBell && len(d.handoffs) > 0 {
+		d.handoffs = d.handoffs[1:]
+	}
 	return true
 }
 
