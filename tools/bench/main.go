@@ -639,12 +639,8 @@ func (b *bench) drain(ctx context.Context, d time.Duration) error {
 			return err
 		}
 		var finished float64
-		for _, line := range strings.Split(metrics, "\n") {
-			if rest, ok := strings.CutPrefix(line, "wasmwizard_jobs_finished_total{"); ok {
-				_, value, _ := strings.Cut(rest, "} ")
-				n, _ := strconv.ParseFloat(value, 64)
-				finished += n
-			}
+		for _, m := range samples(metrics, "wasmwizard_jobs_finished_total") {
+			finished += m.value
 		}
 		if int64(finished) >= b.submitted.Load() {
 			return nil
@@ -866,25 +862,37 @@ func (b *bench) deliveries(ctx context.Context) string {
 		return err.Error()
 	}
 	var parts []string
-	for _, line := range strings.Split(metrics, "\n") {
-		if rest, ok := strings.CutPrefix(line, "wasmwizard_job_deliveries_total{"); ok {
-			labels, value, _ := strings.Cut(rest, "} ")
-			var outcome, source string
-			for _, kv := range strings.Split(labels, ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				v = strings.Trim(v, `"`)
-				switch k {
-				case "outcome":
-					outcome = v
-				case "source":
-					source = v
-				}
-			}
-			parts = append(parts, fmt.Sprintf("%s %s %s", source, outcome, value))
-		}
+	for _, m := range samples(metrics, "wasmwizard_job_deliveries_total") {
+		parts = append(parts, fmt.Sprintf("%s %s %.0f", m.labels["source"], m.labels["outcome"], m.value))
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ", ")
+}
+
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// samples are the values of metric name on a Prometheus text page (a
+// metric with labels; the harness reads only those).
+func samples(page, name string) []sample {
+	var out []sample
+	for _, line := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, _ := strings.Cut(rest, "} ")
+		m := sample{labels: map[string]string{}}
+		m.value, _ = strconv.ParseFloat(value, 64)
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			m.labels[k] = strings.Trim(v, `"`)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // workerMetrics is the worker's /metrics page.
