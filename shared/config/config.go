@@ -108,6 +108,13 @@ type Worker struct {
 	// ReconcileRunningGrace is added to a running job's timeout before its
 	// worker is presumed lost.
 	ReconcileRunningGrace time.Duration // WIZARD_RECONCILE_RUNNING_GRACE, default 2m
+	// HeartbeatInterval is how often a worker records in Postgres that it
+	// is alive.
+	HeartbeatInterval time.Duration // WIZARD_WORKER_HEARTBEAT_INTERVAL, default 2s
+	// Lease is how old a worker's last heartbeat may be before the
+	// reconciler takes its running jobs back (and the worker's /healthz
+	// fails); the reconciler looks every Lease/5.
+	Lease time.Duration // WIZARD_WORKER_LEASE, default 10s
 	// MaxAttempts is how many times a job may be started (claims, including
 	// hand-backs on shutdown) before the reconciler, finding it abandoned,
 	// ends it failed with worker_lost instead of queueing it again.
@@ -257,12 +264,18 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
 		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),
 		ReconcileRunningGrace: r.duration("WIZARD_RECONCILE_RUNNING_GRACE", 2*time.Minute, 10*time.Second, 24*time.Hour),
+		HeartbeatInterval:     r.duration("WIZARD_WORKER_HEARTBEAT_INTERVAL", 2*time.Second, 100*time.Millisecond, time.Minute),
+		Lease:                 r.duration("WIZARD_WORKER_LEASE", 10*time.Second, time.Second, time.Hour),
 		MaxAttempts:           r.integer("WIZARD_MAX_ATTEMPTS", 3, 1, 100),
 		Retention:             r.duration("WIZARD_RETENTION", 720*time.Hour, 0, 100*365*24*time.Hour),
 	}
 	if c.ReconcileRunningGrace < c.CompileTimeout+10*time.Second {
 		r.errs = append(r.errs, fmt.Errorf("WIZARD_RECONCILE_RUNNING_GRACE=%s must exceed WIZARD_COMPILE_TIMEOUT=%s by at least 10s, or jobs still compiling would be taken from live workers",
 			c.ReconcileRunningGrace, c.CompileTimeout))
+	}
+	if c.Lease < 3*c.HeartbeatInterval {
+		r.errs = append(r.errs, fmt.Errorf("WIZARD_WORKER_LEASE=%s must be at least three WIZARD_WORKER_HEARTBEAT_INTERVAL=%s, or a late heartbeat would cost a live worker its jobs",
+			c.Lease, c.HeartbeatInterval))
 	}
 	if c.SandboxMemoryMB > 0 && c.SandboxMemoryMB < 768 {
 		r.errs = append(r.errs, fmt.Errorf("WIZARD_SANDBOX_MEMORY_MB=%d: too low for a Go process and a guest; use at least 768 (or 0 for no limit)", c.SandboxMemoryMB))

@@ -40,11 +40,18 @@ type Recovered struct {
 	Failed   int
 }
 
-// RecoverAbandoned finds running jobs whose attempt started longer ago than
-// their timeout plus grace (their worker is gone). A job with attempts left
-// goes back to queued (audit "job.requeued", reason worker_lost); a job that
-// has used maxAttempts ends failed with worker_lost.
-func (s *Store) RecoverAbandoned(ctx context.Context, grace time.Duration, maxAttempts, limit int) (Recovered, error) {
+// RecoverAbandoned finds running jobs whose worker is gone: jobs whose
+// worker's row in the workers table has a heartbeat older than lease or says
+// it stopped, and, as the fallback for jobs whose worker has no row (claimed
+// by a worker without heartbeats, before the workers table existed) or is
+// stuck outside the guest, jobs whose attempt started longer ago than their
+// timeout plus grace. A job with attempts left goes back to queued (audit
+// "job.requeued", reason worker_lost); a job that has used maxAttempts ends
+// failed with worker_lost. Every row is changed by one conditional statement
+// under row locks, so concurrent passes recover each attempt once. A job
+// whose worker's heartbeat is fresh is never taken before its timeout plus
+// grace, however long it runs.
+func (s *Store) RecoverAbandoned(ctx context.Context, grace, lease time.Duration, maxAttempts, limit int) (Recovered, error) {
 	var rows []struct {
 		QueuedRef
 		Outcome string `db:"outcome"`
@@ -52,7 +59,10 @@ func (s *Store) RecoverAbandoned(ctx context.Context, grace time.Duration, maxAt
 	err := s.db.SelectContext(ctx, &rows, `
 		WITH stuck AS (
 			SELECT id FROM jobs
-			WHERE status = 'running' AND started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $1)
+			WHERE status = 'running' AND (
+				started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $1)
+				OR EXISTS (SELECT 1 FROM workers w WHERE w.id = jobs.worker_id AND
+					(w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $4))))
 			ORDER BY started_at LIMIT $3
 			FOR UPDATE SKIP LOCKED
 		), back AS (
@@ -76,7 +86,7 @@ func (s *Store) RecoverAbandoned(ctx context.Context, grace time.Duration, maxAt
 		)
 		SELECT id, queue, timeout_ms, attempts, 'requeued' AS outcome FROM back
 		UNION ALL
-		SELECT id, '', 0, attempts, 'failed' FROM dead`, grace.Seconds(), maxAttempts, limit)
+		SELECT id, '', 0, attempts, 'failed' FROM dead`, grace.Seconds(), maxAttempts, limit, lease.Seconds())
 	if err != nil {
 		return Recovered{}, wrapDB(err, "recover abandoned jobs")
 	}

@@ -6,6 +6,15 @@
 //     enqueue);
 //   - returns jobs stuck running on a worker that is gone to the queue, or
 //     ends them failed with worker_lost once they have used their attempts;
+//   - forgets workers that have been dead for long.
+//
+// Finding jobs whose worker is gone runs more often than the rest, in a pass
+// of its own (RecoverLost, every LeaseCheck) under a lock of its own: a
+// worker proves it is alive with a heartbeat in the workers table, and once
+// its heartbeat is older than Lease its running jobs are queued again at
+// once, whatever their timeout. Jobs whose worker has no row (claimed by a
+// worker without heartbeats) are recovered after their timeout plus
+// RunningGrace.
 //   - purges finished jobs, audit rows and unreferenced module contents past
 //     the retention period.
 package reconciler
@@ -27,6 +36,14 @@ import (
 // lockKey is the advisory lock that makes one reconciler active at a time.
 const lockKey = 0x5757524543 // "WWREC"
 
+// lostLockKey makes one RecoverLost pass active at a time, apart from the
+// full pass so that a long purge does not delay it.
+const lostLockKey = 0x5757524c53 // "WWRLS"
+
+// deadWorkerAfter is how long a worker's row is kept after its last
+// heartbeat (or its stop) once no job runs under its name.
+const deadWorkerAfter = time.Hour
+
 // Config sets the reconciler's pace and thresholds.
 type Config struct {
 	// Interval between passes.
@@ -37,6 +54,12 @@ type Config struct {
 	// RunningGrace is added to a running job's timeout before its worker is
 	// presumed gone. It must cover compilation and result writing.
 	RunningGrace time.Duration
+	// Lease is how old a worker's last heartbeat may be before its running
+	// jobs are recovered (0: only the timeout-plus-RunningGrace rule).
+	Lease time.Duration
+	// LeaseCheck is the interval between RecoverLost passes (default: a
+	// fifth of Lease).
+	LeaseCheck time.Duration
 	// MaxAttempts is how many attempts a job gets before it ends failed with
 	// worker_lost.
 	MaxAttempts int
@@ -63,6 +86,8 @@ type Stats struct {
 	Purged      store.Purged
 	Deliveries  int
 	EnqueueErrs int
+	// DeadWorkers is how many long-dead workers' rows were removed.
+	DeadWorkers int64
 }
 
 // Reconciler runs passes.
@@ -85,22 +110,40 @@ func New(cfg Config, st *store.Store, client *asynq.Client, inspector *asynq.Ins
 	if cfg.DeliveryLate <= 0 {
 		cfg.DeliveryLate = 2 * time.Minute
 	}
+	if cfg.LeaseCheck <= 0 && cfg.Lease > 0 {
+		cfg.LeaseCheck = max(cfg.Lease/5, 100*time.Millisecond)
+	}
 	return &Reconciler{cfg: cfg, store: st, client: client, inspector: inspector, log: log}
 }
 
-// Run passes every Interval until ctx ends.
+// Run passes every Interval, and looks for jobs of lost workers every
+// LeaseCheck, until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Interval)
+	done := make(chan struct{})
+	if r.cfg.Lease > 0 {
+		go func() {
+			defer close(done)
+			r.every(ctx, r.cfg.LeaseCheck, r.RecoverLost, "lost-worker pass")
+		}()
+	} else {
+		close(done)
+	}
+	r.every(ctx, r.cfg.Interval, r.Pass, "reconciler pass")
+	<-done
+}
+
+func (r *Reconciler) every(ctx context.Context, d time.Duration, pass func(context.Context) (Stats, error), name string) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
-		st, err := r.Pass(ctx)
+		st, err := pass(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			r.log.Warn("reconciler pass failed", zap.Error(err))
-		case st.Reenqueued+st.Requeued+st.FailedLost > 0 || st.Purged.Jobs > 0:
-			r.log.Info("reconciler pass", zap.Int("reenqueued", st.Reenqueued), zap.Int("requeued", st.Requeued),
+			r.log.Warn(name+" failed", zap.Error(err))
+		case st.Reenqueued+st.Requeued+st.FailedLost > 0 || st.Purged.Jobs > 0 || st.DeadWorkers > 0:
+			r.log.Info(name, zap.Int("reenqueued", st.Reenqueued), zap.Int("requeued", st.Requeued),
 				zap.Int("failed_worker_lost", st.FailedLost), zap.Int64("purged_jobs", st.Purged.Jobs),
-				zap.Int64("purged_blobs", st.Purged.Blobs))
+				zap.Int64("purged_blobs", st.Purged.Blobs), zap.Int64("dead_workers", st.DeadWorkers))
 		}
 		select {
 		case <-ctx.Done():
@@ -110,21 +153,39 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
+// RecoverLost recovers the running jobs of workers that are gone (see
+// store.RecoverAbandoned), if no other instance is doing it.
+func (r *Reconciler) RecoverLost(ctx context.Context) (Stats, error) {
+	var st Stats
+	ran, err := r.store.TryLock(ctx, lostLockKey, func(ctx context.Context) error {
+		return r.recover(ctx, &st)
+	})
+	st.Ran = ran
+	return st, err
+}
+
+func (r *Reconciler) recover(ctx context.Context, st *Stats) error {
+	rec, err := r.store.RecoverAbandoned(ctx, r.cfg.RunningGrace, r.cfg.Lease, r.cfg.MaxAttempts, r.cfg.Batch)
+	if err != nil {
+		return err
+	}
+	st.Requeued, st.FailedLost = len(rec.Requeued), rec.Failed
+	for _, ref := range rec.Requeued {
+		if err := r.enqueueRecovery(ctx, ref); err != nil {
+			st.EnqueueErrs++
+			r.log.Warn("recovery enqueue failed; the job is queued and is enqueued again once it is stale",
+				zap.String("job_id", ref.ID.String()), zap.Error(err))
+		}
+	}
+	return nil
+}
+
 // Pass does one round of work if no other instance is doing it.
 func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 	var st Stats
 	ran, err := r.store.TryLock(ctx, lockKey, func(ctx context.Context) error {
-		rec, err := r.store.RecoverAbandoned(ctx, r.cfg.RunningGrace, r.cfg.MaxAttempts, r.cfg.Batch)
-		if err != nil {
+		if err := r.recover(ctx, &st); err != nil {
 			return err
-		}
-		st.Requeued, st.FailedLost = len(rec.Requeued), rec.Failed
-		for _, ref := range rec.Requeued {
-			if err := r.enqueueRecovery(ctx, ref); err != nil {
-				st.EnqueueErrs++
-				r.log.Warn("recovery enqueue failed; the job is queued and is enqueued again once it is stale",
-					zap.String("job_id", ref.ID.String()), zap.Error(err))
-			}
 		}
 		stale, err := r.store.TouchStaleQueued(ctx, r.cfg.QueuedAfter, r.cfg.Batch)
 		if err != nil {
@@ -154,6 +215,9 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 				}
 				st.Deliveries++
 			}
+		}
+		if st.DeadWorkers, err = r.store.DeleteDeadWorkers(ctx, deadWorkerAfter, r.cfg.Batch); err != nil {
+			return err
 		}
 		if r.cfg.Retention > 0 {
 			if st.Purged, err = r.store.Purge(ctx, r.cfg.Retention, r.cfg.Batch); err != nil {
