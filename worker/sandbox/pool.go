@@ -48,8 +48,12 @@ type Pool struct {
 	mu     sync.Mutex
 	closed bool
 	live   map[*child]struct{}
-	wg     sync.WaitGroup
-	stop   chan struct{}
+	// spawnFailures counts the replacement children in a row that could not
+	// be started; spawnErr is the last one's error.
+	spawnFailures int
+	spawnErr      error
+	wg            sync.WaitGroup
+	stop          chan struct{}
 }
 
 type frame struct {
@@ -209,6 +213,14 @@ func (p *Pool) discard(c *child) {
 		defer p.wg.Done()
 		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 			nc, err := p.spawn()
+			p.mu.Lock()
+			if err == nil {
+				p.spawnFailures, p.spawnErr = 0, nil
+			} else {
+				p.spawnFailures++
+				p.spawnErr = err
+			}
+			p.mu.Unlock()
 			if err == nil {
 				p.ready <- nc
 				return
@@ -221,6 +233,25 @@ func (p *Pool) discard(c *child) {
 			}
 		}
 	}()
+}
+
+// SpawnFailuresUnhealthy is how many replacement children in a row may fail
+// to start before Healthy reports the pool unhealthy.
+const SpawnFailuresUnhealthy = 3
+
+// Healthy reports an error when the pool cannot run jobs: it is closed, or
+// the last SpawnFailuresUnhealthy attempts to start a replacement child
+// failed (a missing or broken executable, exhausted processes or memory).
+func (p *Pool) Healthy() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("sandbox: pool closed")
+	}
+	if p.spawnFailures >= SpawnFailuresUnhealthy {
+		return fmt.Errorf("sandbox: %d children in a row could not be started: %w", p.spawnFailures, p.spawnErr)
+	}
+	return nil
 }
 
 // PIDs returns the process IDs of the live children.

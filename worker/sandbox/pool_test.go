@@ -171,3 +171,36 @@ func snapshot(t *testing.T, dir string) map[string]time.Time {
 	}))
 	return files
 }
+
+func TestHealthyReportsChildrenThatCannotStart(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	// The child starts only while the marker file exists.
+	marker := filepath.Join(t.TempDir(), "may-start")
+	require.NoError(t, os.WriteFile(marker, nil, 0o600))
+	p, err := sandbox.New(sandbox.Config{Size: 1, CacheDir: t.TempDir(),
+		Command: []string{"/bin/sh", "-c", `test -e "$0" && exec "$1"`, marker, exe}})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	require.NoError(t, p.Healthy())
+
+	require.NoError(t, os.Remove(marker))
+	require.NoError(t, syscall.Kill(p.PIDs()[0], syscall.SIGKILL))
+	res, err := p.Execute(context.Background(), request(t, fixtures.Hello))
+	require.NoError(t, err)
+	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
+	require.Eventually(t, func() bool { return p.Healthy() != nil }, 30*time.Second, 20*time.Millisecond,
+		"replacements that cannot start make the pool unhealthy")
+	require.ErrorContains(t, p.Healthy(), "could not be started")
+
+	require.NoError(t, os.WriteFile(marker, nil, 0o600))
+	require.Eventually(t, func() bool { return p.Healthy() == nil }, 30*time.Second, 20*time.Millisecond,
+		"a replacement that starts makes it healthy again")
+	res, err = p.Execute(context.Background(), request(t, fixtures.Hello))
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status)
+
+	p.Close()
+	require.Error(t, p.Healthy())
+}
