@@ -65,6 +65,13 @@ type API struct {
 	AuthCacheTTL time.Duration // WIZARD_AUTH_CACHE_TTL, default 2s
 }
 
+// Defaults of the worker's liveness settings (also used when a Worker is
+// built in code with them unset).
+const (
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultLease             = 10 * time.Second
+)
+
 // Worker is the worker binary's configuration.
 type Worker struct {
 	Common
@@ -264,8 +271,8 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
 		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),
 		ReconcileRunningGrace: r.duration("WIZARD_RECONCILE_RUNNING_GRACE", 2*time.Minute, 10*time.Second, 24*time.Hour),
-		HeartbeatInterval:     r.duration("WIZARD_WORKER_HEARTBEAT_INTERVAL", 2*time.Second, 100*time.Millisecond, time.Minute),
-		Lease:                 r.duration("WIZARD_WORKER_LEASE", 10*time.Second, time.Second, time.Hour),
+		HeartbeatInterval:     r.duration("WIZARD_WORKER_HEARTBEAT_INTERVAL", DefaultHeartbeatInterval, 100*time.Millisecond, time.Minute),
+		Lease:                 r.duration("WIZARD_WORKER_LEASE", DefaultLease, time.Second, time.Hour),
 		MaxAttempts:           r.integer("WIZARD_MAX_ATTEMPTS", 3, 1, 100),
 		Retention:             r.duration("WIZARD_RETENTION", 720*time.Hour, 0, 100*365*24*time.Hour),
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/worker/doorbell"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
+	"github.com/wasmwizard/wasmwizard/worker/liveness"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
@@ -105,7 +106,11 @@ type Worker struct {
 	pool   *sandbox.Pool
 	runner *jobrunner.Runner
 	bell   *doorbell.Doorbell
+	beat   *liveness.Heartbeat
 	ID     string
+
+	stopBeat func()
+	beatDone chan struct{}
 
 	stopReconciler func()
 	reconcilerDone chan struct{}
@@ -136,7 +141,29 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: create %s: %w", cacheDir, err)
 	}
 
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = config.DefaultHeartbeatInterval
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = config.DefaultLease
+	}
 	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
+	// The worker registers before it takes a job: every job it claims is
+	// then recovered early should its heartbeat stop.
+	host, _ := os.Hostname()
+	info := store.WorkerInfo{ID: w.ID, Host: host, PID: os.Getpid(), Version: Version}
+	w.beat = &liveness.Heartbeat{Interval: cfg.HeartbeatInterval, Lease: cfg.Lease, Log: log.Named("heartbeat"),
+		Beat: func(ctx context.Context) error { return st.Heartbeat(ctx, info) }}
+	if err := w.beat.Start(ctx); err != nil {
+		w.close()
+		return nil, fmt.Errorf("register the worker: %w", err)
+	}
+	bctx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	w.stopBeat, w.beatDone = stopBeat, make(chan struct{})
+	go func() {
+		defer close(w.beatDone)
+		w.beat.Run(bctx)
+	}()
 	mods, err := modstore.New(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent)
 	if err != nil {
 		w.close()
@@ -191,14 +218,16 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 	mux.Handle(tasks.TypeRunJob, runJobs)
 	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)
-	queueConfig := func(queues map[string]int) *asynq.Server {
+	queueConfig := func(queues map[string]int, health func(error)) *asynq.Server {
 		return asynq.NewServerFromRedisClient(rdb, asynq.Config{
-			Concurrency:       cfg.Concurrency,
-			Queues:            queues,
-			TaskCheckInterval: cfg.PollInterval,
-			ShutdownTimeout:   cfg.ShutdownTimeout,
-			Logger:            log.Named("asynq").Sugar(),
-			LogLevel:          asynq.WarnLevel,
+			Concurrency:         cfg.Concurrency,
+			Queues:              queues,
+			HealthCheckFunc:     health,
+			HealthCheckInterval: cfg.HeartbeatInterval,
+			TaskCheckInterval:   cfg.PollInterval,
+			ShutdownTimeout:     cfg.ShutdownTimeout,
+			Logger:              log.Named("asynq").Sugar(),
+			LogLevel:            asynq.WarnLevel,
 			// A job that failed for a platform reason is retried soon; the job
 			// itself is still queued in Postgres. A job busy elsewhere is looked
 			// at again every 5 s until its claim expires, without using retries.
@@ -248,7 +277,8 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		w.stopReconciler = cancel
 		rec := reconciler.New(reconciler.Config{
 			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
-			RunningGrace: cfg.ReconcileRunningGrace, MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
+			RunningGrace: cfg.ReconcileRunningGrace, Lease: cfg.Lease,
+			MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
 			EnqueueDelivery: func(ctx context.Context, id uuid.UUID) error {
 				// A task ID of its own per sweep period: a task asynq archived
 				// (or still holds) cannot keep the delivery from going out.
@@ -272,10 +302,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		return nil, fmt.Errorf("WIZARD_WORKER_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	hm := http.NewServeMux()
-	hm.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(rw, `{"status":"ok"}`)
-	})
+	hm.Handle("GET /healthz", liveness.Handler(w.checks(), log.Named("healthz")))
 	hm.HandleFunc("GET /readyz", w.readyz)
 	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	w.http = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
@@ -285,6 +312,20 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		}
 	}()
 	return w, nil
+}
+
+// checks are what /healthz answers from: the parts without which this
+// process takes no jobs, or takes jobs it cannot run, and that a restart may
+// mend. Unreachable dependencies are /readyz's.
+func (w *Worker) checks() []liveness.Check {
+	cs := []liveness.Check{
+		{Name: "queue_server", Fn: func() error { return w.srv.healthy(w.cfg.Lease) }},
+		{Name: "heartbeat", Fn: w.beat.Check},
+	}
+	if w.pool != nil {
+		cs = append(cs, liveness.Check{Name: "sandbox", Fn: w.pool.Healthy})
+	}
+	return cs
 }
 
 // Addr is the address the health and metrics server listens on.
@@ -323,6 +364,11 @@ func (w *Worker) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w.runner.Wait(ctx)
+	// Whatever is still running under this worker's name is now abandoned:
+	// the reconciler takes it back at once.
+	if err := w.store.StopWorker(ctx, w.ID); err != nil {
+		w.log.Warn("could not mark the worker stopped; its jobs, if any, are recovered once its lease runs out", zap.Error(err))
+	}
 	_ = w.http.Shutdown(ctx)
 	w.close()
 }
@@ -335,6 +381,10 @@ func (w *Worker) stopBell(grace time.Duration) {
 }
 
 func (w *Worker) close() {
+	if w.stopBeat != nil {
+		w.stopBeat()
+		<-w.beatDone
+	}
 	if w.pool != nil {
 		w.pool.Close()
 	}
