@@ -75,3 +75,16 @@ func TestInvalidValuesAreNamed(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, a.AuthCacheTTL, "0 turns the cache off")
 }
+
+func TestWorkerLease(t *testing.T) {
+	t.Parallel()
+	w, err := config.LoadWorker(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, w.HeartbeatInterval)
+	require.Equal(t, 10*time.Second, w.Lease)
+	_, err = config.LoadWorker(env(map[string]string{"WIZARD_WORKER_LEASE": "5s"}))
+	require.ErrorContains(t, err, "WIZARD_WORKER_LEASE", "a lease shorter than three beats")
+	w, err = config.LoadWorker(env(map[string]string{"WIZARD_WORKER_LEASE": "5s", "WIZARD_WORKER_HEARTBEAT_INTERVAL": "1s"}))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, w.Lease)
+}
