@@ -88,6 +88,7 @@ func run(o options) int {
 		{"worker-sigterm", "SIGTERM to a worker with long jobs running", h.workerSigterm},
 		{"redis-down", "Redis stopped under load, then started again (empty)", h.redisDown},
 		{"webhook-worker-kill9", "kill -9 of a worker while it delivers webhooks", h.webhookWorkerKill9},
+		{"worker-kill9-long", "kill -9 of a worker mid long jobs, default settings: running again elsewhere within 15 s", h.workerKill9Long},
 	}
 	var results []result
 	failed := false
@@ -128,7 +129,9 @@ type result struct {
 	maxFailMS                               int64
 	seconds                                 float64
 	note                                    string
-	err                                     error
+	// measure is a scenario's own measurement, reported below the table.
+	measure string
+	err     error
 }
 
 func (r result) line() string {
@@ -136,6 +139,9 @@ func (r result) line() string {
 		r.accepted, r.finished, r.lost, r.twice, r.untold, r.untoldFinished, r.unavailable, r.maxFailMS, r.seconds)
 	if r.note != "" {
 		s += "; " + r.note
+	}
+	if r.measure != "" {
+		s += "; " + r.measure
 	}
 	if r.err != nil {
 		s += "; ERROR: " + r.err.Error()
@@ -158,6 +164,11 @@ func report(rs []result, short bool) string {
 		}
 		fmt.Fprintf(&b, "| %s%s | %d | %d | %d | %d | %d (%d) | %d | %d ms | %.0f s |\n", r.name, status,
 			r.accepted, r.finished, r.lost, r.twice, r.untold, r.untoldFinished, r.unavailable, r.maxFailMS, r.seconds)
+	}
+	for _, r := range rs {
+		if r.measure != "" {
+			fmt.Fprintf(&b, "\n%s: %s\n", r.name, r.measure)
+		}
 	}
 	return b.String()
 }
@@ -335,14 +346,15 @@ type stage struct {
 	key      string
 	moduleID string
 	client   *http.Client
-	// timeoutMS is the jobs' timeout: a lost worker's jobs are recovered
-	// timeout + WIZARD_RECONCILE_RUNNING_GRACE after they started.
+	// timeoutMS is the jobs' timeout.
 	timeoutMS int
 	// webhookURL, when set, is given to every job.
 	webhookURL string
 	// lostDeliveries counts webhook deliveries that never arrived.
 	lostDeliveries int
 	deliveryNote   string
+	// measure is what the scenario measured (reported with the results).
+	measure string
 
 	mu          sync.Mutex
 	accepted    map[string]bool
@@ -651,6 +663,7 @@ func (s *stage) tally(ctx context.Context, r result) result {
 	}
 	r.lost += r.accepted - r.finished - (r.accepted - len(intersect(s.accepted, seen)))
 	r.unavailable = s.unavailable
+	r.measure = s.measure
 	r.maxFailMS = s.maxFail.Milliseconds()
 	failedGuest = s.count(ctx, `SELECT count(*) FROM jobs WHERE status <> 'succeeded'`)
 	if failedGuest > 0 {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
 // sizes returns (jobs, iterations per job) for the mode.
@@ -219,4 +223,103 @@ func (h *harness) webhookWorkerKill9(ctx context.Context, s *stage) error {
 		return fmt.Errorf("%d deliveries undelivered after %s", undelivered, deadline)
 	}
 	return nil
+}
+
+// kill -9 of a worker in the middle of long jobs, with the default settings
+// (no shortened intervals or grace): the jobs run again on the other worker
+// within 15 s, long before their 30 s timeout, and while the first worker
+// was alive none was taken from it although they ran longer than the lease.
+func (h *harness) workerKill9Long(ctx context.Context, s *stage) error {
+	s.defaults()
+	// Guests that loop until their timeout (30 s, the pro tier's maximum).
+	code, body, err := s.request(ctx, http.MethodPost, "/v1/modules", "application/wasm", fixtures.Bytes(fixtures.Loop))
+	if err != nil || (code != http.StatusCreated && code != http.StatusOK) {
+		return fmt.Errorf("upload loop: %d %s: %w", code, body, err)
+	}
+	var mod struct{ ID string }
+	_ = json.Unmarshal(body, &mod)
+	s.moduleID, s.timeoutMS = mod.ID, 30000
+	n := h.sizes(6, 4)
+	w1, err := s.startWorker("worker-1", n)
+	if err != nil {
+		return err
+	}
+	s.load(ctx, n, n, 0, nil)
+	if err := s.waitFor(ctx, 30*time.Second, func() bool {
+		return s.count(ctx, `SELECT count(*) FROM jobs WHERE status = 'running'`) == n
+	}); err != nil {
+		return fmt.Errorf("jobs not all running on worker-1: %w", err)
+	}
+	var w1ID string
+	if err := s.db.QueryRowContext(ctx, `SELECT worker_id FROM jobs WHERE status = 'running' LIMIT 1`).Scan(&w1ID); err != nil {
+		return err
+	}
+	if _, err := s.startWorker("worker-2", n); err != nil {
+		return err
+	}
+	if err := s.waitFor(ctx, 30*time.Second, func() bool {
+		return s.count(ctx, `SELECT count(*) FROM workers WHERE stopped_at IS NULL`) == 2
+	}); err != nil {
+		return fmt.Errorf("worker-2 did not register: %w", err)
+	}
+	// Longer than the lease (10 s): a live worker's long jobs stay its own.
+	time.Sleep(12 * time.Second)
+	if taken := s.count(ctx, fmt.Sprintf(`SELECT count(*) FROM jobs WHERE status <> 'running' OR attempts <> 1 OR worker_id <> '%s'`, w1ID)); taken > 0 {
+		return fmt.Errorf("%d jobs were taken from a live worker", taken)
+	}
+	var killedAt time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&killedAt); err != nil {
+		return err
+	}
+	w1.kill(syscall.SIGKILL)
+	w1.wait(10 * time.Second)
+	// Each job's next attempt starts (started_at, on Postgres's clock) on
+	// the other worker.
+	if err := s.waitFor(ctx, time.Minute, func() bool {
+		return s.count(ctx, fmt.Sprintf(`SELECT count(*) FROM jobs WHERE attempts >= 2 AND worker_id IS DISTINCT FROM '%s'`, w1ID)) == n
+	}); err != nil {
+		return fmt.Errorf("only %d of %d jobs running again after a minute", s.count(ctx, `SELECT count(*) FROM jobs WHERE attempts >= 2`), n)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT extract(epoch FROM started_at - $1) FROM jobs ORDER BY 1`, killedAt)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	var secs []float64
+	for rows.Next() {
+		var v float64
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		secs = append(secs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	p50, worst := secs[(len(secs)-1)/2], secs[len(secs)-1]
+	s.measure = fmt.Sprintf("recovery after kill -9 (default settings, %d jobs with a 30 s timeout): p50 %.1f s, max %.1f s", len(secs), p50, worst)
+	if worst > 15 {
+		return fmt.Errorf("a job ran again only %.1f s after its worker was killed (at most 15 s)", worst)
+	}
+	return nil
+}
+
+// defaults drops the stage's shortened intervals and grace periods: workers
+// started afterwards run with the built-in defaults.
+func (s *stage) defaults() {
+	tuned := []string{"WIZARD_WORKER_POLL_INTERVAL=", "WIZARD_COMPILE_TIMEOUT=", "WIZARD_RECONCILE_",
+		"WIZARD_MAX_ATTEMPTS=", "WIZARD_WEBHOOK_SWEEP_AFTER="}
+	env := s.env[:0:0]
+	for _, kv := range s.env {
+		keep := true
+		for _, p := range tuned {
+			if strings.HasPrefix(kv, p) {
+				keep = false
+			}
+		}
+		if keep {
+			env = append(env, kv)
+		}
+	}
+	s.env = env
 }
