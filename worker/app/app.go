@@ -366,7 +366,9 @@ func (w *Worker) Shutdown() {
 	w.runner.Wait(ctx)
 	// Whatever is still running under this worker's name is now abandoned:
 	// the reconciler takes it back at once.
-	if err := w.store.StopWorker(ctx, w.ID); err != nil {
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := w.store.StopWorker(sctx, w.ID); err != nil {
 		w.log.Warn("could not mark the worker stopped; its jobs, if any, are recovered once its lease runs out", zap.Error(err))
 	}
 	_ = w.http.Shutdown(ctx)
