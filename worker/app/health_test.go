@@ -16,6 +16,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
@@ -119,4 +120,33 @@ func TestHealthzFailsWhenSandboxChildrenCannotStart(t *testing.T) {
 		code, _ := healthz(t, w)
 		return code == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond)
+}
+
+// A worker registers before it takes jobs and marks itself stopped when it
+// shuts down, so the reconciler need not wait for its lease.
+func TestWorkerRegistersAndStops(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := testenv.DB(t)
+	st, err := store.Open(ctx, dbURL, 2)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	w, err := Start(ctx, config.Worker{
+		Common: config.Common{DatabaseURL: dbURL, RedisURL: testenv.RedisURL(),
+			QueueNamespace: testenv.Namespace(t), DBMaxOpenConns: 4},
+		HTTPAddr: "127.0.0.1:0", Concurrency: 1, DataDir: t.TempDir(), ShutdownTimeout: time.Second,
+		Executor: "inprocess",
+	}, zap.NewNop())
+	require.NoError(t, err)
+	ws, err := st.Workers(ctx)
+	require.NoError(t, err)
+	require.Len(t, ws, 1)
+	require.Equal(t, w.ID, ws[0].ID)
+	require.Nil(t, ws[0].StoppedAt)
+
+	w.Shutdown()
+	ws, err = st.Workers(ctx)
+	require.NoError(t, err)
+	require.Len(t, ws, 1)
+	require.NotNil(t, ws[0].StoppedAt)
 }
