@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -27,12 +28,32 @@ type Module struct {
 	DeletedAt *time.Time              `db:"deleted_at"`
 }
 
-// CreateModule stores content (once per SHA-256) and the account's module
-// record. If the account already has a live module with the same bytes, that
-// module is returned with created == false.
+// ModuleQuota bounds what one account may hold: live modules and their
+// bytes (0: unlimited).
+type ModuleQuota struct {
+	MaxModules      int
+	MaxStorageBytes int64
+}
+
+// CreateModule is CreateModuleWithin without a quota.
 func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UUID, name string, content []byte, meta wasmmeta.Meta) (Module, bool, error) {
+	return s.CreateModuleWithin(ctx, actor, accountID, name, content, meta, ModuleQuota{})
+}
+
+// CreateModuleWithin stores content and the account's module record. If the
+// account already has a live module with the same bytes, that module is
+// returned with created == false and no quota is used. A new module must fit
+// the quota, counted over the account's live modules with the account's row
+// locked, so concurrent uploads cannot pass it together; past it the answer
+// is quota_exceeded.
+//
+// The blob is written whether or not another account already stored the
+// same bytes (module_blobs is keyed by SHA-256 alone): an upload of bytes
+// another tenant holds costs what a new upload costs, so its timing does not
+// tell whether they exist (docs/SECURITY.md).
+func (s *Store) CreateModuleWithin(ctx context.Context, actor Actor, accountID uuid.UUID, name string, content []byte, meta wasmmeta.Meta, quota ModuleQuota) (Module, bool, error) {
 	sum := sha256.Sum256(content)
-	if m, err := s.moduleBySHA(ctx, accountID, sum[:]); err == nil {
+	if m, err := s.moduleBySHA(ctx, s.db, accountID, sum[:]); err == nil {
 		return m, false, nil
 	} else if apperr.CodeOf(err) != apperr.NotFound {
 		return Module{}, false, err
@@ -43,16 +64,43 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 		return Module{}, false, wrapDB(err, "begin")
 	}
 	defer func() { _ = tx.Rollback() }()
-	var haveBlob bool
-	if err := tx.GetContext(ctx, &haveBlob, `SELECT EXISTS (SELECT 1 FROM module_blobs WHERE sha256 = $1)`, sum[:]); err != nil {
-		return Module{}, false, wrapDB(err, "check blob")
+	// One upload of an account at a time from here to the commit: the
+	// count below stays exact. NO KEY UPDATE does not block the foreign-key
+	// checks of the account's other inserts (jobs, keys).
+	var held struct {
+		Modules int   `db:"modules"`
+		Bytes   int64 `db:"bytes"`
 	}
-	if !haveBlob {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO module_blobs (sha256, size_bytes, content) VALUES ($1, $2, $3)
-			ON CONFLICT (sha256) DO NOTHING`, sum[:], len(content), content); err != nil {
-			return Module{}, false, wrapDB(err, "insert blob")
-		}
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID); err != nil {
+		return Module{}, false, wrapDB(err, "lock account")
+	}
+	// A concurrent upload of the same bytes may have committed meanwhile.
+	if m, err := s.moduleBySHA(ctx, tx, accountID, sum[:]); err == nil {
+		return m, false, nil
+	} else if apperr.CodeOf(err) != apperr.NotFound {
+		return Module{}, false, err
+	}
+	if err := tx.GetContext(ctx, &held, `
+		SELECT count(*) AS modules, coalesce(sum(size_bytes), 0)::bigint AS bytes
+		FROM modules WHERE account_id = $1 AND deleted_at IS NULL`, accountID); err != nil {
+		return Module{}, false, wrapDB(err, "count modules")
+	}
+	if quota.MaxModules > 0 && held.Modules+1 > quota.MaxModules {
+		return Module{}, false, apperr.New(apperr.QuotaExceeded,
+			"the account holds %d modules and its tier allows %d; delete some before uploading more",
+			held.Modules, quota.MaxModules)
+	}
+	if quota.MaxStorageBytes > 0 && held.Bytes+int64(len(content)) > quota.MaxStorageBytes {
+		return Module{}, false, apperr.New(apperr.QuotaExceeded,
+			"the account's modules take %d bytes; this one (%d bytes) would pass the tier's %d; delete some before uploading more",
+			held.Bytes, len(content), quota.MaxStorageBytes)
+	}
+	// Always write the bytes: the same work whether or not they exist.
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO module_blobs (sha256, size_bytes, content) VALUES ($1, $2, $3)
+		ON CONFLICT (sha256) DO UPDATE SET content = EXCLUDED.content, size_bytes = EXCLUDED.size_bytes`,
+		sum[:], len(content), content); err != nil {
+		return Module{}, false, wrapDB(err, "write blob")
 	}
 	var m Module
 	err = tx.GetContext(ctx, &m, `
@@ -63,9 +111,9 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 		newID(), accountID, name, sum[:], len(content),
 		JSON[[]wasmmeta.Import]{V: meta.Imports}, JSON[[]wasmmeta.Export]{V: meta.Exports}, meta.WASI)
 	if errors.Is(err, sql.ErrNoRows) {
-		// A concurrent upload of the same bytes won the race.
+		// Not reached while the account's row is locked; kept for safety.
 		_ = tx.Rollback()
-		m, err := s.moduleBySHA(ctx, accountID, sum[:])
+		m, err := s.moduleBySHA(ctx, s.db, accountID, sum[:])
 		return m, false, err
 	}
 	if err != nil {
@@ -82,9 +130,9 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 	return m, true, nil
 }
 
-func (s *Store) moduleBySHA(ctx context.Context, accountID uuid.UUID, sum []byte) (Module, error) {
+func (s *Store) moduleBySHA(ctx context.Context, q sqlx.QueryerContext, accountID uuid.UUID, sum []byte) (Module, error) {
 	var m Module
-	err := s.db.GetContext(ctx, &m, `
+	err := sqlx.GetContext(ctx, q, &m, `
 		SELECT * FROM modules WHERE account_id = $1 AND sha256 = $2 AND deleted_at IS NULL`, accountID, sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Module{}, apperr.New(apperr.NotFound, "module not found")
