@@ -15,7 +15,12 @@ WHERE name = 'basic';
 UPDATE tiers SET uploads_per_minute = 100, max_modules = 10000, max_module_storage_bytes = 21474836480
 WHERE name = 'pro';
 
+-- Workers ask which of the modules they keep locally no account holds any
+-- more (deleted), to remove their files.
+CREATE INDEX modules_live_sha_idx ON modules (sha256) WHERE deleted_at IS NULL;
+
 -- +goose Down
+DROP INDEX modules_live_sha_idx;
 ALTER TABLE tiers
     DROP COLUMN uploads_per_minute,
     DROP COLUMN max_modules,

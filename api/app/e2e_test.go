@@ -88,7 +88,8 @@ func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) 
 	// own); everywhere else the built-in tiers must not get in the way.
 	for _, tier := range []string{"free", "basic", "pro"} {
 		res := p.do(http.MethodPatch, "/v1/admin/tiers/"+tier, adminToken, "application/json",
-			[]byte(`{"runs_per_minute":1000000,"runs_per_day":1000000,"max_concurrent_runs":100000,"reads_per_minute":1000000}`))
+			[]byte(`{"runs_per_minute":1000000,"runs_per_day":1000000,"max_concurrent_runs":100000,"reads_per_minute":1000000,`+
+				`"uploads_per_minute":0,"max_modules":0,"max_module_storage_bytes":0}`))
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	}
 	return p

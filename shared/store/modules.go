@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -241,4 +242,19 @@ func (s *Store) DeleteModule(ctx context.Context, actor Actor, accountID, id uui
 		return nil, wrapDB(err, "commit module deletion")
 	}
 	return failed, nil
+}
+
+// GoneModules returns those of sums that no live module of any account has:
+// a worker may drop its local copies of them. (The blobs stay in Postgres:
+// jobs that already run a deleted module may still fetch it.)
+func (s *Store) GoneModules(ctx context.Context, sums [][]byte) ([][]byte, error) {
+	if len(sums) == 0 {
+		return nil, nil
+	}
+	var gone [][]byte
+	err := s.db.SelectContext(ctx, &gone, `
+		SELECT sha FROM unnest($1::bytea[]) AS sha
+		WHERE NOT EXISTS (SELECT 1 FROM modules m WHERE m.sha256 = sha AND m.deleted_at IS NULL)`,
+		pq.ByteaArray(sums))
+	return gone, wrapDB(err, "find deleted modules")
 }

@@ -109,6 +109,8 @@ type Worker struct {
 
 	stopReconciler func()
 	reconcilerDone chan struct{}
+	stopSweeper    func()
+	sweeperDone    chan struct{}
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
@@ -137,7 +139,13 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 
 	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
-	mods, err := modstore.New(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent)
+	if cfg.ModuleCacheBytes <= 0 { // a Worker built in code without config.LoadWorker
+		cfg.ModuleCacheBytes = config.DefaultModuleCacheBytes
+	}
+	if cfg.CompileCacheBytes <= 0 {
+		cfg.CompileCacheBytes = config.DefaultCompileCacheBytes
+	}
+	mods, err := modstore.NewBounded(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent, cfg.ModuleCacheBytes)
 	if err != nil {
 		w.close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
@@ -284,6 +292,14 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 			log.Error("health server stopped", zap.Error(err))
 		}
 	}()
+	// The local module store and the compilation cache stay within their
+	// bounds.
+	sctx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
+	w.stopSweeper, w.sweeperDone = stopSweeper, make(chan struct{})
+	go func() {
+		defer close(w.sweeperDone)
+		sweepCaches(sctx, mods, st.GoneModules, cacheDir, cfg.CompileCacheBytes, log.Named("caches"))
+	}()
 	return w, nil
 }
 
@@ -311,6 +327,8 @@ func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
 // grace period (asynq hands unfinished ones back to the queue) and closes
 // connections.
 func (w *Worker) Shutdown() {
+	w.stopSweeper()
+	<-w.sweeperDone
 	if w.stopReconciler != nil {
 		w.stopReconciler()
 		<-w.reconcilerDone
