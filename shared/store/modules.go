@@ -15,7 +15,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
-// Module is an account's uploaded module; its bytes live in module_blobs.
+// Module is an account's uploaded module; its bytes live in module_blobs,
+// one copy per account and SHA-256.
 type Module struct {
 	ID        uuid.UUID               `db:"id"`
 	AccountID uuid.UUID               `db:"account_id"`
@@ -48,10 +49,10 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 // locked, so concurrent uploads cannot pass it together; past it the answer
 // is quota_exceeded.
 //
-// The blob is written whether or not another account already stored the
-// same bytes (module_blobs is keyed by SHA-256 alone): an upload of bytes
-// another tenant holds costs what a new upload costs, so its timing does not
-// tell whether they exist (docs/SECURITY.md).
+// The bytes are stored per account (module_blobs is keyed by account and
+// SHA-256): a new module writes its bytes whether or not another account
+// holds the same, so the upload's cost does not tell whether they exist
+// elsewhere (docs/SECURITY.md).
 func (s *Store) CreateModuleWithin(ctx context.Context, actor Actor, accountID uuid.UUID, name string, content []byte, meta wasmmeta.Meta, quota ModuleQuota) (Module, bool, error) {
 	sum := sha256.Sum256(content)
 	if m, err := s.moduleBySHA(ctx, s.db, accountID, sum[:]); err == nil {
@@ -96,11 +97,14 @@ func (s *Store) CreateModuleWithin(ctx context.Context, actor Actor, accountID u
 			"the account's modules take %d bytes; this one (%d bytes) would pass the tier's %d; delete some before uploading more",
 			held.Bytes, len(content), quota.MaxStorageBytes)
 	}
-	// Always write the bytes: the same work whether or not they exist.
+	// The account's own copy of the bytes. It exists already only if the
+	// account had a module of them that it deleted (and the reconciler has
+	// not purged yet): then it is kept, and its age reset so that the purge
+	// leaves it alone while the module row is written.
 	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO module_blobs (sha256, size_bytes, content) VALUES ($1, $2, $3)
-		ON CONFLICT (sha256) DO UPDATE SET content = EXCLUDED.content, size_bytes = EXCLUDED.size_bytes`,
-		sum[:], len(content), content); err != nil {
+		INSERT INTO module_blobs (account_id, sha256, size_bytes, content) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account_id, sha256) DO UPDATE SET created_at = now()`,
+		accountID, sum[:], len(content), content); err != nil {
 		return Module{}, false, wrapDB(err, "write blob")
 	}
 	var m Module
@@ -172,10 +176,11 @@ func (s *Store) ListModules(ctx context.Context, accountID uuid.UUID, cursor str
 	return paginate(ms, limit, func(m Module) uuid.UUID { return m.ID }), nil
 }
 
-// ModuleContent returns the bytes stored under a SHA-256.
+// ModuleContent returns the bytes stored under a SHA-256 (any account's
+// copy: they are the same bytes).
 func (s *Store) ModuleContent(ctx context.Context, sum []byte) ([]byte, error) {
 	var content []byte
-	err := s.db.GetContext(ctx, &content, `SELECT content FROM module_blobs WHERE sha256 = $1`, sum)
+	err := s.db.GetContext(ctx, &content, `SELECT content FROM module_blobs WHERE sha256 = $1 LIMIT 1`, sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.New(apperr.NotFound, "module content %x not found", sum)
 	}

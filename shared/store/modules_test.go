@@ -15,37 +15,40 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
-// blobWriter is the transaction that last wrote the blob of sum, and the one
-// that wrote module m.
-func blobAndModuleWriters(t *testing.T, st *store.Store, sum []byte, m store.Module) (blob, module string) {
+// blobAndModuleWriters are the transactions that wrote the account's blob
+// of sum and module m.
+func blobAndModuleWriters(t *testing.T, st *store.Store, m store.Module) (blob, module string) {
 	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, st.DB().GetContext(ctx, &blob, `SELECT xmin::text FROM module_blobs WHERE sha256 = $1`, sum))
+	require.NoError(t, st.DB().GetContext(ctx, &blob, `SELECT xmin::text FROM module_blobs WHERE account_id = $1 AND sha256 = $2`,
+		m.AccountID, m.SHA256))
 	require.NoError(t, st.DB().GetContext(ctx, &module, `SELECT xmin::text FROM modules WHERE id = $1`, m.ID))
 	return blob, module
 }
 
 // An upload of bytes another account already holds does the writes of a new
-// upload (the blob is written in the upload's own transaction), so that its
-// cost does not tell whether the bytes exist elsewhere.
+// upload: its own transaction inserts the bytes, so that its cost does not
+// tell whether they exist elsewhere.
 func TestUploadOfBytesAnotherAccountHoldsWritesTheBlob(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := testenv.Store(t)
 	content := []byte("\x00asm\x01\x00\x00\x00 shared by two tenants")
 	sum := sha256.Sum256(content)
-	var writers []string
 	for i := range 2 {
 		a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, fmt.Sprint("tenant", i), "free")
 		require.NoError(t, err)
 		m, created, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "m", content, wasmmeta.Meta{})
 		require.NoError(t, err)
 		require.True(t, created)
-		blob, module := blobAndModuleWriters(t, st, sum[:], m)
+		blob, module := blobAndModuleWriters(t, st, m)
 		require.Equal(t, module, blob, "upload %d did not write the blob itself", i)
-		writers = append(writers, blob)
+		var rows, bytes int64
+		require.NoError(t, st.DB().QueryRowxContext(ctx, `
+			SELECT count(*), coalesce(sum(octet_length(content)), 0) FROM module_blobs WHERE sha256 = $1`, sum[:]).Scan(&rows, &bytes))
+		require.EqualValues(t, i+1, rows, "one copy per account")
+		require.EqualValues(t, (i+1)*len(content), bytes)
 	}
-	require.NotEqual(t, writers[0], writers[1])
 	got, err := st.ModuleContent(ctx, sum[:])
 	require.NoError(t, err)
 	require.Equal(t, content, got)
