@@ -90,6 +90,12 @@ func TestModuleQuota(t *testing.T) {
 	_, created, err = create("five5", bq)
 	require.NoError(t, err)
 	require.True(t, created)
+
+	// GET /v1/account shows what the quota counts.
+	u, err := st.AccountUsage(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, 3, u.Modules)
+	require.EqualValues(t, 25, u.ModuleBytes)
 }
 
 // Concurrent uploads cannot pass the quota together.
