@@ -606,6 +606,8 @@ func TestHealth(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, body)
 		if path == "/metrics" {
 			require.Contains(t, string(body), `wasmwizard_jobs_finished_total{error_code="",status="succeeded"} 1`)
+			require.Regexp(t, `\nwasmwizard_module_store_bytes [1-9]`, string(body), "the module the job ran")
+			require.Contains(t, string(body), "\nwasmwizard_compile_cache_bytes ")
 		}
 	}
 }

@@ -186,6 +186,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
+	compiledBytes := cacheMetrics(reg, mods)
 	deps.Observer = m
 
 	runner := jobrunner.New(deps)
@@ -298,7 +299,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	w.stopSweeper, w.sweeperDone = stopSweeper, make(chan struct{})
 	go func() {
 		defer close(w.sweeperDone)
-		sweepCaches(sctx, mods, st.GoneModules, cacheDir, cfg.CompileCacheBytes, log.Named("caches"))
+		sweepCaches(sctx, mods, st.GoneModules, cacheDir, cfg.CompileCacheBytes, compiledBytes, log.Named("caches"))
 	}()
 	return w, nil
 }
