@@ -88,7 +88,8 @@ func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) 
 	// own); everywhere else the built-in tiers must not get in the way.
 	for _, tier := range []string{"free", "basic", "pro"} {
 		res := p.do(http.MethodPatch, "/v1/admin/tiers/"+tier, adminToken, "application/json",
-			[]byte(`{"runs_per_minute":1000000,"runs_per_day":1000000,"max_concurrent_runs":100000,"reads_per_minute":1000000}`))
+			[]byte(`{"runs_per_minute":1000000,"runs_per_day":1000000,"max_concurrent_runs":100000,"reads_per_minute":1000000,`+
+				`"uploads_per_minute":0,"max_modules":0,"max_module_storage_bytes":0}`))
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	}
 	return p
@@ -605,6 +606,8 @@ func TestHealth(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, body)
 		if path == "/metrics" {
 			require.Contains(t, string(body), `wasmwizard_jobs_finished_total{error_code="",status="succeeded"} 1`)
+			require.Regexp(t, `\nwasmwizard_module_store_bytes [1-9]`, string(body), "the module the job ran")
+			require.Contains(t, string(body), "\nwasmwizard_compile_cache_bytes ")
 		}
 	}
 }

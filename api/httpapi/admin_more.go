@@ -31,7 +31,19 @@ type tierFields struct {
 	MaxModuleBytes     *int64  `json:"max_module_bytes"`
 	QueueWeight        *int    `json:"queue_weight"`
 	ReadsPerMinute     *int    `json:"reads_per_minute"`
+	// The upload limits are optional on create: a new tier gets the free
+	// tier's defaults.
+	UploadsPerMinute      *int   `json:"uploads_per_minute"`
+	MaxModules            *int   `json:"max_modules"`
+	MaxModuleStorageBytes *int64 `json:"max_module_storage_bytes"`
 }
+
+// Upload limits of a new tier that does not set them (the free tier's).
+const (
+	defaultUploadsPerMinute      = 10
+	defaultMaxModules            = 100
+	defaultMaxModuleStorageBytes = 256 << 20
+)
 
 // apply copies the sent fields over t; with required, every field must be sent.
 func (f tierFields) apply(t *store.Tier, required bool) []apperr.FieldError {
@@ -65,6 +77,20 @@ func (f tierFields) apply(t *store.Tier, required bool) []apperr.FieldError {
 	} else if required {
 		t.MaxOutputBytes = max(1<<20, t.DefaultOutputBytes)
 	}
+	optional := func(v *int, dst *int, def int) {
+		if v != nil {
+			*dst = *v
+		} else if required {
+			*dst = def
+		}
+	}
+	optional(f.UploadsPerMinute, &t.UploadsPerMinute, defaultUploadsPerMinute)
+	optional(f.MaxModules, &t.MaxModules, defaultMaxModules)
+	if f.MaxModuleStorageBytes != nil {
+		t.MaxModuleStorageBytes = *f.MaxModuleStorageBytes
+	} else if required {
+		t.MaxModuleStorageBytes = defaultMaxModuleStorageBytes
+	}
 	if f.MaxModuleBytes != nil {
 		t.MaxModuleBytes = *f.MaxModuleBytes
 	} else if required {
@@ -95,6 +121,9 @@ func validateTier(t store.Tier) []apperr.FieldError {
 	check(t.MaxModuleBytes >= 8 && t.MaxModuleBytes <= 1<<30, "max_module_bytes", "must be from 8 to 1073741824")
 	check(t.QueueWeight >= 1 && t.QueueWeight <= 100, "queue_weight", "must be from 1 to 100")
 	check(t.ReadsPerMinute >= 0, "reads_per_minute", "must be 0 or more")
+	check(t.UploadsPerMinute >= 0, "uploads_per_minute", "must be 0 or more")
+	check(t.MaxModules >= 0, "max_modules", "must be 0 or more")
+	check(t.MaxModuleStorageBytes >= 0, "max_module_storage_bytes", "must be 0 or more")
 	return errs
 }
 
@@ -289,6 +318,8 @@ func (s *Server) getAccount(c echo.Context) error {
 			"default_memory_mb": t.DefaultMemoryMB, "max_memory_mb": t.MaxMemoryMB,
 			"default_output_bytes": t.DefaultOutputBytes, "max_output_bytes": t.MaxOutputBytes,
 			"max_module_bytes": t.MaxModuleBytes, "reads_per_minute": t.ReadsPerMinute,
+			"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules,
+			"max_module_storage_bytes": t.MaxModuleStorageBytes,
 		},
 		"usage": usage,
 	})

@@ -84,6 +84,11 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 		return store.Job{}, apperr.New(apperr.UnsupportedMediaType,
 			"send multipart/form-data with the module as the 'wasm' part and stdin as the optional 'input' part")
 	}
+	// The module is uploaded like any other: it counts against the tier's
+	// upload limits.
+	if err := s.admitUpload(r.Context(), c.Response().Header(), p); err != nil {
+		return store.Job{}, err
+	}
 	// The module, the input, and a little room for the form's framing.
 	body := http.MaxBytesReader(c.Response(), r.Body, p.Tier.MaxModuleBytes+maxStdinBytes+64<<10)
 	content, input, err := readExecuteForm(multipart.NewReader(body, params["boundary"]), p.Tier.MaxModuleBytes)
@@ -107,7 +112,7 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 		return store.Job{}, apperr.New(apperr.InvalidModule, "the module declares a minimum memory of %d MiB, more than the %d MiB the %s tier allows",
 			meta.MemoryMinPages/pagesPerMiB, p.Tier.MaxMemoryMB, p.Tier.Name)
 	}
-	m, _, err := s.store.CreateModule(ctx, actorOf(c), p.AccountID, "", content, meta)
+	m, _, err := s.store.CreateModuleWithin(ctx, actorOf(c), p.AccountID, "", content, meta, moduleQuota(p.Tier))
 	if err != nil {
 		return store.Job{}, err
 	}

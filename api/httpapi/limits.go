@@ -44,3 +44,26 @@ func (s *Server) admitRuns(ctx context.Context, h http.Header, p store.Principal
 	}
 	return nil
 }
+
+// admitUpload decides whether the caller may upload a module now: its tier's
+// uploads per minute (Redis, shared by every replica), checked before the
+// body is read. Like runs, uploads are refused when Redis cannot answer.
+func (s *Server) admitUpload(ctx context.Context, h http.Header, p store.Principal) error {
+	if s.limiter == nil {
+		return nil
+	}
+	d, err := s.limiter.Uploads(ctx, p.AccountID, p.Tier.UploadsPerMinute)
+	if err != nil {
+		return apperr.Wrap(err, apperr.Unavailable, "rate limits cannot be checked right now; the module was not stored, retry later")
+	}
+	ratelimit.SetHeaders(h, d)
+	if !d.Allowed {
+		return d.Err()
+	}
+	return nil
+}
+
+// moduleQuota is what the caller's tier lets its account hold.
+func moduleQuota(t store.Tier) store.ModuleQuota {
+	return store.ModuleQuota{MaxModules: t.MaxModules, MaxStorageBytes: t.MaxModuleStorageBytes}
+}

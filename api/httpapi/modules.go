@@ -34,6 +34,9 @@ const (
 func (s *Server) createModule(c echo.Context) error {
 	p := principal(c)
 	r := c.Request()
+	if err := s.admitUpload(r.Context(), c.Response().Header(), p); err != nil {
+		return err
+	}
 	limit := p.Tier.MaxModuleBytes
 	if r.ContentLength > 0 && r.ContentLength > limit+64<<10 {
 		return tooLarge(limit)
@@ -77,7 +80,7 @@ func (s *Server) createModule(c echo.Context) error {
 		return apperr.New(apperr.InvalidModule, "the module declares a minimum memory of %d MiB, more than the %d MiB the %s tier allows",
 			meta.MemoryMinPages/pagesPerMiB, p.Tier.MaxMemoryMB, p.Tier.Name)
 	}
-	m, created, err := s.store.CreateModule(r.Context(), actorOf(c), p.AccountID, name, content, meta)
+	m, created, err := s.store.CreateModuleWithin(r.Context(), actorOf(c), p.AccountID, name, content, meta, moduleQuota(p.Tier))
 	if err != nil {
 		return err
 	}

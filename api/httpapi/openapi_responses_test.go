@@ -414,7 +414,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	tiny := map[string]any{"name": "tiny", "runs_per_minute": 1, "runs_per_day": 100, "max_concurrent_runs": 10,
 		"default_timeout_ms": 1000, "max_timeout_ms": 1000, "default_memory_mb": 16, "max_memory_mb": 16,
-		"max_module_bytes": 1 << 20, "queue_weight": 1, "reads_per_minute": 1}
+		"max_module_bytes": 1 << 20, "queue_weight": 1, "reads_per_minute": 1, "uploads_per_minute": 1}
 	status, _ = v.json(t, http.MethodPost, "/v1/admin/tiers", admin, tiny)
 	require.Equal(t, http.StatusCreated, status)
 	status, _ = v.json(t, http.MethodPost, "/v1/admin/tiers", admin, tiny)
@@ -464,10 +464,14 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	status, _ = v.json(t, http.MethodGet, "/v1/admin/audit?account_id=nope", admin, nil)
 	require.Equal(t, http.StatusBadRequest, status)
 
-	// Rate limits, on the tiny tier: one run and one read per minute.
+	// Rate limits, on the tiny tier: one upload, one run and one read per
+	// minute.
 	status, _, tinyHello := v.do(t, call{method: http.MethodPost, path: "/v1/modules", token: tinyKey,
 		ctype: "application/wasm", body: fixtures.Bytes(fixtures.Hello)})
 	require.Equal(t, http.StatusCreated, status)
+	status, _, _ = v.do(t, call{method: http.MethodPost, path: "/v1/modules", token: tinyKey,
+		ctype: "application/wasm", body: fixtures.Bytes(fixtures.Echo)})
+	require.Equal(t, http.StatusTooManyRequests, status)
 	tinyJob := map[string]any{"module_id": tinyHello["id"]}
 	status, _ = v.json(t, http.MethodPost, "/v1/jobs", tinyKey, tinyJob)
 	require.Equal(t, http.StatusCreated, status)

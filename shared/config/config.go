@@ -26,6 +26,10 @@ const (
 	DefaultHTTPAddr       = ":8080"
 	DefaultWorkerHTTPAddr = ":8081"
 	DefaultDataDir        = "./data"
+	// DefaultModuleCacheBytes and DefaultCompileCacheBytes bound the
+	// worker's disk caches unless configured.
+	DefaultModuleCacheBytes  = 1 << 30
+	DefaultCompileCacheBytes = 2 << 30
 )
 
 // Common holds the settings both binaries share.
@@ -101,6 +105,13 @@ type Worker struct {
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
 	// CompileTimeout bounds one module's compilation.
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
+	// ModuleCacheBytes bounds the local copies of modules under
+	// WIZARD_DATA_DIR/modules; past it the least recently used are removed
+	// (and fetched again from Postgres when next needed).
+	ModuleCacheBytes int64 // WIZARD_MODULE_CACHE_BYTES, default 1 GiB
+	// CompileCacheBytes bounds wazero's compilation cache under
+	// WIZARD_DATA_DIR/wazero-cache, trimmed every minute by least recent use.
+	CompileCacheBytes int64 // WIZARD_COMPILE_CACHE_BYTES, default 2 GiB
 	// WebhookSweepAfter is how overdue a pending webhook delivery must be
 	// before the reconciler enqueues it again (its task was lost).
 	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 30s
@@ -265,6 +276,9 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
+
+		ModuleCacheBytes:  int64(r.integer("WIZARD_MODULE_CACHE_BYTES", DefaultModuleCacheBytes, 16<<20, 1<<50)),
+		CompileCacheBytes: int64(r.integer("WIZARD_COMPILE_CACHE_BYTES", DefaultCompileCacheBytes, 16<<20, 1<<50)),
 
 		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 30*time.Second, 20*time.Second, 24*time.Hour),
 		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),

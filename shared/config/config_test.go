@@ -88,3 +88,18 @@ func TestWorkerLease(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 5*time.Second, w.Lease)
 }
+
+func TestDiskCacheBounds(t *testing.T) {
+	t.Parallel()
+	w, err := config.LoadWorker(env(nil))
+	require.NoError(t, err)
+	require.EqualValues(t, 1<<30, w.ModuleCacheBytes)
+	require.EqualValues(t, 2<<30, w.CompileCacheBytes)
+	w, err = config.LoadWorker(env(map[string]string{"WIZARD_MODULE_CACHE_BYTES": "104857600", "WIZARD_COMPILE_CACHE_BYTES": "209715200"}))
+	require.NoError(t, err)
+	require.EqualValues(t, 100<<20, w.ModuleCacheBytes)
+	require.EqualValues(t, 200<<20, w.CompileCacheBytes)
+	_, err = config.LoadWorker(env(map[string]string{"WIZARD_MODULE_CACHE_BYTES": "0", "WIZARD_COMPILE_CACHE_BYTES": "1GiB"}))
+	require.ErrorContains(t, err, "WIZARD_MODULE_CACHE_BYTES")
+	require.ErrorContains(t, err, "WIZARD_COMPILE_CACHE_BYTES")
+}

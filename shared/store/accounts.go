@@ -32,6 +32,12 @@ type Tier struct {
 	ReadsPerMinute     int       `db:"reads_per_minute" json:"reads_per_minute"`
 	CreatedAt          time.Time `db:"created_at" json:"created_at"`
 	UpdatedAt          time.Time `db:"updated_at" json:"updated_at"`
+
+	// Upload limits (0: unlimited): module uploads per minute, live modules
+	// held, and the bytes of those modules.
+	UploadsPerMinute      int   `db:"uploads_per_minute" json:"uploads_per_minute"`
+	MaxModules            int   `db:"max_modules" json:"max_modules"`
+	MaxModuleStorageBytes int64 `db:"max_module_storage_bytes" json:"max_module_storage_bytes"`
 }
 
 // Account owns keys, modules and jobs.

@@ -18,7 +18,7 @@ import (
 // tierColumns are the tier fields an admin sets (name is the key).
 const tierColumns = `runs_per_minute, runs_per_day, max_concurrent_runs, default_timeout_ms, max_timeout_ms,
 	default_memory_mb, max_memory_mb, default_output_bytes, max_output_bytes, max_module_bytes,
-	queue_weight, reads_per_minute`
+	queue_weight, reads_per_minute, uploads_per_minute, max_modules, max_module_storage_bytes`
 
 // CreateTier inserts a tier.
 func (s *Store) CreateTier(ctx context.Context, actor Actor, t Tier) (Tier, error) {
@@ -30,9 +30,10 @@ func (s *Store) CreateTier(ctx context.Context, actor Actor, t Tier) (Tier, erro
 	var out Tier
 	err = tx.GetContext(ctx, &out, `
 		INSERT INTO tiers (name, `+tierColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		RETURNING *`, t.Name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns, t.DefaultTimeoutMS, t.MaxTimeoutMS,
-		t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes, t.QueueWeight, t.ReadsPerMinute)
+		t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes, t.QueueWeight, t.ReadsPerMinute,
+		t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes)
 	if err != nil {
 		return Tier{}, tierError(err, t.Name)
 	}
@@ -55,10 +56,11 @@ func (s *Store) UpdateTier(ctx context.Context, actor Actor, name string, t Tier
 		UPDATE tiers SET runs_per_minute = $2, runs_per_day = $3, max_concurrent_runs = $4,
 			default_timeout_ms = $5, max_timeout_ms = $6, default_memory_mb = $7, max_memory_mb = $8,
 			default_output_bytes = $9, max_output_bytes = $10, max_module_bytes = $11, queue_weight = $12,
-			reads_per_minute = $13, updated_at = now()
+			reads_per_minute = $13, uploads_per_minute = $14, max_modules = $15, max_module_storage_bytes = $16,
+			updated_at = now()
 		WHERE name = $1 RETURNING *`, name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns, t.DefaultTimeoutMS,
 		t.MaxTimeoutMS, t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes,
-		t.QueueWeight, t.ReadsPerMinute)
+		t.QueueWeight, t.ReadsPerMinute, t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tier{}, apperr.New(apperr.NotFound, "tier %q does not exist", name)
 	}
@@ -75,7 +77,8 @@ func (s *Store) UpdateTier(ctx context.Context, actor Actor, name string, t Tier
 func tierData(t Tier) map[string]any {
 	return map[string]any{"runs_per_minute": t.RunsPerMinute, "runs_per_day": t.RunsPerDay,
 		"max_concurrent_runs": t.MaxConcurrentRuns, "max_timeout_ms": t.MaxTimeoutMS, "max_memory_mb": t.MaxMemoryMB,
-		"max_module_bytes": t.MaxModuleBytes, "queue_weight": t.QueueWeight, "reads_per_minute": t.ReadsPerMinute}
+		"max_module_bytes": t.MaxModuleBytes, "queue_weight": t.QueueWeight, "reads_per_minute": t.ReadsPerMinute,
+		"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules, "max_module_storage_bytes": t.MaxModuleStorageBytes}
 }
 
 func tierError(err error, name string) error {
@@ -188,12 +191,23 @@ type Usage struct {
 	RunsToday int `db:"runs_today" json:"runs_today"`
 	Running   int `db:"running" json:"running"`
 	Queued    int `db:"queued" json:"queued"`
+	// Modules and ModuleBytes are the account's live modules and their
+	// bytes: what max_modules and max_module_storage_bytes limit.
+	Modules     int   `db:"modules" json:"modules"`
+	ModuleBytes int64 `db:"module_bytes" json:"module_bytes"`
 }
 
-// AccountUsage counts the account's jobs created today and those unfinished.
+// AccountUsage counts the account's jobs created today and those
+// unfinished, and its live modules.
 func (s *Store) AccountUsage(ctx context.Context, accountID uuid.UUID) (Usage, error) {
 	var u Usage
 	err := s.db.GetContext(ctx, &u, `
+		SELECT count(*) AS modules, coalesce(sum(size_bytes), 0)::bigint AS module_bytes
+		FROM modules WHERE account_id = $1 AND deleted_at IS NULL`, accountID)
+	if err != nil {
+		return u, wrapDB(err, "account usage")
+	}
+	err = s.db.GetContext(ctx, &u, `
 		SELECT count(*) FILTER (WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS runs_today,
 			count(*) FILTER (WHERE status = 'running') AS running,
 			count(*) FILTER (WHERE status = 'queued') AS queued

@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
-// Module is an account's uploaded module; its bytes live in module_blobs.
+// Module is an account's uploaded module; its bytes live in module_blobs,
+// one copy per account and SHA-256.
 type Module struct {
 	ID        uuid.UUID               `db:"id"`
 	AccountID uuid.UUID               `db:"account_id"`
@@ -27,12 +30,32 @@ type Module struct {
 	DeletedAt *time.Time              `db:"deleted_at"`
 }
 
-// CreateModule stores content (once per SHA-256) and the account's module
-// record. If the account already has a live module with the same bytes, that
-// module is returned with created == false.
+// ModuleQuota bounds what one account may hold: live modules and their
+// bytes (0: unlimited).
+type ModuleQuota struct {
+	MaxModules      int
+	MaxStorageBytes int64
+}
+
+// CreateModule is CreateModuleWithin without a quota.
 func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UUID, name string, content []byte, meta wasmmeta.Meta) (Module, bool, error) {
+	return s.CreateModuleWithin(ctx, actor, accountID, name, content, meta, ModuleQuota{})
+}
+
+// CreateModuleWithin stores content and the account's module record. If the
+// account already has a live module with the same bytes, that module is
+// returned with created == false and no quota is used. A new module must fit
+// the quota, counted over the account's live modules with the account's row
+// locked, so concurrent uploads cannot pass it together; past it the answer
+// is quota_exceeded.
+//
+// The bytes are stored per account (module_blobs is keyed by account and
+// SHA-256): a new module writes its bytes whether or not another account
+// holds the same, so the upload's cost does not tell whether they exist
+// elsewhere (docs/SECURITY.md).
+func (s *Store) CreateModuleWithin(ctx context.Context, actor Actor, accountID uuid.UUID, name string, content []byte, meta wasmmeta.Meta, quota ModuleQuota) (Module, bool, error) {
 	sum := sha256.Sum256(content)
-	if m, err := s.moduleBySHA(ctx, accountID, sum[:]); err == nil {
+	if m, err := s.moduleBySHA(ctx, s.db, accountID, sum[:]); err == nil {
 		return m, false, nil
 	} else if apperr.CodeOf(err) != apperr.NotFound {
 		return Module{}, false, err
@@ -43,16 +66,46 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 		return Module{}, false, wrapDB(err, "begin")
 	}
 	defer func() { _ = tx.Rollback() }()
-	var haveBlob bool
-	if err := tx.GetContext(ctx, &haveBlob, `SELECT EXISTS (SELECT 1 FROM module_blobs WHERE sha256 = $1)`, sum[:]); err != nil {
-		return Module{}, false, wrapDB(err, "check blob")
+	// One upload of an account at a time from here to the commit: the
+	// count below stays exact. NO KEY UPDATE does not block the foreign-key
+	// checks of the account's other inserts (jobs, keys).
+	var held struct {
+		Modules int   `db:"modules"`
+		Bytes   int64 `db:"bytes"`
 	}
-	if !haveBlob {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO module_blobs (sha256, size_bytes, content) VALUES ($1, $2, $3)
-			ON CONFLICT (sha256) DO NOTHING`, sum[:], len(content), content); err != nil {
-			return Module{}, false, wrapDB(err, "insert blob")
-		}
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID); err != nil {
+		return Module{}, false, wrapDB(err, "lock account")
+	}
+	// A concurrent upload of the same bytes may have committed meanwhile.
+	if m, err := s.moduleBySHA(ctx, tx, accountID, sum[:]); err == nil {
+		return m, false, nil
+	} else if apperr.CodeOf(err) != apperr.NotFound {
+		return Module{}, false, err
+	}
+	if err := tx.GetContext(ctx, &held, `
+		SELECT count(*) AS modules, coalesce(sum(size_bytes), 0)::bigint AS bytes
+		FROM modules WHERE account_id = $1 AND deleted_at IS NULL`, accountID); err != nil {
+		return Module{}, false, wrapDB(err, "count modules")
+	}
+	if quota.MaxModules > 0 && held.Modules+1 > quota.MaxModules {
+		return Module{}, false, apperr.New(apperr.QuotaExceeded,
+			"the account holds %d modules and its tier allows %d; delete some before uploading more",
+			held.Modules, quota.MaxModules)
+	}
+	if quota.MaxStorageBytes > 0 && held.Bytes+int64(len(content)) > quota.MaxStorageBytes {
+		return Module{}, false, apperr.New(apperr.QuotaExceeded,
+			"the account's modules take %d bytes; this one (%d bytes) would pass the tier's %d; delete some before uploading more",
+			held.Bytes, len(content), quota.MaxStorageBytes)
+	}
+	// The account's own copy of the bytes. It exists already only if the
+	// account had a module of them that it deleted (and the reconciler has
+	// not purged yet): then it is kept, and its age reset so that the purge
+	// leaves it alone while the module row is written.
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO module_blobs (account_id, sha256, size_bytes, content) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account_id, sha256) DO UPDATE SET created_at = now()`,
+		accountID, sum[:], len(content), content); err != nil {
+		return Module{}, false, wrapDB(err, "write blob")
 	}
 	var m Module
 	err = tx.GetContext(ctx, &m, `
@@ -63,9 +116,9 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 		newID(), accountID, name, sum[:], len(content),
 		JSON[[]wasmmeta.Import]{V: meta.Imports}, JSON[[]wasmmeta.Export]{V: meta.Exports}, meta.WASI)
 	if errors.Is(err, sql.ErrNoRows) {
-		// A concurrent upload of the same bytes won the race.
+		// Not reached while the account's row is locked; kept for safety.
 		_ = tx.Rollback()
-		m, err := s.moduleBySHA(ctx, accountID, sum[:])
+		m, err := s.moduleBySHA(ctx, s.db, accountID, sum[:])
 		return m, false, err
 	}
 	if err != nil {
@@ -82,9 +135,9 @@ func (s *Store) CreateModule(ctx context.Context, actor Actor, accountID uuid.UU
 	return m, true, nil
 }
 
-func (s *Store) moduleBySHA(ctx context.Context, accountID uuid.UUID, sum []byte) (Module, error) {
+func (s *Store) moduleBySHA(ctx context.Context, q sqlx.QueryerContext, accountID uuid.UUID, sum []byte) (Module, error) {
 	var m Module
-	err := s.db.GetContext(ctx, &m, `
+	err := sqlx.GetContext(ctx, q, &m, `
 		SELECT * FROM modules WHERE account_id = $1 AND sha256 = $2 AND deleted_at IS NULL`, accountID, sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Module{}, apperr.New(apperr.NotFound, "module not found")
@@ -123,10 +176,11 @@ func (s *Store) ListModules(ctx context.Context, accountID uuid.UUID, cursor str
 	return paginate(ms, limit, func(m Module) uuid.UUID { return m.ID }), nil
 }
 
-// ModuleContent returns the bytes stored under a SHA-256.
+// ModuleContent returns the bytes stored under a SHA-256 (any account's
+// copy: they are the same bytes).
 func (s *Store) ModuleContent(ctx context.Context, sum []byte) ([]byte, error) {
 	var content []byte
-	err := s.db.GetContext(ctx, &content, `SELECT content FROM module_blobs WHERE sha256 = $1`, sum)
+	err := s.db.GetContext(ctx, &content, `SELECT content FROM module_blobs WHERE sha256 = $1 LIMIT 1`, sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.New(apperr.NotFound, "module content %x not found", sum)
 	}
@@ -193,4 +247,19 @@ func (s *Store) DeleteModule(ctx context.Context, actor Actor, accountID, id uui
 		return nil, wrapDB(err, "commit module deletion")
 	}
 	return failed, nil
+}
+
+// GoneModules returns those of sums that no live module of any account has:
+// a worker may drop its local copies of them. (The blobs stay in Postgres:
+// jobs that already run a deleted module may still fetch it.)
+func (s *Store) GoneModules(ctx context.Context, sums [][]byte) ([][]byte, error) {
+	if len(sums) == 0 {
+		return nil, nil
+	}
+	var gone [][]byte
+	err := s.db.SelectContext(ctx, &gone, `
+		SELECT sha FROM unnest($1::bytea[]) AS sha
+		WHERE NOT EXISTS (SELECT 1 FROM modules m WHERE m.sha256 = sha AND m.deleted_at IS NULL)`,
+		pq.ByteaArray(sums))
+	return gone, wrapDB(err, "find deleted modules")
 }

@@ -137,10 +137,11 @@ func (s *Store) Purge(ctx context.Context, retention time.Duration, batch int) (
 			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.module_id = m.id)`, []any{batch}},
 		// The hour's margin keeps content whose module row is being written.
 		{&p.Blobs, `
-			DELETE FROM module_blobs b WHERE b.sha256 IN (
-				SELECT sha256 FROM module_blobs WHERE created_at < now() - interval '1 hour' LIMIT $1)
-			AND NOT EXISTS (SELECT 1 FROM modules m WHERE m.sha256 = b.sha256)
-			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.module_sha256 = b.sha256 AND j.finished_at IS NULL)`, []any{batch}},
+			DELETE FROM module_blobs b WHERE (b.account_id, b.sha256) IN (
+				SELECT account_id, sha256 FROM module_blobs WHERE created_at < now() - interval '1 hour' LIMIT $1)
+			AND NOT EXISTS (SELECT 1 FROM modules m WHERE m.account_id = b.account_id AND m.sha256 = b.sha256)
+			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.account_id = b.account_id AND j.module_sha256 = b.sha256
+				AND j.finished_at IS NULL)`, []any{batch}},
 	}
 	for _, st := range steps {
 		res, err := s.db.ExecContext(ctx, st.sql, st.arg...)

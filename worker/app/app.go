@@ -114,6 +114,8 @@ type Worker struct {
 
 	stopReconciler func()
 	reconcilerDone chan struct{}
+	stopSweeper    func()
+	sweeperDone    chan struct{}
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
@@ -164,7 +166,13 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		defer close(w.beatDone)
 		w.beat.Run(bctx)
 	}()
-	mods, err := modstore.New(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent)
+	if cfg.ModuleCacheBytes <= 0 { // a Worker built in code without config.LoadWorker
+		cfg.ModuleCacheBytes = config.DefaultModuleCacheBytes
+	}
+	if cfg.CompileCacheBytes <= 0 {
+		cfg.CompileCacheBytes = config.DefaultCompileCacheBytes
+	}
+	mods, err := modstore.NewBounded(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent, cfg.ModuleCacheBytes)
 	if err != nil {
 		w.close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
@@ -205,6 +213,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
+	compiledBytes := cacheMetrics(reg, mods)
 	deps.Observer = m
 
 	runner := jobrunner.New(deps)
@@ -311,6 +320,14 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 			log.Error("health server stopped", zap.Error(err))
 		}
 	}()
+	// The local module store and the compilation cache stay within their
+	// bounds.
+	sctx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
+	w.stopSweeper, w.sweeperDone = stopSweeper, make(chan struct{})
+	go func() {
+		defer close(w.sweeperDone)
+		sweepCaches(sctx, mods, st.GoneModules, cacheDir, cfg.CompileCacheBytes, compiledBytes, log.Named("caches"))
+	}()
 	return w, nil
 }
 
@@ -352,6 +369,8 @@ func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
 // grace period (asynq hands unfinished ones back to the queue) and closes
 // connections.
 func (w *Worker) Shutdown() {
+	w.stopSweeper()
+	<-w.sweeperDone
 	if w.stopReconciler != nil {
 		w.stopReconciler()
 		<-w.reconcilerDone

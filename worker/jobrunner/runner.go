@@ -48,9 +48,10 @@ const (
 	SourceDoorbell = "doorbell"
 )
 
-// Modules gives the local file holding a module's bytes.
+// Modules gives the local file holding a module's bytes; the file stays
+// until release is called.
 type Modules interface {
-	Path(ctx context.Context, sum []byte) (string, error)
+	Acquire(ctx context.Context, sum []byte) (path string, release func(), err error)
 }
 
 // Compiler compiles a module ahead of its first run (the sandbox pool).
@@ -111,10 +112,11 @@ func (r *Runner) ProcessCompile(ctx context.Context, t *asynq.Task) error {
 	if r.compiler == nil {
 		return nil
 	}
-	path, err := r.modules.Path(ctx, sum)
+	path, release, err := r.modules.Acquire(ctx, sum)
 	if err != nil {
 		return fmt.Errorf("pre-compile: %w", err)
 	}
+	defer release()
 	if err := r.compiler.Compile(ctx, hex.EncodeToString(sum), path); err != nil {
 		r.log.Info("pre-compile failed", zap.String("sha256", hex.EncodeToString(sum)), zap.Error(err))
 	}
@@ -170,10 +172,11 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		return r.cancelled(ctx, log, job, 0)
 	}
 
-	path, err := r.modules.Path(ctx, job.ModuleSHA256)
+	path, release, err := r.modules.Acquire(ctx, job.ModuleSHA256)
 	if err != nil {
 		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
 	}
+	defer release()
 	res, err := r.exec.Execute(ctx, executor.Request{
 		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
 		ModulePath:     path,
