@@ -78,10 +78,19 @@ func (s *Store) GetDelivery(ctx context.Context, id uuid.UUID) (Delivery, error)
 	return d, wrapDB(err, "get delivery")
 }
 
-// Attempts returns a delivery's attempts in order.
+// MaxListedAttempts bounds the attempts listed with a delivery: manual
+// retries can add attempts past the schedule's eight.
+const MaxListedAttempts = 100
+
+// Attempts returns a delivery's most recent attempts (at most
+// MaxListedAttempts), oldest first.
 func (s *Store) Attempts(ctx context.Context, deliveryID uuid.UUID) ([]Attempt, error) {
 	var as []Attempt
-	err := s.db.SelectContext(ctx, &as, `SELECT * FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id`, deliveryID)
+	err := s.db.SelectContext(ctx, &as, `
+		SELECT * FROM (
+			SELECT id, delivery_id, attempt, status_code, duration_ms, error, left(response_excerpt, 1024) AS response_excerpt, created_at
+			FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id DESC LIMIT $2
+		) recent ORDER BY id`, deliveryID, MaxListedAttempts)
 	if as == nil {
 		as = []Attempt{}
 	}

@@ -254,3 +254,17 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 		return left == 0
 	}, time.Minute, 50*time.Millisecond)
 }
+
+func TestListedAttemptsAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "http://placeholder")
+	ctx := context.Background()
+	for range store.MaxListedAttempts + 5 {
+		require.NoError(t, b.st.RecordAttempt(ctx, b.d.ID, store.Attempt{}, "pending", time.Now()))
+	}
+	attempts, err := b.st.Attempts(ctx, b.d.ID)
+	require.NoError(t, err)
+	require.Len(t, attempts, store.MaxListedAttempts)
+	require.Equal(t, 6, attempts[0].Attempt, "the most recent, oldest first")
+	require.Equal(t, store.MaxListedAttempts+5, attempts[len(attempts)-1].Attempt)
+}
