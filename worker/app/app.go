@@ -223,7 +223,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	sender := delivery.New(delivery.Config{Store: st,
 		Policy: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		Log:    log.Named("webhooks"), Obs: m, Client: client, Inspector: inspector, Queue: webhookQueue,
-		Slots: delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, tasks.DeliverWebhookTimeout),
+		Slots: delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
 	})
 	hooks := asynq.NewServeMux()
 	hooks.Handle(tasks.TypeDeliverWebhook, sender)

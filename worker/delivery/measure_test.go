@@ -136,7 +136,7 @@ func TestMeasureSlowReceivers(t *testing.T) {
 
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
 		Log: zap.NewNop(), Client: client, Inspector: inspector, Queue: queue,
-		Slots: delivery.NewAccountSlots(rdb, ns, 3, tasks.DeliverWebhookTimeout)})
+		Slots: delivery.NewAccountSlots(rdb, ns, 3, delivery.SlotLease)})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeDeliverWebhook, sender)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 10, Queues: map[string]int{queue: 1},

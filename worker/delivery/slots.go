@@ -28,8 +28,13 @@ type AccountSlots struct {
 	lease  time.Duration
 }
 
+// SlotLease is how long a slot is held at most: a send is limited to 10 s,
+// and its database writes to 10 s more. A worker killed mid-send frees its
+// slots when the lease ends.
+const SlotLease = 30 * time.Second
+
 // NewAccountSlots returns slots of limit per account, keys under prefix;
-// lease must outlast a send.
+// lease must outlast a send (SlotLease).
 func NewAccountSlots(rdb redis.UniversalClient, prefix string, limit int, lease time.Duration) *AccountSlots {
 	return &AccountSlots{rdb: rdb, prefix: prefix + "webhook-slots:", limit: max(limit, 1), lease: lease}
 }
