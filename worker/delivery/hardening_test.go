@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -267,4 +268,35 @@ func TestListedAttemptsAreBounded(t *testing.T) {
 	require.Len(t, attempts, store.MaxListedAttempts)
 	require.Equal(t, 6, attempts[0].Attempt, "the most recent, oldest first")
 	require.Equal(t, store.MaxListedAttempts+5, attempts[len(attempts)-1].Attempt)
+}
+
+func TestAccountSlots(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	slots := delivery.NewAccountSlots(rdb, testenv.Namespace(t), 2, 300*time.Millisecond)
+	a, b := uuid.New(), uuid.New()
+	r1, ok, err := slots.Acquire(ctx, a)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = slots.Acquire(ctx, a)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = slots.Acquire(ctx, a)
+	require.NoError(t, err)
+	require.False(t, ok, "the account is at its limit")
+	_, ok, err = slots.Acquire(ctx, b)
+	require.NoError(t, err)
+	require.True(t, ok, "another account is not")
+	r1()
+	_, ok, err = slots.Acquire(ctx, a)
+	require.NoError(t, err)
+	require.True(t, ok, "a released slot is free again")
+	require.Eventually(t, func() bool {
+		_, ok, err := slots.Acquire(ctx, a)
+		return err == nil && ok
+	}, 5*time.Second, 50*time.Millisecond, "slots whose lease ended are free (a worker killed mid-send)")
 }
