@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/shared/webhook"
+	"github.com/wasmwizard/wasmwizard/shared/webhook/webhooktest"
 )
 
 // Manual retries coalesce on the one task of the delivery's next attempt,
@@ -104,4 +108,34 @@ func TestRetriesCoalesceAndAreLimited(t *testing.T) {
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 	require.Equal(t, "10", res.Header.Get("RateLimit-Limit"))
 	require.Len(t, queued(), 1)
+}
+
+// A batch resolves each distinct webhook host once, all at the same time.
+func TestBatchResolvesEachWebhookHostOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	res, lookups := webhooktest.DNS(t, 200*time.Millisecond, [4]byte{93, 184, 216, 34})
+	a := newTestAPI(t, func(rdb *redis.Client, d *httpapi.Deps) {
+		d.Enqueuer = asynq.NewClientFromRedisClient(rdb)
+		d.Webhooks = webhook.Policy{Resolver: res}
+	})
+	m, _, err := a.st.CreateModule(ctx, store.Actor{Name: "t"}, a.account.ID, "hello", fixtures.Bytes(fixtures.Hello),
+		wasmmeta.Meta{Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}})
+	require.NoError(t, err)
+	_, err = a.st.DB().Exec(`UPDATE tiers SET max_concurrent_runs = 0, runs_per_minute = 0, runs_per_day = 0 WHERE name = 'free'`)
+	require.NoError(t, err)
+	var jobs []map[string]any
+	for i := range 60 {
+		jobs = append(jobs, map[string]any{"module_id": m.ID.String(), "webhook_url": fmt.Sprintf("https://h%d.example/hook/%d", i%6, i)})
+	}
+	body, err := json.Marshal(map[string]any{"jobs": jobs})
+	require.NoError(t, err)
+	status, out := a.post(t, "/v1/jobs/batch", "application/json", body)
+	require.Equal(t, http.StatusCreated, status, "%v", out)
+	for i, item := range out["data"].([]any) {
+		require.Contains(t, item.(map[string]any), "job", "job %d: %v", i, item)
+	}
+	for i := range 6 {
+		require.Equal(t, 1, lookups(fmt.Sprintf("h%d.example", i)), "h%d.example is resolved once for its ten jobs", i)
+	}
 }

@@ -12,20 +12,20 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
+	"github.com/wasmwizard/wasmwizard/shared/webhook/webhooktest"
 )
 
 // fakeDNS answers every name with 127.0.0.1, like a rebinding attacker's
 // resolver would.
 func fakeDNS(t *testing.T) *net.Resolver {
 	t.Helper()
-	res, _ := countingDNS(t, 0, [4]byte{127, 0, 0, 1})
+	res, _ := webhooktest.DNS(t, 0, [4]byte{127, 0, 0, 1})
 	return res
 }
 
@@ -159,71 +159,11 @@ func TestDeliveryErrorsNameNoAddress(t *testing.T) {
 	require.Equal(t, "the connection was refused", msg)
 }
 
-// countingDNS answers A queries for every name with ip after a delay (and
-// AAAA queries with nothing), and counts the A queries per name.
-func countingDNS(t *testing.T, delay time.Duration, ip [4]byte) (*net.Resolver, func(name string) int) {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pc.Close() })
-	var mu sync.Mutex
-	counts := map[string]int{}
-	go func() {
-		for {
-			buf := make([]byte, 512)
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 17 {
-				continue
-			}
-			q := buf[:n]
-			var name []string
-			i := 12
-			for i < n && q[i] != 0 && i+1+int(q[i]) <= n {
-				name = append(name, string(q[i+1:i+1+int(q[i])]))
-				i += int(q[i]) + 1
-			}
-			if i+5 > n {
-				continue
-			}
-			question := q[:i+5] // header and question, without the EDNS0 record
-			isA := q[i+1] == 0 && q[i+2] == 1
-			if isA {
-				mu.Lock()
-				counts[strings.Join(name, ".")]++
-				mu.Unlock()
-			}
-			go func() {
-				time.Sleep(delay)
-				resp := append([]byte{}, question...)
-				resp[2], resp[3] = 0x81, 0x80
-				resp[6], resp[7], resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0, 0, 0
-				if isA {
-					resp[7] = 1
-					resp = append(resp, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ip[0], ip[1], ip[2], ip[3])
-				}
-				_, _ = pc.WriteTo(resp, addr)
-			}()
-		}
-	}()
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
-	return res, func(name string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return counts[name]
-	}
-}
-
 func TestBatchResolvesEachHostOnceConcurrently(t *testing.T) {
 	t.Parallel()
 	// Each answer takes 400 ms: resolved one after another, 20 hosts would
 	// take 8 s, past the 3 s deadline, and most would be refused.
-	res, count := countingDNS(t, 400*time.Millisecond, [4]byte{93, 184, 216, 34})
+	res, count := webhooktest.DNS(t, 400*time.Millisecond, [4]byte{93, 184, 216, 34})
 	p := webhook.Policy{Resolver: res}
 	var urls []string
 	for i := range 100 {
