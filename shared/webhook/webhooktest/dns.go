@@ -15,7 +15,7 @@ import (
 // record), and counts the A queries per name.
 func DNS(t testing.TB, delay time.Duration, ip [4]byte) (*net.Resolver, func(name string) int) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, err := (&net.ListenConfig{}).ListenPacket(context.Background(), "udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("fake DNS: %v", err)
 	}
@@ -43,7 +43,7 @@ func DNS(t testing.TB, delay time.Duration, ip [4]byte) (*net.Resolver, func(nam
 				continue
 			}
 			question := q[:i+5] // header and question, without the EDNS0 record
-			isA := q[i+1] == 0 && q[i+2] == 1
+			isA := question[i+1] == 0 && question[i+2] == 1
 			if isA {
 				mu.Lock()
 				counts[strings.Join(name, ".")]++
