@@ -6,6 +6,13 @@
 // 10 h and 10 h (each ±10 %), or after the receiver's Retry-After when that is
 // later; 2xx is delivered, 410 stops, anything else (or no answer) retries.
 // Every attempt is a row; the body and the webhook-id are the same each time.
+//
+// Each attempt is a task of its own (tasks.DeliverWebhookID: the delivery and
+// the number of attempts before it), queued by the attempt before it for its
+// time, so that no one can queue a second copy while it waits. At most
+// AccountSlots deliveries of one account are sent at once; a task over the
+// limit is put back (ErrAccountBusy) and its worker slot serves another
+// account. The body carries a bounded excerpt of the job's output (payload.go).
 package delivery
 
 import (
@@ -270,7 +277,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, int(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return t.Sub(now)
