@@ -2,16 +2,14 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -69,8 +67,13 @@ func (s *Server) jobDeliveries(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"data": out})
 }
 
+// retriesPerMinute limits POST /v1/jobs/{id}/deliveries/retry per account.
+const retriesPerMinute = 10
+
 // retryDelivery is POST /v1/jobs/{id}/deliveries/retry: send the job's
-// webhook again now, whatever became of it before.
+// webhook again now, whatever became of it before. A retry asked for while
+// the delivery is pending and due (one is waiting to go out) changes
+// nothing: the waiting send is the retry.
 func (s *Server) retryDelivery(c echo.Context) error {
 	id, err := s.ownJobID(c)
 	if err != nil {
@@ -78,15 +81,23 @@ func (s *Server) retryDelivery(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	p := principal(c)
-	d, err := s.store.RetryDelivery(ctx, p.AccountID, id)
+	if s.limiter != nil {
+		dec, err := s.limiter.DeliveryRetries(ctx, p.AccountID, retriesPerMinute)
+		if err != nil {
+			return apperr.Wrap(err, apperr.Unavailable, "rate limits cannot be checked right now")
+		}
+		ratelimit.SetHeaders(c.Response().Header(), dec)
+		if !dec.Allowed {
+			return dec.Err()
+		}
+	}
+	d, _, err := s.store.RetryDelivery(ctx, p.AccountID, id)
 	if err != nil {
 		return err
 	}
-	task, err := tasks.NewDeliverWebhook(d.ID, "manual-"+strconv.FormatInt(time.Now().UnixNano(), 36), s.webhookQueue)
-	if err == nil {
-		_, err = s.enqueuer.EnqueueContext(ctx, task)
-	}
-	if err != nil {
+	// The task of the delivery's next attempt: queued, or moved to now if
+	// it was scheduled later; one that waits already is left alone.
+	if _, err := s.ensureDelivery(ctx, d, true); err != nil {
 		// The delivery is pending and due: the reconciler's sweep sends it.
 		return apperr.Wrap(err, apperr.Unavailable, "the queue is unavailable; the delivery will be sent later")
 	}
@@ -95,6 +106,17 @@ func (s *Server) retryDelivery(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, v)
+}
+
+// ensureDelivery queues the task of a delivery's next attempt unless it is
+// queued already (see tasks.EnsureDeliverWebhook).
+func (s *Server) ensureDelivery(ctx context.Context, d store.Delivery, runNow bool) (bool, error) {
+	var inspector tasks.TaskInspector
+	if s.queueInspector != nil {
+		inspector = s.queueInspector
+	}
+	return tasks.EnsureDeliverWebhook(ctx, s.enqueuer, inspector, d.ID, d.AccountID, d.Attempts, s.webhookQueue,
+		time.Time{}, runNow)
 }
 
 // rotateWebhookSecret is POST /v1/account/webhook-secret/rotate: a new
@@ -119,12 +141,9 @@ func (s *Server) sendWebhook(ctx context.Context, job store.Job) {
 	}
 	d, err := s.store.DeliveryForJob(ctx, job.AccountID, job.ID)
 	if err == nil {
-		var task *asynq.Task
-		if task, err = tasks.NewDeliverWebhook(d.ID, "first", s.webhookQueue); err == nil {
-			_, err = s.enqueuer.EnqueueContext(ctx, task)
-		}
+		_, err = s.ensureDelivery(ctx, d, false)
 	}
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err != nil {
 		s.log.Info("webhook delivery left to the reconciler's sweep", zap.String("job_id", job.ID.String()), zap.Error(err))
 	}
 }

@@ -259,7 +259,10 @@ func (s *Server) createJobs(c echo.Context) error {
 		return apperr.Validation(apperr.FieldError{Field: "jobs",
 			Message: fmt.Sprintf("must hold 1 to %d job requests, got %d", maxBatch, len(req.Jobs))})
 	}
-	ctx := c.Request().Context()
+	// Every distinct webhook host of the batch is resolved once, all at the
+	// same time, under one deadline; the jobs are then validated against
+	// the answers.
+	ctx := withCheckedWebhooks(c.Request().Context(), s.webhooks, req.Jobs)
 	p := principal(c)
 	actor := actorOf(c)
 	out := make([]batchItem, len(req.Jobs))
@@ -393,7 +396,7 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		case len(u) > maxWebhookURL:
 			bad("webhook_url", "is longer than %d bytes", maxWebhookURL)
 		default:
-			if err := s.webhooks.CheckURL(ctx, u); err != nil {
+			if err := s.checkWebhookURL(ctx, u); err != nil {
 				bad("webhook_url", "%s", strings.TrimPrefix(err.Error(), webhook.ErrForbidden.Error()+": "))
 			}
 		}
@@ -435,6 +438,43 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		return store.Job{}, apperr.Validation(errs...)
 	}
 	return j, nil
+}
+
+// checkedWebhooksKey holds the verdicts on a batch's webhook URLs.
+type checkedWebhooksKey struct{}
+
+// withCheckedWebhooks checks the webhook URLs of a batch's job requests
+// together (webhook.Policy.CheckURLs) and keeps the verdicts in the context
+// for checkWebhookURL. A request that does not decode is skipped here and
+// refused by its own validation.
+func withCheckedWebhooks(ctx context.Context, policy webhook.Policy, jobs []json.RawMessage) context.Context {
+	var urls []string
+	for _, raw := range jobs {
+		var r struct {
+			WebhookURL *string `json:"webhook_url"`
+		}
+		if json.Unmarshal(raw, &r) != nil || r.WebhookURL == nil {
+			continue
+		}
+		if u := strings.TrimSpace(*r.WebhookURL); len(u) <= maxWebhookURL {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, checkedWebhooksKey{}, policy.CheckURLs(ctx, urls))
+}
+
+// checkWebhookURL checks a job's webhook URL, with the batch's verdict when
+// there is one.
+func (s *Server) checkWebhookURL(ctx context.Context, u string) error {
+	if checked, ok := ctx.Value(checkedWebhooksKey{}).(map[string]error); ok {
+		if err, ok := checked[u]; ok {
+			return err
+		}
+	}
+	return s.webhooks.CheckURL(ctx, u)
 }
 
 type exportedFunc struct{ Params []string }

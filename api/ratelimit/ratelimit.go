@@ -62,6 +62,16 @@ func (l *Limiter) Uploads(ctx context.Context, accountID uuid.UUID, perMinute in
 		fmt.Sprintf("more than %d module uploads per minute", perMinute))
 }
 
+// DeliveryRetries checks one manual webhook retry by an account against
+// perMinute (0: unlimited).
+func (l *Limiter) DeliveryRetries(ctx context.Context, accountID uuid.UUID, perMinute int) (Decision, error) {
+	if perMinute <= 0 {
+		return Decision{Allowed: true}, nil
+	}
+	return l.check(ctx, "delivery-retries:"+accountID.String(), redis_rate.PerMinute(perMinute), 1, apperr.RateLimited,
+		fmt.Sprintf("more than %d webhook retries per minute", perMinute))
+}
+
 // Runs checks n new runs by an account against its per-minute and per-day
 // limits (0: unlimited). The minute limit answers rate_limited, the day
 // limit quota_exceeded.

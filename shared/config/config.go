@@ -118,6 +118,10 @@ type Worker struct {
 	// WebhookConcurrency is how many deliveries a worker sends at once, on
 	// an asynq server of their own.
 	WebhookConcurrency int // WIZARD_WEBHOOK_CONCURRENCY, default 10
+	// WebhookAccountConcurrency is how many deliveries of one account are
+	// sent at once across all workers, so that one account's slow
+	// receivers cannot hold every delivery slot.
+	WebhookAccountConcurrency int // WIZARD_WEBHOOK_ACCOUNT_CONCURRENCY, default 3
 	// ReconcileInterval is the pause between reconciler passes (0: off).
 	ReconcileInterval time.Duration // WIZARD_RECONCILE_INTERVAL, default 10s
 	// ReconcileQueuedAfter is how long a job may sit queued before the
@@ -280,15 +284,16 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		ModuleCacheBytes:  int64(r.integer("WIZARD_MODULE_CACHE_BYTES", DefaultModuleCacheBytes, 16<<20, 1<<50)),
 		CompileCacheBytes: int64(r.integer("WIZARD_COMPILE_CACHE_BYTES", DefaultCompileCacheBytes, 16<<20, 1<<50)),
 
-		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 30*time.Second, 20*time.Second, 24*time.Hour),
-		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),
-		ReconcileInterval:     r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
-		ReconcileQueuedAfter:  r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),
-		ReconcileRunningGrace: r.duration("WIZARD_RECONCILE_RUNNING_GRACE", 2*time.Minute, 10*time.Second, 24*time.Hour),
-		HeartbeatInterval:     r.duration("WIZARD_WORKER_HEARTBEAT_INTERVAL", DefaultHeartbeatInterval, 100*time.Millisecond, time.Minute),
-		Lease:                 r.duration("WIZARD_WORKER_LEASE", DefaultLease, time.Second, time.Hour),
-		MaxAttempts:           r.integer("WIZARD_MAX_ATTEMPTS", 3, 1, 100),
-		Retention:             r.duration("WIZARD_RETENTION", 720*time.Hour, 0, 100*365*24*time.Hour),
+		WebhookSweepAfter:         r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 30*time.Second, 20*time.Second, 24*time.Hour),
+		WebhookConcurrency:        r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),
+		WebhookAccountConcurrency: r.integer("WIZARD_WEBHOOK_ACCOUNT_CONCURRENCY", 3, 1, 1000),
+		ReconcileInterval:         r.duration("WIZARD_RECONCILE_INTERVAL", 10*time.Second, 0, time.Hour),
+		ReconcileQueuedAfter:      r.duration("WIZARD_RECONCILE_QUEUED_AFTER", 30*time.Second, time.Second, 24*time.Hour),
+		ReconcileRunningGrace:     r.duration("WIZARD_RECONCILE_RUNNING_GRACE", 2*time.Minute, 10*time.Second, 24*time.Hour),
+		HeartbeatInterval:         r.duration("WIZARD_WORKER_HEARTBEAT_INTERVAL", DefaultHeartbeatInterval, 100*time.Millisecond, time.Minute),
+		Lease:                     r.duration("WIZARD_WORKER_LEASE", DefaultLease, time.Second, time.Hour),
+		MaxAttempts:               r.integer("WIZARD_MAX_ATTEMPTS", 3, 1, 100),
+		Retention:                 r.duration("WIZARD_RETENTION", 720*time.Hour, 0, 100*365*24*time.Hour),
 	}
 	if c.ReconcileRunningGrace < c.CompileTimeout+10*time.Second {
 		r.errs = append(r.errs, fmt.Errorf("WIZARD_RECONCILE_RUNNING_GRACE=%s must exceed WIZARD_COMPILE_TIMEOUT=%s by at least 10s, or jobs still compiling would be taken from live workers",

@@ -4,6 +4,7 @@
 package tasks
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -145,35 +146,56 @@ func WebhookQueue(namespace string) string { return namespace + WebhooksQueue }
 // DeliverWebhook is the payload of TypeDeliverWebhook.
 type DeliverWebhook struct {
 	DeliveryID uuid.UUID `json:"delivery_id"`
+	// AccountID is the delivery's account, so that a task of an account at
+	// its limit of deliveries in flight is put back without a database read.
+	AccountID uuid.UUID `json:"account_id,omitzero"`
+	// Attempt is the number of attempts the delivery had when the task was
+	// queued: the task makes attempt Attempt+1. Nil in tasks queued by
+	// earlier versions.
+	Attempt *int `json:"attempt,omitempty"`
 }
 
 // WebhookAttempts is how many times a delivery is tried: immediately, then
 // after each delay of the retry schedule.
 const WebhookAttempts = 8
 
-// NewDeliverWebhook builds the task that delivers a webhook; tag makes its
-// task ID unique per reason to send (first send, manual retry), while a
-// second enqueue for the same reason is refused by asynq.
-func NewDeliverWebhook(id uuid.UUID, tag, queue string) (*asynq.Task, error) {
-	payload, err := json.Marshal(DeliverWebhook{DeliveryID: id})
+// DeliverWebhookTimeout is asynq's deadline for one delivery task (an
+// attempt is limited to 10 s; the rest covers the database).
+const DeliverWebhookTimeout = time.Minute
+
+// DeliverWebhookID is the task ID of the send that makes a delivery's
+// attempt number attempt+1. There is one task per attempt: whoever queues it
+// (the end of the job, the reconciler's sweep, a manual retry, the attempt
+// before) gets the same ID, so asynq refuses a second copy while one waits.
+func DeliverWebhookID(id uuid.UUID, attempt int) string {
+	return "delivery:" + id.String() + ":" + strconv.Itoa(attempt)
+}
+
+// NewDeliverWebhook builds the task that makes attempt number attempt+1 of
+// a delivery of account accountID (see DeliverWebhookID).
+func NewDeliverWebhook(id, accountID uuid.UUID, attempt int, queue string, opts ...asynq.Option) (*asynq.Task, error) {
+	payload, err := json.Marshal(DeliverWebhook{DeliveryID: id, AccountID: accountID, Attempt: &attempt})
 	if err != nil {
 		return nil, fmt.Errorf("encode delivery payload: %w", err)
 	}
-	return asynq.NewTask(TypeDeliverWebhook, payload,
-		asynq.TaskID("delivery:"+id.String()+":"+tag),
+	return asynq.NewTask(TypeDeliverWebhook, payload, append([]asynq.Option{
+		asynq.TaskID(DeliverWebhookID(id, attempt)),
 		asynq.Queue(queue),
-		asynq.MaxRetry(WebhookAttempts-1),
-		asynq.Timeout(time.Minute),
-	), nil
+		asynq.MaxRetry(WebhookAttempts - 1), // platform errors; the schedule queues a task per attempt
+		asynq.Timeout(DeliverWebhookTimeout),
+	}, opts...)...), nil
 }
 
 // ParseDeliverWebhook decodes a TypeDeliverWebhook payload.
-func ParseDeliverWebhook(payload []byte) (uuid.UUID, error) {
+func ParseDeliverWebhook(payload []byte) (DeliverWebhook, error) {
 	var p DeliverWebhook
 	if err := json.Unmarshal(payload, &p); err != nil || p.DeliveryID == uuid.Nil {
-		return uuid.Nil, fmt.Errorf("decode delivery payload: %w", errors.Join(err, errors.New("delivery_id missing")))
+		return DeliverWebhook{}, fmt.Errorf("decode delivery payload: %w", errors.Join(err, errors.New("delivery_id missing")))
 	}
-	return p.DeliveryID, nil
+	if p.Attempt != nil && (*p.Attempt < 0 || *p.Attempt > 1<<20) {
+		return DeliverWebhook{}, fmt.Errorf("decode delivery payload: attempt %d out of range", *p.Attempt)
+	}
+	return p, nil
 }
 
 // The doorbell: a fast path around asynq's polling. After a run task is
@@ -217,4 +239,73 @@ func ParseDoorbellEntry(s string) (uuid.UUID, time.Time, error) {
 		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: %w", s, err)
 	}
 	return id, time.UnixMilli(ms), nil
+}
+
+// TaskEnqueuer puts a task on a queue (asynq's Client).
+type TaskEnqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// TaskInspector looks at and moves queued tasks (asynq's Inspector).
+type TaskInspector interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	DeleteTask(queue, id string) error
+	RunTask(queue, id string) error
+}
+
+// EnsureDeliverWebhook makes sure the task of a delivery's next attempt
+// (number attempt+1) is queued, to run at `at` (at once when at is past),
+// without ever making a second copy: an existing task of that attempt
+// (waiting, scheduled, put back, or being sent) is left as it is, except
+// that runNow moves a scheduled one to now; one that asynq archived or
+// completed is replaced. queued reports whether a task was added or moved.
+// inspector may be nil: an existing task is then always left alone.
+func EnsureDeliverWebhook(ctx context.Context, client TaskEnqueuer, inspector TaskInspector, id, accountID uuid.UUID,
+	attempt int, queue string, at time.Time, runNow bool) (queued bool, err error) {
+	var opts []asynq.Option
+	if time.Until(at) > 0 {
+		opts = append(opts, asynq.ProcessAt(at))
+	}
+	task, err := NewDeliverWebhook(id, accountID, attempt, queue, opts...)
+	if err != nil {
+		return false, err
+	}
+	_, err = client.EnqueueContext(ctx, task)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, fmt.Errorf("enqueue delivery: %w", err)
+	}
+	if inspector == nil {
+		return false, nil
+	}
+	tid := DeliverWebhookID(id, attempt)
+	info, err := inspector.GetTaskInfo(queue, tid)
+	if err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return false, nil // gone meanwhile: whoever ran it recorded the attempt
+		}
+		return false, fmt.Errorf("inspect delivery task: %w", err)
+	}
+	switch info.State {
+	case asynq.TaskStateScheduled, asynq.TaskStateRetry:
+		if !runNow {
+			return false, nil
+		}
+		if err := inspector.RunTask(queue, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return false, fmt.Errorf("run delivery task: %w", err)
+		}
+		return true, nil
+	case asynq.TaskStateArchived, asynq.TaskStateCompleted:
+		if err := inspector.DeleteTask(queue, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return false, fmt.Errorf("delete stale delivery task: %w", err)
+		}
+		if _, err := client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return false, fmt.Errorf("enqueue delivery: %w", err)
+		}
+		return true, nil
+	default: // pending, active, aggregating: it goes out as it is
+		return false, nil
+	}
 }

@@ -14,10 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -178,10 +176,8 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
-	enqueueDelivery := func(ctx context.Context, id uuid.UUID) error {
-		return delivery.Enqueue(ctx, client, id, "first", webhookQueue)
-	}
 	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log,
 		Finished: func(ctx context.Context, job store.Job) {
 			if job.WebhookURL == nil {
@@ -189,7 +185,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 			}
 			d, err := st.DeliveryForJob(ctx, job.AccountID, job.ID)
 			if err == nil {
-				err = enqueueDelivery(ctx, d.ID)
+				_, err = delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
 			}
 			if err != nil { // the reconciler's sweep sends it later
 				log.Warn("webhook delivery not queued", zap.String("job_id", job.ID.String()), zap.Error(err))
@@ -260,9 +256,13 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 
 	// Webhook deliveries on an asynq server of their own: a slow receiver
-	// holds a delivery slot, never a job slot.
-	sender := delivery.New(st, webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
-		log.Named("webhooks"), m)
+	// holds a delivery slot, never a job slot, and one account holds at
+	// most WIZARD_WEBHOOK_ACCOUNT_CONCURRENCY of them across the workers.
+	sender := delivery.New(delivery.Config{Store: st,
+		Policy: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
+		Log:    log.Named("webhooks"), Obs: m, Client: client, Inspector: inspector, Queue: webhookQueue,
+		Slots: delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
+	})
 	hooks := asynq.NewServeMux()
 	hooks.Handle(tasks.TypeDeliverWebhook, sender)
 	w.hooks = asynq.NewServerFromRedisClient(rdb, asynq.Config{
@@ -273,6 +273,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		Logger:            log.Named("asynq-webhooks").Sugar(),
 		LogLevel:          asynq.WarnLevel,
 		RetryDelayFunc:    delivery.RetryDelay,
+		IsFailure:         delivery.IsFailure,
 	})
 	if err := w.hooks.Start(hooks); err != nil {
 		w.srv.shutdown()
@@ -288,11 +289,10 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
 			RunningGrace: cfg.ReconcileRunningGrace, Lease: cfg.Lease,
 			MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
-			EnqueueDelivery: func(ctx context.Context, id uuid.UUID) error {
-				// A task ID of its own per sweep period: a task asynq archived
-				// (or still holds) cannot keep the delivery from going out.
-				tag := "sweep-" + strconv.FormatInt(time.Now().Unix()/int64(cfg.WebhookSweepAfter.Seconds()), 10)
-				return delivery.Enqueue(ctx, client, id, tag, webhookQueue)
+			EnqueueDelivery: func(ctx context.Context, d store.Delivery) (bool, error) {
+				// The task of the delivery's next attempt: left alone when it
+				// waits, replaced when asynq archived it, added when lost.
+				return delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
 			},
 			DeliveryLate: cfg.WebhookSweepAfter,
 		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))

@@ -6,11 +6,18 @@
 // 10 h and 10 h (each ±10 %), or after the receiver's Retry-After when that is
 // later; 2xx is delivered, 410 stops, anything else (or no answer) retries.
 // Every attempt is a row; the body and the webhook-id are the same each time.
+//
+// Each attempt is a task of its own (tasks.DeliverWebhookID: the delivery and
+// the number of attempts before it), queued by the attempt before it for its
+// time, so that no one can queue a second copy while it waits. At most
+// AccountSlots deliveries of one account are sent at once; a task over the
+// limit is put back (ErrAccountBusy) and its worker slot serves another
+// account. The body carries a bounded excerpt of the job's output (payload.go).
 package delivery
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +32,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
-	"github.com/wasmwizard/wasmwizard/shared/jobview"
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
@@ -46,8 +53,25 @@ type Observer interface {
 	Delivered(outcome string, d time.Duration)
 }
 
+// Config is what a Sender is built from.
+type Config struct {
+	Store  *store.Store
+	Policy webhook.Policy
+	Log    *zap.Logger
+	Obs    Observer // nil: no metrics
+	// Client and Inspector queue the task of each retry; Queue is the
+	// webhooks queue. Without Client, a retry is asked of asynq instead
+	// (the task is retried after RetryDelay).
+	Client    tasks.TaskEnqueuer
+	Inspector tasks.TaskInspector
+	Queue     string
+	// Slots limits deliveries in flight per account (nil: no limit).
+	Slots *AccountSlots
+}
+
 // Sender delivers webhooks.
 type Sender struct {
+	cfg    Config
 	store  *store.Store
 	client *http.Client
 	log    *zap.Logger
@@ -55,9 +79,12 @@ type Sender struct {
 	now    func() time.Time
 }
 
-// New returns a Sender whose connections follow policy.
-func New(st *store.Store, policy webhook.Policy, log *zap.Logger, obs Observer) *Sender {
-	return &Sender{store: st, client: policy.Client(), log: log, obs: obs, now: time.Now}
+// New returns a Sender.
+func New(cfg Config) *Sender {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return &Sender{cfg: cfg, store: cfg.Store, client: cfg.Policy.Client(), log: cfg.Log, obs: cfg.Obs, now: time.Now}
 }
 
 // retryError asks asynq to try again after a given delay.
@@ -74,22 +101,72 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.As(err, &re) {
 		return re.after
 	}
+	if errors.Is(err, ErrAccountBusy) {
+		return time.Second + time.Duration(rand.Int64N(int64(time.Second))) //nolint:gosec // jitter, not a secret
+	}
 	return min(time.Duration(n+1)*5*time.Second, time.Minute)
 }
 
+// IsFailure is asynq's IsFailure for the webhooks server: a delivery put
+// back because its account is at its limit has not failed (and does not use
+// up the task's retries).
+func IsFailure(err error) bool { return !errors.Is(err, ErrAccountBusy) }
+
 // ProcessTask implements asynq.Handler.
 func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	id, err := tasks.ParseDeliverWebhook(t.Payload())
+	p, err := tasks.ParseDeliverWebhook(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	d, err := s.store.GetDelivery(ctx, id)
+	if p.AccountID != uuid.Nil {
+		release, err := s.slot(ctx, p.AccountID)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	d, err := s.store.GetDelivery(ctx, p.DeliveryID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil // purged with its job
+	}
 	if err != nil {
 		return err // retried: the database may be back soon
 	}
 	if d.Status != "pending" {
 		return nil
 	}
+	if p.Attempt != nil && *p.Attempt != d.Attempts {
+		// This attempt was made (by this task, whose retry is queuing the
+		// next one, or by another copy): make sure the next one is queued.
+		return s.queueNext(ctx, d)
+	}
+	if p.AccountID == uuid.Nil { // a task queued by an earlier version
+		release, err := s.slot(ctx, d.AccountID)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	return s.attempt(ctx, d)
+}
+
+// slot takes one of the account's slots, or answers ErrAccountBusy.
+func (s *Sender) slot(ctx context.Context, account uuid.UUID) (func(), error) {
+	if s.cfg.Slots == nil {
+		return func() {}, nil
+	}
+	release, ok, err := s.cfg.Slots.Acquire(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrAccountBusy
+	}
+	return release, nil
+}
+
+// attempt sends the delivery once and records the attempt.
+func (s *Sender) attempt(ctx context.Context, d store.Delivery) error {
 	body, err := s.body(ctx, d)
 	if err != nil {
 		return err
@@ -103,18 +180,18 @@ func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, webhook.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, d.URL, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		return s.finish(ctx, d, store.Attempt{Error: ptr("bad URL: " + err.Error())}, "failed", time.Time{})
+		return s.finish(ctx, d, store.Attempt{Error: ptr("the URL is not valid")}, "failed", time.Time{})
 	}
 	webhook.Headers(req.Header, d.ID.String(), ts, sig)
 	start := s.now()
 	res, err := s.client.Do(req)
 	a := store.Attempt{DurationMS: int(time.Since(start).Milliseconds())}
 	if err != nil {
-		a.Error = ptr(err.Error())
+		a.Error = ptr(webhook.DescribeError(err))
 		return s.retryOrFail(ctx, d, a, 0)
 	}
 	defer func() { _ = res.Body.Close() }()
@@ -122,7 +199,7 @@ func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
 	code := res.StatusCode
 	a.StatusCode = &code
-	a.ResponseExcerpt = ptr(strings.ToValidUTF8(string(b), "\uFFFD"))
+	a.ResponseExcerpt = ptr(string(b))
 	switch {
 	case code >= 200 && code < 300:
 		return s.finish(ctx, d, a, "delivered", time.Time{})
@@ -135,24 +212,14 @@ func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 }
 
-// body builds the event the first time and returns the stored bytes after.
-func (s *Sender) body(ctx context.Context, d store.Delivery) ([]byte, error) {
-	if d.Payload != nil {
-		return d.Payload, nil
+// queueNext makes sure the task of the delivery's next attempt is queued.
+func (s *Sender) queueNext(ctx context.Context, d store.Delivery) error {
+	if s.cfg.Client == nil {
+		return nil
 	}
-	job, err := s.store.GetJob(ctx, d.AccountID, d.JobID)
-	if err != nil {
-		return nil, err
-	}
-	ts := job.UpdatedAt
-	if job.FinishedAt != nil {
-		ts = *job.FinishedAt
-	}
-	b, err := json.Marshal(map[string]any{"type": d.EventType, "timestamp": ts.UTC().Format(time.RFC3339Nano), "data": jobview.From(job)})
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	return s.store.FixPayload(ctx, d.ID, b)
+	_, err := tasks.EnsureDeliverWebhook(ctx, s.cfg.Client, s.cfg.Inspector, d.ID, d.AccountID, d.Attempts,
+		s.cfg.Queue, d.NextAttemptAt, false)
+	return err
 }
 
 func (s *Sender) retryOrFail(ctx context.Context, d store.Delivery, a store.Attempt, after time.Duration) error {
@@ -164,10 +231,17 @@ func (s *Sender) retryOrFail(ctx context.Context, d store.Delivery, a store.Atte
 	if after > delay {
 		delay = min(after, maxRetryAfter)
 	}
-	if err := s.finish(ctx, d, a, "pending", s.now().Add(delay)); err != nil {
+	next := s.now().Add(delay)
+	if err := s.finish(ctx, d, a, "pending", next); err != nil {
 		return err
 	}
-	return &retryError{after: delay, cause: deref(a.Error)}
+	if s.cfg.Client == nil {
+		return &retryError{after: delay, cause: deref(a.Error)}
+	}
+	// The next attempt is a task of its own; should queuing it fail, this
+	// task is retried and queues it then (the attempt is not made twice).
+	d.Attempts, d.NextAttemptAt = attempt, next
+	return s.queueNext(ctx, d)
 }
 
 func (s *Sender) finish(ctx context.Context, d store.Delivery, a store.Attempt, outcome string, next time.Time) error {
@@ -177,7 +251,17 @@ func (s *Sender) finish(ctx context.Context, d store.Delivery, a store.Attempt, 
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := s.store.RecordAttempt(wctx, d.ID, a, outcome, next); err != nil {
-		return err
+		if apperr.CodeOf(err) == apperr.Unavailable {
+			return err // the database is away: the task is retried
+		}
+		// The database refused the row itself: record the attempt without
+		// what the receiver said, so that it counts (and the cap applies).
+		s.log.Warn("webhook attempt recorded without its answer", zap.String("delivery_id", d.ID.String()), zap.Error(err))
+		a.ResponseExcerpt = nil
+		a.Error = ptr(deref(a.Error) + " (the receiver's answer could not be stored)")
+		if err := s.store.RecordAttempt(wctx, d.ID, a, outcome, next); err != nil {
+			return err
+		}
 	}
 	if s.obs != nil {
 		s.obs.Delivered(outcome, time.Duration(a.DurationMS)*time.Millisecond)
@@ -193,7 +277,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, int(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return t.Sub(now)
@@ -205,11 +289,26 @@ func jitter(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d)) //nolint:gosec // jitter, not a secret
 }
 
+// ptr returns text that Postgres stores whatever bytes it came from: valid
+// UTF-8 without NUL, at most excerpt bytes.
 func ptr(s string) *string {
+	s = clean(s)
+	return &s
+}
+
+func clean(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return &s
+	s = strings.ReplaceAll(s, "\x00", "")
+	if len(s) > excerpt {
+		cut := excerpt
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 func deref(s *string) string {
@@ -219,15 +318,9 @@ func deref(s *string) string {
 	return *s
 }
 
-// Enqueue queues the first send of a delivery (or another send, with a
-// different tag).
-func Enqueue(ctx context.Context, client *asynq.Client, id uuid.UUID, tag, queue string) error {
-	task, err := tasks.NewDeliverWebhook(id, tag, queue)
-	if err != nil {
-		return err
-	}
-	if _, err := client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue delivery: %w", err)
-	}
-	return nil
+// Enqueue queues the send of a delivery's next attempt (the first when it
+// has none yet) unless it is queued already; queued reports whether it was
+// not.
+func Enqueue(ctx context.Context, client tasks.TaskEnqueuer, inspector tasks.TaskInspector, d store.Delivery, queue string) (queued bool, err error) {
+	return tasks.EnsureDeliverWebhook(ctx, client, inspector, d.ID, d.AccountID, d.Attempts, queue, time.Time{}, false)
 }

@@ -102,13 +102,15 @@ func setup(t *testing.T, url string) bundle {
 	require.True(t, ok)
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)
 	require.NoError(t, err, "finishing the job created its delivery")
-	sender := delivery.New(st, webhook.Policy{AllowPrivate: true, AllowHTTP: true}, zap.NewNop(), nil)
+	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true}, Log: zap.NewNop()})
 	return bundle{st: st, sender: sender, acct: a, job: j, d: d}
 }
 
+// send runs the task of the delivery's next attempt.
 func (b bundle) send(t *testing.T) error {
 	t.Helper()
-	task, err := tasks.NewDeliverWebhook(b.d.ID, "first", "q")
+	d, _ := b.delivery(t)
+	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, d.Attempts, "q")
 	require.NoError(t, err)
 	return b.sender.ProcessTask(context.Background(), task)
 }
@@ -201,11 +203,12 @@ func TestPrivateTargetsAreRefusedOnConnect(t *testing.T) {
 	r := newReceiver(t, b.acct.WebhookSecret)
 	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
 	require.NoError(t, err)
-	strict := delivery.New(b.st, webhook.Policy{AllowHTTP: true}, zap.NewNop(), nil)
-	task, err := tasks.NewDeliverWebhook(b.d.ID, "first", "q")
+	strict := delivery.New(delivery.Config{Store: b.st, Policy: webhook.Policy{AllowHTTP: true}})
+	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "q")
 	require.NoError(t, err)
 	require.Error(t, strict.ProcessTask(context.Background(), task))
 	require.Empty(t, r.got, "nothing reached the loopback receiver")
 	_, attempts := b.delivery(t)
 	require.Contains(t, *attempts[0].Error, "not allowed")
+	require.NotContains(t, *attempts[0].Error, "127.0.0.1", "the dialled address is not shown")
 }

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
@@ -68,12 +67,13 @@ type Config struct {
 	Retention time.Duration
 	// Batch bounds the rows each step touches per pass.
 	Batch int
-	// EnqueueDelivery queues a webhook delivery whose task was lost (nil:
-	// deliveries are not swept).
-	EnqueueDelivery func(ctx context.Context, id uuid.UUID) error
+	// EnqueueDelivery makes sure the task of a pending webhook delivery's
+	// next attempt is queued, and reports whether it had to queue it (nil:
+	// deliveries are not swept). It must not duplicate a task that is
+	// waiting (delivery.Enqueue does not).
+	EnqueueDelivery func(ctx context.Context, d store.Delivery) (bool, error)
 	// DeliveryLate is how overdue a pending webhook delivery must be before
-	// the sweep enqueues it again: long enough that asynq's own retries (and
-	// deliveries in flight) are not duplicated.
+	// the sweep looks at its task.
 	DeliveryLate time.Duration
 }
 
@@ -203,17 +203,20 @@ func (r *Reconciler) Pass(ctx context.Context) (Stats, error) {
 			}
 		}
 		if r.cfg.EnqueueDelivery != nil {
-			ids, err := r.store.DueDeliveries(ctx, r.cfg.DeliveryLate, r.cfg.Batch)
+			due, err := r.store.DueDeliveries(ctx, r.cfg.DeliveryLate, r.cfg.Batch)
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				if err := r.cfg.EnqueueDelivery(ctx, id); err != nil {
+			for _, d := range due {
+				queued, err := r.cfg.EnqueueDelivery(ctx, d)
+				if err != nil {
 					st.EnqueueErrs++
-					r.log.Warn("delivery enqueue failed", zap.String("delivery_id", id.String()), zap.Error(err))
+					r.log.Warn("delivery enqueue failed", zap.String("delivery_id", d.ID.String()), zap.Error(err))
 					continue
 				}
-				st.Deliveries++
+				if queued {
+					st.Deliveries++
+				}
 			}
 		}
 		if st.DeadWorkers, err = r.store.DeleteDeadWorkers(ctx, deadWorkerAfter, r.cfg.Batch); err != nil {
