@@ -186,6 +186,20 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
+// observe records one request. Every label is bounded: the method is one of
+// HTTP's standard methods or "other" (a client may send any token), the
+// route is a registered template or "unmatched", never the request's path,
+// and the status is one the server chose.
 func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+	m.requests.WithLabelValues(metricMethod(method), route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// metricMethod maps a request method to a bounded label value.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
