@@ -48,10 +48,12 @@ commands:
   migrate                                 apply database migrations and exit
   accounts create --name NAME [--tier T]  create an account (tier: free, basic, pro, ...)
   accounts list                           list accounts
-  accounts update --account ID --tier T   move an account to another tier
+  accounts update --account ID --tier T   move an account to another tier (applied
+                                          within WIZARD_AUTH_CACHE_TTL on every replica)
   keys create --account ID [--name NAME]  create an API key; the key is printed once
   keys list [--account ID]                list keys (never their secrets)
-  keys revoke --key ID                    revoke a key (refused from the next request on)
+  keys revoke --key ID                    revoke a key (refused within WIZARD_AUTH_CACHE_TTL,
+                                          default 2s, on every API replica)
 
 Configuration comes from WIZARD_* environment variables (docs/CONFIGURATION.md).
 `
