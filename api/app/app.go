@@ -30,6 +30,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -105,6 +106,9 @@ func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
 		// GOGC (and GOMEMLIMIT) in the environment take precedence.
 		debug.SetGCPercent(gcPercent)
 	}
+	// Every client connection is a descriptor: the soft limit goes up to
+	// the hard one before the first is accepted.
+	fdlimit.RaiseAndLog(log)
 	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
 	if err != nil {
 		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
@@ -313,9 +317,10 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version, AuthCacheTTL: cfg.AuthCacheTTL,
-		Limiter:      ratelimit.New(rdb, cfg.QueueNamespace),
-		Webhooks:     webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
-		WebhookQueue: tasks.WebhookQueue(cfg.QueueNamespace),
+		BodyStallTimeout: cfg.BodyStallTimeout,
+		Limiter:          ratelimit.New(rdb, cfg.QueueNamespace),
+		Webhooks:         webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
+		WebhookQueue:     tasks.WebhookQueue(cfg.QueueNamespace),
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -325,9 +330,11 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 	a.http = &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute, // large module uploads
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		// The whole request, large module uploads included; a body that
+		// stalls fails much sooner (WIZARD_BODY_STALL_TIMEOUT, in httpapi).
+		ReadTimeout: httpapi.RequestReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    zap.NewStdLog(log.Named("http")),
 	}
 	go func() {
 		if err := a.http.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

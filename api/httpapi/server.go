@@ -70,6 +70,9 @@ type Deps struct {
 	Version      string
 	// AuthCacheTTL is how long API key lookups are reused (0: not at all).
 	AuthCacheTTL time.Duration
+	// BodyStallTimeout is how long a request body may send nothing before
+	// the request fails with request_timeout (0: DefaultBodyStallTimeout).
+	BodyStallTimeout time.Duration
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -93,6 +96,7 @@ type Server struct {
 	bellQuietUntil atomic.Int64                              // unix ns; see ring
 	webhooks       webhook.Policy
 	webhookQueue   string
+	bodyStall      time.Duration
 	echo           *echo.Echo
 }
 
@@ -114,11 +118,15 @@ func New(d Deps) *Server {
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
 	}
+	s.bodyStall = d.BodyStallTimeout
+	if s.bodyStall <= 0 {
+		s.bodyStall = DefaultBodyStallTimeout
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(withRequestID, withSecurityHeaders, s.withAccessLog)
+	e.Use(s.withBodyGuard, withRequestID, withSecurityHeaders, s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

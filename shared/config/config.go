@@ -63,6 +63,9 @@ type API struct {
 	// changed tier reaches every replica within it. 0 turns the cache off;
 	// at most 5 s (the contract for revocation).
 	AuthCacheTTL time.Duration // WIZARD_AUTH_CACHE_TTL, default 2s
+	// BodyStallTimeout is how long a request body may send nothing before
+	// the API answers 408 request_timeout and closes the connection.
+	BodyStallTimeout time.Duration // WIZARD_BODY_STALL_TIMEOUT, default 10s
 }
 
 // Worker is the worker binary's configuration.
@@ -229,6 +232,8 @@ func LoadAPI(getenv Getenv) (API, error) {
 		ShutdownTimeout: r.duration("WIZARD_SHUTDOWN_TIMEOUT", 20*time.Second, 0, 10*time.Minute),
 		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 750*time.Millisecond, 10*time.Millisecond, time.Minute),
 		AuthCacheTTL:    r.duration("WIZARD_AUTH_CACHE_TTL", 2*time.Second, 0, 5*time.Second),
+
+		BodyStallTimeout: r.duration("WIZARD_BODY_STALL_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))

@@ -28,6 +28,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -72,6 +73,8 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	// Connections, sandbox pipes and module files are all descriptors.
+	fdlimit.RaiseAndLog(log)
 	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
 	if err != nil {
 		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
