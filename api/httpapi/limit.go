@@ -131,6 +131,11 @@ func (s *Server) withBodyGuard(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		})
 		err := next(c)
+		// net/http looks at the request's own body type after the
+		// handler: to half-close rather than reset a connection whose
+		// large body it did not read (which a client still writing would
+		// see as "connection reset" instead of the answer).
+		r.Body = b.rc
 		if !b.ended {
 			if err != nil {
 				// The answer is not written yet (withAccessLog writes
