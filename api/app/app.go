@@ -281,6 +281,7 @@ type API struct {
 	client  *asynq.Client
 	inspect *wasmmeta.Inspector
 	watch   *jobwatch.Hub
+	srv     *httpapi.Server
 	http    *http.Server
 	ln      net.Listener
 	done    chan error
@@ -312,12 +313,13 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Name: "wasmwizard_api_job_waits",
 		Help: "Requests waiting for a job to finish (?wait=, cancel, /api/execute) on this API process.",
 	}, func() float64 { return float64(watch.Waiting()) }))
-	srv := httpapi.New(httpapi.Deps{
+	a.srv = httpapi.New(httpapi.Deps{
 		Store: st, Redis: rdb, Enqueuer: a.client, Tasks: asynq.NewInspectorFromRedisClient(rdb),
 		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version, AuthCacheTTL: cfg.AuthCacheTTL,
-		BodyStallTimeout: cfg.BodyStallTimeout,
+		BodyStallTimeout: cfg.BodyStallTimeout, TrustedProxies: cfg.TrustedProxies,
+		AuthFailureLimit: cfg.AuthFailureLimit,
 		Limiter:          ratelimit.New(rdb, cfg.QueueNamespace),
 		Webhooks:         webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		WebhookQueue:     tasks.WebhookQueue(cfg.QueueNamespace),
@@ -328,7 +330,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		return nil, fmt.Errorf("WIZARD_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	a.http = &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           a.srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// The whole request, large module uploads included; a body that
 		// stalls fails much sooner (WIZARD_BODY_STALL_TIMEOUT, in httpapi).
@@ -360,6 +362,9 @@ func (a *API) Shutdown(ctx context.Context) error {
 }
 
 func (a *API) close() {
+	if a.srv != nil {
+		a.srv.Close() // pending audit summaries, before the store closes
+	}
 	_ = a.watch.Close()
 	_ = a.client.Close()
 	_ = a.rdb.Close()

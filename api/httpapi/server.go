@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -73,6 +74,17 @@ type Deps struct {
 	// BodyStallTimeout is how long a request body may send nothing before
 	// the request fails with request_timeout (0: DefaultBodyStallTimeout).
 	BodyStallTimeout time.Duration
+	// TrustedProxies are the networks whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (none: the peer's address is the
+	// client's, and no forwarding header is read).
+	TrustedProxies []*net.IPNet
+	// AuthFailureLimit is how many unknown API keys one source address may
+	// send per AuthFailureWindow before its lookups are refused (0: no
+	// limit).
+	AuthFailureLimit int
+	// AuthFailureWindow is the period of AuthFailureLimit and of the
+	// failed-authentication audit summaries (0: DefaultAuthFailureWindow).
+	AuthFailureWindow time.Duration
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -97,6 +109,8 @@ type Server struct {
 	webhooks       webhook.Policy
 	webhookQueue   string
 	bodyStall      time.Duration
+	trusted        []*net.IPNet
+	authFails      *authFailures
 	echo           *echo.Echo
 }
 
@@ -122,11 +136,14 @@ func New(d Deps) *Server {
 	if s.bodyStall <= 0 {
 		s.bodyStall = DefaultBodyStallTimeout
 	}
+	s.trusted = d.TrustedProxies
+	s.authFails = newAuthFailures(d.Store, d.Log, d.AuthFailureWindow, d.AuthFailureLimit)
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.withBodyGuard, withRequestID, withSecurityHeaders, s.withAccessLog)
+	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders, s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -179,6 +196,40 @@ func New(d Deps) *Server {
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// Close writes the failed-authentication summaries still pending; call it
+// once the HTTP server has stopped.
+func (s *Server) Close() { s.authFails.close() }
+
+// ipExtractor is how c.RealIP() finds the client's address: the TCP peer's,
+// unless the peer is a trusted proxy, in which case X-Forwarded-For is read
+// from the right, skipping trusted addresses. Echo's default would believe
+// X-Forwarded-For and X-Real-IP from anyone, and its XFF extractor trusts
+// loopback and private networks unless told otherwise.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// fromTrustedProxy says whether the request's TCP peer is a trusted proxy.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if len(s.trusted) == 0 {
+		return false
+	}
+	ip := net.ParseIP(echo.ExtractIPDirect()(r))
+	for _, n := range s.trusted {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
 
 type httpMetrics struct {
 	requests *prometheus.HistogramVec
