@@ -102,11 +102,12 @@ func TestUnknownKeysAreThrottledPerAddress(t *testing.T) {
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 	require.Equal(t, http.StatusOK, a.get(t, "/v1/account", a.key, nil).StatusCode, "a known key still passes")
 	require.Equal(t, http.StatusUnauthorized, a.get(t, "/v1/account", "", nil).StatusCode, "no credential: no lookup to spare")
+	require.Equal(t, http.StatusUnauthorized, a.get(t, "/v1/account", "not-a-key", nil).StatusCode, "malformed: no lookup either")
 
 	a.srv.Close()
 	rows := a.authRows(t)
 	require.Len(t, rows, 2)
-	require.Equal(t, map[string]any{"unknown_or_revoked": 4.0, "throttled": 1.0, "missing": 1.0}, rows[1]["reasons"])
+	require.Equal(t, map[string]any{"unknown_or_revoked": 4.0, "throttled": 1.0, "missing": 1.0, "malformed": 1.0}, rows[1]["reasons"])
 }
 
 // X-Forwarded-For and X-Forwarded-Proto count only from a trusted proxy:
@@ -134,4 +135,25 @@ func TestForwardingHeadersAreTrustedOnlyFromTrustedProxies(t *testing.T) {
 		require.NotEmpty(t, res.Header.Get("Strict-Transport-Security"))
 		require.Equal(t, "203.0.113.9", a.authRows(t)[0]["remote_ip"])
 	})
+}
+
+// When a window ends, its summary is written without waiting for shutdown,
+// and the next failure from the address opens a new window with a row of
+// its own.
+func TestFailedAuthSummaryIsWrittenWhenTheWindowEnds(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t, func(_ *redis.Client, d *httpapi.Deps) { d.AuthFailureWindow = time.Second })
+	for range 3 {
+		require.Equal(t, http.StatusUnauthorized, a.get(t, "/v1/account", "", nil).StatusCode)
+	}
+	require.Eventually(t, func() bool { return len(a.authRows(t)) >= 2 }, 10*time.Second, 20*time.Millisecond)
+	rows := a.authRows(t)
+	require.Len(t, rows, 2)
+	require.Equal(t, true, rows[1]["aggregated"])
+	require.EqualValues(t, 2, rows[1]["count"])
+
+	require.Equal(t, http.StatusUnauthorized, a.get(t, "/v1/account", "", nil).StatusCode)
+	rows = a.authRows(t)
+	require.Len(t, rows, 3)
+	require.Nil(t, rows[2]["aggregated"], "a new window starts with a row of its own")
 }

@@ -102,7 +102,7 @@ func (s *Server) withAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 			s.auditAuthFailure(c, "auth.failed", "missing", "")
 			return apperr.New(apperr.Unauthorized, "send an API key as 'Authorization: Bearer <key>'")
 		}
-		if !s.keyCached(key) {
+		if apikey.WellFormed(key) && !s.keyCached(key) {
 			// An address that sent too many unknown keys is refused
 			// further lookups (each costs Postgres) until its window
 			// ends; keys this replica already knows still pass.
@@ -157,9 +157,10 @@ func (s *Server) lookupKey(ctx context.Context, key string) (store.Principal, er
 	return p, nil
 }
 
-// keyCached says whether this replica holds a fresh lookup of key.
+// keyCached says whether this replica holds a fresh lookup of a well-formed
+// key.
 func (s *Server) keyCached(key string) bool {
-	if s.keys == nil || !apikey.WellFormed(key) {
+	if s.keys == nil {
 		return false
 	}
 	_, ok := s.keys.Peek(apikey.Hash(key))
