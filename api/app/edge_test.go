@@ -21,6 +21,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/app"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 )
 
@@ -195,6 +196,25 @@ func TestStalledBodyIsCutOff(t *testing.T) {
 		require.True(t, res.Close, "the answer closes the connection")
 		_, err := br.ReadByte()
 		require.ErrorIs(t, err, io.EOF)
+	})
+	t.Run("a long wait after the body", func(t *testing.T) {
+		t.Parallel()
+		// No worker: the job stays queued, and the answer comes when the
+		// wait ends, well past the stall limit, with the job as it is.
+		doc := fmt.Sprintf(`{"module_id":%q}`, p.upload(key, fixtures.Hello))
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = fmt.Fprintf(c, "POST /v1/jobs?wait=3s HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer %s\r\n"+
+			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", key, len(doc), doc)
+		require.NoError(t, err)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(30*time.Second)))
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", body)
+		require.Contains(t, string(body), `"status":"queued"`)
 	})
 	t.Run("slow but steady", func(t *testing.T) {
 		t.Parallel()

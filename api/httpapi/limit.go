@@ -73,7 +73,11 @@ type guardedBody struct {
 }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
-	if b.ctl != nil {
+	// Once the body has ended, net/http reads the connection in the
+	// background (to notice a client that goes away) with no deadline; one
+	// set now would fail that read later and cancel the request's context,
+	// cutting a long ?wait= short.
+	if b.ctl != nil && !b.ended {
 		d := time.Now().Add(b.stall)
 		if d.After(b.end) {
 			d = b.end
