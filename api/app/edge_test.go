@@ -156,6 +156,25 @@ func TestStalledBodiesDoNotHoldTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, get("/healthz", ""))
 }
 
+// The worker's health server answers a request that announces a body it
+// never sends at once, and closes the connection, instead of waiting for the
+// body forever (it had no read timeout).
+func TestWorkerHealthIgnoresStalledBodies(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	c, err := net.Dial("tcp", strings.TrimPrefix(p.workerURL, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: worker\r\nContent-Length: 200000\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(30*time.Second))) // only against a hang
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.True(t, res.Close)
+}
+
 // An authenticated body that stops arriving is cut off after
 // WIZARD_BODY_STALL_TIMEOUT with 408 request_timeout, and the connection is
 // closed; a body that keeps arriving, however slowly, is read.

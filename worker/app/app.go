@@ -281,13 +281,29 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	})
 	hm.HandleFunc("GET /readyz", w.readyz)
 	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	w.http = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
+	// Its routes take no body: a request is read within 10 s, whatever it
+	// announces, and idle connections go after 2 minutes, so no client
+	// holds one of the worker's descriptors for long.
+	w.http = &http.Server{Handler: closeOnBody(hm), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := w.http.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server stopped", zap.Error(err))
 		}
 	}()
 	return w, nil
+}
+
+// closeOnBody answers a request that announces a body with "Connection:
+// close": the worker's routes read none, and net/http would otherwise wait
+// for the body before answering, to reuse the connection.
+func closeOnBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			rw.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(rw, r)
+	})
 }
 
 // Addr is the address the health and metrics server listens on.
