@@ -33,8 +33,12 @@ set -a
 . data/dev.env
 export WIZARD_LOG_FORMAT=${WIZARD_LOG_FORMAT:-console}
 export WIZARD_DATA_DIR=${WIZARD_DATA_DIR:-$PWD/data/worker}
+# Loopback only: a development API with a known key and admin token must not
+# be reachable from the network. Set the addresses to listen elsewhere.
+export WIZARD_HTTP_ADDR=${WIZARD_HTTP_ADDR:-127.0.0.1:8080}
+export WIZARD_WORKER_HTTP_ADDR=${WIZARD_WORKER_HTTP_ADDR:-127.0.0.1:8081}
 set +a
-API_ADDR=${WIZARD_HTTP_ADDR:-:8080}
+API_ADDR=$WIZARD_HTTP_ADDR
 API="http://127.0.0.1:${API_ADDR##*:}"
 
 say "migrating the database"
@@ -90,7 +94,7 @@ echo "Job $job finished:"
 echo "$result"
 echo
 cat <<TXT
-Wasm Wizard is running: API $API, worker health on :8081.
+Wasm Wizard is running: API $API, worker health on $WIZARD_WORKER_HTTP_ADDR.
 
 Your development API key (also in data/dev.env):
   export KEY=$KEY

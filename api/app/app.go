@@ -30,6 +30,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -48,10 +49,12 @@ commands:
   migrate                                 apply database migrations and exit
   accounts create --name NAME [--tier T]  create an account (tier: free, basic, pro, ...)
   accounts list                           list accounts
-  accounts update --account ID --tier T   move an account to another tier
+  accounts update --account ID --tier T   move an account to another tier (applied
+                                          within WIZARD_AUTH_CACHE_TTL on every replica)
   keys create --account ID [--name NAME]  create an API key; the key is printed once
   keys list [--account ID]                list keys (never their secrets)
-  keys revoke --key ID                    revoke a key (refused from the next request on)
+  keys revoke --key ID                    revoke a key (refused within WIZARD_AUTH_CACHE_TTL,
+                                          default 2s, on every API replica)
 
 Configuration comes from WIZARD_* environment variables (docs/CONFIGURATION.md).
 `
@@ -103,6 +106,9 @@ func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
 		// GOGC (and GOMEMLIMIT) in the environment take precedence.
 		debug.SetGCPercent(gcPercent)
 	}
+	// Every client connection is a descriptor: the soft limit goes up to
+	// the hard one before the first is accepted.
+	fdlimit.RaiseAndLog(log)
 	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
 	if err != nil {
 		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
@@ -275,6 +281,7 @@ type API struct {
 	client  *asynq.Client
 	inspect *wasmmeta.Inspector
 	watch   *jobwatch.Hub
+	srv     *httpapi.Server
 	http    *http.Server
 	ln      net.Listener
 	done    chan error
@@ -306,14 +313,16 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Name: "wasmwizard_api_job_waits",
 		Help: "Requests waiting for a job to finish (?wait=, cancel, /api/execute) on this API process.",
 	}, func() float64 { return float64(watch.Waiting()) }))
-	srv := httpapi.New(httpapi.Deps{
+	a.srv = httpapi.New(httpapi.Deps{
 		Store: st, Redis: rdb, Enqueuer: a.client, Tasks: asynq.NewInspectorFromRedisClient(rdb),
 		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version, AuthCacheTTL: cfg.AuthCacheTTL,
-		Limiter:      ratelimit.New(rdb, cfg.QueueNamespace),
-		Webhooks:     webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
-		WebhookQueue: tasks.WebhookQueue(cfg.QueueNamespace),
+		BodyStallTimeout: cfg.BodyStallTimeout, TrustedProxies: cfg.TrustedProxies,
+		AuthFailureLimit: cfg.AuthFailureLimit,
+		Limiter:          ratelimit.New(rdb, cfg.QueueNamespace),
+		Webhooks:         webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
+		WebhookQueue:     tasks.WebhookQueue(cfg.QueueNamespace),
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -321,11 +330,13 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		return nil, fmt.Errorf("WIZARD_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	a.http = &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           a.srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute, // large module uploads
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		// The whole request, large module uploads included; a body that
+		// stalls fails much sooner (WIZARD_BODY_STALL_TIMEOUT, in httpapi).
+		ReadTimeout: httpapi.RequestReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    zap.NewStdLog(log.Named("http")),
 	}
 	go func() {
 		if err := a.http.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -351,6 +362,9 @@ func (a *API) Shutdown(ctx context.Context) error {
 }
 
 func (a *API) close() {
+	if a.srv != nil {
+		a.srv.Close() // pending audit summaries, before the store closes
+	}
 	_ = a.watch.Close()
 	_ = a.client.Close()
 	_ = a.rdb.Close()

@@ -17,6 +17,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.InvalidModule:        http.StatusBadRequest,
 	apperr.ModuleTooLarge:       http.StatusRequestEntityTooLarge,
 	apperr.RequestTooLarge:      http.StatusRequestEntityTooLarge,
+	apperr.RequestTimeout:       http.StatusRequestTimeout,
 	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	apperr.NotFound:             http.StatusNotFound,
 	apperr.MethodNotAllowed:     http.StatusMethodNotAllowed,

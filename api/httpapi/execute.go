@@ -159,6 +159,10 @@ func readExecuteForm(mr *multipart.Reader, limit int64) (content, input []byte, 
 			}
 		case "input":
 			if input, err = io.ReadAll(io.LimitReader(part, maxStdinBytes+1)); err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) || apperr.As(err) != nil {
+					return nil, nil, err
+				}
 				return nil, nil, apperr.Validation(apperr.FieldError{Field: "input", Message: "could not be read"})
 			}
 			if len(input) > maxStdinBytes {
@@ -167,7 +171,7 @@ func readExecuteForm(mr *multipart.Reader, limit int64) (content, input []byte, 
 		default:
 			if _, err := io.Copy(io.Discard, part); err != nil {
 				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
+				if errors.As(err, &mbe) || apperr.As(err) != nil {
 					return nil, nil, err
 				}
 				return nil, nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body"})

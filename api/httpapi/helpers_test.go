@@ -29,6 +29,7 @@ type testAPI struct {
 	key     string
 	account store.Account
 	queue   string
+	srv     *httpapi.Server
 }
 
 // newTestAPI builds the server; adjust fills the dependencies a test varies
@@ -44,7 +45,9 @@ func newTestAPI(t *testing.T, adjust func(rdb *redis.Client, d *httpapi.Deps)) t
 	d := httpapi.Deps{Store: a.st, Redis: a.rdb, Inspector: wasmmeta.NewInspector(ctx), Log: zap.NewNop(),
 		Registry: prometheus.NewRegistry(), Queue: a.queue}
 	adjust(a.rdb, &d)
-	ts := httptest.NewServer(httpapi.New(d).Handler())
+	a.srv = httpapi.New(d)
+	t.Cleanup(a.srv.Close) // after the HTTP server closed
+	ts := httptest.NewServer(a.srv.Handler())
 	t.Cleanup(ts.Close)
 	a.url = ts.URL
 	a.account, err = a.st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")

@@ -47,7 +47,8 @@ func requestID(c echo.Context) string {
 }
 
 // withSecurityHeaders sets the headers every response carries.
-func withSecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+// X-Forwarded-Proto counts only from a trusted proxy.
+func (s *Server) withSecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -55,7 +56,8 @@ func withSecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
-		if c.Request().TLS != nil || c.Request().Header.Get("X-Forwarded-Proto") == "https" {
+		r := c.Request()
+		if r.TLS != nil || (r.Header.Get("X-Forwarded-Proto") == "https" && s.fromTrustedProxy(r)) {
 			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		}
 		return next(c)
@@ -100,12 +102,22 @@ func (s *Server) withAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 			s.auditAuthFailure(c, "auth.failed", "missing", "")
 			return apperr.New(apperr.Unauthorized, "send an API key as 'Authorization: Bearer <key>'")
 		}
+		if apikey.WellFormed(key) && !s.keyCached(key) {
+			// An address that sent too many unknown keys is refused
+			// further lookups (each costs Postgres) until its window
+			// ends; keys this replica already knows still pass.
+			if wait, over := s.authFails.throttled(c.RealIP()); over {
+				s.auditAuthFailure(c, "auth.failed", reasonThrottled, "")
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				return apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+			}
+		}
 		p, err := s.lookupKey(c.Request().Context(), key)
 		if err != nil {
 			if apperr.CodeOf(err) == apperr.Unauthorized {
 				reason, prefix := "malformed", ""
 				if apikey.WellFormed(key) {
-					reason, prefix = "unknown_or_revoked", key[len(apikey.Marker):len(apikey.Marker)+apikey.PrefixLen]
+					reason, prefix = reasonUnknownKey, key[len(apikey.Marker):len(apikey.Marker)+apikey.PrefixLen]
 				}
 				s.auditAuthFailure(c, "auth.failed", reason, prefix)
 			}
@@ -143,6 +155,16 @@ func (s *Server) lookupKey(ctx context.Context, key string) (store.Principal, er
 	}
 	s.recordUse(p)
 	return p, nil
+}
+
+// keyCached says whether this replica holds a fresh lookup of a well-formed
+// key.
+func (s *Server) keyCached(key string) bool {
+	if s.keys == nil {
+		return false
+	}
+	_, ok := s.keys.Peek(apikey.Hash(key))
+	return ok
 }
 
 // recordUse updates the key's last_used_at, in the background and at most
@@ -217,19 +239,18 @@ func bodyLimit(n int64) echo.MiddlewareFunc {
 }
 
 // auditAuthFailure records a refused credential: never the credential
-// itself, only the key's public prefix when it has the shape of a key. A
-// failure to write the row does not change the answer.
+// itself, only the key's public prefix when it has the shape of a key. The
+// first failure of a source address in a window is written at once, the
+// others as one summary row when the window ends (authFailures). A failure
+// to write the row does not change the answer.
 func (s *Server) auditAuthFailure(c echo.Context, action, reason, prefix string) {
-	data := map[string]any{"reason": reason, "remote_ip": c.RealIP(), "method": c.Request().Method, "path": c.Path()}
+	data := map[string]any{"reason": reason, "method": metricMethod(c.Request().Method), "path": c.Path()}
 	if prefix != "" {
 		data["key_prefix"] = prefix
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), time.Second)
 	defer cancel()
-	if err := s.store.Audit(ctx, store.Event{Actor: store.Actor{Name: "anonymous", RequestID: requestID(c)},
-		Action: action, SubjectType: "request", Data: data}); err != nil {
-		s.log.Warn("could not audit an authentication failure", zap.Error(err))
-	}
+	s.authFails.record(ctx, action, c.RealIP(), reason, prefix, requestID(c), data)
 }
 
 // withReadLimit limits reads (GET) per key and minute, as the key's tier

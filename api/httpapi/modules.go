@@ -119,11 +119,17 @@ func readMultipartModule(mr *multipart.Reader, limit int64, name string) ([]byte
 		case "name":
 			b, err := io.ReadAll(io.LimitReader(part, maxModuleName+1))
 			if err != nil {
+				if apperr.As(err) != nil {
+					return nil, "", err
+				}
 				return nil, "", apperr.Validation(apperr.FieldError{Field: "name", Message: "could not be read"})
 			}
 			name = string(b)
 		default:
 			if _, err := io.Copy(io.Discard, io.LimitReader(part, 1<<20)); err != nil {
+				if apperr.As(err) != nil {
+					return nil, "", err
+				}
 				return nil, "", apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body"})
 			}
 		}

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -70,6 +71,20 @@ type Deps struct {
 	Version      string
 	// AuthCacheTTL is how long API key lookups are reused (0: not at all).
 	AuthCacheTTL time.Duration
+	// BodyStallTimeout is how long a request body may send nothing before
+	// the request fails with request_timeout (0: DefaultBodyStallTimeout).
+	BodyStallTimeout time.Duration
+	// TrustedProxies are the networks whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (none: the peer's address is the
+	// client's, and no forwarding header is read).
+	TrustedProxies []*net.IPNet
+	// AuthFailureLimit is how many unknown API keys one source address may
+	// send per AuthFailureWindow before its lookups are refused (0: no
+	// limit).
+	AuthFailureLimit int
+	// AuthFailureWindow is the period of AuthFailureLimit and of the
+	// failed-authentication audit summaries (0: DefaultAuthFailureWindow).
+	AuthFailureWindow time.Duration
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -93,6 +108,9 @@ type Server struct {
 	bellQuietUntil atomic.Int64                              // unix ns; see ring
 	webhooks       webhook.Policy
 	webhookQueue   string
+	bodyStall      time.Duration
+	trusted        []*net.IPNet
+	authFails      *authFailures
 	echo           *echo.Echo
 }
 
@@ -114,11 +132,18 @@ func New(d Deps) *Server {
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
 	}
+	s.bodyStall = d.BodyStallTimeout
+	if s.bodyStall <= 0 {
+		s.bodyStall = DefaultBodyStallTimeout
+	}
+	s.trusted = d.TrustedProxies
+	s.authFails = newAuthFailures(d.Store, d.Log, d.AuthFailureWindow, d.AuthFailureLimit)
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(withRequestID, withSecurityHeaders, s.withAccessLog)
+	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders, s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -172,6 +197,40 @@ func New(d Deps) *Server {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
+// Close writes the failed-authentication summaries still pending; call it
+// once the HTTP server has stopped.
+func (s *Server) Close() { s.authFails.close() }
+
+// ipExtractor is how c.RealIP() finds the client's address: the TCP peer's,
+// unless the peer is a trusted proxy, in which case X-Forwarded-For is read
+// from the right, skipping trusted addresses. Echo's default would believe
+// X-Forwarded-For and X-Real-IP from anyone, and its XFF extractor trusts
+// loopback and private networks unless told otherwise.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// fromTrustedProxy says whether the request's TCP peer is a trusted proxy.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if len(s.trusted) == 0 {
+		return false
+	}
+	ip := net.ParseIP(echo.ExtractIPDirect()(r))
+	for _, n := range s.trusted {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 type httpMetrics struct {
 	requests *prometheus.HistogramVec
 }
@@ -186,6 +245,20 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
+// observe records one request. Every label is bounded: the method is one of
+// HTTP's standard methods or "other" (a client may send any token), the
+// route is a registered template or "unmatched", never the request's path,
+// and the status is one the server chose.
 func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+	m.requests.WithLabelValues(metricMethod(method), route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// metricMethod maps a request method to a bounded label value.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

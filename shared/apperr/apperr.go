@@ -30,6 +30,8 @@ const (
 	Internal             Code = "internal"
 	MethodNotAllowed     Code = "method_not_allowed"
 	RequestTooLarge      Code = "request_too_large"
+	// RequestTimeout: the client stopped sending its request body.
+	RequestTimeout Code = "request_timeout"
 )
 
 // FieldError names one invalid request field.

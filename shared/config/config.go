@@ -67,6 +67,16 @@ type API struct {
 	// changed tier reaches every replica within it. 0 turns the cache off;
 	// at most 5 s (the contract for revocation).
 	AuthCacheTTL time.Duration // WIZARD_AUTH_CACHE_TTL, default 2s
+	// BodyStallTimeout is how long a request body may send nothing before
+	// the API answers 408 request_timeout and closes the connection.
+	BodyStallTimeout time.Duration // WIZARD_BODY_STALL_TIMEOUT, default 10s
+	// TrustedProxies are the proxies whose X-Forwarded-For (the client's
+	// address) and X-Forwarded-Proto are believed; with none, the TCP
+	// peer is the client.
+	TrustedProxies []*net.IPNet // WIZARD_TRUSTED_PROXIES: CIDRs or addresses, default none
+	// AuthFailureLimit is how many unknown API keys one client address may
+	// present per minute before the API stops looking its keys up.
+	AuthFailureLimit int // WIZARD_AUTH_FAILURE_LIMIT, default 100, 0 = no limit
 }
 
 // Defaults of the worker's liveness settings (also used when a Worker is
@@ -217,6 +227,31 @@ func (r *reader) addr(name, def string) string {
 	return v
 }
 
+// networks reads a list of CIDRs or single addresses, separated by commas
+// or spaces.
+func (r *reader) networks(name string) []*net.IPNet {
+	var out []*net.IPNet
+	for _, f := range strings.FieldsFunc(r.str(name, ""), func(c rune) bool { return c == ',' || c == ' ' || c == '\t' }) {
+		if !strings.Contains(f, "/") {
+			if ip := net.ParseIP(f); ip != nil {
+				bits := 128
+				if ip.To4() != nil {
+					ip, bits = ip.To4(), 32
+				}
+				out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+				continue
+			}
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("%s: %q is neither a CIDR (10.0.0.0/8) nor an IP address", name, f))
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 func (r *reader) url(name, fallback, def string, schemes ...string) string {
 	v := r.str(name, r.str(fallback, def))
 	u, err := url.Parse(v)
@@ -258,6 +293,10 @@ func LoadAPI(getenv Getenv) (API, error) {
 		ShutdownTimeout: r.duration("WIZARD_SHUTDOWN_TIMEOUT", 20*time.Second, 0, 10*time.Minute),
 		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 750*time.Millisecond, 10*time.Millisecond, time.Minute),
 		AuthCacheTTL:    r.duration("WIZARD_AUTH_CACHE_TTL", 2*time.Second, 0, 5*time.Second),
+
+		BodyStallTimeout: r.duration("WIZARD_BODY_STALL_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+		TrustedProxies:   r.networks("WIZARD_TRUSTED_PROXIES"),
+		AuthFailureLimit: r.integer("WIZARD_AUTH_FAILURE_LIMIT", 100, 0, 1000000),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))

@@ -20,6 +20,9 @@ func TestDefaultsWorkOnADeveloperMachine(t *testing.T) {
 	require.Equal(t, ":8080", a.HTTPAddr)
 	require.Empty(t, a.AdminToken)
 	require.Equal(t, 2*time.Second, a.AuthCacheTTL)
+	require.Equal(t, 10*time.Second, a.BodyStallTimeout)
+	require.Empty(t, a.TrustedProxies, "no forwarding header is trusted by default")
+	require.Equal(t, 100, a.AuthFailureLimit)
 	w, err := config.LoadWorker(env(nil))
 	require.NoError(t, err)
 	require.Equal(t, ":8081", w.HTTPAddr)
@@ -102,4 +105,21 @@ func TestDiskCacheBounds(t *testing.T) {
 	_, err = config.LoadWorker(env(map[string]string{"WIZARD_MODULE_CACHE_BYTES": "0", "WIZARD_COMPILE_CACHE_BYTES": "1GiB"}))
 	require.ErrorContains(t, err, "WIZARD_MODULE_CACHE_BYTES")
 	require.ErrorContains(t, err, "WIZARD_COMPILE_CACHE_BYTES")
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	a, err := config.LoadAPI(env(map[string]string{"WIZARD_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7 2001:db8::/32,::1"}))
+	require.NoError(t, err)
+	var got []string
+	for _, n := range a.TrustedProxies {
+		got = append(got, n.String())
+	}
+	require.Equal(t, []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "::1/128"}, got)
+
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}))
+	require.ErrorContains(t, err, "WIZARD_TRUSTED_PROXIES")
+	require.ErrorContains(t, err, "proxy.internal")
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_BODY_STALL_TIMEOUT": "10ms"}))
+	require.ErrorContains(t, err, "WIZARD_BODY_STALL_TIMEOUT")
 }

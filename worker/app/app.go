@@ -26,6 +26,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -71,6 +72,8 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	// Connections, sandbox pipes and module files are all descriptors.
+	fdlimit.RaiseAndLog(log)
 	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
 	if err != nil {
 		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
@@ -314,7 +317,11 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	hm.Handle("GET /healthz", liveness.Handler(w.checks(), log.Named("healthz")))
 	hm.HandleFunc("GET /readyz", w.readyz)
 	hm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	w.http = &http.Server{Handler: hm, ReadHeaderTimeout: 5 * time.Second}
+	// Its routes take no body: a request is read within 10 s, whatever it
+	// announces, and idle connections go after 2 minutes, so no client
+	// holds one of the worker's descriptors for long.
+	w.http = &http.Server{Handler: closeOnBody(hm), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := w.http.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server stopped", zap.Error(err))
@@ -343,6 +350,18 @@ func (w *Worker) checks() []liveness.Check {
 		cs = append(cs, liveness.Check{Name: "sandbox", Fn: w.pool.Healthy})
 	}
 	return cs
+}
+
+// closeOnBody answers a request that announces a body with "Connection:
+// close": the worker's routes read none, and net/http would otherwise wait
+// for the body before answering, to reuse the connection.
+func closeOnBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			rw.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(rw, r)
+	})
 }
 
 // Addr is the address the health and metrics server listens on.
