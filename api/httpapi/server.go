@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
@@ -93,6 +94,7 @@ type Server struct {
 	bellQuietUntil atomic.Int64                              // unix ns; see ring
 	webhooks       webhook.Policy
 	webhookQueue   string
+	outputs        *semaphore.Weighted // see outputBudget
 	echo           *echo.Echo
 }
 
@@ -103,6 +105,7 @@ func New(d Deps) *Server {
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
+		outputs: newOutputBudget(),
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
@@ -118,6 +121,7 @@ func New(d Deps) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.errorHandler
+	e.JSONSerializer = jsonSerializer{}
 	e.Use(withRequestID, withSecurityHeaders, s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)
