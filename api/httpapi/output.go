@@ -42,7 +42,7 @@ func (s *Server) loadOutputs(ctx context.Context, j *store.Job) (release func(),
 		return func() {}, nil
 	}
 	w := outputWeight(j.StdoutBytes + j.StderrBytes)
-	actx, cancel := context.WithTimeout(ctx, outputWait)
+	actx, cancel := context.WithTimeout(ctx, s.outputWait)
 	defer cancel()
 	if err := s.outputs.Acquire(actx, w); err != nil {
 		if ctx.Err() != nil {

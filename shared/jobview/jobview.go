@@ -220,7 +220,7 @@ func runeCut(b []byte, n int) int {
 	}
 	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
 		if utf8.RuneStart(b[i]) {
-			if r, size := utf8.DecodeRune(b[i:]); !(r == utf8.RuneError && size == 1) && i+size > n {
+			if r, size := utf8.DecodeRune(b[i:]); (r != utf8.RuneError || size != 1) && i+size > n {
 				return i
 			}
 			return n
