@@ -66,8 +66,9 @@ func (s *Server) execute(c echo.Context) error {
 	if !store.Terminal(job.Status) {
 		return c.JSON(status, executeResponse{Error: errMsg})
 	}
-	// The output is written from its bytes (like a Job's, see writeJob).
-	release, err := s.loadOutputs(c.Request().Context(), &job)
+	// The output is written like a Job's (see writeJob).
+	ctx := c.Request().Context()
+	release, err := s.reserveOutput(ctx, job)
 	if err != nil {
 		return s.executeFailed(c, err)
 	}
@@ -76,17 +77,16 @@ func (s *Server) execute(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	w.WriteHeader(status)
+	w := s.answerWriter(c, status)
+	stdout, _ := s.outputs(ctx, job)
 	if _, err := io.WriteString(w, `{"output":`); err != nil {
-		return err
+		return s.abortOnError(c, err)
 	}
-	if err := jobview.WriteString(w, job.Stdout); err != nil {
-		return err
+	if err := jobview.WriteString(w, stdout, make([]byte, min(outputPiece, max(stdout.Size(), 4)))); err != nil {
+		return s.abortOnError(c, err)
 	}
 	_, err = fmt.Fprintf(w, ",\"error\":%s}\n", tail)
-	return err
+	return s.abortOnError(c, err)
 }
 
 // executeFailed answers a request error in /api/execute's shape.

@@ -94,7 +94,7 @@ type Server struct {
 	bellQuietUntil atomic.Int64                              // unix ns; see ring
 	webhooks       webhook.Policy
 	webhookQueue   string
-	outputs        *semaphore.Weighted // see outputBudget
+	outputBudget   *semaphore.Weighted // see outputBudget
 	outputWait     time.Duration
 	echo           *echo.Echo
 }
@@ -106,7 +106,7 @@ func New(d Deps) *Server {
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
-		outputs: newOutputBudget(), outputWait: outputWait,
+		outputBudget: newOutputBudget(), outputWait: outputWait,
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)

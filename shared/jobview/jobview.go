@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"time"
 	"unicode/utf8"
@@ -135,15 +136,37 @@ func IsText(b []byte) bool {
 	return valid && n <= 2*len(b)
 }
 
+// An Output is a job's output, read a piece at a time: a *bytes.Reader
+// for bytes in memory, or a reader of the database (the API reads large
+// outputs from Postgres that way).
+type Output interface {
+	io.ReaderAt
+	Size() int64
+}
+
 // Encode writes the JSON of j's Job to w (with a trailing newline), like
 // encoding/json without HTML escaping. A finished job's outputs are written
 // from their bytes in pieces, so the memory Encode needs does not grow with
 // them; the output fields come last in the object.
 func Encode(w io.Writer, j store.Job) error {
-	v := From(j)
-	if v.Stdout == nil && v.StdoutBase64 == nil {
-		return encodeValue(w, v)
+	if !store.Terminal(j.Status) || !j.OutputsLoaded() {
+		return encodeValue(w, From(j))
 	}
+	return EncodeOutputs(w, j, bytes.NewReader(j.Stdout), bytes.NewReader(j.Stderr), 0)
+}
+
+// EncodeOutputs is Encode for a finished job whose outputs are read from
+// stdout and stderr, piece bytes at a time (0: a default of 1 MiB): each
+// is read twice, once to decide between text and base64 (IsText) and once
+// to write it. The memory it needs is about 7 times piece, whatever the
+// outputs' size.
+func EncodeOutputs(w io.Writer, j store.Job, stdout, stderr Output, piece int) error {
+	if piece <= 0 {
+		piece = defaultPiece
+	}
+	piece = max(piece, utf8.UTFMax)
+	v := Summary(j)
+	v.OutputOmitted = false
 	// The object without its outputs, then the outputs spliced in before
 	// its closing brace. The shadowing fields hide the Job's own.
 	head, err := marshal(struct {
@@ -156,77 +179,140 @@ func Encode(w io.Writer, j store.Job) error {
 	if err != nil {
 		return err
 	}
+	buf := make([]byte, piece)
+	textOut, err := outputIsText(stdout, buf)
+	if err != nil {
+		return err
+	}
+	textErr, err := outputIsText(stderr, buf)
+	if err != nil {
+		return err
+	}
 	head = bytes.TrimRight(head, "\n")
 	ew := &errWriter{w: w}
 	ew.write(head[:len(head)-1]) // without '}'
-	writeOutput(ew, "stdout", j.Stdout)
-	writeOutput(ew, "stderr", j.Stderr)
+	writeOutput(ew, "stdout", stdout, textOut, buf)
+	writeOutput(ew, "stderr", stderr, textErr, buf)
 	ew.write([]byte("}\n"))
 	return ew.err
 }
 
+// defaultPiece is how much of an output EncodeOutputs reads at a time, and
+// escapePiece how much of it is escaped into one buffer.
+const (
+	defaultPiece = 1 << 20
+	escapePiece  = 32 << 10
+)
+
+// outputIsText is IsText for an Output, read a piece at a time.
+func outputIsText(o Output, buf []byte) (bool, error) {
+	total := 0
+	err := eachPiece(o, buf, true, func(p []byte) error {
+		n, valid := textLen(p)
+		if !valid {
+			return errNotText
+		}
+		total += n
+		return nil
+	})
+	if errors.Is(err, errNotText) {
+		return false, nil
+	}
+	return err == nil && int64(total) <= 2*o.Size(), err
+}
+
+var errNotText = errors.New("not text")
+
+// eachPiece calls fn with o's bytes in order, a piece at a time. With
+// runes, no piece ends inside a UTF-8 sequence that the next piece
+// completes (the sequence is read again with the next piece), so pieces
+// encode exactly as the whole does.
+func eachPiece(o Output, buf []byte, runes bool, fn func([]byte) error) error {
+	size := o.Size()
+	for off := int64(0); off < size; {
+		n, err := o.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if n == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // shorter than its size
+			}
+			return err
+		}
+		p := buf[:n]
+		if runes && off+int64(n) < size {
+			p = p[:tailCut(p)]
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		off += int64(len(p))
+	}
+	return nil
+}
+
+// tailCut returns the length of b without a UTF-8 sequence that b ends
+// before it is complete (the bytes that follow b may complete it).
+func tailCut(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-(utf8.UTFMax-1); i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) && i > 0 {
+				return i
+			}
+			return len(b)
+		}
+	}
+	return len(b)
+}
+
 // writeOutput writes `,"name":"text"` or `,"name":null,"name_base64":"…"`.
-func writeOutput(w *errWriter, name string, b []byte) {
-	if IsText(b) {
+func writeOutput(w *errWriter, name string, o Output, text bool, buf []byte) {
+	if text {
 		w.write([]byte(`,"` + name + `":`))
 		if w.err == nil {
-			w.err = WriteString(w.w, b)
+			w.err = WriteString(w.w, o, buf)
 		}
 		return
 	}
 	w.write([]byte(`,"` + name + `":null,"` + name + `_base64":"`))
 	enc := base64.NewEncoder(base64.StdEncoding, w)
-	for len(b) > 0 && w.err == nil {
-		n := min(len(b), piece)
-		_, _ = enc.Write(b[:n])
-		b = b[n:]
+	if err := eachPiece(o, buf, false, func(p []byte) error {
+		_, err := enc.Write(p)
+		return err
+	}); err != nil && w.err == nil {
+		w.err = err
 	}
 	_ = enc.Close()
 	w.write([]byte(`"`))
 }
 
-// piece is how much of an output is encoded at a time.
-const piece = 32 << 10
-
-// WriteString writes b to w as a JSON string, as encoding/json encodes
-// string(b) without HTML escaping (bytes that are not UTF-8 become
-// U+FFFD), a piece at a time: the memory it needs does not grow with b.
-func WriteString(w io.Writer, b []byte) error {
+// WriteString writes o to w as a JSON string, as encoding/json encodes
+// string(bytes) without HTML escaping (bytes that are not UTF-8 become
+// U+FFFD), reading it into buf a piece at a time (nil: 1 MiB): the memory
+// it needs does not grow with o.
+func WriteString(w io.Writer, o Output, buf []byte) error {
+	if len(buf) < utf8.UTFMax {
+		buf = make([]byte, defaultPiece)
+	}
 	ew := &errWriter{w: w}
-	buf := make([]byte, 0, 6*piece+2)
-	buf = append(buf, '"')
-	for len(b) > 0 && ew.err == nil {
-		// Cut on a rune boundary: a rune cut in two would be encoded as
-		// two replacement characters.
-		n := runeCut(b, min(len(b), piece))
-		buf = AppendText(buf, b[:n])
-		b = b[n:]
-		if len(b) > 0 {
-			ew.write(buf)
-			buf = buf[:0]
-		}
-	}
-	buf = append(buf, '"')
-	ew.write(buf)
-	return ew.err
-}
-
-// runeCut returns where to end a piece of b near n: n itself, unless a
-// UTF-8 sequence straddles it, then the start of that sequence. Pieces cut
-// there encode exactly as b does in one piece.
-func runeCut(b []byte, n int) int {
-	if n >= len(b) {
-		return len(b)
-	}
-	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
-		if utf8.RuneStart(b[i]) {
-			if r, size := utf8.DecodeRune(b[i:]); (r != utf8.RuneError || size != 1) && i+size > n {
-				return i
+	esc := make([]byte, 0, 6*escapePiece+2)
+	esc = append(esc, '"')
+	err := eachPiece(o, buf, true, func(p []byte) error {
+		for len(p) > 0 && ew.err == nil {
+			n := len(p)
+			if n > escapePiece {
+				n = tailCut(p[:escapePiece])
 			}
-			return n
+			esc = AppendText(esc, p[:n])
+			ew.write(esc)
+			esc = esc[:0]
+			p = p[n:]
 		}
+		return ew.err
+	})
+	if err != nil {
+		return err
 	}
-	return n
+	ew.write(append(esc, '"'))
+	return ew.err
 }
 
 type errWriter struct {

@@ -23,15 +23,18 @@ func stdJSON(t testing.TB, s string) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-func checkText(t testing.TB, b []byte) {
+func checkText(t testing.TB, b []byte, piece int) {
 	want := stdJSON(t, string(b))
 	require.Equal(t, string(want[1:len(want)-1]), string(AppendText(nil, b)))
 	n, valid := textLen(b)
 	require.Equal(t, len(want)-2, n)
 	require.Equal(t, utf8.Valid(b), valid)
 	var buf bytes.Buffer
-	require.NoError(t, WriteString(&buf, b))
+	require.NoError(t, WriteString(&buf, bytes.NewReader(b), make([]byte, piece)))
 	require.Equal(t, string(want), buf.String())
+	isText, err := outputIsText(bytes.NewReader(b), make([]byte, max(piece, utf8.UTFMax)))
+	require.NoError(t, err)
+	require.Equal(t, IsText(b), isText)
 }
 
 // FuzzText checks the output encoding against encoding/json, including
@@ -46,8 +49,10 @@ func FuzzText(f *testing.F) {
 		if len(b)*int(reps) > 1<<17 {
 			reps = uint16((1 << 17) / max(len(b), 1))
 		}
-		checkText(t, b)
-		checkText(t, bytes.Repeat(b, int(reps)))
+		// Pieces of every small size cut inside UTF-8 sequences.
+		checkText(t, b, 4+int(reps)%13)
+		checkText(t, bytes.Repeat(b, int(reps)), 4+int(reps)%13)
+		checkText(t, bytes.Repeat(b, int(reps)), 0)
 	})
 }
 
@@ -55,7 +60,8 @@ func TestPiecesCutInsideRunes(t *testing.T) {
 	t.Parallel()
 	for _, r := range []string{"é", "€", "😀", "\xe2\x82", "\xff"} {
 		for pad := range 4 {
-			checkText(t, []byte(strings.Repeat("a", pad)+strings.Repeat(r, piece)))
+			checkText(t, []byte(strings.Repeat("a", pad)+strings.Repeat(r, escapePiece)), 0)
+			checkText(t, []byte(strings.Repeat("a", pad)+strings.Repeat(r, 100)), 5+pad)
 		}
 	}
 }
@@ -87,8 +93,10 @@ func TestEncode(t *testing.T) {
 	for _, out := range [][]byte{nil, []byte("hi <there>\n"), {0xff, 0xfe, 0}, bytes.Repeat([]byte("\x01"), 100000),
 		bytes.Repeat([]byte("<"), 100000), []byte(strings.Repeat("€", 50000))} {
 		j := finished(out, []byte("err"))
-		var buf bytes.Buffer
+		var buf, small bytes.Buffer
 		require.NoError(t, Encode(&buf, j))
+		require.NoError(t, EncodeOutputs(&small, j, bytes.NewReader(j.Stdout), bytes.NewReader(j.Stderr), 7))
+		require.Equal(t, buf.String(), small.String(), "pieces of 7 bytes")
 		require.True(t, bytes.HasSuffix(buf.Bytes(), []byte("}\n")))
 		require.NotContains(t, buf.String(), `\u003c`)
 		require.LessOrEqual(t, buf.Len(), 2*len(out)+2000)
@@ -110,6 +118,9 @@ func TestSummaryAndUnloadedOutputs(t *testing.T) {
 	require.False(t, From(j).OutputOmitted)
 	j.Stdout, j.StdoutBytes = nil, 1<<20 // read without its outputs
 	require.True(t, From(j).OutputOmitted)
+	var buf bytes.Buffer
+	require.NoError(t, Encode(&buf, j))
+	require.Contains(t, buf.String(), `"output_omitted":true`)
 	queued := store.Job{Status: store.StatusQueued}
 	require.False(t, Summary(queued).OutputOmitted)
 }

@@ -234,6 +234,22 @@ func (s *Store) GetJobView(ctx context.Context, accountID, id uuid.UUID) (Job, e
 	return j, wrapDB(err, "get job")
 }
 
+// ReadOutput reads up to n bytes of a job's stdout (stream "stdout") or
+// stderr ("stderr") from byte off: the API writes large outputs a piece at
+// a time, so that no request holds a whole output in memory.
+func (s *Store) ReadOutput(ctx context.Context, accountID, id uuid.UUID, stream string, off int64, n int) ([]byte, error) {
+	if stream != "stdout" && stream != "stderr" {
+		return nil, fmt.Errorf("read output: no stream %q", stream)
+	}
+	var b []byte
+	err := s.getPrepared(ctx, nil, &b, `SELECT coalesce(substring(`+stream+` from $3 for $4), '') FROM jobs
+		WHERE id = $1 AND account_id = $2`, id, accountID, off+1, n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.NotFound, "job %s not found", id)
+	}
+	return b, wrapDB(err, "read job output")
+}
+
 // LoadOutputs reads the outputs of a job read by GetJobView.
 func (s *Store) LoadOutputs(ctx context.Context, j *Job) error {
 	var out struct {
