@@ -114,6 +114,14 @@ func TestNULIsRefusedBeforeAnythingIsSpent(t *testing.T) {
 	res = p.do(http.MethodPost, "/v1/modules", key, "application/wasm", wasm)
 	require.Equal(t, http.StatusBadRequest, res.Status, "%s", res.Body)
 	require.Equal(t, "invalid_module", res.JSON(t)["code"])
+
+	// The admin API: names and tiers.
+	for _, body := range []map[string]string{{"name": "a\x00b"}, {"name": "n", "tier": "pro\x00"}} {
+		res = p.postJSON("/v1/admin/accounts", adminToken, body)
+		require.Equal(t, http.StatusBadRequest, res.Status, "%s", res.Body)
+	}
+	res = p.do(http.MethodPatch, "/v1/admin/tiers/pro%00", adminToken, "application/json", []byte(`{"runs_per_minute":5}`))
+	require.Equal(t, http.StatusNotFound, res.Status, "%s", res.Body)
 }
 
 // A trap whose stack trace names a function with a NUL ends the job

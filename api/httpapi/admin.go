@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ func (s *Server) adminCreateAccount(c echo.Context) error {
 	}
 	if req.Tier == "" {
 		req.Tier = "free"
+	}
+	if !tierName.MatchString(req.Tier) {
+		errs = append(errs, apperr.FieldError{Field: "tier", Message: fmt.Sprintf("tier %q does not exist", printable(req.Tier))})
 	}
 	if len(errs) > 0 {
 		return apperr.Validation(errs...)
