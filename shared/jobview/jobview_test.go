@@ -124,3 +124,19 @@ func TestSummaryAndUnloadedOutputs(t *testing.T) {
 	queued := store.Job{Status: store.StatusQueued}
 	require.False(t, Summary(queued).OutputOmitted)
 }
+
+// shortOutput claims more bytes than it has, like an output whose job was
+// deleted while it was being written.
+type shortOutput struct{ *bytes.Reader }
+
+func (s shortOutput) Size() int64 { return s.Reader.Size() + 100 }
+
+func TestEncodeOutputsReportsAShortOutput(t *testing.T) {
+	t.Parallel()
+	j := finished(nil, nil)
+	for _, out := range [][]byte{[]byte("text"), {0xff}} {
+		var buf bytes.Buffer
+		err := EncodeOutputs(&buf, j, shortOutput{bytes.NewReader(out)}, bytes.NewReader(nil), 2)
+		require.Error(t, err)
+	}
+}
