@@ -4,7 +4,7 @@
 // Outputs are the one part of a Job whose size a guest chooses (up to its
 // max_output_bytes), so they are rendered with care: JSON is written
 // without HTML escaping (a '<' stays one byte, not the six of \u003c), an
-// output whose JSON string would be more than twice its size is carried as
+// output whose JSON string would be more than twice its size (plus 1 KiB) is carried as
 // base64 instead (see IsText), and Encode writes a job's outputs straight
 // from their bytes without building the encoded text in memory.
 package jobview
@@ -127,14 +127,19 @@ func textOrBase64(b []byte) (text, b64 *string) {
 
 // IsText reports whether an output is shown as text (stdout) rather than
 // base64 (stdout_base64): when it is UTF-8 and its JSON string, escapes
-// included, is at most twice its size. Control characters cost six bytes
-// each in JSON (\u0001); an output made mostly of them is smaller in
-// base64 (4/3 of its size), so no output's JSON is more than about twice
-// its size.
+// included, is at most twice its size plus textSlack. Control characters
+// cost six bytes each in JSON (\u0001); an output made mostly of them is
+// smaller in base64 (4/3 of its size), so no output's JSON is more than
+// twice its size plus textSlack. (The slack keeps short outputs with a few
+// control characters readable.)
 func IsText(b []byte) bool {
 	n, valid := textLen(b)
-	return valid && n <= 2*len(b)
+	return valid && n <= 2*len(b)+textSlack
 }
+
+// textSlack is how many bytes of escapes an output may have beyond its
+// size and still be text.
+const textSlack = 1 << 10
 
 // An Output is a job's output, read a piece at a time: a *bytes.Reader
 // for bytes in memory, or a reader of the database (the API reads large
@@ -218,7 +223,7 @@ func outputIsText(o Output, buf []byte) (bool, error) {
 	if errors.Is(err, errNotText) {
 		return false, nil
 	}
-	return err == nil && int64(total) <= 2*o.Size(), err
+	return err == nil && int64(total) <= 2*o.Size()+textSlack, err
 }
 
 var errNotText = errors.New("not text")

@@ -71,6 +71,7 @@ func TestIsText(t *testing.T) {
 	require.True(t, IsText([]byte(strings.Repeat("<", 1000))), "HTML characters are one byte each")
 	require.True(t, IsText([]byte(strings.Repeat("line\n", 1000))))
 	require.True(t, IsText([]byte(strings.Repeat("\n", 1000))), "twice the size is text")
+	require.True(t, IsText([]byte("\nGREETING=\n\x00\x01\x02")), "a few control characters in a short output")
 	require.False(t, IsText([]byte(strings.Repeat("\x01", 1000))), "six times the size is base64")
 	require.False(t, IsText([]byte{0xff, 'a'}))
 	require.True(t, IsText(nil))
