@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -43,11 +44,14 @@ func (s *Server) adminCreateAccount(c echo.Context) error {
 	}
 	req.Name = strings.TrimSpace(req.Name)
 	var errs []apperr.FieldError
-	if req.Name == "" || len(req.Name) > 200 {
-		errs = append(errs, apperr.FieldError{Field: "name", Message: "is required, at most 200 bytes"})
+	if req.Name == "" || len(req.Name) > 200 || !store.ValidText(req.Name) {
+		errs = append(errs, apperr.FieldError{Field: "name", Message: "is required, UTF-8 without NUL, at most 200 bytes"})
 	}
 	if req.Tier == "" {
 		req.Tier = "free"
+	}
+	if !tierName.MatchString(req.Tier) {
+		errs = append(errs, apperr.FieldError{Field: "tier", Message: fmt.Sprintf("tier %q does not exist", printable(req.Tier))})
 	}
 	if len(errs) > 0 {
 		return apperr.Validation(errs...)
@@ -125,8 +129,8 @@ func (s *Server) adminCreateKey(c echo.Context) error {
 			return err
 		}
 	}
-	if len(req.Name) > 200 {
-		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be at most 200 bytes"})
+	if len(req.Name) > 200 || !store.ValidText(req.Name) {
+		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be UTF-8 without NUL, at most 200 bytes"})
 	}
 	k, plain, err := s.store.CreateKey(c.Request().Context(), actorOf(c), id, req.Name)
 	if err != nil {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -156,6 +157,9 @@ func (s *Server) adminUpdateTier(c echo.Context) error {
 		return err
 	}
 	name := c.Param("name")
+	if !tierName.MatchString(name) {
+		return apperr.New(apperr.NotFound, "tier %q not found", name)
+	}
 	if f.Name != nil && *f.Name != name {
 		return apperr.Validation(apperr.FieldError{Field: "name", Message: "a tier cannot be renamed"})
 	}
@@ -192,6 +196,9 @@ func (s *Server) adminUpdateAccount(c echo.Context) error {
 	}
 	if strings.TrimSpace(req.Tier) == "" {
 		return apperr.Validation(apperr.FieldError{Field: "tier", Message: "is required"})
+	}
+	if !tierName.MatchString(req.Tier) {
+		return apperr.Validation(apperr.FieldError{Field: "tier", Message: fmt.Sprintf("tier %q does not exist", printable(req.Tier))})
 	}
 	a, err := s.store.UpdateAccountTier(c.Request().Context(), actorOf(c), id, req.Tier)
 	if err != nil {

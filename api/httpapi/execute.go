@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
@@ -40,25 +42,13 @@ type executeResponse struct {
 func (s *Server) execute(c echo.Context) error {
 	job, err := s.executeJob(c)
 	if err != nil {
-		p := problemFor(err, requestID(c))
-		if p.Status >= 500 {
-			s.log.Error("execute failed", zap.String("request_id", p.RequestID), zap.Error(err))
-		}
-		if p.Code == apperr.Unavailable {
-			c.Response().Header().Set("Retry-After", "1")
-		}
-		msg := p.Detail
-		return c.JSON(p.Status, executeResponse{Error: &msg})
+		return s.executeFailed(c, err)
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+job.ID.String())
-	out := executeResponse{}
-	if store.Terminal(job.Status) {
-		stdout := string(job.Stdout)
-		out.Output = &stdout
-	}
+	status := http.StatusOK
+	var errMsg *string
 	switch {
 	case job.Status == store.StatusSucceeded:
-		return c.JSON(http.StatusOK, out)
 	case store.Terminal(job.Status):
 		msg := job.Status
 		if job.ErrorCode != nil {
@@ -67,13 +57,49 @@ func (s *Server) execute(c echo.Context) error {
 		if job.ErrorMessage != nil && *job.ErrorMessage != "" {
 			msg += ": " + *job.ErrorMessage
 		}
-		out.Error = &msg
-		return c.JSON(http.StatusOK, out)
+		errMsg = &msg
 	default:
 		msg := fmt.Sprintf("the job did not finish in time; it is still %s as job %s", job.Status, job.ID)
-		out.Error = &msg
-		return c.JSON(http.StatusGatewayTimeout, out)
+		errMsg = &msg
+		status = http.StatusGatewayTimeout
 	}
+	if !store.Terminal(job.Status) {
+		return c.JSON(status, executeResponse{Error: errMsg})
+	}
+	// The output is written like a Job's (see writeJob).
+	ctx := c.Request().Context()
+	release, err := s.reserveOutput(ctx, job)
+	if err != nil {
+		return s.executeFailed(c, err)
+	}
+	defer release()
+	tail, err := json.Marshal(errMsg)
+	if err != nil {
+		return err
+	}
+	w := s.answerWriter(c, status)
+	stdout, _ := s.outputs(ctx, job)
+	if _, err := io.WriteString(w, `{"output":`); err != nil {
+		return s.abortOnError(c, err)
+	}
+	if err := jobview.WriteString(w, stdout, make([]byte, min(outputPiece, max(stdout.Size(), 4)))); err != nil {
+		return s.abortOnError(c, err)
+	}
+	_, err = fmt.Fprintf(w, ",\"error\":%s}\n", tail)
+	return s.abortOnError(c, err)
+}
+
+// executeFailed answers a request error in /api/execute's shape.
+func (s *Server) executeFailed(c echo.Context, err error) error {
+	p := problemFor(err, requestID(c))
+	if p.Status >= 500 {
+		s.log.Error("execute failed", zap.String("request_id", p.RequestID), zap.Error(err))
+	}
+	if p.Code == apperr.Unavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	msg := p.Detail
+	return c.JSON(p.Status, executeResponse{Error: &msg})
 }
 
 func (s *Server) executeJob(c echo.Context) (store.Job, error) {

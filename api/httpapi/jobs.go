@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
@@ -36,6 +37,7 @@ const (
 	maxMetadataKey   = 64
 	maxMetadataValue = 512
 	maxWebhookURL    = 2048
+	maxFunction      = 1024
 )
 
 // jobRequest is the body of POST /v1/jobs.
@@ -142,7 +144,7 @@ func (s *Server) answerJob(c echo.Context, job store.Job, wait time.Duration, re
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 		status = http.StatusOK
 	}
-	return c.JSON(status, viewJob(job))
+	return s.writeJob(c, status, job)
 }
 
 // submit makes the job durable in Postgres, then puts it on the queue. If the
@@ -320,6 +322,9 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 	if j.Function == "" {
 		j.Function = "_start"
 	}
+	if len(j.Function) > maxFunction || !store.ValidText(j.Function) {
+		bad("function", "must be UTF-8 without NUL, at most %d bytes", maxFunction)
+	}
 	moduleID, err := uuid.Parse(req.ModuleID)
 	if req.ModuleID == "" {
 		bad("module_id", "is required")
@@ -347,8 +352,8 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		bad("env", "has %d entries, at most %d are allowed", len(req.Env), maxEnv)
 	}
 	for k, v := range req.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 || len(k)+len(v) > maxEnvBytes {
-			bad("env."+k, "names must be non-empty without '=' or NUL, values without NUL, name and value together at most %d bytes", maxEnvBytes)
+		if k == "" || strings.ContainsAny(k, "=\x00") || !store.ValidText(v) || !utf8.ValidString(k) || len(k)+len(v) > maxEnvBytes {
+			bad("env."+printable(k), "names must be non-empty without '=' or NUL, values without NUL, name and value together at most %d bytes", maxEnvBytes)
 		}
 	}
 	switch {
@@ -374,7 +379,7 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		bad("params", "has %d entries, at most %d are allowed", len(req.Params), maxParams)
 	}
 	for i, raw := range req.Params {
-		if s := strings.TrimSpace(string(raw)); s == "" || (s[0] != '"' && s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+		if s := strings.TrimSpace(string(raw)); s == "" || (s[0] != '"' && s[0] != '-' && (s[0] < '0' || s[0] > '9')) || !validParam(raw) {
 			bad(fmt.Sprintf("params[%d]", i), "must be a number or a string holding a number")
 		}
 	}
@@ -395,6 +400,8 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		switch {
 		case len(u) > maxWebhookURL:
 			bad("webhook_url", "is longer than %d bytes", maxWebhookURL)
+		case !store.ValidText(u):
+			bad("webhook_url", "must be UTF-8 without NUL")
 		default:
 			if err := s.checkWebhookURL(ctx, u); err != nil {
 				bad("webhook_url", "%s", strings.TrimPrefix(err.Error(), webhook.ErrForbidden.Error()+": "))
@@ -410,8 +417,8 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		bad("metadata", "has %d keys, at most %d are allowed", len(req.Metadata), maxMetadata)
 	}
 	for k, v := range req.Metadata {
-		if k == "" || len(k) > maxMetadataKey || len(v) > maxMetadataValue {
-			bad("metadata."+k, "keys must be 1 to %d bytes, values at most %d bytes", maxMetadataKey, maxMetadataValue)
+		if k == "" || len(k) > maxMetadataKey || len(v) > maxMetadataValue || !store.ValidText(k) || !store.ValidText(v) {
+			bad("metadata."+printable(k), "keys must be 1 to %d bytes, values at most %d bytes, both UTF-8 without NUL", maxMetadataKey, maxMetadataValue)
 		}
 	}
 	if len(errs) > 0 {
@@ -476,6 +483,20 @@ func (s *Server) checkWebhookURL(ctx context.Context, u string) error {
 	}
 	return s.webhooks.CheckURL(ctx, u)
 }
+// validParam reports whether a param can be stored (params are jsonb): a
+// string param must not hold NUL.
+func validParam(raw json.RawMessage) bool {
+	var str string
+	if json.Unmarshal(raw, &str) != nil {
+		return true // a number
+	}
+	return store.ValidText(str)
+}
+
+// printable makes a client's key fit to name a field in a problem (which
+// is JSON, and may be logged): NUL and bytes that are not UTF-8 become
+// U+FFFD.
+func printable(k string) string { return store.CleanText(k, 0) }
 
 type exportedFunc struct{ Params []string }
 
@@ -501,7 +522,7 @@ func (s *Server) getJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewJob(j))
+	return s.writeJob(c, http.StatusOK, j)
 }
 
 // Cancelling a running job: how long the request waits for the worker to
@@ -560,7 +581,7 @@ func (s *Server) cancelJob(c echo.Context) error {
 		}
 		switch {
 		case j.Status == store.StatusCancelled:
-			return c.JSON(http.StatusOK, viewJob(j))
+			return s.writeJob(c, http.StatusOK, j)
 		case store.Terminal(j.Status):
 			return apperr.New(apperr.Conflict, "job %s finished (%s) before the cancellation reached it", id, j.Status)
 		case left <= cancelResend || ctx.Err() != nil || s.watcher == nil:
@@ -597,7 +618,8 @@ func (s *Server) listJobs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewPage(page, viewJob))
+	// List items are summaries: no outputs (see jobview.Summary).
+	return c.JSON(http.StatusOK, viewPage(page, jobview.Summary))
 }
 
 // ownJobID is the job ID of the path, once the job is known to be the
@@ -608,7 +630,7 @@ func (s *Server) ownJobID(c echo.Context) (uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, err
 	}
-	if _, err := s.store.GetJob(c.Request().Context(), principal(c).AccountID, id); err != nil {
+	if err := s.store.JobExists(c.Request().Context(), principal(c).AccountID, id); err != nil {
 		return uuid.Nil, err
 	}
 	return id, nil

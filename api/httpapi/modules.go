@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -65,8 +64,8 @@ func (s *Server) createModule(c echo.Context) error {
 	if len(content) == 0 {
 		return apperr.New(apperr.InvalidModule, "the module is empty")
 	}
-	if len(name) > maxModuleName || !utf8.ValidString(name) {
-		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be valid UTF-8 of at most 200 bytes"})
+	if len(name) > maxModuleName || !store.ValidText(name) {
+		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be valid UTF-8 without NUL, of at most 200 bytes"})
 	}
 	meta, err := s.inspector.Inspect(r.Context(), content)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
@@ -111,6 +112,8 @@ type Server struct {
 	bodyStall      time.Duration
 	trusted        []*net.IPNet
 	authFails      *authFailures
+	outputBudget   *semaphore.Weighted // see outputBudget
+	outputWait     time.Duration
 	echo           *echo.Echo
 }
 
@@ -121,6 +124,7 @@ func New(d Deps) *Server {
 		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
+		outputBudget: newOutputBudget(), outputWait: outputWait,
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
@@ -143,6 +147,7 @@ func New(d Deps) *Server {
 	e.HidePort = true
 	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
+	e.JSONSerializer = jsonSerializer{}
 	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders, s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)

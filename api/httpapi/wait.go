@@ -37,7 +37,7 @@ func parseWait(raw string) (time.Duration, error) {
 	return d, nil
 }
 
-// awaitJob returns the account's job once it is terminal, or as it is when
+// awaitJob returns the account's job (read with store.GetJobView) once it is terminal, or as it is when
 // wait ends (or the server shuts down). It never polls: it registers a watch
 // before each read, so that a job finishing right after the read still fires
 // the watch, and reads again only when the watch fires. Only watched jobs
@@ -45,18 +45,18 @@ func parseWait(raw string) (time.Duration, error) {
 // insert; any other is marked before it is read again.
 func (s *Server) awaitJob(ctx context.Context, accountID, id uuid.UUID, wait time.Duration) (store.Job, error) {
 	if wait <= 0 || s.watcher == nil {
-		return s.store.GetJob(ctx, accountID, id)
+		return s.store.GetJobView(ctx, accountID, id)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		w := s.watcher.Watch(id)
-		j, err := s.store.GetJob(ctx, accountID, id)
+		j, err := s.store.GetJobView(ctx, accountID, id)
 		if err == nil && !store.Terminal(j.Status) && !j.Watched && !s.watcher.Closed() {
 			// Only watched jobs notify: ask for it, then read again (a
 			// finish that committed before the flag is seen by this read).
 			if err = s.store.WatchJob(ctx, accountID, id); err == nil {
-				j, err = s.store.GetJob(ctx, accountID, id)
+				j, err = s.store.GetJobView(ctx, accountID, id)
 			}
 		}
 		if err != nil || store.Terminal(j.Status) || s.watcher.Closed() {
@@ -67,7 +67,7 @@ func (s *Server) awaitJob(ctx context.Context, accountID, id uuid.UUID, wait tim
 		case <-w.C():
 		case <-timer.C:
 			w.Stop()
-			return s.store.GetJob(ctx, accountID, id)
+			return s.store.GetJobView(ctx, accountID, id)
 		case <-ctx.Done():
 			w.Stop()
 			// The client went away; what is answered does not matter.

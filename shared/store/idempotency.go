@@ -45,7 +45,7 @@ func (s *Store) IdempotentJob(ctx context.Context, accountID uuid.UUID, key stri
 	case row.JobID == nil:
 		return Job{}, false, nil
 	}
-	j, err := s.GetJob(ctx, accountID, *row.JobID)
+	j, err := s.GetJobView(ctx, accountID, *row.JobID)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return Job{}, false, nil
 	}

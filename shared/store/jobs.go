@@ -85,12 +85,46 @@ type Job struct {
 	// Watched: a client is long-polling the job, so its terminal
 	// transition is announced with NOTIFY (see WatchJob).
 	Watched bool `db:"watched"`
+	// StdoutBytes and StderrBytes are the sizes of the outputs when the
+	// job was read without them (see GetJobView); zero otherwise.
+	StdoutBytes int64 `db:"stdout_bytes"`
+	StderrBytes int64 `db:"stderr_bytes"`
 }
+
+// OutputsLoaded reports whether the job's outputs were read with it: always
+// for GetJob, and for GetJobView when they are at most OutputInline bytes
+// each (else LoadOutputs reads them).
+func (j Job) OutputsLoaded() bool {
+	return int64(len(j.Stdout)) >= j.StdoutBytes && int64(len(j.Stderr)) >= j.StderrBytes
+}
+
+// OutputInline is the size up to which GetJobView reads an output with its
+// job.
+const OutputInline = 64 << 10
 
 const jobColumns = `id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
 	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched`
+
+// jobViewColumns are the columns of a job's view (shared/jobview): none of
+// the request's large fields (args, env, stdin, params), the outputs only
+// when they are small, and the outputs' sizes.
+var jobViewColumns = fmt.Sprintf(`id, account_id, module_id, queue, function,
+	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
+	exit_code, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
+	memory_peak_bytes, run_ms, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
+	CASE WHEN octet_length(stdout) <= %[1]d THEN stdout END AS stdout,
+	CASE WHEN octet_length(stderr) <= %[1]d THEN stderr END AS stderr,
+	coalesce(octet_length(stdout), 0) AS stdout_bytes, coalesce(octet_length(stderr), 0) AS stderr_bytes`, OutputInline)
+
+// jobListColumns are jobViewColumns without the outputs: list items do not
+// carry them.
+const jobListColumns = `id, account_id, module_id, queue, function,
+	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
+	exit_code, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
+	memory_peak_bytes, run_ms, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
+	coalesce(octet_length(stdout), 0) AS stdout_bytes, coalesce(octet_length(stderr), 0) AS stderr_bytes`
 
 // CreateJob inserts a queued job and its "job.created" audit row in one
 // statement. The caller fills every request field; ID is assigned when nil.
@@ -187,6 +221,64 @@ func (s *Store) GetJob(ctx context.Context, accountID, id uuid.UUID) (Job, error
 	return j, wrapDB(err, "get job")
 }
 
+// GetJobView returns one of the account's jobs as its view needs it: without
+// the request's large fields, and with its outputs only if each is at most
+// OutputInline bytes (see Job.OutputsLoaded and LoadOutputs). Reading a job
+// this way costs a bounded amount of memory whatever its outputs.
+func (s *Store) GetJobView(ctx context.Context, accountID, id uuid.UUID) (Job, error) {
+	var j Job
+	err := s.getPrepared(ctx, nil, &j, `SELECT `+jobViewColumns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, apperr.New(apperr.NotFound, "job %s not found", id)
+	}
+	return j, wrapDB(err, "get job")
+}
+
+// ReadOutput reads up to n bytes of a job's stdout (stream "stdout") or
+// stderr ("stderr") from byte off: the API writes large outputs a piece at
+// a time, so that no request holds a whole output in memory.
+func (s *Store) ReadOutput(ctx context.Context, accountID, id uuid.UUID, stream string, off int64, n int) ([]byte, error) {
+	if stream != "stdout" && stream != "stderr" {
+		return nil, fmt.Errorf("read output: no stream %q", stream)
+	}
+	var b []byte
+	err := s.getPrepared(ctx, nil, &b, `SELECT coalesce(substring(`+stream+` from $3 for $4), '') FROM jobs
+		WHERE id = $1 AND account_id = $2`, id, accountID, off+1, n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, apperr.New(apperr.NotFound, "job %s not found", id)
+	}
+	return b, wrapDB(err, "read job output")
+}
+
+// LoadOutputs reads the outputs of a job read by GetJobView.
+func (s *Store) LoadOutputs(ctx context.Context, j *Job) error {
+	var out struct {
+		Stdout []byte `db:"stdout"`
+		Stderr []byte `db:"stderr"`
+	}
+	err := s.db.GetContext(ctx, &out, `SELECT stdout, stderr FROM jobs WHERE id = $1 AND account_id = $2`, j.ID, j.AccountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.New(apperr.NotFound, "job %s not found", j.ID)
+	}
+	if err != nil {
+		return wrapDB(err, "read job outputs")
+	}
+	j.Stdout, j.Stderr = out.Stdout, out.Stderr
+	j.StdoutBytes, j.StderrBytes = int64(len(out.Stdout)), int64(len(out.Stderr))
+	return nil
+}
+
+// JobExists returns not_found unless the account has job id. It reads
+// nothing else.
+func (s *Store) JobExists(ctx context.Context, accountID, id uuid.UUID) error {
+	var ok bool
+	err := s.db.GetContext(ctx, &ok, `SELECT true FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apperr.New(apperr.NotFound, "job %s not found", id)
+	}
+	return wrapDB(err, "look up job")
+}
+
 // WatchJob marks one of the account's unfinished jobs as watched, so that
 // its terminal transition sends a NOTIFY on jobwatch's channel. A caller
 // that registered its watch and then called WatchJob reads the job
@@ -208,7 +300,9 @@ type JobFilter struct {
 }
 
 // ListJobs returns a page of the account's jobs, newest first, by keyset on
-// (account_id, id).
+// (account_id, id). The jobs are read without their outputs and the
+// request's large fields (like GetJobView for a job with large outputs), so
+// a page costs memory for its jobs' metadata only.
 func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, cursor string, limit int) (Page[Job], error) {
 	after := uuid.Max
 	if cursor != "" {
@@ -228,7 +322,7 @@ func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, 
 // listJobsQuery builds ListJobs's query: keyset on (account_id, id), newest
 // first, with the filters f.
 func listJobsQuery(accountID uuid.UUID, f JobFilter, after uuid.UUID, limit int) (string, []any) {
-	q := `SELECT ` + jobColumns + ` FROM jobs WHERE account_id = $1 AND id < $2`
+	q := `SELECT ` + jobListColumns + ` FROM jobs WHERE account_id = $1 AND id < $2`
 	args := []any{accountID, after}
 	if f.Status != "" {
 		args = append(args, f.Status)
@@ -345,14 +439,22 @@ type Result struct {
 	RunMS           int
 }
 
+// MaxErrorMessage bounds the error message stored with a job (in bytes).
+const MaxErrorMessage = 4096
+
 // FinishJob writes a terminal result for the given attempt by workerID, with
 // its "job.finished" row ("job.cancelled" when the status is cancelled). It
 // reports false (and changes nothing) if the job is no longer running that
-// attempt on that worker: a terminal job is never overwritten.
+// attempt on that worker: a terminal job is never overwritten. The error
+// code and message are stored through CleanText.
 func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
 	if !Terminal(r.Status) {
 		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
 	}
+	// Error texts come from the guest (a trap's stack trace holds its
+	// functions' debug names): make them storable.
+	r.ErrorCode = CleanText(r.ErrorCode, 64)
+	r.ErrorMessage = CleanText(r.ErrorMessage, MaxErrorMessage)
 	var ret any
 	if r.ReturnValues != nil {
 		ret = JSON[[]json.RawMessage]{V: r.ReturnValues}
@@ -423,7 +525,7 @@ func (s *Store) CancelJob(ctx context.Context, actor Actor, accountID, id uuid.U
 				cancel_requested_at = coalesce(cancel_requested_at, now()),
 				updated_at = now()
 			WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
-			RETURNING `+jobColumns+`
+			RETURNING `+jobViewColumns+`
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
 			SELECT account_id, $3, CASE WHEN status = 'cancelled' THEN 'job.cancelled' ELSE 'job.cancel_requested' END,
@@ -431,7 +533,7 @@ func (s *Store) CancelJob(ctx context.Context, actor Actor, accountID, id uuid.U
 		)
 		SELECT * FROM c`, id, accountID, actor.Name, actor.RequestID)
 	if errors.Is(err, sql.ErrNoRows) {
-		cur, gerr := s.GetJob(ctx, accountID, id)
+		cur, gerr := s.GetJobView(ctx, accountID, id)
 		if gerr != nil {
 			return Job{}, gerr
 		}

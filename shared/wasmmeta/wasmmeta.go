@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -123,6 +124,17 @@ func describe(cm wazero.CompiledModule, imports []Import) (Meta, error) {
 		m.Exports = append(m.Exports, Export{Name: name, Kind: "memory"})
 		if m.MemoryMinPages < mem.Min() {
 			m.MemoryMinPages = mem.Min()
+		}
+	}
+	// Names are stored (jsonb), and Postgres cannot store NUL.
+	for _, imp := range m.Imports {
+		if strings.IndexByte(imp.Name, 0) >= 0 {
+			return Meta{}, &InvalidError{Reason: fmt.Sprintf("imports %s %q: names with NUL characters are not accepted", imp.Kind, imp.Name)}
+		}
+	}
+	for _, e := range m.Exports {
+		if strings.IndexByte(e.Name, 0) >= 0 {
+			return Meta{}, &InvalidError{Reason: fmt.Sprintf("exports %s %q: names with NUL characters are not accepted", e.Kind, e.Name)}
 		}
 	}
 	sort.Slice(m.Exports, func(i, j int) bool { return m.Exports[i].Name < m.Exports[j].Name })

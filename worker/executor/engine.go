@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/tetratelabs/wazero"
@@ -280,11 +281,21 @@ func failed(code, msg string, start time.Time) Result {
 	return Result{Status: Failed, ErrorCode: code, ErrorMessage: truncate(msg), RunTime: time.Since(start)}
 }
 
+// truncate cuts msg to maxErrorMessage bytes, on a rune boundary. (The
+// store still replaces NUL and bytes that are not UTF-8, which a guest can
+// put in a trap's message through its functions' debug names.)
 func truncate(msg string) string {
-	if len(msg) > maxErrorMessage {
-		return msg[:maxErrorMessage]
+	if len(msg) <= maxErrorMessage {
+		return msg
 	}
-	return msg
+	n := maxErrorMessage
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(msg[i]) {
+			n = i
+			break
+		}
+	}
+	return msg[:n]
 }
 
 // memoryAllocator backs a guest memory with an anonymous mapping of at

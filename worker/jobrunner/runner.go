@@ -59,6 +59,10 @@ type Compiler interface {
 	Compile(ctx context.Context, key, path string) error
 }
 
+// CodeResultRejected ends a job whose result the database refused (see
+// run): it ran, but what it produced could not be stored.
+const CodeResultRejected = "result_rejected"
+
 // ErrBusy is returned for a task whose job another worker holds a live claim
 // on. It is not a failure: the task is retried later without using up one of
 // its retries (see IsFailure).
@@ -224,9 +228,25 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		MemoryPeakBytes: res.MemoryPeakBytes,
 		RunMS:           int(res.RunTime.Milliseconds()),
 	})
+	if err != nil && store.Rejected(err) {
+		// Postgres refuses this result's data: writing it again cannot
+		// succeed, and leaving the job running would only run it again
+		// until the reconciler gives up on it (worker_lost). End it failed
+		// with a result that says so.
+		log.Error("the job's result was refused by the database; the job ends failed with result_rejected",
+			zap.String("status", res.Status), zap.String("error_code", res.ErrorCode), zap.Error(err))
+		res = executor.Result{Status: store.StatusFailed, ErrorCode: CodeResultRejected,
+			ErrorMessage:    fmt.Sprintf("the job ended (%s %s) but the platform could not store its result", res.Status, res.ErrorCode),
+			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime, CompileTime: res.CompileTime}
+		ok, err = r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+			Status: res.Status, ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage,
+			MemoryPeakBytes: res.MemoryPeakBytes, RunMS: int(res.RunTime.Milliseconds()),
+		})
+	}
 	if err != nil {
 		// The result is lost with this attempt; the job is still running in
 		// Postgres and the retry takes it over once the claim expires.
+		log.Error("could not write the job's result; it runs again once its claim expires", zap.Error(err))
 		return fmt.Errorf("write result: %w", err)
 	}
 	if !ok {

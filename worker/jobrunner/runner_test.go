@@ -20,11 +20,17 @@ import (
 
 func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, store.Job, *jobrunner.Runner) {
 	t.Helper()
+	return setupWith(t, fixtures.Bytes(fixture), timeout, executor.NewInProcess(""))
+}
+
+// setupWith stores module wasm and a job of it, run by exec.
+func setupWith(t *testing.T, wasm []byte, timeout time.Duration, exec executor.Executor) (*store.Store, store.Job, *jobrunner.Runner) {
+	t.Helper()
 	ctx := context.Background()
 	st := testenv.Store(t)
 	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
 	require.NoError(t, err)
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, fixture, fixtures.Bytes(fixture), wasmmeta.Meta{})
+	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "m", wasm, wasmmeta.Meta{})
 	require.NoError(t, err)
 	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
 		AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256, Queue: "q", Function: "_start",
@@ -33,7 +39,7 @@ func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, s
 	require.NoError(t, err)
 	mods, err := modstore.New(t.TempDir(), st.ModuleContent)
 	require.NoError(t, err)
-	return st, j, jobrunner.New(jobrunner.Deps{Store: st, Executor: executor.NewInProcess(""), Modules: mods,
+	return st, j, jobrunner.New(jobrunner.Deps{Store: st, Executor: exec, Modules: mods,
 		WorkerID: "test-worker", Log: zap.NewNop()})
 }
 
