@@ -63,6 +63,12 @@ type API struct {
 	// changed tier reaches every replica within it. 0 turns the cache off;
 	// at most 5 s (the contract for revocation).
 	AuthCacheTTL time.Duration // WIZARD_AUTH_CACHE_TTL, default 2s
+	// UploadCheckTimeout bounds the validation of one uploaded module in
+	// its child process; a module that needs longer is refused.
+	UploadCheckTimeout time.Duration // WIZARD_UPLOAD_CHECK_TIMEOUT, default 10s
+	// UploadCheckConcurrency bounds the validation children running at
+	// once on one API process (each may use 64x its module's size).
+	UploadCheckConcurrency int // WIZARD_UPLOAD_CHECK_CONCURRENCY, default 2
 }
 
 // Worker is the worker binary's configuration.
@@ -229,6 +235,9 @@ func LoadAPI(getenv Getenv) (API, error) {
 		ShutdownTimeout: r.duration("WIZARD_SHUTDOWN_TIMEOUT", 20*time.Second, 0, 10*time.Minute),
 		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 750*time.Millisecond, 10*time.Millisecond, time.Minute),
 		AuthCacheTTL:    r.duration("WIZARD_AUTH_CACHE_TTL", 2*time.Second, 0, 5*time.Second),
+
+		UploadCheckTimeout:     r.duration("WIZARD_UPLOAD_CHECK_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
+		UploadCheckConcurrency: r.integer("WIZARD_UPLOAD_CHECK_CONCURRENCY", 2, 1, 256),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))
