@@ -98,8 +98,12 @@ type Worker struct {
 	SandboxMemoryMB int // WIZARD_SANDBOX_MEMORY_MB, default 2048, 0 = none
 	// CompiledModules is how many compiled modules each child keeps in memory.
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
-	// CompileTimeout bounds one module's compilation.
+	// CompileTimeout bounds one module's compilation for a job (which its
+	// timeout_ms bounds too: compilation counts against the job's time).
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
+	// PrecompileTimeout bounds an upload's pre-compile, which runs only on
+	// an idle sandbox child and gives it up to any job that needs it.
+	PrecompileTimeout time.Duration // WIZARD_PRECOMPILE_TIMEOUT, default 10s
 	// WebhookSweepAfter is how overdue a pending webhook delivery must be
 	// before the reconciler enqueues it again (its task was lost).
 	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 30s
@@ -260,6 +264,8 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
+
+		PrecompileTimeout: r.duration("WIZARD_PRECOMPILE_TIMEOUT", 10*time.Second, time.Second, time.Hour),
 
 		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 30*time.Second, 20*time.Second, 24*time.Hour),
 		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),

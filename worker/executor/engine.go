@@ -20,6 +20,8 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
+
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // pageSize is the size of a WebAssembly memory page.
@@ -110,6 +112,11 @@ func (e *Engine) Compile(ctx context.Context, key string, load func() ([]byte, e
 	bin, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("load module: %w", err)
+	}
+	// The counts that size the compiler's allocations are bounded first,
+	// as at upload: modules uploaded before a limit existed reach here too.
+	if err := wasmmeta.Precheck(bin); err != nil {
+		return nil, &CompileError{Err: fmt.Errorf("the module is outside the platform's limits: %w", err)}
 	}
 	cm, err := e.rt.CompileModule(ctx, bin)
 	if err != nil {

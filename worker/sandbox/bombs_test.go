@@ -1,0 +1,136 @@
+package sandbox_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/worker/executor"
+	"github.com/wasmwizard/wasmwizard/worker/sandbox"
+)
+
+// slowToCompile is 237 KB that wazero's optimizing compiler takes ~45 s
+// (and over a GB) to compile: 1,000 locals live across 20,000 blocks.
+func slowToCompile(t *testing.T) (key, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "slow.wasm")
+	require.NoError(t, os.WriteFile(path, fixtures.LocalsTimesBlocks(1000, 20000), 0o600))
+	return "slow-" + t.Name(), path
+}
+
+func shapeRequest(t *testing.T, name string, bin []byte) executor.Request {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name+".wasm")
+	require.NoError(t, os.WriteFile(path, bin, 0o600))
+	return executor.Request{ModuleKey: name + "-" + t.Name(), ModulePath: path, Function: "_start",
+		Timeout: 5 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100}
+}
+
+// Compilation counts against the job's timeout: a job with a 1 s timeout
+// on a module that takes 45 s to compile ends timed_out (it used to hold
+// its child for the whole compile timeout, then run). Its child is killed
+// and replaced, and the next job on the module fails at once without
+// compiling it again.
+func TestSlowCompileEndsWithinTheJobsTimeout(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	key, path := slowToCompile(t)
+	before := p.PIDs()
+	req := executor.Request{ModuleKey: key, ModulePath: path, Function: "_start",
+		Timeout: time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100}
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.TimedOut, res.Status, "%+v", res)
+	require.Equal(t, executor.CodeTimeout, res.ErrorCode)
+	require.Contains(t, res.ErrorMessage, "compiling the module took longer than the job's timeout of 1s")
+	require.False(t, alive(before[0]), "the compiling child was killed")
+
+	require.Eventually(t, func() bool { return p.Idle() == 1 }, 30*time.Second, 10*time.Millisecond)
+	after := p.PIDs()
+	res, err = p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, after, p.PIDs(), "the module was not compiled again")
+	require.NoError(t, p.Compile(context.Background(), "hello", modulePath(t, fixtures.Hello)))
+	require.Error(t, p.Compile(context.Background(), key, path), "nor pre-compiled")
+}
+
+// A pre-compile runs only on an idle child and gives it up to a job that
+// needs it: a job on a one-child pool does not wait for the 45 s compile.
+func TestPrecompileYieldsToJobs(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	key, path := slowToCompile(t)
+	done := make(chan error, 1)
+	go func() { done <- p.Compile(context.Background(), key, path) }()
+	require.Eventually(t, func() bool { return p.Idle() == 0 }, 10*time.Second, time.Millisecond)
+
+	res, err := p.Execute(context.Background(), request(t, fixtures.Hello))
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+	require.NoError(t, <-done, "a pre-compile that gave its child up is not a failure")
+
+	// With no idle child, a pre-compile is skipped at once.
+	busy := request(t, fixtures.Loop)
+	busy.Timeout = 300 * time.Millisecond
+	go func() { _, _ = p.Execute(context.Background(), busy) }()
+	require.Eventually(t, func() bool { return p.Idle() == 0 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, p.Compile(context.Background(), key, path))
+}
+
+// A module that needs more memory to compile than a child has ends its
+// job failed with a clear message (not sandbox_crashed, not retried), and
+// is not compiled again.
+func TestCompileOutOfMemoryEndsTheJob(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: t.TempDir(), MemoryLimitMB: 256})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	// 7 MiB of straight-line code: far more than 256 MiB to compile.
+	req := shapeRequest(t, "straight", fixtures.StraightLine(7<<20/3))
+	req.Timeout = time.Minute
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, executor.CodeInstantiate, res.ErrorCode, "%+v", res)
+	require.Contains(t, res.ErrorMessage, "compiling the module needs more memory than the sandbox's limit of 256 MiB")
+
+	require.Eventually(t, func() bool { return p.Idle() == 1 }, 30*time.Second, 10*time.Millisecond)
+	after := p.PIDs()
+	res, err = p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.CodeInstantiate, res.ErrorCode)
+	require.Equal(t, after, p.PIDs(), "the module was not compiled again")
+}
+
+// The worker bounds a module's counts before compiling it, as the upload
+// check does (modules uploaded before a limit existed reach it too): the
+// 2^30-locals module fails its job at once instead of exhausting the child.
+// Shapes within the limits compile and run.
+func TestWorkerPrechecksModules(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	res, err := p.Execute(context.Background(), shapeRequest(t, "locals", fixtures.LocalsBomb(1<<30)))
+	require.NoError(t, err)
+	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, executor.CodeInstantiate, res.ErrorCode)
+	require.Contains(t, res.ErrorMessage, "outside the platform's limits")
+
+	for name, bin := range map[string][]byte{
+		"nesting":  fixtures.NestedBlocks(1000),
+		"br_table": fixtures.WideBrTable(100, 10_000),
+		"straight": fixtures.StraightLine(100_000),
+		"locals":   fixtures.LocalsBomb(10_000),
+	} {
+		res, err := p.Execute(context.Background(), shapeRequest(t, name, bin))
+		require.NoError(t, err)
+		require.Equal(t, executor.Succeeded, res.Status, "%s: %+v", name, res)
+	}
+}
