@@ -134,3 +134,33 @@ func TestWorkerPrechecksModules(t *testing.T) {
 		require.Equal(t, executor.Succeeded, res.Status, "%s: %+v", name, res)
 	}
 }
+
+// A table declared without a maximum could grow by 150M ref.func entries
+// (1.2 GB in wazero) in a 128 MiB job: tables are capped (1M elements in
+// all, wasmmeta.TableElementsCap), so table.grow returns -1 and the guest
+// gives up, as it would at its memory limit.
+func TestTablesCannotEscapeTheMemoryLimit(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	req := request(t, fixtures.TableGrow)
+	req.MemoryLimitMB = 128
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, executor.CodeTrap, res.ErrorCode, "%+v", res)
+	require.Contains(t, res.ErrorMessage, "unreachable")
+}
+
+// Tables past the allowance count against the job's memory limit: a table
+// declaring 10M elements (80 MiB) does not fit a 64 MiB job.
+func TestLargeTablesCountAgainstTheMemoryLimit(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	// (module (table 10000000 funcref))
+	bin := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x04, 0x07, 0x01, 0x70, 0x00, 0x80, 0xad, 0xe2, 0x04}
+	res, err := p.Execute(context.Background(), shapeRequest(t, "bigtable", bin))
+	require.NoError(t, err)
+	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, executor.CodeMemoryLimit, res.ErrorCode, "%+v", res)
+	require.Contains(t, res.ErrorMessage, "the module's tables need 77 MiB")
+}
