@@ -103,7 +103,7 @@ type Worker struct {
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
 	// PrecompileTimeout bounds an upload's pre-compile, which runs only on
 	// an idle sandbox child and gives it up to any job that needs it.
-	PrecompileTimeout time.Duration // WIZARD_PRECOMPILE_TIMEOUT, default 10s
+	PrecompileTimeout time.Duration // WIZARD_PRECOMPILE_TIMEOUT, default 30s
 	// WebhookSweepAfter is how overdue a pending webhook delivery must be
 	// before the reconciler enqueues it again (its task was lost).
 	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 30s
@@ -265,7 +265,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
 
-		PrecompileTimeout: r.duration("WIZARD_PRECOMPILE_TIMEOUT", 10*time.Second, time.Second, time.Hour),
+		PrecompileTimeout: r.duration("WIZARD_PRECOMPILE_TIMEOUT", 30*time.Second, time.Second, time.Hour),
 
 		WebhookSweepAfter:     r.duration("WIZARD_WEBHOOK_SWEEP_AFTER", 30*time.Second, 20*time.Second, 24*time.Hour),
 		WebhookConcurrency:    r.integer("WIZARD_WEBHOOK_CONCURRENCY", 10, 1, 1000),

@@ -60,7 +60,7 @@ func TestInspectRefusesCountBombs(t *testing.T) {
 		"1M locals":         {fixtures.LocalsBomb(1 << 20), "locals, more than the limit"},
 		"deep nesting":      {fixtures.NestedBlocks(wasmmeta.MaxNestingDepth + 1), "nested more than"},
 		"wide br_table":     {fixtures.WideBrTable(10, 1<<20), "br_table targets, more than the limit"},
-		"locals in all":     {manyFunctionsWithLocals(200, 40_000), "locals in all"},
+		"locals in all":     {manyFunctionsWithLocals(10, 40_000), "locals in all"},
 		"types with params": {typeWithParams(5000), "parameters, more than the limit"},
 	} {
 		var err error
@@ -81,7 +81,9 @@ func TestInspectShapesWithinBudget(t *testing.T) {
 		"nesting":         fixtures.NestedBlocks(wasmmeta.MaxNestingDepth),
 		"br_table":        fixtures.WideBrTable(100, wasmmeta.MaxBrTableTargets),
 		"locals x blocks": fixtures.LocalsTimesBlocks(1000, 5000),
-		"locals":          fixtures.LocalsBomb(wasmmeta.MaxFunctionLocals),
+		"locals":          fixtures.LocalsBomb(wasmmeta.MaxTotalLocalsBase),
+		// The most locals a small module may declare, in several functions.
+		"locals in all": manyFunctionsWithLocals(5, wasmmeta.MaxTotalLocalsBase/5),
 	} {
 		var err error
 		used := allocated(func() { _, err = in.Inspect(context.Background(), bin) })
@@ -137,9 +139,8 @@ func TestIsolatedInspectStraightLine(t *testing.T) {
 
 // manyFunctionsWithLocals is n functions that declare locals each.
 func manyFunctionsWithLocals(n int, locals uint32) []byte {
-	one := fixtures.LocalsBomb(locals)
-	// The code section of LocalsBomb is its last section: one body.
-	body := one[len(one)-7:] // size(1) + 1 decl + uleb(locals, 3 bytes) + i32 + end
+	decl := append(append([]byte{0x01}, uleb(nil, locals)...), 0x7f, 0x0b) // 1 declaration; i32; end
+	body := append(uleb(nil, uint32(len(decl))), decl...)
 	m := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00}
 	funcs := append(uleb(nil, uint32(n)), make([]byte, n)...)
 	m = append(append(append(m, 0x03), uleb(nil, uint32(len(funcs)))...), funcs...)
@@ -170,4 +171,41 @@ func uleb(b []byte, v uint32) []byte {
 		}
 		b = append(b, c|0x80)
 	}
+}
+
+// FuzzShapes generates the expensive shapes at fuzzed sizes (small enough
+// to be checked in this process) and asserts that the check neither fails
+// nor exceeds its memory budget.
+func FuzzShapes(f *testing.F) {
+	for kind := range uint8(5) {
+		f.Add(kind, uint32(1000), uint32(100))
+	}
+	f.Add(uint8(0), uint32(1<<30), uint32(0))
+	f.Add(uint8(2), uint32(wasmmeta.MaxNestingDepth+1), uint32(0))
+	f.Add(uint8(3), uint32(64), uint32(wasmmeta.MaxBrTableTargets+1))
+	in := wasmmeta.NewInspector(context.Background())
+	f.Fuzz(func(t *testing.T, kind uint8, n, m uint32) {
+		var bin []byte
+		switch kind % 5 {
+		case 0:
+			bin = fixtures.LocalsBomb(n)
+		case 1:
+			bin = fixtures.StraightLine(int(n % (wasmmeta.InProcessMax / 3)))
+		case 2:
+			bin = fixtures.NestedBlocks(int(n % (2 * wasmmeta.MaxNestingDepth)))
+		case 3:
+			bin = fixtures.WideBrTable(int(n%1000), int(m%(2*wasmmeta.MaxBrTableTargets)))
+		case 4:
+			bin = fixtures.LocalsTimesBlocks(int(n%(2*wasmmeta.MaxFunctionLocals)), int(m%3000))
+		}
+		var err error
+		used := allocated(func() { _, err = in.Inspect(context.Background(), bin) })
+		if used > inProcessBudget(bin) {
+			t.Fatalf("shape %d (%d, %d), %d bytes: allocated %d, over its budget of %d", kind%5, n, m, len(bin), used, inProcessBudget(bin))
+		}
+		var inv *wasmmeta.InvalidError
+		if err != nil && !errors.As(err, &inv) {
+			t.Fatalf("non-validation error: %v", err)
+		}
+	})
 }

@@ -39,7 +39,8 @@ type Config struct {
 	// own timeout bounds its compilation and its run together, so the
 	// compilation gets the smaller of the two.
 	CompileTimeout time.Duration
-	// PrecompileTimeout bounds an upload's pre-compile (default 10 s).
+	// PrecompileTimeout bounds an upload's pre-compile, and a job's
+	// compilation that goes on after the job's time ran out (default 30 s).
 	PrecompileTimeout time.Duration
 	// FailedCompileMemory is how long a module whose compilation failed
 	// within its budget (too slow, or out of memory) is remembered, so that
@@ -63,8 +64,11 @@ type Pool struct {
 	// precompiling are the children running a pre-compile, with the
 	// cancel that hands the child back to a job that needs it.
 	precompiling map[*child]context.CancelFunc
-	wg           sync.WaitGroup
-	stop         chan struct{}
+	// background are the modules whose compilation goes on after their
+	// job's time ran out (finishInBackground).
+	background map[string]bool
+	wg         sync.WaitGroup
+	stop       chan struct{}
 }
 
 // compileFailure is a compilation that failed within its budget.
@@ -104,7 +108,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.CompileTimeout = time.Minute
 	}
 	if cfg.PrecompileTimeout <= 0 {
-		cfg.PrecompileTimeout = 10 * time.Second
+		cfg.PrecompileTimeout = 30 * time.Second
 	}
 	if cfg.FailedCompileMemory <= 0 {
 		cfg.FailedCompileMemory = 10 * time.Minute
@@ -113,7 +117,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Log = zap.NewNop()
 	}
 	p := &Pool{cfg: cfg, ready: make(chan *child, cfg.Size), live: map[*child]struct{}{},
-		precompiling: map[*child]context.CancelFunc{}, stop: make(chan struct{}),
+		precompiling: map[*child]context.CancelFunc{}, background: map[string]bool{}, stop: make(chan struct{}),
 		failed: expirable.NewLRU[string, compileFailure](4096, nil, cfg.FailedCompileMemory)}
 	errs := make(chan error, cfg.Size)
 	for range cfg.Size {
@@ -439,8 +443,13 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			return res, nil
 		}
 	case <-deadline.C:
-		p.discard(c)
 		fail := compileFailure{budget: compileBudget}
+		if !rr.CompileOnly && compileBudget < p.cfg.PrecompileTimeout && p.finishInBackground(c, rr.ModuleKey, start) {
+			// The job's time is up, but the compilation may finish as a
+			// pre-compile would, for the module's next jobs.
+			return p.compileFailed(fail, timeout, compileBudget, start), nil
+		}
+		p.discard(c)
 		p.failed.Add(rr.ModuleKey, fail)
 		return p.compileFailed(fail, timeout, compileBudget, start), nil
 	case <-ctx.Done():
@@ -492,6 +501,53 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 		MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
 		CompileTime: time.Duration(hdr.CompileNanos),
 	}, nil
+}
+
+// finishInBackground lets child c, whose job's time ran out while it
+// compiled the module key, go on compiling as a pre-compile would: until
+// PrecompileTimeout from start, and only while no job needs the child. The
+// compiled code lands in the on-disk cache; the child is then killed
+// before it runs the job, and replaced. A compilation that does not finish
+// in time is remembered as failed. It reports false (and does nothing) if
+// the module is already being compiled that way.
+func (p *Pool) finishInBackground(c *child, key string, start time.Time) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.mu.Lock()
+	if p.background[key] || p.closed {
+		p.mu.Unlock()
+		cancel()
+		return false
+	}
+	p.background[key] = true
+	p.precompiling[c] = cancel
+	p.mu.Unlock()
+	go func() {
+		defer cancel()
+		limit := time.NewTimer(max(p.cfg.PrecompileTimeout-time.Since(start), 0))
+		defer limit.Stop()
+		select {
+		case f := <-c.frames:
+			if f.err != nil || f.kind != wire.Compiled {
+				select { // for its stderr
+				case <-c.exited:
+				case <-time.After(time.Second):
+				}
+				if strings.Contains(c.stderr.String(), "out of memory") {
+					p.failed.Add(key, compileFailure{oom: true})
+				}
+			}
+		case <-limit.C:
+			p.failed.Add(key, compileFailure{budget: p.cfg.PrecompileTimeout})
+		case <-ctx.Done(): // a job needs the child
+		case <-p.stop:
+		}
+		p.mu.Lock()
+		delete(p.precompiling, c)
+		delete(p.background, key)
+		p.mu.Unlock()
+		p.discard(c)
+	}()
+	return true
 }
 
 // compileFailed is the result of a job whose module did not compile within
