@@ -72,6 +72,9 @@ func TestUploadOfLocalsBombIsRefused(t *testing.T) {
 // Its upload is validated in a child within 64 times its size plus 64 MiB
 // and is refused as too complex; this process allocates little.
 func TestUploadOfStraightLineIsCheckedWithinBudget(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a race-instrumented check child runs without its OS memory limit")
+	}
 	a := newIsolatedAPI(t)
 	_, err := a.st.DB().ExecContext(context.Background(), `UPDATE tiers SET max_module_bytes = 16 << 20 WHERE name = 'free'`)
 	require.NoError(t, err)

@@ -126,6 +126,9 @@ func TestIsolatedInspectDescribes(t *testing.T) {
 // result, not a crash.
 // Not parallel: it measures the process's allocations.
 func TestIsolatedInspectStraightLine(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a race-instrumented check child runs without its OS memory limit")
+	}
 	in := newIsolated(t)
 	bin := fixtures.StraightLine(7 << 20 / 3)
 	var err error

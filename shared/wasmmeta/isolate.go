@@ -97,6 +97,9 @@ type checkReply struct {
 func CheckChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 	oslimit.NotDumpable()
 	mb, _ := strconv.Atoi(os.Getenv(EnvCheckMemoryMB))
+	if raceBuild {
+		mb = 0
+	}
 	if err := oslimit.LimitMemory(mb); err != nil {
 		fmt.Fprintf(logw, "upload check: %v\n", err)
 		return 1
