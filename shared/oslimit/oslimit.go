@@ -5,6 +5,7 @@ package oslimit
 
 import (
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,3 +29,9 @@ func LimitMemory(mb int) error {
 // NotDumpable keeps other processes of the same user from reading this
 // one's memory or environment through /proc or ptrace.
 func NotDumpable() { _ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) }
+
+// PreferOOMKill makes this process the first the kernel's OOM killer
+// chooses (oom_score_adj 1000), so that when a container's memory runs out
+// it takes this child rather than the service that started it. Raising
+// one's own score needs no privilege; failure is ignored.
+func PreferOOMKill() { _ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0) }

@@ -96,6 +96,7 @@ type checkReply struct {
 // It returns the process exit code.
 func CheckChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 	oslimit.NotDumpable()
+	oslimit.PreferOOMKill()
 	mb, _ := strconv.Atoi(os.Getenv(EnvCheckMemoryMB))
 	if raceBuild {
 		mb = 0
@@ -194,7 +195,13 @@ func (in *Inspector) inspectIsolated(ctx context.Context, bin []byte) (Meta, err
 	// The child died on its own: out of memory (the Go runtime exits 2 with
 	// "out of memory" when its limit refuses a mapping), or a failure of the
 	// validator on these bytes; either way the module is refused.
-	if bytes.Contains(stderr.bytes(), []byte("out of memory")) || bytes.Contains(stderr.bytes(), []byte("cannot allocate memory")) {
+	// A SIGKILL we did not send is the OOM killer's (the container's memory
+	// ran out; the child is its first choice).
+	killed := false
+	if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		killed = true
+	}
+	if killed || bytes.Contains(stderr.bytes(), []byte("out of memory")) || bytes.Contains(stderr.bytes(), []byte("cannot allocate memory")) {
 		return Meta{}, &InvalidError{Reason: fmt.Sprintf(
 			"the module is too complex to validate within its budget: validation needs more than %d MiB (%d times its size plus %d MiB)",
 			budgetMB, MemoryPerByte, MemoryBaseMB)}
