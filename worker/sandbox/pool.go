@@ -301,7 +301,7 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 	if req.Timeout > 0 && req.Timeout < budget {
 		budget = req.Timeout
 	}
-	if f, ok := p.failed.Get(req.ModuleKey); ok && (f.oom || f.budget >= budget) {
+	if f, ok := p.recallFailure(req.ModuleKey); ok && (f.oom || f.budget >= budget) {
 		return p.compileFailed(f, req.Timeout, budget, time.Now()), nil
 	}
 	return p.run(ctx, wire.RunRequest{
@@ -318,7 +318,7 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 // a job by more than a child's restart. A module that cannot be
 // pre-compiled now is compiled by its first job.
 func (p *Pool) Compile(ctx context.Context, key, path string) error {
-	if _, ok := p.failed.Get(key); ok {
+	if _, ok := p.recallFailure(key); ok {
 		return fmt.Errorf("compile %s: it failed within its budget recently", key)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -437,7 +437,7 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 				// Compiling this module needs more memory than a child
 				// has: it would every time.
 				fail := compileFailure{oom: true}
-				p.failed.Add(rr.ModuleKey, fail)
+				p.rememberFailure(rr.ModuleKey, fail)
 				res = p.compileFailed(fail, timeout, compileBudget, start)
 			}
 			return res, nil
@@ -450,7 +450,7 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			return p.compileFailed(fail, timeout, compileBudget, start), nil
 		}
 		p.discard(c)
-		p.failed.Add(rr.ModuleKey, fail)
+		p.rememberFailure(rr.ModuleKey, fail)
 		return p.compileFailed(fail, timeout, compileBudget, start), nil
 	case <-ctx.Done():
 		p.discard(c)
@@ -508,15 +508,23 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 // PrecompileTimeout from start, and only while no job needs the child. The
 // compiled code lands in the on-disk cache; the child is then killed
 // before it runs the job, and replaced. A compilation that does not finish
-// in time is remembered as failed. It reports false (and does nothing) if
-// the module is already being compiled that way.
+// in time is remembered as failed; one that finishes is forgotten. If the
+// module is already being compiled that way, c is discarded (that
+// compilation decides). It reports false, doing nothing, if the pool is
+// closed or the module has no key.
 func (p *Pool) finishInBackground(c *child, key string, start time.Time) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.mu.Lock()
-	if p.background[key] || p.closed {
+	if p.closed || key == "" {
 		p.mu.Unlock()
 		cancel()
 		return false
+	}
+	if p.background[key] {
+		p.mu.Unlock()
+		cancel()
+		p.discard(c)
+		return true
 	}
 	p.background[key] = true
 	p.precompiling[c] = cancel
@@ -527,17 +535,19 @@ func (p *Pool) finishInBackground(c *child, key string, start time.Time) bool {
 		defer limit.Stop()
 		select {
 		case f := <-c.frames:
-			if f.err != nil || f.kind != wire.Compiled {
+			if f.err == nil && f.kind == wire.Compiled {
+				p.failed.Remove(key) // in the on-disk cache now
+			} else {
 				select { // for its stderr
 				case <-c.exited:
 				case <-time.After(time.Second):
 				}
 				if strings.Contains(c.stderr.String(), "out of memory") {
-					p.failed.Add(key, compileFailure{oom: true})
+					p.rememberFailure(key, compileFailure{oom: true})
 				}
 			}
 		case <-limit.C:
-			p.failed.Add(key, compileFailure{budget: p.cfg.PrecompileTimeout})
+			p.rememberFailure(key, compileFailure{budget: p.cfg.PrecompileTimeout})
 		case <-ctx.Done(): // a job needs the child
 		case <-p.stop:
 		}
@@ -548,6 +558,22 @@ func (p *Pool) finishInBackground(c *child, key string, start time.Time) bool {
 		p.discard(c)
 	}()
 	return true
+}
+
+// rememberFailure records that the module key failed to compile within
+// its budget.
+func (p *Pool) rememberFailure(key string, f compileFailure) {
+	if key != "" {
+		p.failed.Add(key, f)
+	}
+}
+
+// recallFailure returns the recorded failure of the module key, if any.
+func (p *Pool) recallFailure(key string) (compileFailure, bool) {
+	if key == "" {
+		return compileFailure{}, false
+	}
+	return p.failed.Get(key)
 }
 
 // compileFailed is the result of a job whose module did not compile within
