@@ -289,6 +289,13 @@ type API struct {
 
 // Start connects to Postgres and Redis and serves the API on cfg.HTTPAddr.
 func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
+	// Large uploads are validated in a child process of this binary under
+	// a memory and time budget (docs/SECURITY.md).
+	inspect, err := wasmmeta.NewIsolatedInspector(ctx, wasmmeta.IsolateConfig{
+		Timeout: cfg.UploadCheckTimeout, Concurrency: cfg.UploadCheckConcurrency})
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxOpenConns)
 	if err != nil {
 		return nil, err
@@ -305,7 +312,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, store: st, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb),
-		inspect: wasmmeta.NewInspector(ctx), watch: watch, done: make(chan error, 1)}
+		inspect: inspect, watch: watch, done: make(chan error, 1)}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

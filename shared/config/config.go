@@ -77,6 +77,12 @@ type API struct {
 	// AuthFailureLimit is how many unknown API keys one client address may
 	// present per minute before the API stops looking its keys up.
 	AuthFailureLimit int // WIZARD_AUTH_FAILURE_LIMIT, default 100, 0 = no limit
+	// UploadCheckTimeout bounds the validation of one uploaded module in
+	// its child process; a module that needs longer is refused.
+	UploadCheckTimeout time.Duration // WIZARD_UPLOAD_CHECK_TIMEOUT, default 10s
+	// UploadCheckConcurrency bounds the validation children running at
+	// once on one API process (each may use 64x its module's size).
+	UploadCheckConcurrency int // WIZARD_UPLOAD_CHECK_CONCURRENCY, default 2
 }
 
 // Defaults of the worker's liveness settings (also used when a Worker is
@@ -113,7 +119,8 @@ type Worker struct {
 	SandboxMemoryMB int // WIZARD_SANDBOX_MEMORY_MB, default 2048, 0 = none
 	// CompiledModules is how many compiled modules each child keeps in memory.
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
-	// CompileTimeout bounds one module's compilation.
+	// CompileTimeout bounds one module's compilation for a job (which its
+	// timeout_ms bounds too: compilation counts against the job's time).
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
 	// ModuleCacheBytes bounds the local copies of modules under
 	// WIZARD_DATA_DIR/modules; past it the least recently used are removed
@@ -122,6 +129,10 @@ type Worker struct {
 	// CompileCacheBytes bounds wazero's compilation cache under
 	// WIZARD_DATA_DIR/wazero-cache, trimmed every minute by least recent use.
 	CompileCacheBytes int64 // WIZARD_COMPILE_CACHE_BYTES, default 2 GiB
+
+	// PrecompileTimeout bounds an upload's pre-compile, which runs only on
+	// an idle sandbox child and gives it up to any job that needs it.
+	PrecompileTimeout time.Duration // WIZARD_PRECOMPILE_TIMEOUT, default 30s
 	// WebhookSweepAfter is how overdue a pending webhook delivery must be
 	// before the reconciler enqueues it again (its task was lost).
 	WebhookSweepAfter time.Duration // WIZARD_WEBHOOK_SWEEP_AFTER, default 30s
@@ -294,9 +305,11 @@ func LoadAPI(getenv Getenv) (API, error) {
 		EnqueueTimeout:  r.duration("WIZARD_ENQUEUE_TIMEOUT", 750*time.Millisecond, 10*time.Millisecond, time.Minute),
 		AuthCacheTTL:    r.duration("WIZARD_AUTH_CACHE_TTL", 2*time.Second, 0, 5*time.Second),
 
-		BodyStallTimeout: r.duration("WIZARD_BODY_STALL_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
-		TrustedProxies:   r.networks("WIZARD_TRUSTED_PROXIES"),
-		AuthFailureLimit: r.integer("WIZARD_AUTH_FAILURE_LIMIT", 100, 0, 1000000),
+		BodyStallTimeout:       r.duration("WIZARD_BODY_STALL_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+		TrustedProxies:         r.networks("WIZARD_TRUSTED_PROXIES"),
+		AuthFailureLimit:       r.integer("WIZARD_AUTH_FAILURE_LIMIT", 100, 0, 1000000),
+		UploadCheckTimeout:     r.duration("WIZARD_UPLOAD_CHECK_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
+		UploadCheckConcurrency: r.integer("WIZARD_UPLOAD_CHECK_CONCURRENCY", 2, 1, 256),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))
@@ -319,6 +332,8 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
+
+		PrecompileTimeout: r.duration("WIZARD_PRECOMPILE_TIMEOUT", 30*time.Second, time.Second, time.Hour),
 
 		ModuleCacheBytes:  int64(r.integer("WIZARD_MODULE_CACHE_BYTES", DefaultModuleCacheBytes, 16<<20, 1<<50)),
 		CompileCacheBytes: int64(r.integer("WIZARD_COMPILE_CACHE_BYTES", DefaultCompileCacheBytes, 16<<20, 1<<50)),

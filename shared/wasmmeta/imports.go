@@ -80,51 +80,6 @@ func parseImports(bin []byte) ([]Import, error) {
 	return out, nil
 }
 
-// precheck walks the section headers before wazero decodes anything: every
-// section must fit in the module, and every section that starts with a
-// vector must not claim more elements than it has bytes. wazero allocates a
-// slice of the claimed length up front, so without this a 40-byte upload can
-// ask the API for hundreds of gigabytes (found by FuzzInspect).
-func precheck(bin []byte) error {
-	r := &reader{b: bin, off: 8}
-	for r.off < len(r.b) {
-		id, err := r.byte()
-		if err != nil {
-			return err
-		}
-		size, err := r.u32()
-		if err != nil {
-			return err
-		}
-		if int(size) > len(r.b)-r.off {
-			return fmt.Errorf("%w: section %d claims %d bytes, %d remain", errMalformed, id, size, len(r.b)-r.off)
-		}
-		end := r.off + int(size)
-		switch id {
-		case 1, 2, 3, 4, 5, 6, 7, 9, 10, 11: // sections that are vectors
-			sec := &reader{b: r.b[:end], off: r.off}
-			count, err := sec.u32()
-			if err != nil {
-				return err
-			}
-			if uint64(count) > uint64(size) {
-				return fmt.Errorf("%w: section %d claims %d entries in %d bytes", errMalformed, id, count, size)
-			}
-		case 12: // data count
-			sec := &reader{b: r.b[:end], off: r.off}
-			count, err := sec.u32()
-			if err != nil {
-				return err
-			}
-			if uint64(count) > uint64(len(bin)) {
-				return fmt.Errorf("%w: data count %d", errMalformed, count)
-			}
-		}
-		r.off = end
-	}
-	return nil
-}
-
 type reader struct {
 	b   []byte
 	off int

@@ -66,6 +66,10 @@ func (e *InvalidError) Error() string { return e.Reason }
 // Inspector validates modules. It is safe for concurrent use.
 type Inspector struct {
 	rt wazero.Runtime
+	// isolate, when set, checks large modules in a child process (at most
+	// len(slots) at once).
+	isolate *IsolateConfig
+	slots   chan struct{}
 }
 
 // NewInspector returns an Inspector backed by wazero's interpreter, which
@@ -78,7 +82,10 @@ func NewInspector(ctx context.Context) *Inspector {
 func (in *Inspector) Close(ctx context.Context) error { return in.rt.Close(ctx) }
 
 // Inspect validates bin and describes it. An *InvalidError means the bytes
-// are not an acceptable module.
+// are not an acceptable module. Every count that sizes an allocation is
+// bounded first (Precheck); with NewIsolatedInspector a module larger than
+// InProcessMax is then validated in a child process under a memory and time
+// budget.
 func (in *Inspector) Inspect(ctx context.Context, bin []byte) (Meta, error) {
 	if len(bin) < len(magic) || !bytes.Equal(bin[:4], magic[:4]) {
 		return Meta{}, &InvalidError{Reason: "not a WebAssembly module: the bytes do not start with \\0asm"}
@@ -86,9 +93,17 @@ func (in *Inspector) Inspect(ctx context.Context, bin []byte) (Meta, error) {
 	if !bytes.Equal(bin[4:8], magic[4:8]) {
 		return Meta{}, &InvalidError{Reason: fmt.Sprintf("unsupported WebAssembly binary version % x (want 01 00 00 00)", bin[4:8])}
 	}
-	if err := precheck(bin); err != nil {
+	if err := Precheck(bin); err != nil {
 		return Meta{}, &InvalidError{Reason: "invalid WebAssembly module: " + err.Error()}
 	}
+	if in.isolate != nil && len(bin) > InProcessMax {
+		return in.inspectIsolated(ctx, bin)
+	}
+	return in.inspect(ctx, bin)
+}
+
+// inspect validates bin in this process; Precheck has passed.
+func (in *Inspector) inspect(ctx context.Context, bin []byte) (Meta, error) {
 	cm, err := in.rt.CompileModule(ctx, bin)
 	if err != nil {
 		return Meta{}, &InvalidError{Reason: "invalid WebAssembly module: " + err.Error()}

@@ -45,12 +45,27 @@ func TestInspectMinimal(t *testing.T) {
 	require.False(t, m.WASI)
 }
 
+// FuzzInspect checks that any bytes are refused or described, and that the
+// check stays within its memory budget (inProcessBudget: all it allocates,
+// not only its peak) on every input.
 func FuzzInspect(f *testing.F) {
 	f.Add(minimal)
 	f.Add([]byte("not wasm"))
+	for _, bin := range [][]byte{
+		fixtures.LocalsBomb(1 << 30), fixtures.LocalsBomb(100), fixtures.StraightLine(50),
+		fixtures.NestedBlocks(40), fixtures.WideBrTable(4, 40), fixtures.LocalsTimesBlocks(10, 10),
+		fixtures.Bytes(fixtures.Hello), fixtures.Bytes(fixtures.Reactor),
+	} {
+		f.Add(bin)
+	}
 	in := wasmmeta.NewInspector(context.Background())
 	f.Fuzz(func(t *testing.T, bin []byte) {
-		m, err := in.Inspect(context.Background(), bin)
+		var m wasmmeta.Meta
+		var err error
+		used := allocated(func() { m, err = in.Inspect(context.Background(), bin) })
+		if used > inProcessBudget(bin) {
+			t.Fatalf("a %d-byte input allocated %d bytes, over its budget of %d", len(bin), used, inProcessBudget(bin))
+		}
 		if err != nil {
 			var inv *wasmmeta.InvalidError
 			if !errors.As(err, &inv) {

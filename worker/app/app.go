@@ -201,7 +201,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		w.pool, err = sandbox.New(sandbox.Config{
 			Command: cfg.SandboxCommand, Size: cfg.Concurrency, CacheDir: cacheDir,
 			MemoryLimitMB: cfg.SandboxMemoryMB, CompiledModules: cfg.CompiledModules,
-			CompileTimeout: cfg.CompileTimeout, Log: log.Named("sandbox"),
+			CompileTimeout: cfg.CompileTimeout, PrecompileTimeout: cfg.PrecompileTimeout, Log: log.Named("sandbox"),
 		})
 		if err != nil {
 			w.close()

@@ -21,6 +21,8 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
+
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // pageSize is the size of a WebAssembly memory page.
@@ -51,7 +53,7 @@ type EngineConfig struct {
 // engine is Interruptible (the in-process executor).
 type Engine struct {
 	rt        wazero.Runtime
-	compiled  *lru.Cache[string, wazero.CompiledModule]
+	compiled  *lru.Cache[string, *Compiled]
 	interrupt bool
 	memory    spareMemory
 }
@@ -75,7 +77,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if size <= 0 {
 		size = 64
 	}
-	cache, err := lru.NewWithEvict(size, func(_ string, cm wazero.CompiledModule) {
+	cache, err := lru.NewWithEvict(size, func(_ string, cm *Compiled) {
 		_ = cm.Close(context.Background())
 	})
 	if err != nil {
@@ -99,10 +101,23 @@ type CompileError struct{ Err error }
 func (e *CompileError) Error() string { return "compile: " + e.Err.Error() }
 func (e *CompileError) Unwrap() error { return e.Err }
 
+// Compiled is a compiled module and what its tables can cost.
+type Compiled struct {
+	wazero.CompiledModule
+	// TableBytes is what the module's tables take at most, at their
+	// (capped) maximums.
+	TableBytes uint64
+}
+
+// tableAllowance is what tables may take without being charged to the
+// job's memory limit: the capped tables of any module with small declared
+// minimums fit in it.
+const tableAllowance = wasmmeta.TableElementsCap * wasmmeta.TableBytesPerElement
+
 // Compile returns the compiled module for key, compiling the bytes load
 // returns on a cache miss (wazero's on-disk cache may still spare the
-// native compilation).
-func (e *Engine) Compile(ctx context.Context, key string, load func() ([]byte, error)) (wazero.CompiledModule, error) {
+// native compilation). Tables are capped first (wasmmeta.CapTables).
+func (e *Engine) Compile(ctx context.Context, key string, load func() ([]byte, error)) (*Compiled, error) {
 	if key != "" {
 		if cm, ok := e.compiled.Get(key); ok {
 			return cm, nil
@@ -112,10 +127,22 @@ func (e *Engine) Compile(ctx context.Context, key string, load func() ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("load module: %w", err)
 	}
-	cm, err := e.rt.CompileModule(ctx, bin)
+	// The counts that size the compiler's allocations are bounded first,
+	// as at upload: modules uploaded before a limit existed reach here too.
+	if err := wasmmeta.Precheck(bin); err != nil {
+		return nil, &CompileError{Err: fmt.Errorf("the module is outside the platform's limits: %w", err)}
+	}
+	// table.grow is bounded only by a table's declared maximum, and wazero
+	// allocates table elements outside the guest memory's allocator.
+	bin, elems, err := wasmmeta.CapTables(bin)
+	if err != nil {
+		return nil, &CompileError{Err: fmt.Errorf("read the table section: %w", err)}
+	}
+	wcm, err := e.rt.CompileModule(ctx, bin)
 	if err != nil {
 		return nil, &CompileError{Err: err}
 	}
+	cm := &Compiled{CompiledModule: wcm, TableBytes: elems * wasmmeta.TableBytesPerElement}
 	if key != "" {
 		e.compiled.Add(key, cm)
 	}
@@ -125,9 +152,19 @@ func (e *Engine) Compile(ctx context.Context, key string, load func() ([]byte, e
 // Run executes one job on a compiled module. Guest failures are results.
 // With an Interruptible engine, ctx's end stops the guest; otherwise the
 // caller must kill the process.
-func (e *Engine) Run(ctx context.Context, cm wazero.CompiledModule, req Request) Result {
+func (e *Engine) Run(ctx context.Context, cm *Compiled, req Request) Result {
 	start := time.Now()
 	limit := uint64(req.MemoryLimitMB) << 20
+	// Tables beyond the allowance count against the job's memory limit:
+	// the guest's linear memory gets what they leave.
+	if tables := cm.TableBytes; tables > tableAllowance {
+		charge := tables - tableAllowance
+		if charge > limit {
+			return failed(CodeMemoryLimit, fmt.Sprintf("the module's tables need %d MiB, more than the job's limit of %d MiB",
+				(tables+(1<<20)-1)>>20, req.MemoryLimitMB), start)
+		}
+		limit -= charge
+	}
 	if min := declaredMinMemory(cm); min > limit {
 		return failed(CodeMemoryLimit, fmt.Sprintf("the module declares a minimum memory of %d MiB, more than the job's limit of %d MiB",
 			min>>20, req.MemoryLimitMB), start)
@@ -179,7 +216,7 @@ func (e *Engine) Run(ctx context.Context, cm wazero.CompiledModule, req Request)
 		return res
 	}
 
-	mod, err := instantiate(runCtx, e.rt, cm, mc)
+	mod, err := instantiate(runCtx, e.rt, cm.CompiledModule, mc)
 	if err != nil {
 		res.Status, res.ExitCode, res.ErrorCode, res.ErrorMessage = classify(ctx, runCtx, err, req.Timeout)
 		if res.ErrorCode == CodeTrap && !isTrap(err) {

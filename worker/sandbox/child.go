@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wasmwizard/wasmwizard/shared/oslimit"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox/wire"
 )
@@ -39,18 +40,14 @@ func IsChild() bool { return os.Getenv(EnvChild) == "1" }
 func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 	// Other processes of the same user (another child, after an escape) may
 	// not read this one's memory or environment through /proc or ptrace.
-	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-	if mb, _ := strconv.Atoi(os.Getenv(EnvMemoryMB)); mb > 0 {
-		// The OS backstop: whatever a guest does, this process cannot hold
-		// more private writable memory than this (heap, guest memories,
-		// compiled code), and fails (sandbox_crashed) instead of exhausting
-		// the machine. RLIMIT_DATA rather than RLIMIT_AS: the Go runtime
-		// reserves over a GiB of address space it never uses.
-		lim := uint64(mb) << 20
-		if err := unix.Setrlimit(unix.RLIMIT_DATA, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
-			fmt.Fprintf(logw, "sandbox: setrlimit: %v\n", err)
-			return 1
-		}
+	oslimit.NotDumpable()
+	// The OS backstop: whatever a guest does, this process cannot hold more
+	// private writable memory than this (heap, guest memories, compiled
+	// code), and fails (sandbox_crashed) instead of exhausting the machine.
+	mb, _ := strconv.Atoi(os.Getenv(EnvMemoryMB))
+	if err := oslimit.LimitMemory(mb); err != nil {
+		fmt.Fprintf(logw, "sandbox: %v\n", err)
+		return 1
 	}
 	if ppid, _ := strconv.Atoi(os.Getenv(EnvParentCheck)); ppid > 0 {
 		go watchParent(ppid)

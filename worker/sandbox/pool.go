@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/worker/executor"
@@ -34,16 +35,28 @@ type Config struct {
 	MemoryLimitMB int
 	// CompiledModules bounds each child's in-memory compiled-module LRU.
 	CompiledModules int
-	// CompileTimeout bounds one module's compilation (it is not part of the
-	// job's own timeout).
+	// CompileTimeout bounds one module's compilation for a job. The job's
+	// own timeout bounds its compilation and its run together, so the
+	// compilation gets the smaller of the two.
 	CompileTimeout time.Duration
-	Log            *zap.Logger
+	// PrecompileTimeout bounds an upload's pre-compile, and a job's
+	// compilation that goes on after the job's time ran out (default 30 s).
+	PrecompileTimeout time.Duration
+	// FailedCompileMemory is how long a module whose compilation failed
+	// within its budget (too slow, or out of memory) is remembered, so that
+	// its next jobs fail at once instead of compiling it again (default 10
+	// minutes).
+	FailedCompileMemory time.Duration
+	Log                 *zap.Logger
 }
 
 // Pool is a set of sandbox children. It implements executor.Executor.
 type Pool struct {
 	cfg   Config
 	ready chan *child
+	// failed remembers modules (by key) whose compilation failed within
+	// its budget.
+	failed *expirable.LRU[string, compileFailure]
 
 	mu     sync.Mutex
 	closed bool
@@ -52,8 +65,20 @@ type Pool struct {
 	// be started; spawnErr is the last one's error.
 	spawnFailures int
 	spawnErr      error
-	wg            sync.WaitGroup
-	stop          chan struct{}
+	// precompiling are the children running a pre-compile, with the
+	// cancel that hands the child back to a job that needs it.
+	precompiling map[*child]context.CancelFunc
+	// background are the modules whose compilation goes on after their
+	// job's time ran out (finishInBackground).
+	background map[string]bool
+	wg         sync.WaitGroup
+	stop       chan struct{}
+}
+
+// compileFailure is a compilation that failed within its budget.
+type compileFailure struct {
+	budget time.Duration // it did not finish within this
+	oom    bool          // it ran out of the child's memory
 }
 
 type frame struct {
@@ -86,10 +111,18 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.CompileTimeout <= 0 {
 		cfg.CompileTimeout = time.Minute
 	}
+	if cfg.PrecompileTimeout <= 0 {
+		cfg.PrecompileTimeout = 30 * time.Second
+	}
+	if cfg.FailedCompileMemory <= 0 {
+		cfg.FailedCompileMemory = 10 * time.Minute
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	p := &Pool{cfg: cfg, ready: make(chan *child, cfg.Size), live: map[*child]struct{}{}, stop: make(chan struct{})}
+	p := &Pool{cfg: cfg, ready: make(chan *child, cfg.Size), live: map[*child]struct{}{},
+		precompiling: map[*child]context.CancelFunc{}, background: map[string]bool{}, stop: make(chan struct{}),
+		failed: expirable.NewLRU[string, compileFailure](4096, nil, cfg.FailedCompileMemory)}
 	errs := make(chan error, cfg.Size)
 	for range cfg.Size {
 		go func() {
@@ -265,6 +298,9 @@ func (p *Pool) PIDs() []int {
 	return pids
 }
 
+// Idle returns the number of children waiting for work.
+func (p *Pool) Idle() int { return len(p.ready) }
+
 // Close stops every child.
 func (p *Pool) Close() {
 	p.mu.Lock()
@@ -285,47 +321,133 @@ func (p *Pool) Close() {
 	p.wg.Wait()
 }
 
-// Execute runs one job in a child. The job's timeout starts once its module
-// is compiled; ctx's end kills the child and ends the job cancelled.
+// Execute runs one job in a child. The job's timeout bounds its module's
+// compilation and its run together; ctx's end kills the child and ends the
+// job cancelled.
 func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Result, error) {
 	if req.ModulePath == "" {
 		return executor.Result{}, errors.New("sandbox: the request has no module path")
+	}
+	budget := p.cfg.CompileTimeout
+	if req.Timeout > 0 && req.Timeout < budget {
+		budget = req.Timeout
+	}
+	if f, ok := p.recallFailure(req.ModuleKey); ok && (f.oom || f.budget >= budget) {
+		return p.compileFailed(f, req.Timeout, budget, time.Now()), nil
 	}
 	return p.run(ctx, wire.RunRequest{
 		ModuleKey: req.ModuleKey, ModulePath: req.ModulePath, Function: req.Function, Args: req.Args,
 		Env: req.Env, Stdin: req.Stdin, Params: req.Params, MemoryLimitMB: req.MemoryLimitMB,
 		MaxOutputBytes: req.MaxOutputBytes, Deterministic: req.Deterministic,
-	}, req.Timeout)
+	}, budget, req.Timeout)
 }
 
 // Compile compiles a module in a child, filling that child's cache and the
 // shared on-disk cache, so that the module's first run does not compile.
+// It uses only a child that is idle, for at most PrecompileTimeout, and
+// gives the child up as soon as a job needs it: a pre-compile never delays
+// a job by more than a child's restart. A module that cannot be
+// pre-compiled now is compiled by its first job.
 func (p *Pool) Compile(ctx context.Context, key, path string) error {
-	res, err := p.run(ctx, wire.RunRequest{ModuleKey: key, ModulePath: path, CompileOnly: true}, p.cfg.CompileTimeout)
+	if _, ok := p.recallFailure(key); ok {
+		return fmt.Errorf("compile %s: it failed within its budget recently", key)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("sandbox: module file: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Taken and registered under p.mu, so that a job's take sees it.
+	var c *child
+	p.mu.Lock()
+	select {
+	case c = <-p.ready:
+		p.precompiling[c] = cancel
+	default:
+	}
+	p.mu.Unlock()
+	if c == nil {
+		p.cfg.Log.Debug("pre-compile skipped: no idle sandbox child", zap.String("key", key))
+		return nil
+	}
+	res, err := p.runOn(ctx, c, wire.RunRequest{ModuleKey: key, ModulePath: path, CompileOnly: true},
+		p.cfg.PrecompileTimeout, 0, func() {
+			p.mu.Lock()
+			delete(p.precompiling, c)
+			p.mu.Unlock()
+		})
 	if err != nil {
 		return err
 	}
-	if res.Status != executor.Succeeded {
+	switch {
+	case res.Status == executor.Cancelled:
+		p.cfg.Log.Debug("pre-compile gave its child up to a job", zap.String("key", key))
+	case res.Status != executor.Succeeded:
 		return fmt.Errorf("compile %s: %s: %s", key, res.ErrorCode, res.ErrorMessage)
 	}
 	return nil
 }
 
-func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duration) (executor.Result, error) {
+// take returns an idle child for a job. If there is none, a pre-compile
+// gives its child up (the child is replaced at once) and the job waits for
+// the first child to be ready.
+func (p *Pool) take(ctx context.Context) (*child, error) {
+	p.mu.Lock()
+	select {
+	case c := <-p.ready:
+		p.mu.Unlock()
+		return c, nil
+	default:
+	}
+	for c, cancel := range p.precompiling {
+		cancel()
+		delete(p.precompiling, c)
+		break
+	}
+	p.mu.Unlock()
+	select {
+	case c := <-p.ready:
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.stop:
+		return nil, errors.New("sandbox: pool closed")
+	}
+}
+
+func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration) (executor.Result, error) {
 	start := time.Now()
 	// A missing module file is the platform's problem (the job is retried),
 	// not the guest's: check before a child trips over it.
 	if _, err := os.Stat(rr.ModulePath); err != nil {
 		return executor.Result{}, fmt.Errorf("sandbox: module file: %w", err)
 	}
-	var c *child
-	select {
-	case c = <-p.ready:
-	case <-ctx.Done():
+	c, err := p.take(ctx)
+	switch {
+	case ctx.Err() != nil:
+		if c != nil {
+			p.ready <- c
+		}
 		return cancelled(start), nil
-	case <-p.stop:
-		return executor.Result{}, errors.New("sandbox: pool closed")
+	case err != nil:
+		return executor.Result{}, err
 	}
+	return p.runOn(ctx, c, rr, compileBudget, timeout, nil)
+}
+
+// runOn runs rr on child c: compilation within compileBudget and, for a
+// job (timeout > 0), compilation and run together within timeout.
+// compiled, if not nil, is called when the compilation phase ends.
+func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileBudget, timeout time.Duration,
+	compiled func()) (executor.Result, error) {
+	start := time.Now()
+	endCompile := func() {
+		if compiled != nil {
+			compiled()
+			compiled = nil
+		}
+	}
+	defer endCompile()
 	payload, err := json.Marshal(rr)
 	if err != nil {
 		p.ready <- c
@@ -335,26 +457,45 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duratio
 		return p.crashed(c, start, err), nil
 	}
 
-	// Phase 1: compilation, bounded by the compile timeout.
-	deadline := time.NewTimer(p.cfg.CompileTimeout)
+	// Phase 1: compilation, bounded by its budget.
+	deadline := time.NewTimer(compileBudget)
 	defer deadline.Stop()
 	select {
 	case f := <-c.frames:
 		if f.err != nil || f.kind != wire.Compiled {
-			return p.crashed(c, start, frameErr(f, wire.Compiled)), nil
+			res := p.crashed(c, start, frameErr(f, wire.Compiled))
+			if res.ErrorCode == executor.CodeSandboxCrashed && strings.Contains(res.ErrorMessage, "out of memory") {
+				// Compiling this module needs more memory than a child
+				// has: it would every time.
+				fail := compileFailure{oom: true}
+				p.rememberFailure(rr.ModuleKey, fail)
+				res = p.compileFailed(fail, timeout, compileBudget, start)
+			}
+			return res, nil
 		}
 	case <-deadline.C:
+		fail := compileFailure{budget: compileBudget}
+		if !rr.CompileOnly && compileBudget < p.cfg.PrecompileTimeout && p.finishInBackground(c, rr.ModuleKey, start) {
+			// The job's time is up, but the compilation may finish as a
+			// pre-compile would, for the module's next jobs.
+			return p.compileFailed(fail, timeout, compileBudget, start), nil
+		}
 		p.discard(c)
-		return executor.Result{Status: executor.Failed, ErrorCode: executor.CodeInstantiate,
-			ErrorMessage: fmt.Sprintf("compiling the module took longer than %s", p.cfg.CompileTimeout), RunTime: time.Since(start)}, nil
+		p.rememberFailure(rr.ModuleKey, fail)
+		return p.compileFailed(fail, timeout, compileBudget, start), nil
 	case <-ctx.Done():
 		p.discard(c)
 		return cancelled(start), nil
 	}
+	endCompile()
 
-	// Phase 2: the run, bounded by the job's timeout.
+	// Phase 2: the run, bounded by what is left of the job's timeout.
 	runStart := time.Now()
-	deadline.Reset(timeout)
+	left := max(timeout-runStart.Sub(start), time.Millisecond)
+	if rr.CompileOnly {
+		left = compileBudget // the outcome follows at once
+	}
+	deadline.Reset(left)
 	var hdr wire.ResultHeader
 	var out [2][]byte
 	for _, want := range []wire.Kind{wire.Result, wire.Stdout, wire.Stderr} {
@@ -376,7 +517,8 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duratio
 		case <-deadline.C:
 			p.discard(c)
 			return executor.Result{Status: executor.TimedOut, ErrorCode: executor.CodeTimeout,
-				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart)}, nil
+				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart),
+				CompileTime: runStart.Sub(start)}, nil
 		case <-ctx.Done():
 			p.discard(c)
 			return cancelled(runStart), nil
@@ -390,6 +532,96 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, timeout time.Duratio
 		MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
 		CompileTime: time.Duration(hdr.CompileNanos),
 	}, nil
+}
+
+// finishInBackground lets child c, whose job's time ran out while it
+// compiled the module key, go on compiling as a pre-compile would: until
+// PrecompileTimeout from start, and only while no job needs the child. The
+// compiled code lands in the on-disk cache; the child is then killed
+// before it runs the job, and replaced. A compilation that does not finish
+// in time is remembered as failed; one that finishes is forgotten. If the
+// module is already being compiled that way, c is discarded (that
+// compilation decides). It reports false, doing nothing, if the pool is
+// closed or the module has no key.
+func (p *Pool) finishInBackground(c *child, key string, start time.Time) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.mu.Lock()
+	if p.closed || key == "" {
+		p.mu.Unlock()
+		cancel()
+		return false
+	}
+	if p.background[key] {
+		p.mu.Unlock()
+		cancel()
+		p.discard(c)
+		return true
+	}
+	p.background[key] = true
+	p.precompiling[c] = cancel
+	p.mu.Unlock()
+	go func() {
+		defer cancel()
+		limit := time.NewTimer(max(p.cfg.PrecompileTimeout-time.Since(start), 0))
+		defer limit.Stop()
+		select {
+		case f := <-c.frames:
+			if f.err == nil && f.kind == wire.Compiled {
+				p.failed.Remove(key) // in the on-disk cache now
+			} else {
+				select { // for its stderr
+				case <-c.exited:
+				case <-time.After(time.Second):
+				}
+				if strings.Contains(c.stderr.String(), "out of memory") {
+					p.rememberFailure(key, compileFailure{oom: true})
+				}
+			}
+		case <-limit.C:
+			p.rememberFailure(key, compileFailure{budget: p.cfg.PrecompileTimeout})
+		case <-ctx.Done(): // a job needs the child
+		case <-p.stop:
+		}
+		p.mu.Lock()
+		delete(p.precompiling, c)
+		delete(p.background, key)
+		p.mu.Unlock()
+		p.discard(c)
+	}()
+	return true
+}
+
+// rememberFailure records that the module key failed to compile within
+// its budget.
+func (p *Pool) rememberFailure(key string, f compileFailure) {
+	if key != "" {
+		p.failed.Add(key, f)
+	}
+}
+
+// recallFailure returns the recorded failure of the module key, if any.
+func (p *Pool) recallFailure(key string) (compileFailure, bool) {
+	if key == "" {
+		return compileFailure{}, false
+	}
+	return p.failed.Get(key)
+}
+
+// compileFailed is the result of a job whose module did not compile within
+// its budget (compileBudget, the smaller of the compile timeout and the
+// job's timeout), now or recently.
+func (p *Pool) compileFailed(f compileFailure, timeout, compileBudget time.Duration, start time.Time) executor.Result {
+	res := executor.Result{Status: executor.Failed, ErrorCode: executor.CodeInstantiate, RunTime: time.Since(start)}
+	switch {
+	case f.oom:
+		res.ErrorMessage = fmt.Sprintf("compiling the module needs more memory than the sandbox's limit of %d MiB", p.cfg.MemoryLimitMB)
+	case timeout > 0 && compileBudget >= timeout:
+		res.Status, res.ErrorCode = executor.TimedOut, executor.CodeTimeout
+		res.ErrorMessage = fmt.Sprintf("compiling the module took longer than the job's timeout of %s (compilation counts against it)", timeout)
+	default:
+		res.ErrorMessage = fmt.Sprintf("compiling the module took longer than %s", compileBudget)
+	}
+	return res
 }
 
 func cancelled(start time.Time) executor.Result {
@@ -430,25 +662,41 @@ func frameErr(f frame, want wire.Kind) error {
 	return fmt.Errorf("expected a %s frame, got %s", want, f.kind)
 }
 
-// tail keeps the last max bytes written to it.
+// tail keeps the first headMax and the last max bytes written to it: a Go
+// runtime's fatal error (such as "out of memory") comes first, followed by
+// the goroutines' stacks.
 type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
+	mu   sync.Mutex
+	max  int
+	head []byte
+	buf  []byte
+	cut  bool
 }
+
+const headMax = 1024
 
 func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	written := len(p)
+	if room := headMax - len(t.head); room > 0 {
+		n := min(room, len(p))
+		t.head = append(t.head, p[:n]...)
+		p = p[n:]
+	}
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+		t.cut = true
 	}
-	return len(p), nil
+	return written, nil
 }
 
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return string(t.buf)
+	if t.cut {
+		return string(t.head) + "\n[...]\n" + string(t.buf)
+	}
+	return string(t.head) + string(t.buf)
 }

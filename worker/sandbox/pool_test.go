@@ -27,7 +27,9 @@ func newPool(t *testing.T, size int) *sandbox.Pool {
 	t.Helper()
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: size, CacheDir: t.TempDir(), MemoryLimitMB: 1536})
+	// Compiling a 2.2 MB module takes ~1 s, but ~36 s in a race-instrumented child.
+	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: size, CacheDir: t.TempDir(), MemoryLimitMB: 1536,
+		PrecompileTimeout: 2 * time.Minute})
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
@@ -136,7 +138,7 @@ func TestCompiledCodeSurvivesARestart(t *testing.T) {
 	cache := t.TempDir()
 	path := modulePath(t, fixtures.GoHello) // 2.2 MB
 	req := executor.Request{ModuleKey: "gohello", ModulePath: path, Function: "_start",
-		Timeout: 10 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100}
+		Timeout: 2 * time.Minute, MemoryLimitMB: 64, MaxOutputBytes: 100}
 
 	first, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: cache})
 	require.NoError(t, err)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wasmmeta
+
+const raceBuild = false

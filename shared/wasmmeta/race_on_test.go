@@ -1,0 +1,5 @@
+//go:build race
+
+package wasmmeta_test
+
+const raceEnabled = true
