@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -201,12 +202,40 @@ func (in *Inspector) inspectIsolated(ctx context.Context, bin []byte) (Meta, err
 	if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 		killed = true
 	}
-	if killed || bytes.Contains(stderr.bytes(), []byte("out of memory")) || bytes.Contains(stderr.bytes(), []byte("cannot allocate memory")) {
+	if killed || outOfResources(stderr.bytes()) {
 		return Meta{}, &InvalidError{Reason: fmt.Sprintf(
 			"the module is too complex to validate within its budget: validation needs more than %d MiB (%d times its size plus %d MiB)",
 			budgetMB, MemoryPerByte, MemoryBaseMB)}
 	}
-	return Meta{}, &InvalidError{Reason: fmt.Sprintf("invalid WebAssembly module: the validator failed on it (%s)", exitErr.ProcessState)}
+	return Meta{}, &InvalidError{Reason: fmt.Sprintf("invalid WebAssembly module: the validator failed on it (%s%s)", exitErr.ProcessState, firstLine(stderr.bytes()))}
+}
+
+// outOfResources reports whether a check child's stderr shows that the Go
+// runtime died for want of memory: "out of memory" from the allocator, or
+// ENOMEM (errno 12) when its limit refused a thread's stack ("newosproc")
+// or another mapping. Both are the module's budget running out.
+func outOfResources(stderr []byte) bool {
+	for _, sign := range []string{"out of memory", "cannot allocate memory", "errno=12", "newosproc", "runtime: cannot map pages"} {
+		if bytes.Contains(stderr, []byte(sign)) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstLine is the first line of a child's stderr, cut to 200 bytes, as
+// ": line" (or nothing): what the runtime said when it died.
+func firstLine(b []byte) string {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	return ": " + strings.ToValidUTF8(string(b), "?")
 }
 
 // limitedBuffer keeps the first max bytes written to it and drops the rest.
