@@ -121,7 +121,7 @@ func (s *Server) createJob(c echo.Context) error {
 	}
 	job, replayed, err := s.submit(ctx, actorOf(c), j, key, hash)
 	if err != nil {
-		return err
+		return concurrencyRefused(c.Response().Header(), p, err)
 	}
 	return s.answerJob(c, job, wait, replayed)
 }
@@ -292,7 +292,7 @@ func (s *Server) submitRaw(ctx context.Context, h http.Header, p store.Principal
 		return store.Job{}, err
 	}
 	job, _, err := s.submit(ctx, actor, j, "", nil)
-	return job, err
+	return job, concurrencyRefused(h, p, err)
 }
 
 // buildJob validates a request against the module and the caller's tier and
