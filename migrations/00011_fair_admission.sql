@@ -3,10 +3,11 @@
 -- the account with the fewest running jobs first.
 --
 -- account_slots holds up to max_concurrent_runs rows per account, numbered
--- from 0 (made on demand, a few dozen at a time). A submit of a limited account takes a free slot with FOR UPDATE
--- SKIP LOCKED in the statement that inserts the job: concurrent submits of
--- one account take different slots instead of waiting for each other, and
--- no more jobs than slots are ever admitted. A job gives its slot back in
+-- from 0 (made on demand, 1024 at a time). A submit of a limited account
+-- takes a free slot with FOR UPDATE SKIP LOCKED in the statement that
+-- inserts the job, and records it in jobs.slot: concurrent submits of one
+-- account take different slots instead of waiting for each other, and no
+-- more jobs than slots are ever admitted. A job gives its slot back in
 -- the same transaction as its terminal transition or its deletion (the
 -- triggers below), whichever path ends it, so a slot never leaks.
 
@@ -15,23 +16,31 @@ CREATE TABLE account_slots (
     account_id uuid    NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     slot       integer NOT NULL CHECK (slot >= 0),
     job_id     uuid,
+    -- A random place: concurrent submits start their search for a free
+    -- slot at random places, so they seldom meet on the same rows.
+    pos        double precision NOT NULL DEFAULT random(),
     PRIMARY KEY (account_id, slot)
 );
 
-CREATE UNIQUE INDEX account_slots_job_idx ON account_slots (job_id) WHERE job_id IS NOT NULL;
+-- The slot a job holds (NULL: none, the job's tier had no limit).
+ALTER TABLE jobs ADD COLUMN slot integer;
 
--- A submit finds the account's lowest free slot without walking the taken ones.
-CREATE INDEX account_slots_free_idx ON account_slots (account_id, slot) WHERE job_id IS NULL;
+-- A submit finds a free slot without walking the taken ones.
+CREATE INDEX account_slots_free_idx ON account_slots (account_id, pos) WHERE job_id IS NULL;
 
 -- Unfinished jobs hold slots from the start, whatever their tier.
+UPDATE jobs j SET slot = n.slot
+FROM (SELECT id, (row_number() OVER (PARTITION BY account_id ORDER BY id) - 1)::integer AS slot
+      FROM jobs WHERE status IN ('queued', 'running')) n
+WHERE j.id = n.id;
 INSERT INTO account_slots (account_id, slot, job_id)
-SELECT account_id, (row_number() OVER (PARTITION BY account_id ORDER BY id) - 1)::integer, id
-FROM jobs WHERE status IN ('queued', 'running');
+SELECT account_id, slot, id FROM jobs WHERE slot IS NOT NULL;
 
 -- +goose StatementBegin
 CREATE FUNCTION release_account_slot() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE account_slots SET job_id = NULL WHERE job_id = OLD.id;
+    UPDATE account_slots SET job_id = NULL
+    WHERE account_id = OLD.account_id AND slot = OLD.slot AND job_id = OLD.id;
     RETURN NULL;
 END
 $$;
@@ -40,13 +49,13 @@ $$;
 CREATE TRIGGER jobs_release_slot
     AFTER UPDATE OF status ON jobs
     FOR EACH ROW
-    WHEN (OLD.status IN ('queued', 'running') AND NEW.status NOT IN ('queued', 'running'))
+    WHEN (OLD.slot IS NOT NULL AND OLD.status IN ('queued', 'running') AND NEW.status NOT IN ('queued', 'running'))
     EXECUTE FUNCTION release_account_slot();
 
 CREATE TRIGGER jobs_release_slot_on_delete
     AFTER DELETE ON jobs
     FOR EACH ROW
-    WHEN (OLD.status IN ('queued', 'running'))
+    WHEN (OLD.slot IS NOT NULL AND OLD.status IN ('queued', 'running'))
     EXECUTE FUNCTION release_account_slot();
 
 -- The queued jobs of a tier by account, oldest first, and each account's
@@ -124,3 +133,4 @@ DROP TRIGGER jobs_release_slot_on_delete ON jobs;
 DROP TRIGGER jobs_release_slot ON jobs;
 DROP FUNCTION release_account_slot();
 DROP TABLE account_slots;
+ALTER TABLE jobs DROP COLUMN slot;

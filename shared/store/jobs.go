@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,7 +108,7 @@ const maxSlots = 100_000
 
 // slotChunk is how many slot rows a submit that finds none free makes at
 // once (never past the limit).
-const slotChunk = 64
+const slotChunk = 1024
 
 // createJob inserts the job, in tx when not nil. A limited job
 // (MaxUnfinished > 0) takes a free slot of the account's in the same
@@ -176,26 +177,36 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 // insertJob is createJob's statement: sql.ErrNoRows when the module is not
 // the account's or no slot is free.
 func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int) (Job, error) {
-	slot, took := "", ""
+	slot, took := "", "NULL FROM m"
 	if limit > 0 {
 		slot = `
-		slot AS (
+		after AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL AND EXISTS (SELECT 1 FROM m)
-			ORDER BY slot LIMIT 1
+			WHERE account_id = $2 AND pos >= $20 AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
+		), before AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND pos < $20 AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+				AND NOT EXISTS (SELECT 1 FROM after)
+			ORDER BY pos DESC LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		), slot AS (
+			SELECT * FROM after UNION ALL SELECT * FROM before
 		), took AS (
 			UPDATE account_slots s SET job_id = $1 FROM slot
 			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
 			RETURNING s.slot
 		),`
-		took = ` WHERE EXISTS (SELECT 1 FROM took)`
+		took = `took.slot FROM m, took`
 	}
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
 	if limit > 0 {
-		args = append(args, limit)
+		// The search for a free slot starts at a random place (see pos in
+		// the migration).
+		args = append(args, limit, rand.Float64()) //nolint:gosec // spreads load, not a secret
 	}
 	var out Job
 	err := s.getPrepared(ctx, tx, &out, `
@@ -205,8 +216,8 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 			FOR SHARE
 		),`+slot+` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
-				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched)
-			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18 FROM m`+took+`
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, `+took+`
 			RETURNING `+jobColumns+`
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
