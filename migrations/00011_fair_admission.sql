@@ -104,6 +104,14 @@ BEGIN
         EXIT WHEN wrapped AND acct > pivot;
         accts := accts || acct;
     END LOOP;
+    IF cardinality(accts) = 1 THEN
+        -- One account waiting (the common case): nothing to rank.
+        SELECT id INTO picked FROM jobs
+        WHERE queue = q AND status = 'queued' AND account_id = accts[1]
+        ORDER BY id LIMIT 1
+        FOR UPDATE SKIP LOCKED;
+        RETURN coalesce(picked, own);
+    END IF;
     FOR acct IN
         SELECT a.id FROM unnest(accts) AS a(id)
         ORDER BY (SELECT count(*) FROM jobs r WHERE r.account_id = a.id AND r.status = 'running'),
