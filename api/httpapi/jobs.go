@@ -123,7 +123,7 @@ func (s *Server) createJob(c echo.Context) error {
 	}
 	job, replayed, err := s.submit(ctx, actorOf(c), j, key, hash)
 	if err != nil {
-		return err
+		return concurrencyRefused(c.Response().Header(), p, err)
 	}
 	return s.answerJob(c, job, wait, replayed)
 }
@@ -297,7 +297,7 @@ func (s *Server) submitRaw(ctx context.Context, h http.Header, p store.Principal
 		return store.Job{}, err
 	}
 	job, _, err := s.submit(ctx, actor, j, "", nil)
-	return job, err
+	return job, concurrencyRefused(h, p, err)
 }
 
 // buildJob validates a request against the module and the caller's tier and
@@ -483,6 +483,7 @@ func (s *Server) checkWebhookURL(ctx context.Context, u string) error {
 	}
 	return s.webhooks.CheckURL(ctx, u)
 }
+
 // validParam reports whether a param can be stored (params are jsonb): a
 // string param must not hold NUL.
 func validParam(raw json.RawMessage) bool {

@@ -10,27 +10,17 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
-// admitRuns decides whether the caller may start n more runs: its tier's
-// runs per minute and per day (Redis, shared by every replica), and its
-// concurrent runs (jobs queued or running, counted in Postgres, so a slot is
-// free again the moment its job ends, however it ends). The RateLimit
-// headers describe the per-minute limit. If Redis cannot answer, runs are
-// refused (fail closed): 503, nothing accepted.
+// admitRuns decides whether the caller may start n more runs by its tier's
+// runs per minute and per day (Redis, shared by every replica). The
+// RateLimit headers describe the per-minute limit. If Redis cannot answer,
+// runs are refused (fail closed): 503, nothing accepted.
+//
+// The tier's concurrent runs are not counted here but once, by the insert
+// of the job itself, which takes one of the account's slots in Postgres
+// (store.Job.MaxUnfinished): a slot is free again the moment its job ends,
+// however it ends. concurrencyRefused answers that refusal's headers.
 func (s *Server) admitRuns(ctx context.Context, h http.Header, p store.Principal, n int) error {
 	t := p.Tier
-	if t.MaxConcurrentRuns > 0 {
-		inFlight, err := s.store.UnfinishedJobs(ctx, p.AccountID)
-		if err != nil {
-			return err
-		}
-		if inFlight+n > t.MaxConcurrentRuns {
-			ratelimit.SetHeaders(h, ratelimit.Decision{Limit: t.MaxConcurrentRuns, Remaining: 0,
-				RetryAfter: time.Second, ResetAfter: time.Second})
-			return apperr.New(apperr.QuotaExceeded,
-				"%d of your jobs are queued or running, and the %s tier allows %d at once; wait for some to finish",
-				inFlight, t.Name, t.MaxConcurrentRuns)
-		}
-	}
 	if s.limiter == nil {
 		return nil
 	}
@@ -66,4 +56,15 @@ func (s *Server) admitUpload(ctx context.Context, h http.Header, p store.Princip
 // moduleQuota is what the caller's tier lets its account hold.
 func moduleQuota(t store.Tier) store.ModuleQuota {
 	return store.ModuleQuota{MaxModules: t.MaxModules, MaxStorageBytes: t.MaxModuleStorageBytes}
+}
+
+// concurrencyRefused sets the RateLimit headers of a submit that the store
+// refused because every one of the account's slots is taken, and returns
+// err.
+func concurrencyRefused(h http.Header, p store.Principal, err error) error {
+	if p.Tier.MaxConcurrentRuns > 0 && apperr.CodeOf(err) == apperr.QuotaExceeded {
+		ratelimit.SetHeaders(h, ratelimit.Decision{Limit: p.Tier.MaxConcurrentRuns, Remaining: 0,
+			RetryAfter: time.Second, ResetAfter: time.Second})
+	}
+	return err
 }

@@ -100,11 +100,6 @@ func (s *Store) createJobUnderKey(ctx context.Context, actor Actor, j Job, key s
 	} else if n == 0 {
 		return Job{}, false, nil // the key is taken
 	}
-	if j.MaxUnfinished > 0 {
-		if err := admitUnfinished(ctx, tx, j.AccountID, j.MaxUnfinished); err != nil {
-			return Job{}, false, err
-		}
-	}
 	job, err := s.createJob(ctx, tx, actor, j)
 	if err != nil {
 		return Job{}, false, err

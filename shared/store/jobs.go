@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -130,48 +131,116 @@ const jobListColumns = `id, account_id, module_id, queue, function,
 // statement. The caller fills every request field; ID is assigned when nil.
 // The module must be one of the account's live modules (else not_found); it
 // is locked while the job is inserted, so a concurrent DeleteModule either
-// sees the job (and fails it) or makes this insert fail.
+// sees the job (and fails it) or makes this insert fail. With MaxUnfinished
+// set, the job takes one of the account's slots (else quota_exceeded).
 func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) {
-	if j.MaxUnfinished <= 0 {
-		return s.createJob(ctx, nil, actor, j)
-	}
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return Job{}, wrapDB(err, "begin")
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := admitUnfinished(ctx, tx, j.AccountID, j.MaxUnfinished); err != nil {
-		return Job{}, err
-	}
-	job, err := s.createJob(ctx, tx, actor, j)
-	if err != nil {
-		return Job{}, err
-	}
-	return job, wrapDB(tx.Commit(), "commit job")
+	return s.createJob(ctx, nil, actor, j)
 }
 
-// admitUnfinished holds the account's submission lock for the rest of the
-// transaction, then counts its queued and running jobs: concurrent submits
-// of one account are counted one after the other, so the limit is exact.
-func admitUnfinished(ctx context.Context, tx *sqlx.Tx, accountID uuid.UUID, limit int) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7727))`, accountID); err != nil {
-		return wrapDB(err, "lock account submissions")
-	}
-	var n int
-	if err := tx.GetContext(ctx, &n, `
-		SELECT count(*) FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running')`, accountID); err != nil {
-		return wrapDB(err, "count unfinished jobs")
-	}
-	if n >= limit {
-		return apperr.New(apperr.QuotaExceeded,
-			"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", n, limit)
-	}
-	return nil
-}
+// maxSlots bounds the slot rows an account may have, whatever its tier says.
+const maxSlots = 100_000
 
+// slotChunk is how many slot rows a submit that finds none free makes at
+// once (never past the limit).
+const slotChunk = 1024
+
+// createJob inserts the job, in tx when not nil. A limited job
+// (MaxUnfinished > 0) takes a free slot of the account's in the same
+// statement (see migrations/00011_fair_admission.sql): slots that concurrent
+// submits are taking are skipped, not waited for, so an account's submits
+// do not queue behind each other, and at most MaxUnfinished jobs hold a
+// slot at any time. The job gives its slot back when it ends (trigger).
 func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) (Job, error) {
 	if j.ID == uuid.Nil {
 		j.ID = newID()
+	}
+	limit := min(j.MaxUnfinished, maxSlots)
+	checked, last := false, false
+	for {
+		out, err := s.insertJob(ctx, tx, actor, j, limit)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return out, wrapDB(err, "insert job")
+		}
+		// Either the module is not one of the account's live modules, or
+		// no slot was free.
+		if !checked {
+			var live bool
+			if err := sqlx.GetContext(ctx, s.ext(tx), &live, `SELECT EXISTS (SELECT 1 FROM modules
+				WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, j.ModuleID, j.AccountID); err != nil {
+				return Job{}, wrapDB(err, "find module")
+			}
+			if !live || limit <= 0 {
+				return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+			}
+			checked = true
+		}
+		if last {
+			return Job{}, apperr.New(apperr.QuotaExceeded,
+				"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", limit, limit)
+		}
+		// Slot rows are made on demand, slotChunk at a time, numbered from
+		// 0 without gaps. Once all limit rows exist, one more try decides
+		// (rows made meanwhile by others are then seen).
+		var have int
+		if err := sqlx.GetContext(ctx, s.ext(tx), &have, `SELECT count(*) FROM account_slots
+			WHERE account_id = $1 AND slot < $2`, j.AccountID, limit); err != nil {
+			return Job{}, wrapDB(err, "count account slots")
+		}
+		if have >= limit {
+			last = true
+			continue
+		}
+		// A submit whose rows conflict with another's waits for it, then
+		// finds them.
+		if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
+			SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
+			j.AccountID, have, min(have+slotChunk, limit)-1); err != nil {
+			return Job{}, wrapDB(err, "make account slots")
+		}
+	}
+}
+
+// ext is tx when not nil, else the pool.
+func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
+	if tx != nil {
+		return tx
+	}
+	return s.db
+}
+
+// insertJob is createJob's statement: sql.ErrNoRows when the module is not
+// the account's or no slot is free.
+func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int) (Job, error) {
+	slot, took := "", "NULL FROM m"
+	if limit > 0 {
+		slot = `
+		after AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND pos >= $20 AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+			ORDER BY pos LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		), before AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND pos < $20 AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+				AND NOT EXISTS (SELECT 1 FROM after)
+			ORDER BY pos DESC LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		), slot AS (
+			SELECT * FROM after UNION ALL SELECT * FROM before
+		), took AS (
+			UPDATE account_slots s SET job_id = $1 FROM slot
+			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
+			RETURNING s.slot
+		),`
+		took = `took.slot FROM m, took`
+	}
+	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
+		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
+		actor.Name, actor.RequestID, j.Watched}
+	if limit > 0 {
+		// The search for a free slot starts at a random place (see pos in
+		// the migration).
+		args = append(args, limit, rand.Float64()) //nolint:gosec // spreads load, not a secret
 	}
 	var out Job
 	err := s.getPrepared(ctx, tx, &out, `
@@ -179,24 +248,21 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			SELECT id, sha256 FROM modules
 			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
 			FOR SHARE
-		), job AS (
+		),`+slot+` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
-				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched)
-			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18 FROM m
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, `+took+`
 			RETURNING `+jobColumns+`
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
 			SELECT account_id, $16, 'job.created', 'job', id::text, id, $17,
 				jsonb_build_object('module_id', module_id, 'function', function) FROM job
 		)
-		SELECT * FROM job`,
-		j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
-		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
-		actor.Name, actor.RequestID, j.Watched)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+		SELECT * FROM job`, args...)
+	if err != nil {
+		return Job{}, err
 	}
-	return out, wrapDB(err, "insert job")
+	return out, nil
 }
 
 // DeleteQueuedJob removes a job that was never handed to the queue (its
@@ -391,12 +457,28 @@ const ClaimGrace = 2 * time.Minute
 // previous attempt is past its deadline plus ClaimGrace (its worker died).
 // Otherwise ErrJobGone, ErrJobTerminal or ErrJobBusy says why not.
 func (s *Store) ClaimJob(ctx context.Context, id uuid.UUID, workerID string) (Job, error) {
+	return s.claimJob(ctx, id, workerID, "$1")
+}
+
+// ClaimFairJob is ClaimJob for a delivery of job id that may run another
+// job of the same queue instead, the fairest one (pick_fair_job, migration
+// 00011): id itself if its claim expired; else the oldest queued job of
+// the account with the fewest running jobs, among those nobody is claiming;
+// else id. A delivery is thus a turn of its tier's queue rather than one
+// job's: every queued job still has a delivery, since a job whose delivery
+// ran another one takes over that one's. The claimed job's ID may differ
+// from id. The errors are ClaimJob's and describe id.
+func (s *Store) ClaimFairJob(ctx context.Context, id uuid.UUID, workerID string) (Job, error) {
+	return s.claimJob(ctx, id, workerID, "(SELECT pick_fair_job($1, $3))")
+}
+
+func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, target string) (Job, error) {
 	var j Job
 	err := s.getPrepared(ctx, nil, &j, `
 		WITH claimed AS (
 			UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
 				updated_at = now(), worker_id = $2
-			WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND
+			WHERE id = `+target+` AND (status = 'queued' OR (status = 'running' AND
 				started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $3)))
 			RETURNING `+jobColumns+`
 		), ev AS (

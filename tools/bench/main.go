@@ -55,7 +55,7 @@ func main() {
 	write := flag.Bool("write", true, "rewrite the table in docs/BENCHMARKS.md")
 	profiles := flag.String("profiles", "", "save CPU profiles of the API and worker under end-to-end load in this directory")
 	profileFor := flag.Duration("profile-for", 0, "how long the CPU profiles run from the start of the end-to-end load (default 5s, quick 2s)")
-	only := flag.String("only", "", "comma-separated steps to run (floors,idle,get,submit,e2e,large,sandbox); default all")
+	only := flag.String("only", "", "comma-separated steps to run (floors,idle,get,submit,e2e,fairness,large,sandbox); default all")
 	flag.Parse()
 	if *only != "" {
 		*write = false // a partial run does not replace the table
@@ -97,14 +97,18 @@ type row struct {
 }
 
 type bench struct {
-	quick    bool
-	rows     []row
-	dbName   string
-	dbURL    string
-	ns       string
-	procs    []*exec.Cmd
-	api      string
-	key      string
+	quick  bool
+	rows   []row
+	dbName string
+	dbURL  string
+	ns     string
+	procs  []*exec.Cmd
+	api    string
+	key    string
+	// limitedKey is a key of an account of the tier "limited".
+	limitedKey string
+	// env is the platform's environment (for the command line).
+	env      []string
 	scratch  string
 	started  time.Time
 	floorPG  float64
@@ -158,7 +162,7 @@ func (b *bench) run() error {
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
-	}{{"idle", b.idleWait}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"large", b.largeModule}}
+	}{{"idle", b.idleWait}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"fairness", b.fairness}, {"large", b.largeModule}}
 	fmt.Println("platform:")
 	started := false
 	for _, step := range steps {
@@ -200,8 +204,20 @@ func (b *bench) setupDB(ctx context.Context) error {
 	if _, err := migrations.Up(ctx, db.DB); err != nil {
 		return err
 	}
-	// The benchmark measures the platform, not the tiers' limits.
-	_, err = db.ExecContext(ctx, `UPDATE tiers SET runs_per_minute = 0, runs_per_day = 0, max_concurrent_runs = 0, reads_per_minute = 0`)
+	// The benchmark measures the platform, not the tiers' limits. The tier
+	// "limited" is pro with its concurrency limit (high enough that the
+	// load never reaches it): submits to it pay for counting the limit.
+	if _, err = db.ExecContext(ctx, `
+		INSERT INTO tiers (name, runs_per_minute, runs_per_day, max_concurrent_runs,
+			default_timeout_ms, max_timeout_ms, default_memory_mb, max_memory_mb,
+			default_output_bytes, max_output_bytes, max_module_bytes, queue_weight, reads_per_minute)
+		SELECT 'limited', 0, 0, $1, default_timeout_ms, max_timeout_ms, default_memory_mb, max_memory_mb,
+			default_output_bytes, max_output_bytes, max_module_bytes, queue_weight, 0
+		FROM tiers WHERE name = 'pro'`, limitedConcurrency); err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `UPDATE tiers SET runs_per_minute = 0, runs_per_day = 0, max_concurrent_runs = 0, reads_per_minute = 0
+		WHERE name <> 'limited'`)
 	b.ns = "bench-" + uuid.NewString()[:8] + ":"
 	return err
 }
@@ -395,18 +411,14 @@ func (b *bench) startPlatform(ctx context.Context) error {
 		"WIZARD_LOG_LEVEL=warn",
 		"PATH=" + os.Getenv("PATH"),
 	}
-	out, err := command(ctx, env, "bin/wasmwizard-api", "accounts", "create", "--name", "bench", "--tier", "pro")
-	if err != nil {
-		return fmt.Errorf("%w: %s (run make build)", err, out)
+	b.env = env
+	var err error
+	if b.key, err = b.newAccount(ctx, env, "bench", "pro"); err != nil {
+		return err
 	}
-	var acct struct{ ID string }
-	_ = json.Unmarshal(out, &acct)
-	if out, err = command(ctx, env, "bin/wasmwizard-api", "keys", "create", "--account", acct.ID); err != nil {
-		return fmt.Errorf("%w: %s", err, out)
+	if b.limitedKey, err = b.newAccount(ctx, env, "bench-limited", "limited"); err != nil {
+		return err
 	}
-	var key struct{ Key string }
-	_ = json.Unmarshal(out, &key)
-	b.key = key.Key
 	b.api = "127.0.0.1:" + strconv.Itoa(freePort())
 	b.platform.conc = runtime.NumCPU() * 2
 	b.pprofAPI = "127.0.0.1:" + strconv.Itoa(freePort())
@@ -429,6 +441,23 @@ func (b *bench) startPlatform(ctx context.Context) error {
 	return errors.New("the API did not become ready")
 }
 
+// newAccount creates an account of tier through the API's command line and
+// returns a key of it.
+func (b *bench) newAccount(ctx context.Context, env []string, name, tier string) (string, error) {
+	out, err := command(ctx, env, "bin/wasmwizard-api", "accounts", "create", "--name", name, "--tier", tier)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s (run make build)", err, out)
+	}
+	var acct struct{ ID string }
+	_ = json.Unmarshal(out, &acct)
+	if out, err = command(ctx, env, "bin/wasmwizard-api", "keys", "create", "--account", acct.ID); err != nil {
+		return "", fmt.Errorf("%w: %s", err, out)
+	}
+	var key struct{ Key string }
+	_ = json.Unmarshal(out, &key)
+	return key.Key, nil
+}
+
 func (b *bench) start(env []string, bin, arg string, extra ...string) error {
 	cmd := exec.Command(bin, arg) //nolint:noctx // killed at cleanup
 	cmd.Env = append(append([]string{}, env...), extra...)
@@ -447,11 +476,15 @@ func (b *bench) start(env []string, bin, arg string, extra ...string) error {
 var client = &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}}
 
 func (b *bench) do(ctx context.Context, method, path, ct string, body []byte) (int, []byte, error) {
+	return b.doAs(ctx, b.key, method, path, ct, body)
+}
+
+func (b *bench) doAs(ctx context.Context, key, method, path, ct string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+b.api+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.key)
+	req.Header.Set("Authorization", "Bearer "+key)
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
@@ -465,7 +498,11 @@ func (b *bench) do(ctx context.Context, method, path, ct string, body []byte) (i
 }
 
 func (b *bench) upload(ctx context.Context, fixture string) (string, error) {
-	code, out, err := b.do(ctx, http.MethodPost, "/v1/modules?name="+fixture, "application/wasm", fixtures.Bytes(fixture))
+	return b.uploadAs(ctx, b.key, fixture)
+}
+
+func (b *bench) uploadAs(ctx context.Context, key, fixture string) (string, error) {
+	code, out, err := b.doAs(ctx, key, http.MethodPost, "/v1/modules?name="+fixture, "application/wasm", fixtures.Bytes(fixture))
 	if err != nil || (code != 201 && code != 200) {
 		return "", fmt.Errorf("upload %s: %d %s %w", fixture, code, out, err)
 	}
@@ -475,9 +512,13 @@ func (b *bench) upload(ctx context.Context, fixture string) (string, error) {
 }
 
 func (b *bench) submit(ctx context.Context, module, query string) (map[string]any, time.Duration, error) {
+	return b.submitAs(ctx, b.key, module, query)
+}
+
+func (b *bench) submitAs(ctx context.Context, key, module, query string) (map[string]any, time.Duration, error) {
 	body, _ := json.Marshal(map[string]any{"module_id": module})
 	start := time.Now()
-	code, out, err := b.do(ctx, http.MethodPost, "/v1/jobs"+query, "application/json", body)
+	code, out, err := b.doAs(ctx, key, http.MethodPost, "/v1/jobs"+query, "application/json", body)
 	d := time.Since(start)
 	if err != nil || code != 201 {
 		return nil, d, fmt.Errorf("submit: %d %s %w", code, out, err)
@@ -566,29 +607,55 @@ func (b *bench) getLatency(ctx context.Context) error {
 	return nil
 }
 
-// submitThroughput: accepted jobs per second from 32 concurrent clients.
+// submitThroughput: accepted jobs per second from 32 concurrent clients of
+// one account, on a tier without a concurrency limit and on one with
+// (alternating, so that both see the same machine and table sizes).
 func (b *bench) submitThroughput(ctx context.Context) error {
 	hello, err := b.upload(ctx, fixtures.Hello)
 	if err != nil {
 		return err
 	}
-	dur := time.Duration(b.n(10, 3)) * time.Second
-	var accepted atomic.Int64
-	end := time.Now().Add(dur)
-	start := time.Now()
-	_ = parallel(32, func() error {
-		for time.Now().Before(end) {
-			if _, _, err := b.submit(ctx, hello, ""); err == nil {
-				accepted.Add(1)
+	limitedHello, err := b.uploadAs(ctx, b.limitedKey, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	dur := time.Duration(b.n(5, 2)) * time.Second
+	measure := func(key, module string) float64 {
+		var accepted atomic.Int64
+		end := time.Now().Add(dur)
+		start := time.Now()
+		_ = parallel(32, func() error {
+			for time.Now().Before(end) {
+				if _, _, err := b.submitAs(ctx, key, module, ""); err == nil {
+					accepted.Add(1)
+				}
 			}
+			return nil
+		})
+		return float64(accepted.Load()) / time.Since(start).Seconds()
+	}
+	var unlimited, limited float64
+	for range 2 {
+		unlimited += measure(b.key, hello) / 2
+		if err := b.drain(ctx, 2*time.Minute); err != nil {
+			return err
 		}
-		return nil
-	})
-	rate := float64(accepted.Load()) / time.Since(start).Seconds()
-	b.add(row{name: "submit throughput (accepted, 32 clients)", value: fmt.Sprintf("%.0f jobs/s", rate),
-		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorPG)})
-	return b.drain(ctx, 2*time.Minute)
+		limited += measure(b.limitedKey, limitedHello) / 2
+		if err := b.drain(ctx, 2*time.Minute); err != nil {
+			return err
+		}
+	}
+	b.add(row{name: "submit throughput (accepted, 32 clients)", value: fmt.Sprintf("%.0f jobs/s", unlimited),
+		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*unlimited/b.floorPG)})
+	b.add(row{name: fmt.Sprintf("  same, one account with a concurrency limit (%d)", limitedConcurrency),
+		value: fmt.Sprintf("%.0f jobs/s", limited), ratio: fmt.Sprintf("%.2f× unlimited", limited/unlimited), target: "≥ 0.9×"})
+	return nil
 }
+
+// limitedConcurrency is the tier "limited"'s max_concurrent_runs: more than
+// the submit step ever has queued, so that every submit is admitted and
+// pays for the count.
+const limitedConcurrency = 100_000
 
 // endToEnd: hello jobs submitted by 32 clients and run to the end: finished
 // jobs per second over the whole run.
@@ -626,6 +693,93 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	b.add(row{name: "  CPU per finished job", value: cpu})
 	b.add(row{name: "  deliveries by source and claim", value: b.deliveries(ctx)})
 	return nil
+}
+
+// fairness: one pro account keeps a backlog of CPU-bound jobs queued (a
+// batch ahead of the measurement, topped up as it runs) while two other
+// accounts, one of the same tier and one of basic, submit a hello job at a
+// time; each victim's job's time from created_at to started_at.
+func (b *bench) fairness(ctx context.Context) error {
+	victimPro, err := b.newAccount(ctx, b.env, "victim-pro", "pro")
+	if err != nil {
+		return err
+	}
+	victimBasic, err := b.newAccount(ctx, b.env, "victim-basic", "basic")
+	if err != nil {
+		return err
+	}
+	loop, err := b.upload(ctx, fixtures.CPULoop)
+	if err != nil {
+		return err
+	}
+	helloPro, err := b.uploadAs(ctx, victimPro, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	helloBasic, err := b.uploadAs(ctx, victimBasic, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	batch := make([]map[string]any, 100)
+	for i := range batch {
+		batch[i] = map[string]any{"module_id": loop, "args": []string{"100000000"}} // ≈ 0.1 s of CPU each
+	}
+	body, _ := json.Marshal(map[string]any{"jobs": batch})
+	flood := func() error {
+		code, out, err := b.do(ctx, http.MethodPost, "/v1/jobs/batch", "application/json", body)
+		if err != nil || code != http.StatusCreated {
+			return fmt.Errorf("flood: %d %s %w", code, out, err)
+		}
+		b.submitted.Add(int64(len(batch)))
+		return nil
+	}
+	for range b.n(4, 2) {
+		if err := flood(); err != nil {
+			return err
+		}
+	}
+	samples := b.n(60, 20)
+	var same, cross []time.Duration
+	for i := range samples {
+		if i%10 == 9 {
+			if err := flood(); err != nil { // the backlog never drains
+				return err
+			}
+		}
+		for _, v := range []struct {
+			key, module string
+			into        *[]time.Duration
+		}{{victimPro, helloPro, &same}, {victimBasic, helloBasic, &cross}} {
+			j, _, err := b.submitAs(ctx, v.key, v.module, "?wait=60s")
+			if err != nil {
+				return err
+			}
+			created, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(j["created_at"]))
+			started, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(j["started_at"]))
+			if err1 != nil || err2 != nil {
+				return fmt.Errorf("victim job did not start: %v", j)
+			}
+			*v.into = append(*v.into, started.Sub(created))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var queued int
+	if _, out, err := b.do(ctx, http.MethodGet, "/v1/account", "", nil); err == nil {
+		var acct struct {
+			Usage struct{ Queued int } `json:"usage"`
+		}
+		_ = json.Unmarshal(out, &acct)
+		queued = acct.Usage.Queued
+	}
+	for _, r := range []struct {
+		name string
+		d    []time.Duration
+	}{{"victim submit→start, same tier (pro) p50 / p99", same}, {"victim submit→start, basic while pro floods p50 / p99", cross}} {
+		slices.Sort(r.d)
+		b.add(row{name: r.name, value: fmt.Sprintf("%.0f / %.0f ms (%d jobs; %d flood jobs still queued)",
+			ms(pct(r.d, 50)), ms(pct(r.d, 99)), len(r.d), queued), target: "a few seconds"})
+	}
+	return b.drain(ctx, 5*time.Minute)
 }
 
 // drain waits until the worker has finished every job the harness got a

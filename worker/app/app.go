@@ -223,6 +223,9 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		w.bell = doorbell.Start(doorbell.Config{Redis: rdb, Queue: w.queue, Slots: cfg.Concurrency,
 			Runner: runner, Log: log.Named("doorbell")})
 		runJobs = w.bell.Track(runner)
+		// The doorbell's cancel channel reaches every run of this worker
+		// (Runner.Cancel), which fair claims need.
+		runner.EnableFairClaims()
 	}
 	mux.Handle(tasks.TypeRunJob, runJobs)
 	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)

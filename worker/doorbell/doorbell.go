@@ -13,7 +13,8 @@
 // terminal. Losing the doorbell list (Redis flushed, no worker listening)
 // only costs latency. Jobs run from the doorbell are stopped by a client's
 // cancel through tasks.CancelChannel, since asynq's cancellation only reaches
-// the tasks asynq runs.
+// the tasks asynq runs; with a Canceller runner, the channel reaches every
+// run of the worker, asynq's included.
 package doorbell
 
 import (
@@ -34,6 +35,14 @@ import (
 // Runner runs one job; jobrunner.Runner.Run.
 type Runner interface {
 	Run(ctx context.Context, id uuid.UUID) error
+}
+
+// Canceller is a Runner that interrupts the run of a job itself, whichever
+// delivery started it (jobrunner.Runner.Cancel). A delivery may run another
+// job than the one it names (fair claims), so a Canceller's Cancel is used
+// instead of interrupting the doorbell run that was given that job's ID.
+type Canceller interface {
+	Cancel(id uuid.UUID)
 }
 
 // Config configures a Doorbell.
@@ -343,6 +352,10 @@ func (d *Doorbell) cancelLoop() {
 			}
 			id, err := uuid.Parse(m.Payload)
 			if err != nil {
+				continue
+			}
+			if c, ok := d.cfg.Runner.(Canceller); ok {
+				c.Cancel(id)
 				continue
 			}
 			d.mu.Lock()

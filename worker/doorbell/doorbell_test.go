@@ -236,3 +236,63 @@ func TestAFreedSlotIsHandedToAsynqFirst(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(freed), handoff, "the doorbell took a slot kept for asynq")
 	close(r.release)
 }
+
+// cancellingRunner is a Canceller: it records the IDs it is asked to cancel.
+type cancellingRunner struct {
+	*runner
+	cancelled chan uuid.UUID
+}
+
+func (r cancellingRunner) Cancel(id uuid.UUID) { r.cancelled <- id }
+
+// With a Canceller runner, the cancel channel goes to the runner (which
+// knows the job each run claimed, whatever delivery started it), not to the
+// doorbell run that was handed that ID.
+func TestCancelGoesToACancellerRunner(t *testing.T) {
+	t.Parallel()
+	cr := cancellingRunner{runner: newRunner(), cancelled: make(chan uuid.UUID, 64)}
+	b := setupWith(t, func(c *doorbell.Config) { c.Runner = cr })
+	b.run = cr.runner
+	id := uuid.New()
+	b.ring(t, id, time.Now())
+	require.Equal(t, id, started(t, b.run))
+	other := uuid.New()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				_ = b.rdb.Publish(context.Background(), tasks.CancelChannel(b.queue), other.String()).Err()
+			}
+		}
+	}()
+	select {
+	case got := <-cr.cancelled:
+		require.Equal(t, other, got)
+	case <-time.After(patience):
+		t.Fatal("the runner was not asked to cancel")
+	}
+	_ = b.rdb.Publish(context.Background(), tasks.CancelChannel(b.queue), id.String()).Err()
+	require.Eventually(t, func() bool {
+		for {
+			select {
+			case got := <-cr.cancelled:
+				if got == id {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	}, patience, 10*time.Millisecond)
+	select {
+	case err := <-b.run.ended:
+		t.Fatalf("the doorbell run was interrupted by the doorbell itself: %v", err)
+	default:
+	}
+	close(cr.release)
+	require.NoError(t, <-b.run.ended)
+}

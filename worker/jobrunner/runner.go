@@ -82,6 +82,11 @@ type Runner struct {
 	log      *zap.Logger
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
+
+	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
+	fair   bool
+	mu     sync.Mutex
+	active map[uuid.UUID]context.CancelFunc // by claimed job, for Cancel
 }
 
 // Deps is what a Runner is built from. Compiler, Observer and Finished may
@@ -102,7 +107,46 @@ type Deps struct {
 // New returns a Runner.
 func New(d Deps) *Runner {
 	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished}
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished,
+		active: map[uuid.UUID]context.CancelFunc{}}
+}
+
+// EnableFairClaims makes each delivery run its tier's fairest queued job
+// (store.ClaimFairJob) rather than the job it names, so that one account's
+// backlog does not hold back another account's jobs. It needs Cancel to be
+// called for every client cancel (the doorbell's cancel channel does so):
+// asynq's own cancellation only reaches the task a job came with, which may
+// be another job's.
+func (r *Runner) EnableFairClaims() { r.fair = true }
+
+// Cancel interrupts the run of job id on this worker, if any, whichever
+// delivery started it.
+func (r *Runner) Cancel(id uuid.UUID) {
+	r.mu.Lock()
+	cancel := r.active[id]
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// track registers the run of job id for Cancel until untrack is called.
+func (r *Runner) track(ctx context.Context, id uuid.UUID) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.active[id]; dup {
+		// A claim is exclusive, so this is a stale entry of an attempt
+		// that is still returning; it ends with its own untrack.
+		return ctx, cancel
+	}
+	r.active[id] = cancel
+	return ctx, func() {
+		r.mu.Lock()
+		delete(r.active, id)
+		r.mu.Unlock()
+		cancel()
+	}
 }
 
 // ProcessCompile handles tasks.TypeCompileModule: it brings the module into
@@ -153,7 +197,11 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	// as soon as Postgres says running) must be seen, or the job would stay
 	// running with nobody running it until the claim expires.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	job, err := r.store.ClaimJob(cctx, p.JobID, r.workerID)
+	claim := r.store.ClaimJob
+	if r.fair {
+		claim = r.store.ClaimFairJob
+	}
+	job, err := claim(cctx, p.JobID, r.workerID)
 	cancel()
 	r.delivered(source, err)
 	switch {
@@ -169,6 +217,11 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	case err != nil:
 		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
 	}
+	if job.ID != p.JobID {
+		log = r.log.With(zap.String("job_id", job.ID.String()), zap.String("delivered_for", p.JobID.String()))
+	}
+	ctx, untrack := r.track(ctx, job.ID)
+	defer untrack()
 	log = log.With(zap.String("account_id", job.AccountID.String()), zap.Int("attempt", job.Attempts))
 	if job.CancelRequestedAt != nil {
 		// Cancelled while an earlier attempt ran (and was lost): never run

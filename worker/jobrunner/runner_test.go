@@ -156,3 +156,43 @@ func TestClaimUnderACancelledContextIsNotLost(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.StatusQueued, back.Status)
 }
+
+// With fair claims, a delivery of one job may run another (here the
+// account's older job); Cancel, by the job's ID, reaches that run, and the
+// delivered job stays queued for the next delivery.
+func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, older, r := setup(t, fixtures.Loop, 30*time.Second)
+	r.EnableFairClaims()
+	newer, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
+		AccountID: older.AccountID, ModuleID: older.ModuleID, Queue: "q", Function: "_start",
+		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
+	})
+	require.NoError(t, err)
+	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- r.ProcessTask(ctx, task) }()
+	require.Eventually(t, func() bool {
+		cur, err := st.GetJob(ctx, older.AccountID, older.ID)
+		return err == nil && cur.Status == store.StatusRunning
+	}, 30*time.Second, 5*time.Millisecond, "the older job runs first")
+
+	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
+	require.NoError(t, err)
+	r.Cancel(newer.ID) // the delivered job is not running: nothing happens
+	r.Cancel(older.ID)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run was not cancelled")
+	}
+	got, err := st.GetJob(ctx, older.AccountID, older.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, got.Status)
+	got, err = st.GetJob(ctx, newer.AccountID, newer.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusQueued, got.Status)
+}
