@@ -17,7 +17,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 )
 
-// Migration 00009 gives each account its own copy of the module bytes it
+// Migration 00005 gives each account its own copy of the module bytes it
 // holds, and its Down puts them back to one copy per SHA-256.
 func TestBlobsSplitPerAccount(t *testing.T) {
 	t.Parallel()
@@ -56,7 +56,7 @@ func TestBlobsSplitPerAccount(t *testing.T) {
 			('00000000-0000-0000-0000-000000000003', '00000000-0000-0000-0000-00000000000b', decode(repeat('22', 32), 'hex'), 3);`)
 	require.NoError(t, err)
 
-	_, err = p.UpTo(ctx, 9)
+	_, err = p.UpTo(ctx, 5)
 	require.NoError(t, err)
 	var got []string
 	rows, err := db.QueryContext(ctx, `SELECT right(account_id::text, 1) || ':' || convert_from(content, 'UTF8')
@@ -71,11 +71,11 @@ func TestBlobsSplitPerAccount(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, "a:one b:one b:two", strings.Join(got, " "), "copies per account; unreferenced bytes dropped")
 
-	_, err = p.DownTo(ctx, 8)
+	_, err = p.DownTo(ctx, 4)
 	require.NoError(t, err)
 	var n int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM module_blobs`).Scan(&n))
 	require.Equal(t, 2, n)
-	_, err = p.UpTo(ctx, 9)
+	_, err = p.UpTo(ctx, 5)
 	require.NoError(t, err)
 }

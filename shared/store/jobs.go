@@ -146,7 +146,7 @@ const slotChunk = 1024
 
 // createJob inserts the job, in tx when not nil. A limited job
 // (MaxUnfinished > 0) takes a free slot of the account's in the same
-// statement (see migrations/00011_fair_admission.sql): slots that concurrent
+// statement (see migrations/00007_fair_admission.sql): slots that concurrent
 // submits are taking are skipped, not waited for, so an account's submits
 // do not queue behind each other, and at most MaxUnfinished jobs hold a
 // slot at any time. The job gives its slot back when it ends (trigger).
@@ -462,7 +462,7 @@ func (s *Store) ClaimJob(ctx context.Context, id uuid.UUID, workerID string) (Jo
 
 // ClaimFairJob is ClaimJob for a delivery of job id that may run another
 // job of the same queue instead, the fairest one (pick_fair_job, migration
-// 00011): id itself if its claim expired; else the oldest queued job of
+// 00007): id itself if its claim expired; else the oldest queued job of
 // the account with the fewest running jobs, among those nobody is claiming;
 // else id. A delivery is thus a turn of its tier's queue rather than one
 // job's: every queued job still has a delivery, since a job whose delivery
