@@ -208,11 +208,11 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 	return s.db
 }
 
-// insertJob is createJob's statement: sql.ErrNoRows when the module is not
-// the account's or no slot is free.
-func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int) (Job, error) {
+// insertJobSQL is insertJob's statement, for an account with a
+// concurrency limit (it takes a slot) or without.
+func insertJobSQL(limited bool) string {
 	slot, took := "", "NULL FROM m"
-	if limit > 0 {
+	if limited {
 		slot = `
 		after AS (
 			SELECT account_id, slot FROM account_slots
@@ -234,6 +234,31 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 		),`
 		took = `took.slot FROM m, took`
 	}
+	return `
+		WITH m AS (
+			SELECT id, sha256 FROM modules
+			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
+			FOR SHARE
+		),` + slot + ` job AS (
+			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, ` + took + `
+			RETURNING ` + jobColumns + `
+		), ev AS (
+			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
+			SELECT account_id, $16, 'job.created', 'job', id::text, id, $17,
+				jsonb_build_object('module_id', module_id, 'function', function) FROM job
+		)
+		SELECT * FROM job`
+}
+
+// insertJobQueries are insertJobSQL's two statements, prepared when the
+// Store opens (see warm).
+var insertJobQueries = [2]string{insertJobSQL(false), insertJobSQL(true)}
+
+// insertJob is createJob's statement: sql.ErrNoRows when the module is not
+// the account's or no slot is free.
+func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int) (Job, error) {
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
@@ -243,22 +268,7 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 		args = append(args, limit, rand.Float64()) //nolint:gosec // spreads load, not a secret
 	}
 	var out Job
-	err := s.getPrepared(ctx, tx, &out, `
-		WITH m AS (
-			SELECT id, sha256 FROM modules
-			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
-			FOR SHARE
-		),`+slot+` job AS (
-			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
-				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
-			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, `+took+`
-			RETURNING `+jobColumns+`
-		), ev AS (
-			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
-			SELECT account_id, $16, 'job.created', 'job', id::text, id, $17,
-				jsonb_build_object('module_id', module_id, 'function', function) FROM job
-		)
-		SELECT * FROM job`, args...)
+	err := s.getPrepared(ctx, tx, &out, insertJobQueries[boolIndex(limit > 0)], args...)
 	if err != nil {
 		return Job{}, err
 	}
@@ -639,4 +649,11 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

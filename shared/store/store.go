@@ -108,20 +108,50 @@ func (s *Store) prepared(ctx context.Context, query string) (*sqlx.Stmt, error) 
 	return st, nil
 }
 
+// prepareOutside prepares query for the Store, if it is not yet, before a
+// transaction that runs it begins: outside a transaction, waiting for a
+// connection of the pool holds none (see getPrepared).
+func (s *Store) prepareOutside(ctx context.Context, query string) error {
+	_, err := s.prepared(ctx, query) //nolint:sqlclosecheck // kept by the Store, closed by Close
+	return err
+}
+
 // getPrepared is GetContext through the prepared statement of query, in tx
 // when tx is not nil. A statement whose cached plan a migration made
 // invalid ("cached plan must not change result type") is prepared afresh
 // once.
+//
+// In a transaction, a statement not prepared yet is prepared on the
+// transaction's own connection for this use only: preparing it for the
+// Store would take a second connection from the pool while the transaction
+// holds one, and with every connection held by transactions that wait for
+// this one (concurrent submits with one Idempotency-Key wait on its row)
+// that never comes. Callers prepare the statements their transactions run
+// before they begin them (prepareOutside), so this happens only when a
+// migration made a statement invalid.
 func (s *Store) getPrepared(ctx context.Context, tx *sqlx.Tx, dest any, query string, args ...any) error {
 	for attempt := 0; ; attempt++ {
-		st, err := s.prepared(ctx, query)
-		if err != nil {
-			return err
+		var st *sqlx.Stmt
+		if cached, ok := s.stmts.Load(query); ok {
+			st = cached.(*sqlx.Stmt)
 		}
-		if tx != nil {
+		switch {
+		case tx != nil && st != nil:
 			st = tx.StmtxContext(ctx, st) //nolint:sqlclosecheck // closed by database/sql when tx ends
+		case tx != nil:
+			own, err := tx.PreparexContext(ctx, query)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = own.Close() }()
+			st = own
+		default:
+			var err error
+			if st, err = s.prepared(ctx, query); err != nil {
+				return err
+			}
 		}
-		err = st.GetContext(ctx, dest, args...)
+		err := st.GetContext(ctx, dest, args...)
 		var pqErr *pq.Error
 		if attempt == 0 && errors.As(err, &pqErr) && pqErr.Code == "0A000" && strings.Contains(pqErr.Message, "cached plan") {
 			if old, ok := s.stmts.LoadAndDelete(query); ok {
