@@ -752,11 +752,13 @@ func (v *view) Link(oldPath, newPath string) Errno {
 	if errno != 0 {
 		return errno
 	}
-	if dst.node != nil {
+	switch {
+	case dst.node != nil:
 		return experimentalsys.EEXIST
-	}
-	if src.slash || dst.slash {
+	case src.slash:
 		return experimentalsys.ENOTDIR
+	case dst.slash:
+		return experimentalsys.ENOENT // Linux: a new name with "/" names a missing directory
 	}
 	if e := roErr(dst.parent); e != 0 {
 		return e
@@ -771,14 +773,18 @@ func (v *view) Link(oldPath, newPath string) Errno {
 	return 0
 }
 
-// Symlink implements experimentalsys.FS. The target is stored as given;
-// it is resolved, within the view, only when followed.
+// Symlink implements experimentalsys.FS. The target is stored as given and
+// resolved, within the view, only when followed; absolute targets are refused
+// (EPERM), as they could only point out of the preopen.
 func (v *view) Symlink(target, linkName string) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if target == "" || len(target) > MaxSymlinkLen || strings.IndexByte(target, 0) >= 0 {
 		return experimentalsys.EINVAL
+	}
+	if strings.HasPrefix(target, "/") {
+		return experimentalsys.EPERM
 	}
 	r, errno := v.lookup(linkName, false)
 	if errno != 0 {
