@@ -48,7 +48,7 @@ func CompilePattern(p string) (Pattern, error) {
 			return Pattern{}, fmt.Errorf("%w: %q: \"**\" must be a whole segment", ErrBadPattern, p)
 		default:
 			if _, err := path.Match(s, ""); err != nil {
-				return Pattern{}, fmt.Errorf("%w: %q: %v", ErrBadPattern, p, err)
+				return Pattern{}, fmt.Errorf("%w: %q: %w", ErrBadPattern, p, err)
 			}
 		}
 		out = append(out, s)

@@ -515,7 +515,7 @@ func (v *view) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode) 
 		read:   acc != experimentalsys.O_WRONLY,
 		write:  acc != experimentalsys.O_RDONLY || flag&(experimentalsys.O_APPEND|experimentalsys.O_TRUNC) != 0 && !n.isDir(),
 		append: flag&experimentalsys.O_APPEND != 0 && !n.isDir()}
-	h.seeker.h = h
+	h.seeker = seeker[int64]{h: h}
 	n.opens++
 	return h, 0
 }
