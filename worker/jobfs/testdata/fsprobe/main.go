@@ -2,6 +2,9 @@
 // program does and prints one line per check; jobfs's TestGuestProbe runs it
 // against a job filesystem and compares the lines.
 //
+// With the arguments "cat FILE" it only reads FILE sequentially in 64 KiB
+// reads and prints the byte count (BenchmarkGuestSequentialRead).
+//
 // Expected preopens: "/" (writable, with /in/ro.txt read-only, /in/rw.txt
 // writable and an asset tree at /share), and "data" (backed by /data).
 //
@@ -62,6 +65,11 @@ func errName(err error) string {
 func check(name string, err error) { fmt.Printf("%s: %s\n", name, errName(err)) }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "cat" {
+		// Benchmark mode: read a file sequentially in 64 KiB reads.
+		fmt.Println(cat(os.Args[2]))
+		return
+	}
 	// open with create/excl/trunc
 	f, err := os.OpenFile("/work/a.txt", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	check("create-excl", err)
@@ -242,6 +250,24 @@ func main() {
 	}
 	sort.Strings(top)
 	fmt.Printf("root: %s\n", strings.Join(top, ","))
+}
+
+func cat(name string) int {
+	f, err := os.Open(name)
+	if err != nil {
+		fmt.Println(errName(err))
+		os.Exit(1)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	total := 0
+	for {
+		n, err := f.Read(buf)
+		total += n
+		if err != nil {
+			return total
+		}
+	}
 }
 
 func appendTo(name, s string) error {
