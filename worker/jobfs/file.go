@@ -16,6 +16,7 @@ type file struct {
 	read   bool
 	write  bool
 	append bool
+	dir    bool // cached: IsDir is called without the lock
 	off    int64
 	closed bool
 
@@ -48,7 +49,7 @@ func (h *file) Dev() (uint64, Errno) { return 1, 0 }
 func (h *file) Ino() (sys.Inode, Errno) { return h.n.ino, 0 }
 
 // IsDir implements experimentalsys.File.
-func (h *file) IsDir() (bool, Errno) { return h.n.isDir(), 0 }
+func (h *file) IsDir() (bool, Errno) { return h.dir, 0 }
 
 // IsAppend implements experimentalsys.File.
 func (h *file) IsAppend() bool {
@@ -364,8 +365,10 @@ func (h *file) Close() Errno {
 		return 0
 	}
 	h.closed = true
-	h.n.opens--
 	h.names = nil
-	h.fs.release(h.n)
+	if h.n.lock != asset {
+		h.n.opens--
+		h.fs.release(h.n)
+	}
 	return 0
 }

@@ -368,6 +368,18 @@ func roErr(n *node) Errno {
 	return 0
 }
 
+// createIn is the errno for adding an entry to directory d: EROFS in an
+// asset tree, ENOENT once d was removed (a view or handle may still name it).
+func createIn(d *node) Errno {
+	if e := roErr(d); e != 0 {
+		return e
+	}
+	if d.nlink <= 0 {
+		return experimentalsys.ENOENT
+	}
+	return 0
+}
+
 func (f *FS) newNode(mode fs.FileMode) (*node, Errno) {
 	if f.nodes >= f.maxNodes {
 		f.capHit = true
@@ -412,7 +424,6 @@ func (f *FS) release(n *node) {
 		f.used -= n.counted
 		n.counted = 0
 		n.data = nil
-		n.kids = nil
 	}
 }
 
@@ -465,7 +476,7 @@ func (v *view) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode) 
 		if r.slash || flag&experimentalsys.O_DIRECTORY != 0 {
 			return nil, experimentalsys.EISDIR
 		}
-		if e := roErr(r.parent); e != 0 {
+		if e := createIn(r.parent); e != 0 {
 			return nil, e
 		}
 		if perm = perm.Perm(); perm == 0 {
@@ -516,7 +527,10 @@ func (v *view) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode) 
 		write:  acc != experimentalsys.O_RDONLY || flag&(experimentalsys.O_APPEND|experimentalsys.O_TRUNC) != 0 && !n.isDir(),
 		append: flag&experimentalsys.O_APPEND != 0 && !n.isDir()}
 	h.seeker = seeker[int64]{h: h}
-	n.opens++
+	h.dir = n.isDir()
+	if n.lock != asset {
+		n.opens++ // asset nodes are shared by other jobs and never change
+	}
 	return h, 0
 }
 
@@ -554,7 +568,7 @@ func (v *view) Mkdir(p string, perm fs.FileMode) Errno {
 	if r.node != nil {
 		return experimentalsys.EEXIST
 	}
-	if e := roErr(r.parent); e != 0 {
+	if e := createIn(r.parent); e != 0 {
 		return e
 	}
 	if perm = perm.Perm(); perm == 0 {
@@ -619,7 +633,7 @@ func (v *view) Rename(from, to string) Errno {
 	if e := roErr(n); e != 0 {
 		return e
 	}
-	if e := roErr(dst.parent); e != 0 {
+	if e := createIn(dst.parent); e != 0 {
 		return e
 	}
 	if old := dst.node; old != nil {
@@ -760,7 +774,7 @@ func (v *view) Link(oldPath, newPath string) Errno {
 	case dst.slash:
 		return experimentalsys.ENOENT // Linux: a new name with "/" names a missing directory
 	}
-	if e := roErr(dst.parent); e != 0 {
+	if e := createIn(dst.parent); e != 0 {
 		return e
 	}
 	if e := roErr(src.node); e != 0 {
@@ -796,7 +810,7 @@ func (v *view) Symlink(target, linkName string) Errno {
 	if r.slash {
 		return experimentalsys.ENOENT
 	}
-	if e := roErr(r.parent); e != 0 {
+	if e := createIn(r.parent); e != 0 {
 		return e
 	}
 	n, errno := f.newNode(fs.ModeSymlink | 0o777)

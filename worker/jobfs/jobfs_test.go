@@ -689,3 +689,80 @@ func TestTreeBuilders(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateInRemovedDirectory: a preopen view (or a handle) can outlive its
+// directory; creating in it then answers ENOENT, as on Linux.
+func TestCreateInRemovedDirectory(t *testing.T) {
+	t.Parallel()
+	f, root := testFS(t, 1<<20)
+	v, err := f.Preopen("gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, root.Rmdir("gone"))
+	if _, errno := v.OpenFile("x", creat|rdwr, 0); errno != sysapi.ENOENT {
+		t.Errorf("create in removed dir: %v", errno)
+	}
+	if errno := v.Mkdir("d", 0); errno != sysapi.ENOENT {
+		t.Errorf("mkdir in removed dir: %v", errno)
+	}
+	if errno := v.Symlink("a", "l"); errno != sysapi.ENOENT {
+		t.Errorf("symlink in removed dir: %v", errno)
+	}
+	if errno := root.Rename("in/rw.txt", "empty/x"); errno != 0 {
+		t.Fatal(errno)
+	}
+	d, errno := root.OpenFile("empty", dir, 0)
+	must(t, errno)
+	defer d.Close()
+	must(t, root.Unlink("empty/x"))
+	must(t, root.Rmdir("empty"))
+	if ents, errno := d.Readdir(0); errno != 0 || len(ents) != 0 {
+		t.Errorf("readdir of removed dir: %v %v", ents, errno)
+	}
+}
+
+// TestConcurrentJobsShareTree runs jobs in parallel on one asset tree (run
+// it with -race): they only read its nodes.
+func TestConcurrentJobsShareTree(t *testing.T) {
+	t.Parallel()
+	tree, err := TreeFromMap(map[string][]byte{"a": []byte("shared"), "d/b": []byte("bee")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			f, err := New(Options{MaxBytes: 1 << 10}, []Mount{{Path: "/t", Tree: tree}}, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r := f.Root()
+			for j := 0; j < 50; j++ {
+				h, errno := r.OpenFile("t/a", rdonly, 0)
+				if errno != 0 {
+					t.Error(errno)
+					return
+				}
+				buf := make([]byte, 8)
+				if n, _ := h.Read(buf); string(buf[:n]) != "shared" {
+					t.Errorf("read %q", buf[:n])
+				}
+				h.Close()
+				d, _ := r.OpenFile("t/d", dir, 0)
+				if ents, _ := d.Readdir(0); len(ents) != 1 {
+					t.Errorf("readdir %v", ents)
+				}
+				d.Close()
+				if _, errno := r.Stat("t/d/b"); errno != 0 {
+					t.Error(errno)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		<-done
+	}
+}
