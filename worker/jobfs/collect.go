@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -94,9 +95,12 @@ type Artifact struct {
 	Path   string
 	Size   int64
 	SHA256 string // hex
-	// Data is the file's contents, shared with the FS: do not change it.
-	Data []byte
+	n      *node
 }
+
+// Open reads the artifact's contents (shared with the FS, not copied: read
+// it before the FS is changed again).
+func (a Artifact) Open() io.Reader { return contentReader(a.n) }
 
 // Collect returns the regular files matching any pattern, in path order,
 // keeping at most maxBytes in total: a file that does not fit in what is left
@@ -151,14 +155,17 @@ func (f *FS) Collect(patterns []string, maxBytes int64) (arts []Artifact, trunca
 	sort.Slice(found, func(i, j int) bool { return found[i].path < found[j].path })
 	left := maxBytes
 	for _, m := range found {
-		size := int64(len(m.n.data))
+		size := fileSize(m.n)
 		if size > left {
 			truncated = true
 			continue
 		}
 		left -= size
-		sum := sha256.Sum256(m.n.data)
-		arts = append(arts, Artifact{Path: m.path, Size: size, SHA256: hex.EncodeToString(sum[:]), Data: m.n.data})
+		h := sha256.New()
+		if _, err := io.Copy(h, contentReader(m.n)); err != nil {
+			return nil, false, err
+		}
+		arts = append(arts, Artifact{Path: m.path, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), n: m.n})
 	}
 	return arts, truncated, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -77,8 +78,12 @@ func TestCollect(t *testing.T) {
 	var paths []string
 	for _, a := range arts {
 		paths = append(paths, a.Path)
-		sum := sha256.Sum256(a.Data)
-		if a.SHA256 != hex.EncodeToString(sum[:]) || a.Size != int64(len(a.Data)) {
+		data, err := io.ReadAll(a.Open())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if a.SHA256 != hex.EncodeToString(sum[:]) || a.Size != int64(len(data)) {
 			t.Errorf("%s: bad size or sha256", a.Path)
 		}
 	}

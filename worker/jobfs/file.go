@@ -116,10 +116,7 @@ func (h *file) pread(buf []byte, off int64) (int, Errno) {
 	case !h.read:
 		return 0, experimentalsys.EBADF
 	}
-	if off >= int64(len(h.n.data)) {
-		return 0, 0
-	}
-	return copy(buf, h.n.data[off:]), 0
+	return readAt(h.n, buf, off), 0
 }
 
 // seeker gives file its Seek method. wazero's File interface wants
@@ -153,7 +150,7 @@ func (h *file) seek(offset int64, whence int) (int64, Errno) {
 	case io.SeekCurrent:
 		base = h.off
 	case io.SeekEnd:
-		base = int64(len(h.n.data))
+		base = fileSize(h.n)
 	default:
 		return 0, experimentalsys.EINVAL
 	}
@@ -205,7 +202,7 @@ func (h *file) Write(buf []byte) (int, Errno) {
 	}
 	defer h.unlock()
 	if h.append {
-		h.off = int64(len(h.n.data))
+		h.off = fileSize(h.n)
 	}
 	n, errno := h.pwrite(buf, h.off)
 	h.off += int64(n)
@@ -243,7 +240,7 @@ func (h *file) pwrite(buf []byte, off int64) (int, Errno) {
 	if e := f.own(n); e != 0 {
 		return 0, e
 	}
-	size := int64(len(n.data))
+	size := n.size
 	end := off + int64(len(buf))
 	if end < off { // overflow
 		return 0, experimentalsys.EINVAL
@@ -262,28 +259,12 @@ func (h *file) pwrite(buf []byte, off int64) (int, Errno) {
 		if errno := f.charge(n, end); errno != 0 {
 			return 0, errno
 		}
-		n.data = grow(n.data, end)
+		resize(n, end)
 	}
-	copy(n.data[off:], buf)
+	writeAt(n, buf, off)
 	t := f.now()
 	n.mtim, n.ctim = t, t
 	return len(buf), 0
-}
-
-// grow extends data to size bytes, zero-filling, amortising reallocations.
-func grow(data []byte, size int64) []byte {
-	if size <= int64(cap(data)) {
-		old := len(data)
-		data = data[:size]
-		clear(data[old:])
-		return data
-	}
-	// Reserve a quarter more so that appends copy the file O(log n) times,
-	// while memory stays within 25% (plus 512 bytes) of what is charged.
-	c := size + size/4 + 512
-	nd := make([]byte, size, c)
-	copy(nd, data)
-	return nd
 }
 
 // Truncate implements experimentalsys.File.
@@ -305,37 +286,16 @@ func (h *file) Truncate(size int64) Errno {
 		return e
 	}
 	f := h.fs
-	if size == int64(len(n.data)) {
+	if size == fileSize(n) {
 		return 0
-	}
-	if n.shared {
-		if size > int64(len(n.data)) {
-			if e := f.own(n); e != 0 {
-				return e
-			}
-		} else {
-			// Shrinking a borrowed input keeps a prefix of it: charge and
-			// copy only what remains.
-			if e := f.charge(n, size); e != 0 {
-				return e
-			}
-			n.data = append([]byte(nil), n.data[:size]...)
-			n.shared = false
-			t := f.now()
-			n.mtim, n.ctim = t, t
-			return 0
-		}
 	}
 	if e := f.charge(n, size); e != 0 {
 		return e
 	}
-	if size < int64(len(n.data)) {
-		n.data = n.data[:size]
-		if int64(cap(n.data)) > 2*size+4096 {
-			n.data = append([]byte(nil), n.data...) // give memory back
-		}
+	if n.shared {
+		chunkify(n, size) // keeps a prefix of the borrowed bytes
 	} else {
-		n.data = grow(n.data, size)
+		resize(n, size)
 	}
 	t := f.now()
 	n.mtim, n.ctim = t, t
@@ -368,6 +328,9 @@ func (h *file) Close() Errno {
 	h.names = nil
 	if h.n.lock != asset {
 		h.n.opens--
+		if h.n.opens == 0 && !h.n.shared {
+			trim(h.n)
+		}
 		h.fs.release(h.n)
 	}
 	return 0

@@ -413,8 +413,7 @@ func (f *FS) own(n *node) Errno {
 	if errno := f.charge(n, int64(len(n.data))); errno != 0 {
 		return errno
 	}
-	n.data = append([]byte(nil), n.data...)
-	n.shared = false
+	chunkify(n, int64(len(n.data)))
 	return 0
 }
 
@@ -423,7 +422,7 @@ func (f *FS) release(n *node) {
 	if n.nlink <= 0 && n.opens <= 0 && n.lock == writable {
 		f.used -= n.counted
 		n.counted = 0
-		n.data = nil
+		n.data, n.chunks, n.size = nil, nil, 0
 	}
 }
 
@@ -441,7 +440,7 @@ func stat(n *node) sys.Stat_t {
 		Atim: n.atim, Mtim: n.mtim, Ctim: n.ctim}
 	switch {
 	case n.isRegular():
-		st.Size = int64(len(n.data))
+		st.Size = fileSize(n)
 	case n.isSymlink():
 		st.Size = int64(len(n.target))
 	case n.isDir():
@@ -510,14 +509,10 @@ func (v *view) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode) 
 				return nil, e
 			}
 		}
-		if flag&experimentalsys.O_TRUNC != 0 && len(n.data) > 0 {
-			if n.shared {
-				n.data, n.shared = nil, false
-			} else {
-				n.data = n.data[:0:0]
-				f.used -= n.counted
-				n.counted = 0
-			}
+		if flag&experimentalsys.O_TRUNC != 0 && fileSize(n) > 0 {
+			f.used -= n.counted
+			n.counted = 0
+			n.data, n.shared, n.chunks, n.size = nil, false, nil, 0
 			t := f.now()
 			n.mtim, n.ctim = t, t
 		}

@@ -48,9 +48,11 @@ type node struct {
 	mode fs.FileMode // type bits | permission bits
 	lock lockKind
 
-	data   []byte // regular file contents
-	shared bool   // data is borrowed (an input or tree); copied before the first change
-	target string // symbolic link target
+	data   []byte   // borrowed contents (an input or tree file) while shared
+	shared bool     // data is borrowed; chunked (copied) before the first change
+	chunks [][]byte // the job's own contents (see content.go)
+	size   int64    // size of the job's own contents
+	target string   // symbolic link target
 
 	kids   map[string]*node // directory entries
 	sorted []string         // Tree directories only: entry names, sorted
