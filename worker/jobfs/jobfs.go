@@ -344,6 +344,16 @@ func (v *view) lookup(p string, follow bool) (found, Errno) {
 	return r, 0
 }
 
+// lookupEntry resolves p for an operation on the directory entry itself
+// (mkdir, rmdir, unlink, rename, link, symlink): the last component is not
+// followed even when p ends in "/" (Linux), which then only sets slash.
+func (v *view) lookupEntry(p string) (found, Errno) {
+	slash := strings.HasSuffix(p, "/") && strings.Trim(p, "/") != ""
+	r, errno := v.lookup(strings.TrimRight(p, "/"), false)
+	r.slash = slash
+	return r, errno
+}
+
 // splitRel splits a relative path into components, dropping "" and ".".
 func splitRel(p string) []string {
 	parts := strings.Split(p, "/")
@@ -556,7 +566,7 @@ func (v *view) Mkdir(p string, perm fs.FileMode) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, errno := v.lookup(p, false)
+	r, errno := v.lookupEntry(p)
 	if errno != 0 {
 		return errno
 	}
@@ -604,11 +614,11 @@ func (v *view) Rename(from, to string) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	src, errno := v.lookup(from, false)
+	src, errno := v.lookupEntry(from)
 	if errno != 0 {
 		return errno
 	}
-	dst, errno := v.lookup(to, false)
+	dst, errno := v.lookupEntry(to)
 	if errno != 0 {
 		return errno
 	}
@@ -688,7 +698,7 @@ func (v *view) Rmdir(p string) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, errno := v.lookup(p, false)
+	r, errno := v.lookupEntry(p)
 	if errno != 0 {
 		return errno
 	}
@@ -719,7 +729,7 @@ func (v *view) Unlink(p string) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, errno := v.lookup(p, false)
+	r, errno := v.lookupEntry(p)
 	if errno != 0 {
 		return errno
 	}
@@ -747,7 +757,7 @@ func (v *view) Link(oldPath, newPath string) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	src, errno := v.lookup(oldPath, false)
+	src, errno := v.lookupEntry(oldPath)
 	if errno != 0 {
 		return errno
 	}
@@ -757,7 +767,7 @@ func (v *view) Link(oldPath, newPath string) Errno {
 	if src.node.isDir() {
 		return experimentalsys.EPERM
 	}
-	dst, errno := v.lookup(newPath, false)
+	dst, errno := v.lookupEntry(newPath)
 	if errno != 0 {
 		return errno
 	}
@@ -795,7 +805,7 @@ func (v *view) Symlink(target, linkName string) Errno {
 	if strings.HasPrefix(target, "/") {
 		return experimentalsys.EPERM
 	}
-	r, errno := v.lookup(linkName, false)
+	r, errno := v.lookupEntry(linkName)
 	if errno != 0 {
 		return errno
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/tetratelabs/wazero"
 	sysapi "github.com/tetratelabs/wazero/experimental/sys"
 )
 
@@ -617,6 +618,12 @@ func TestPreopenViews(t *testing.T) {
 	if _, errno := f.Root().Stat("fs-tests.dir/up/rw.txt"); errno != 0 {
 		t.Fatalf("the same link from the root view: %v", errno)
 	}
+	if _, err := f.FSConfig(wazero.NewFSConfig(), []string{"/data", "data/"}); err == nil {
+		t.Error("two preopens wazero keys alike were accepted")
+	}
+	if _, err := f.FSConfig(wazero.NewFSConfig(), []string{"/", "fs-tests.dir", "share"}); err != nil {
+		t.Errorf("FSConfig: %v", err)
+	}
 	sub, _ := f.Preopen("share")
 	if errno := sub.Mkdir("x", 0); errno != sysapi.EROFS {
 		t.Fatalf("mkdir in an asset preopen: %v", errno)
@@ -764,5 +771,38 @@ func TestConcurrentJobsShareTree(t *testing.T) {
 	}
 	for i := 0; i < 4; i++ {
 		<-done
+	}
+}
+
+// TestTrailingSlashOnSymlink: a name with a trailing slash that is a
+// symbolic link is not followed by rmdir, unlink, rename or mkdir (Linux),
+// so they neither remove nor create the link's target.
+func TestTrailingSlashOnSymlink(t *testing.T) {
+	t.Parallel()
+	_, root := testFS(t, 1<<20)
+	must(t, root.Symlink("empty", "dirlink"))
+	if e := root.Rmdir("dirlink/"); e != sysapi.ENOTDIR {
+		t.Errorf("rmdir dirlink/: %v, want ENOTDIR", e)
+	}
+	if _, e := root.Stat("empty"); e != 0 {
+		t.Errorf("rmdir through a link removed its target: %v", e)
+	}
+	if e := root.Unlink("link/"); e != sysapi.ENOTDIR {
+		t.Errorf("unlink link/: %v, want ENOTDIR", e)
+	}
+	if _, e := root.Stat("in/rw.txt"); e != 0 {
+		t.Errorf("unlink through a link removed its target: %v", e)
+	}
+	if e := root.Mkdir("dangling/", 0o755); e != sysapi.EEXIST {
+		t.Errorf("mkdir dangling/: %v, want EEXIST", e)
+	}
+	if _, e := root.Stat("missing"); e != sysapi.ENOENT {
+		t.Errorf("mkdir through a dangling link created its target: %v", e)
+	}
+	if e := root.Rename("dirlink/", "moved"); e != sysapi.ENOTDIR {
+		t.Errorf("rename dirlink/: %v, want ENOTDIR", e)
+	}
+	if _, e := root.Stat("empty"); e != 0 {
+		t.Errorf("rename through a link moved its target: %v", e)
 	}
 }
