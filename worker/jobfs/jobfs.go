@@ -55,7 +55,8 @@ type Options struct {
 	// (files the guest created or changed, including writable inputs once
 	// changed). Zero means nothing may be written.
 	MaxBytes int64
-	// MaxNodes caps the nodes the job may create (DefaultMaxNodes if zero).
+	// MaxNodes caps the files, directories and links the job holds at once,
+	// its inputs and their directories included (DefaultMaxNodes if zero).
 	MaxNodes int
 	// Now returns the time used for timestamps, in nanoseconds since the
 	// epoch (time.Now if nil). Deterministic jobs pass a fixed clock.
@@ -85,7 +86,7 @@ type FS struct {
 	root     *node
 	used     int64 // bytes charged against maxBytes
 	maxBytes int64
-	nodes    int // job nodes created (never decreases: a cap on churn too)
+	nodes    int // the job's live nodes (inputs and directories included)
 	maxNodes int
 	now      func() int64
 	capHit   bool // a change was refused for lack of space
@@ -427,12 +428,14 @@ func (f *FS) own(n *node) Errno {
 	return 0
 }
 
-// release frees n's charge once no entry names it and no handle holds it.
+// release frees n once no entry names it and no handle holds it.
 func (f *FS) release(n *node) {
-	if n.nlink <= 0 && n.opens <= 0 && n.lock == writable {
+	if n.nlink <= 0 && n.opens <= 0 && n.lock != asset && !n.released {
+		n.released = true
 		f.used -= n.counted
 		n.counted = 0
 		n.data, n.chunks, n.size = nil, nil, 0
+		f.nodes--
 	}
 }
 

@@ -806,3 +806,28 @@ func TestTrailingSlashOnSymlink(t *testing.T) {
 		t.Errorf("rename through a link moved its target: %v", e)
 	}
 }
+
+// TestNodeCapCountsLiveNodes: the node cap bounds what a job holds at once,
+// so a program that creates and removes many temporary files is not stopped.
+func TestNodeCapCountsLiveNodes(t *testing.T) {
+	t.Parallel()
+	f, err := New(Options{MaxBytes: 10, MaxNodes: 3}, nil, []Input{{Path: "/in"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := f.Root()
+	for i := 0; i < 100; i++ {
+		h, errno := root.OpenFile("tmp", creat|rdwr, 0)
+		must(t, errno)
+		must(t, root.Mkdir("d", 0))
+		must(t, root.Unlink("tmp"))
+		h.Close()
+		must(t, root.Rmdir("d"))
+	}
+	// in, a, b: full.
+	must(t, root.Mkdir("a", 0))
+	must(t, root.Mkdir("b", 0))
+	if e := root.Mkdir("c", 0); e != ENOSPC {
+		t.Fatalf("node past the cap: %v", e)
+	}
+}

@@ -57,9 +57,10 @@ type node struct {
 	kids   map[string]*node // directory entries
 	sorted []string         // Tree directories only: entry names, sorted
 
-	nlink   int   // directory entries naming this node (job nodes)
-	opens   int   // open handles (job nodes)
-	counted int64 // bytes of this node charged to the FS's cap
+	nlink    int   // directory entries naming this node (job nodes)
+	opens    int   // open handles (job nodes)
+	counted  int64 // bytes of this node charged to the FS's cap
+	released bool  // freed: no entry names it and no handle holds it
 
 	atim, mtim, ctim int64
 }
