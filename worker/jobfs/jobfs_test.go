@@ -224,8 +224,17 @@ func TestFileErrnos(t *testing.T) {
 	a, errno := root.OpenFile("share/readme", rdonly, 0)
 	must(t, errno)
 	defer a.Close()
-	if e := a.SetAppend(true); e != sysapi.EROFS {
-		t.Errorf("set append on asset: %v, want EROFS", e)
+	if e := a.SetAppend(true); e != 0 {
+		t.Errorf("set append on a read-only handle: %v", e)
+	}
+	if _, e := a.Write([]byte("x")); e != sysapi.EBADF {
+		t.Errorf("write after set append on a read-only handle: %v, want EBADF", e)
+	}
+	if e := ro.SetAppend(true); e != 0 {
+		t.Errorf("set append on a read-only handle: %v", e)
+	}
+	if _, e := ro.Write([]byte("x")); e != sysapi.EBADF {
+		t.Errorf("set append made a read-only handle writable: %v", e)
 	}
 	if e := a.Utimens(1, 2); e != sysapi.EROFS {
 		t.Errorf("futimens on asset: %v, want EROFS", e)
