@@ -18,7 +18,7 @@ func probeFS(t *testing.T) *FS {
 	jfs, err := New(Options{MaxBytes: probeCap}, []Mount{{Path: "/share", Tree: tree}}, []Input{
 		{Path: "/in/ro.txt", Data: []byte("read only"), ReadOnly: true},
 		{Path: "/in/rw.txt", Data: []byte("writable")},
-		{Path: "/work/.keep"},
+		{Path: "/scratch/.keep"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestGuestProbe(t *testing.T) {
 		t.Error("CapReached is false after the guest hit the cap")
 	}
 	var sum int64
-	for _, p := range []string{"/work/p.bin", "/work/r/f2", "/work/small", "/data/in-data", "/in/rw.txt"} {
+	for _, p := range []string{"/scratch/p.bin", "/scratch/r/f2", "/scratch/small", "/data/in-data", "/in/rw.txt"} {
 		st, errno := jfs.Root().Stat(p)
 		if errno != 0 {
 			t.Fatalf("stat %s: %v", p, errno)
@@ -132,5 +132,5 @@ fill: EIO
 filled: 99977
 after-fill-remove: ok
 after-fill-write: ok
-root: data,in,share,work
+root: data,in,scratch,share
 `

@@ -71,33 +71,33 @@ func main() {
 		return
 	}
 	// open with create/excl/trunc
-	f, err := os.OpenFile("/work/a.txt", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile("/scratch/a.txt", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	check("create-excl", err)
 	if err == nil {
 		_, err = f.WriteString("hello world")
 		check("write", err)
 		f.Close()
 	}
-	_, err = os.OpenFile("/work/a.txt", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	_, err = os.OpenFile("/scratch/a.txt", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	check("create-excl-again", err)
-	b, err := os.ReadFile("/work/a.txt")
+	b, err := os.ReadFile("/scratch/a.txt")
 	fmt.Printf("read-back: %q %s\n", b, errName(err))
-	f, err = os.OpenFile("/work/a.txt", os.O_TRUNC|os.O_RDWR, 0)
+	f, err = os.OpenFile("/scratch/a.txt", os.O_TRUNC|os.O_RDWR, 0)
 	check("open-trunc", err)
 	if err == nil {
 		st, _ := f.Stat()
 		fmt.Printf("size-after-trunc: %d\n", st.Size())
 		f.Close()
 	}
-	_, err = os.Open("/work/missing")
+	_, err = os.Open("/scratch/missing")
 	check("open-missing", err)
-	_, err = os.Open("/work/a.txt/")
+	_, err = os.Open("/scratch/a.txt/")
 	check("open-file-slash", err)
-	_, err = os.OpenFile("/work", os.O_RDWR, 0)
+	_, err = os.OpenFile("/scratch", os.O_RDWR, 0)
 	check("open-dir-write", err)
 
 	// pread / pwrite / append / seek
-	f, _ = os.OpenFile("/work/p.bin", os.O_CREATE|os.O_RDWR, 0o644)
+	f, _ = os.OpenFile("/scratch/p.bin", os.O_CREATE|os.O_RDWR, 0o644)
 	f.WriteString("0123456789")
 	_, err = f.WriteAt([]byte("AB"), 3)
 	check("pwrite", err)
@@ -114,25 +114,25 @@ func main() {
 	st, _ := f.Stat()
 	fmt.Printf("filestat_set_size: %d\n", st.Size())
 	f.Close()
-	f, _ = os.OpenFile("/work/p.bin", os.O_APPEND|os.O_WRONLY, 0)
+	f, _ = os.OpenFile("/scratch/p.bin", os.O_APPEND|os.O_WRONLY, 0)
 	f.Seek(0, io.SeekStart)
 	f.WriteString("zz")
 	f.Close()
-	b, _ = os.ReadFile("/work/p.bin")
+	b, _ = os.ReadFile("/scratch/p.bin")
 	fmt.Printf("append: %q\n", b)
 
 	// set_times
-	err = os.Chtimes("/work/p.bin", unixTime(1000), unixTime(2000))
+	err = os.Chtimes("/scratch/p.bin", unixTime(1000), unixTime(2000))
 	check("set-times", err)
-	st, _ = os.Stat("/work/p.bin")
+	st, _ = os.Stat("/scratch/p.bin")
 	fmt.Printf("mtime: %d\n", st.ModTime().Unix())
 
 	// readdir with cookies across calls: 300 entries, read 7 at a time.
-	os.Mkdir("/work/many", 0o755)
+	os.Mkdir("/scratch/many", 0o755)
 	for i := 0; i < 300; i++ {
-		os.WriteFile(fmt.Sprintf("/work/many/file-with-a-longish-name-%03d", i), nil, 0o644)
+		os.WriteFile(fmt.Sprintf("/scratch/many/file-with-a-longish-name-%03d", i), nil, 0o644)
 	}
-	d, _ := os.Open("/work/many")
+	d, _ := os.Open("/scratch/many")
 	seen := map[string]bool{}
 	calls := 0
 	for {
@@ -149,51 +149,51 @@ func main() {
 	fmt.Printf("readdir: %d names in %d calls\n", len(seen), calls)
 
 	// mkdir / rmdir / unlink
-	check("mkdir-exists", os.Mkdir("/work/many", 0o755))
-	check("rmdir-notempty", syscall.Rmdir("/work/many"))
-	check("unlink-dir", syscall.Unlink("/work/many"))
-	check("rmdir-file", syscall.Rmdir("/work/p.bin"))
-	check("mkdir-under-file", os.Mkdir("/work/p.bin/x", 0o755))
+	check("mkdir-exists", os.Mkdir("/scratch/many", 0o755))
+	check("rmdir-notempty", syscall.Rmdir("/scratch/many"))
+	check("unlink-dir", syscall.Unlink("/scratch/many"))
+	check("rmdir-file", syscall.Rmdir("/scratch/p.bin"))
+	check("mkdir-under-file", os.Mkdir("/scratch/p.bin/x", 0o755))
 
 	// rename files and directories
-	os.MkdirAll("/work/r/d1/sub", 0o755)
-	os.WriteFile("/work/r/f1", []byte("one"), 0o644)
-	os.WriteFile("/work/r/f2", []byte("two"), 0o644)
-	check("rename-file-over-file", os.Rename("/work/r/f1", "/work/r/f2"))
-	b, _ = os.ReadFile("/work/r/f2")
+	os.MkdirAll("/scratch/r/d1/sub", 0o755)
+	os.WriteFile("/scratch/r/f1", []byte("one"), 0o644)
+	os.WriteFile("/scratch/r/f2", []byte("two"), 0o644)
+	check("rename-file-over-file", os.Rename("/scratch/r/f1", "/scratch/r/f2"))
+	b, _ = os.ReadFile("/scratch/r/f2")
 	fmt.Printf("renamed-content: %q\n", b)
-	check("rename-dir", os.Rename("/work/r/d1", "/work/r/d2"))
-	os.Mkdir("/work/r/full", 0o755)
-	os.WriteFile("/work/r/full/x", nil, 0o644)
+	check("rename-dir", os.Rename("/scratch/r/d1", "/scratch/r/d2"))
+	os.Mkdir("/scratch/r/full", 0o755)
+	os.WriteFile("/scratch/r/full/x", nil, 0o644)
 	// syscall.Rename: os.Rename answers EEXIST itself when the target is a
 	// directory, before asking the filesystem.
-	check("rename-dir-over-nonempty", syscall.Rename("/work/r/d2", "/work/r/full"))
-	check("rename-dir-into-itself", syscall.Rename("/work/r/d2", "/work/r/d2/sub/x"))
-	check("rename-file-over-dir", syscall.Rename("/work/r/f2", "/work/r/full"))
-	check("rename-dir-over-file", syscall.Rename("/work/r/d2", "/work/r/f2"))
-	os.Mkdir("/work/r/empty", 0o755)
-	check("rename-dir-over-empty-dir", syscall.Rename("/work/r/d2", "/work/r/empty"))
+	check("rename-dir-over-nonempty", syscall.Rename("/scratch/r/d2", "/scratch/r/full"))
+	check("rename-dir-into-itself", syscall.Rename("/scratch/r/d2", "/scratch/r/d2/sub/x"))
+	check("rename-file-over-dir", syscall.Rename("/scratch/r/f2", "/scratch/r/full"))
+	check("rename-dir-over-file", syscall.Rename("/scratch/r/d2", "/scratch/r/f2"))
+	os.Mkdir("/scratch/r/empty", 0o755)
+	check("rename-dir-over-empty-dir", syscall.Rename("/scratch/r/d2", "/scratch/r/empty"))
 
 	// symlink / readlink within the tree
-	check("symlink", os.Symlink("r/f2", "/work/link"))
-	t, err := os.Readlink("/work/link")
+	check("symlink", os.Symlink("r/f2", "/scratch/link"))
+	t, err := os.Readlink("/scratch/link")
 	fmt.Printf("readlink: %q %s\n", t, errName(err))
-	b, err = os.ReadFile("/work/link")
+	b, err = os.ReadFile("/scratch/link")
 	fmt.Printf("read-via-link: %q %s\n", b, errName(err))
-	check("symlink-absolute", os.Symlink("/etc/passwd", "/work/abs"))
-	os.Symlink("loop2", "/work/loop1")
-	os.Symlink("loop1", "/work/loop2")
-	_, err = os.ReadFile("/work/loop1")
+	check("symlink-absolute", os.Symlink("/etc/passwd", "/scratch/abs"))
+	os.Symlink("loop2", "/scratch/loop1")
+	os.Symlink("loop1", "/scratch/loop2")
+	_, err = os.ReadFile("/scratch/loop1")
 	check("symlink-loop", err)
 
 	// ".." never leaves a preopen: "data" is backed by /data.
 	// Go's os package resolves absolute paths against the preopen "/", so
 	// the "data" preopen is used through its descriptor directly.
 	check("data-write", os.WriteFile("/data/in-data", []byte("x"), 0o644))
-	check("data-symlink-up", os.Symlink("../work/a.txt", "/data/up"))
+	check("data-symlink-up", os.Symlink("../scratch/a.txt", "/data/up"))
 	check("data-symlink-inside", os.Symlink("sub/../in-data", "/data/inside"))
 	const follow = 1
-	check("data-open-dotdot", errnoErr(openAt(dataFD(), follow, "../work/a.txt")))
+	check("data-open-dotdot", errnoErr(openAt(dataFD(), follow, "../scratch/a.txt")))
 	check("data-open-escape-link", errnoErr(openAt(dataFD(), follow, "up")))
 	check("data-open-link-nofollow", errnoErr(openAt(dataFD(), 0, "up")))
 	os.Mkdir("/data/sub", 0o755)
@@ -201,8 +201,8 @@ func main() {
 	check("data-open-sub-dotdot", errnoErr(openAt(dataFD(), follow, "sub/../in-data")))
 
 	// fd_renumber
-	a, _ := os.Open("/work/r/f2")
-	c, _ := os.Open("/work/a.txt")
+	a, _ := os.Open("/scratch/r/f2")
+	c, _ := os.Open("/scratch/a.txt")
 	check("fd_renumber", errnoErr(fdRenumber(int32(a.Fd()), int32(c.Fd()))))
 	rb := make([]byte, 8)
 	iov := [2]uint32{uint32(uintptr(unsafe.Pointer(&rb[0]))), uint32(len(rb))}
@@ -218,7 +218,7 @@ func main() {
 	check("asset-create", os.WriteFile("/share/new", nil, 0o644))
 	check("asset-unlink", os.Remove("/share/readme"))
 	check("asset-mkdir", os.Mkdir("/share/d", 0o755))
-	check("asset-rename-out", os.Rename("/share/readme", "/work/stolen"))
+	check("asset-rename-out", os.Rename("/share/readme", "/scratch/stolen"))
 	_, err = os.OpenFile("/in/ro.txt", os.O_WRONLY|os.O_APPEND, 0)
 	check("ro-input-write", err)
 	check("ro-input-unlink", os.Remove("/in/ro.txt"))
@@ -227,7 +227,7 @@ func main() {
 	fmt.Printf("rw-input: %q\n", b)
 
 	// ENOSPC past the cap (the job goes on): write 1 KiB chunks until refused.
-	f, _ = os.Create("/work/fill")
+	f, _ = os.Create("/scratch/fill")
 	total := 0
 	chunk := make([]byte, 1024)
 	for {
@@ -240,8 +240,8 @@ func main() {
 	}
 	f.Close()
 	fmt.Printf("filled: %d\n", total)
-	check("after-fill-remove", os.Remove("/work/fill"))
-	check("after-fill-write", os.WriteFile("/work/small", []byte("still works"), 0o644))
+	check("after-fill-remove", os.Remove("/scratch/fill"))
+	check("after-fill-write", os.WriteFile("/scratch/small", []byte("still works"), 0o644))
 
 	names, _ := os.ReadDir("/")
 	var top []string
