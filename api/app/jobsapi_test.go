@@ -503,7 +503,7 @@ func TestDeleteModule(t *testing.T) {
 	res = p.do(http.MethodDelete, "/v1/modules/"+loop, key, "", nil)
 	require.Equal(t, http.StatusNoContent, res.Status)
 	for _, id := range busy {
-		require.Equal(t, "running", p.job(key, id)["status"])
+		require.Equal(t, "running", p.job(key, id)["status"], "events: %v", p.actions(key, id))
 		require.Equal(t, http.StatusOK, p.postJSON("/v1/jobs/"+id+"/cancel", key, nil).Status)
 	}
 	again := p.upload(key, fixtures.Hello)
