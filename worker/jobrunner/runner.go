@@ -130,6 +130,28 @@ func (r *Runner) Cancel(id uuid.UUID) {
 	}
 }
 
+// runOfAnother is the context of a fair claim's run of another job than
+// the delivering task's (delivered). A client's cancel of the delivered job
+// reaches the task's context too (asynq cancels by task ID), and must not
+// stop this run: when ctx ends, the run is stopped only if the delivered job
+// was not the one cancelled (a shutdown, or the task's deadline). A cancel
+// of the job this run claimed reaches it through Cancel.
+func (r *Runner) runOfAnother(ctx context.Context, delivered uuid.UUID) (context.Context, func()) {
+	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopWatch := context.AfterFunc(ctx, func() {
+		cctx, done := context.WithTimeout(context.Background(), writeTimeout)
+		defer done()
+		if requested, err := r.store.CancelRequested(cctx, delivered); err == nil && requested {
+			return // meant for the delivered job, not this run
+		}
+		cancel()
+	})
+	return run, func() {
+		stopWatch()
+		cancel()
+	}
+}
+
 // track registers the run of job id for Cancel until untrack is called.
 func (r *Runner) track(ctx context.Context, id uuid.UUID) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -219,6 +241,9 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	}
 	if job.ID != p.JobID {
 		log = r.log.With(zap.String("job_id", job.ID.String()), zap.String("delivered_for", p.JobID.String()))
+		var stop func()
+		ctx, stop = r.runOfAnother(ctx, p.JobID)
+		defer stop()
 	}
 	ctx, untrack := r.track(ctx, job.ID)
 	defer untrack()

@@ -196,3 +196,56 @@ func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.StatusQueued, got.Status)
 }
+
+// asynq cancels by task ID: a client's cancel of the delivered job cancels
+// the task's context, which must not stop the run of another job that a fair
+// claim gave that task. Before, that run was handed back to the queue.
+func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, older, r := setup(t, fixtures.Loop, 30*time.Second)
+	r.EnableFairClaims()
+	newer, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
+		AccountID: older.AccountID, ModuleID: older.ModuleID, Queue: "q", Function: "_start",
+		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
+	})
+	require.NoError(t, err)
+	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second)
+	require.NoError(t, err)
+	tctx, cancelTask := context.WithCancel(ctx)
+	defer cancelTask()
+	done := make(chan error, 1)
+	go func() { done <- r.ProcessTask(tctx, task) }()
+	require.Eventually(t, func() bool {
+		cur, err := st.GetJob(ctx, older.AccountID, older.ID)
+		return err == nil && cur.Status == store.StatusRunning
+	}, 30*time.Second, 5*time.Millisecond, "the older job runs first")
+
+	// The client cancels the delivered (queued) job; asynq cancels its task.
+	cancelledJob, err := st.CancelJob(ctx, store.Actor{Name: "key:t"}, newer.AccountID, newer.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, cancelledJob.Status)
+	cancelTask()
+	select {
+	case err := <-done:
+		t.Fatalf("the run of the older job ended with the task's cancel: %v", err)
+	case <-time.After(time.Second):
+	}
+	got, err := st.GetJob(ctx, older.AccountID, older.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusRunning, got.Status, "the older job still runs")
+
+	// Its own cancel still stops it.
+	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
+	require.NoError(t, err)
+	r.Cancel(older.ID)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run was not cancelled")
+	}
+	got, err = st.GetJob(ctx, older.AccountID, older.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, got.Status)
+}
