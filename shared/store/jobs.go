@@ -148,6 +148,18 @@ const maxSlots = 100_000
 // makes its rows in O(log n) rounds.
 const slotChunk = 1024
 
+// slotWindow is how many of an account's slot rows, expected, a submit looks
+// at for a free one before it makes more rows instead (while the account has
+// fewer than its limit): taken rows stay in the index that the search walks,
+// so without a bound a submit of an account with many rows and few free
+// would walk most of them. Only an account whose rows have all been made
+// (limit reached) searches them all (exactWindow), and only after its
+// bounded search found none.
+const slotWindow = 32
+
+// exactWindow makes the search for a free slot look at every slot row.
+const exactWindow = 1e18
+
 // createJob inserts the job, in tx when not nil. A limited job
 // (MaxUnfinished > 0) takes a free slot of the account's in the same
 // statement (see migrations/00007_fair_admission.sql): slots that concurrent
@@ -160,8 +172,9 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 	}
 	limit := min(j.MaxUnfinished, maxSlots)
 	checked, last := false, false
+	window := float64(slotWindow)
 	for {
-		out, err := s.insertJob(ctx, tx, actor, j, limit)
+		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
 		if !errors.Is(err, sql.ErrNoRows) {
 			return out, wrapDB(err, "insert job")
 		}
@@ -185,15 +198,15 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 		// Slot rows are made on demand (see slotChunk), numbered from 0
 		// without gaps: the account has the rows below its highest slot + 1
 		// (read from the primary key, not counted). Once all limit rows
-		// exist, one more try decides (rows made meanwhile by others are
-		// then seen).
+		// exist, one more try that looks at every row decides (rows made
+		// meanwhile by others are then seen).
 		var have int
 		if err := sqlx.GetContext(ctx, s.ext(tx), &have, `SELECT coalesce(max(slot) + 1, 0) FROM account_slots
 			WHERE account_id = $1`, j.AccountID); err != nil {
 			return Job{}, wrapDB(err, "count account slots")
 		}
 		if have >= limit {
-			last = true
+			last, window = true, exactWindow
 			continue
 		}
 		// A submit whose rows conflict with another's waits for it, then
@@ -219,17 +232,26 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 func insertJobSQL(limited bool) string {
 	slot, took := "", "NULL FROM m"
 	if limited {
+		// The search looks at the rows whose pos is in [$20, hi), where hi
+		// is $20 + $21 / (the account's rows), wrapping around past 1:
+		// about $21 rows (slotWindow), or all of them (exactWindow). Taken
+		// rows are in the index it walks and are skipped (see
+		// migrations/00008_hot_account_slots.sql).
 		slot = `
-		after AS (
+		win AS (
+			SELECT $20::float8 + $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
+		), after AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND pos >= $20 AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+			WHERE account_id = $2 AND pos >= $20 AND pos < (SELECT hi FROM win)
+				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		), before AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND pos < $20 AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+			WHERE account_id = $2 AND pos < least($20, (SELECT hi FROM win) - 1)
+				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
 				AND NOT EXISTS (SELECT 1 FROM after)
-			ORDER BY pos DESC LIMIT 1
+			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		), slot AS (
 			SELECT * FROM after UNION ALL SELECT * FROM before
@@ -264,14 +286,14 @@ var insertJobQueries = [2]string{insertJobSQL(false), insertJobSQL(true)}
 
 // insertJob is createJob's statement: sql.ErrNoRows when the module is not
 // the account's or no slot is free.
-func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int) (Job, error) {
+func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int, window float64) (Job, error) {
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
 	if limit > 0 {
 		// The search for a free slot starts at a random place (see pos in
 		// the migration).
-		args = append(args, limit, rand.Float64()) //nolint:gosec // spreads load, not a secret
+		args = append(args, limit, rand.Float64(), window) //nolint:gosec // spreads load, not a secret
 	}
 	var out Job
 	err := s.getPrepared(ctx, tx, &out, insertJobQueries[boolIndex(limit > 0)], args...)
