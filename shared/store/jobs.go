@@ -162,7 +162,8 @@ const exactWindow = 1e18
 
 // createJob inserts the job, in tx when not nil. A limited job
 // (MaxUnfinished > 0) takes a free slot of the account's in the same
-// statement (see migrations/00007_fair_admission.sql): slots that concurrent
+// statement (see migrations/00007_fair_admission.sql and
+// 00008_hot_account_slots.sql): slots that concurrent
 // submits are taking are skipped, not waited for, so an account's submits
 // do not queue behind each other, and at most MaxUnfinished jobs hold a
 // slot at any time. The job gives its slot back when it ends (trigger).
@@ -285,7 +286,8 @@ func insertJobSQL(limited bool) string {
 var insertJobQueries = [2]string{insertJobSQL(false), insertJobSQL(true)}
 
 // insertJob is createJob's statement: sql.ErrNoRows when the module is not
-// the account's or no slot is free.
+// the account's or no free slot was found among the rows that window lets it
+// look at (slotWindow, exactWindow).
 func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int, window float64) (Job, error) {
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
