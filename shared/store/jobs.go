@@ -157,8 +157,11 @@ const slotChunk = 1024
 // bounded search found none.
 const slotWindow = 32
 
-// exactWindow makes the search for a free slot look at every slot row.
-const exactWindow = 1e18
+// exactWindow makes the search for a free slot look at every slot row, in
+// slot order (the primary key's, which is also the order the rows were
+// made in, so the walk reads the heap in order: ≈ 20 ms for 100,000 rows,
+// against ≈ 170 ms in pos order).
+const exactWindow = 0
 
 // createJob inserts the job, in tx when not nil. A limited job
 // (MaxUnfinished > 0) takes a free slot of the account's in the same
@@ -230,32 +233,40 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 
 // insertJobSQL is insertJob's statement, for an account with a
 // concurrency limit (it takes a slot) or without.
-func insertJobSQL(limited bool) string {
+func insertJobSQL(limited, exact bool) string {
 	slot, took := "", "NULL FROM m"
-	if limited {
+	switch {
+	case exact:
+		slot = `
+		slot AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL AND EXISTS (SELECT 1 FROM m)
+			ORDER BY slot LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		), took AS (
+			UPDATE account_slots s SET job_id = $1 FROM slot
+			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
+			RETURNING s.slot
+		),`
+		took = `took.slot FROM m, took`
+	case limited:
 		// The search looks at the rows whose pos is in [$20, hi), where hi
-		// is $20 + $21 / (the account's rows), wrapping around past 1:
-		// about $21 rows (slotWindow), or all of them (exactWindow). Taken
-		// rows are in the index it walks and are skipped (see
-		// migrations/00008_hot_account_slots.sql).
+		// is $20 + $21 / (the account's rows): about $21 rows (slotWindow),
+		// (see exactWindow for the search of all of them). Taken rows are in the index
+		// it walks and are skipped (see
+		// migrations/00008_hot_account_slots.sql). A window that would go
+		// past 1 is cut there (no wrap-around, which the planner served
+		// with a scan of the whole table): a start that close to 1 makes
+		// more rows a little sooner.
 		slot = `
 		win AS (
 			SELECT $20::float8 + $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
-		), after AS (
+		), slot AS (
 			SELECT account_id, slot FROM account_slots
 			WHERE account_id = $2 AND pos >= $20 AND pos < (SELECT hi FROM win)
 				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
-		), before AS (
-			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND pos < least($20, (SELECT hi FROM win) - 1)
-				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
-				AND NOT EXISTS (SELECT 1 FROM after)
-			ORDER BY pos LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		), slot AS (
-			SELECT * FROM after UNION ALL SELECT * FROM before
 		), took AS (
 			UPDATE account_slots s SET job_id = $1 FROM slot
 			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
@@ -283,7 +294,11 @@ func insertJobSQL(limited bool) string {
 
 // insertJobQueries are insertJobSQL's two statements, prepared when the
 // Store opens (see warm).
-var insertJobQueries = [2]string{insertJobSQL(false), insertJobSQL(true)}
+var insertJobQueries = [2]string{insertJobSQL(false, false), insertJobSQL(true, false)}
+
+// insertJobExactSQL is insertJobSQL for the search of every slot row: not
+// prepared, since only an account at its limit runs it.
+var insertJobExactSQL = insertJobSQL(true, true)
 
 // insertJob is createJob's statement: sql.ErrNoRows when the module is not
 // the account's or no free slot was found among the rows that window lets it
@@ -292,13 +307,19 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
-	if limit > 0 {
+	var out Job
+	var err error
+	switch {
+	case limit > 0 && window == exactWindow:
+		err = sqlx.GetContext(ctx, s.ext(tx), &out, insertJobExactSQL, append(args, limit)...)
+	case limit > 0:
 		// The search for a free slot starts at a random place (see pos in
 		// the migration).
 		args = append(args, limit, rand.Float64(), window) //nolint:gosec // spreads load, not a secret
+		err = s.getPrepared(ctx, tx, &out, insertJobQueries[1], args...)
+	default:
+		err = s.getPrepared(ctx, tx, &out, insertJobQueries[0], args...)
 	}
-	var out Job
-	err := s.getPrepared(ctx, tx, &out, insertJobQueries[boolIndex(limit > 0)], args...)
 	if err != nil {
 		return Job{}, err
 	}
