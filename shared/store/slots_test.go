@@ -1,0 +1,86 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+)
+
+// Taking a slot and giving it back change only the slot row's heap page
+// (HOT updates): no index of account_slots depends on job_id, and its pages
+// keep room for the new row versions.
+func TestTakingAndGivingBackASlotAreHOTUpdates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	actor := store.Actor{Name: "test"}
+	j, err := b.st.CreateJob(ctx, actor, b.limited(3))
+	require.NoError(t, err)
+	_, err = b.st.CancelJob(ctx, actor, b.account.ID, j.ID)
+	require.NoError(t, err)
+	// Backends report their counters to pg_stat_user_tables within a
+	// second or so of going idle.
+	var upd, hot int
+	require.Eventually(t, func() bool {
+		require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT n_tup_upd, n_tup_hot_upd
+			FROM pg_stat_user_tables WHERE relname = 'account_slots'`).Scan(&upd, &hot))
+		return upd >= 2
+	}, 15*time.Second, 100*time.Millisecond, "the take and the give-back are counted")
+	require.Equal(t, upd, hot, "every update of a slot row is HOT")
+}
+
+// An account whose slot rows are all made and all taken but one still gets
+// that one, wherever it is (the bounded search misses it, the search of
+// every row finds it), and no more.
+func TestTheLastFreeSlotIsFoundAmongManyTakenOnes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	actor := store.Actor{Name: "test"}
+	const limit = 3000
+	for _, free := range []int{0, limit / 2, limit - 1} {
+		_, err := b.st.DB().ExecContext(ctx, `DELETE FROM account_slots WHERE account_id = $1`, b.account.ID)
+		require.NoError(t, err)
+		_, err = b.st.DB().ExecContext(ctx, `INSERT INTO account_slots (account_id, slot, job_id)
+			SELECT $1, g, CASE WHEN g <> $2 THEN gen_random_uuid() END FROM generate_series(0, $3 - 1) AS g`,
+			b.account.ID, free, limit)
+		require.NoError(t, err)
+		j, err := b.st.CreateJob(ctx, actor, b.limited(limit))
+		require.NoError(t, err, "slot %d is free", free)
+		var slot int
+		require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT slot FROM jobs WHERE id = $1`, j.ID).Scan(&slot))
+		require.Equal(t, free, slot)
+		_, err = b.st.CreateJob(ctx, actor, b.limited(limit))
+		require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "%v", err)
+		var rows int
+		require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT count(*) FROM account_slots
+			WHERE account_id = $1`, b.account.ID).Scan(&rows))
+		require.Equal(t, limit, rows, "no rows past the limit")
+		_, err = b.st.CancelJob(ctx, actor, b.account.ID, j.ID)
+		require.NoError(t, err)
+	}
+}
+
+// While an account has fewer rows than its limit, a submit that finds no
+// free slot among the rows it looks at makes more rows (at least as many
+// as there are), so the rows' free share stays high.
+func TestSlotRowsGrowWhenFewAreFree(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	actor := store.Actor{Name: "test"}
+	_, err := b.st.DB().ExecContext(ctx, `INSERT INTO account_slots (account_id, slot, job_id)
+		SELECT $1, g, gen_random_uuid() FROM generate_series(0, 2047) AS g`, b.account.ID)
+	require.NoError(t, err)
+	_, err = b.st.CreateJob(ctx, actor, b.limited(100_000))
+	require.NoError(t, err)
+	var rows int
+	require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT count(*) FROM account_slots
+		WHERE account_id = $1`, b.account.ID).Scan(&rows))
+	require.Equal(t, 4096, rows)
+}
