@@ -13,71 +13,69 @@ var errMalformed = errors.New("malformed module")
 // does not list). It is run on modules wazero has validated, but it trusts
 // nothing: every read is bounds-checked.
 func parseImports(bin []byte) ([]Import, error) {
-	r := &reader{b: bin, off: 8} // after magic and version
 	var out []Import
-	for r.off < len(r.b) {
-		id, err := r.byte()
-		if err != nil {
-			return nil, err
-		}
-		size, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		if int(size) > len(r.b)-r.off {
-			return nil, errMalformed
-		}
+	err := sections(bin, func(id byte, sec *reader) error {
 		if id != 2 { // not the import section
-			r.off += int(size)
-			continue
+			return nil
 		}
-		sec := &reader{b: r.b[:r.off+int(size)], off: r.off}
 		count, err := sec.u32()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i := uint32(0); i < count; i++ {
-			mod, err := sec.name()
+			imp, err := readImport(sec)
 			if err != nil {
-				return nil, err
-			}
-			name, err := sec.name()
-			if err != nil {
-				return nil, err
-			}
-			kind, err := sec.byte()
-			if err != nil {
-				return nil, err
-			}
-			imp := Import{Module: mod, Name: name}
-			switch kind {
-			case 0x00:
-				imp.Kind = "function"
-				_, err = sec.u32()
-			case 0x01:
-				imp.Kind = "table"
-				if _, err = sec.byte(); err == nil {
-					err = sec.limits()
-				}
-			case 0x02:
-				imp.Kind = "memory"
-				err = sec.limits()
-			case 0x03:
-				imp.Kind = "global"
-				if _, err = sec.byte(); err == nil {
-					_, err = sec.byte()
-				}
-			default:
-				return nil, fmt.Errorf("%w: import kind 0x%02x", errMalformed, kind)
-			}
-			if err != nil {
-				return nil, err
+				return err
 			}
 			out = append(out, imp)
 		}
-		return out, nil
+		return errImportsRead
+	})
+	if err != nil && !errors.Is(err, errImportsRead) {
+		return nil, err
 	}
 	return out, nil
+}
+
+// errImportsRead stops parseImports's walk after the import section.
+var errImportsRead = errors.New("imports read")
+
+// readImport reads one entry of the import section.
+func readImport(sec *reader) (Import, error) {
+	mod, err := sec.name()
+	if err != nil {
+		return Import{}, err
+	}
+	name, err := sec.name()
+	if err != nil {
+		return Import{}, err
+	}
+	kind, err := sec.byte()
+	if err != nil {
+		return Import{}, err
+	}
+	imp := Import{Module: mod, Name: name}
+	switch kind {
+	case 0x00:
+		imp.Kind = "function"
+		_, err = sec.u32()
+	case 0x01:
+		imp.Kind = "table"
+		if _, err = sec.byte(); err == nil {
+			err = sec.limits()
+		}
+	case 0x02:
+		imp.Kind = "memory"
+		err = sec.limits()
+	case 0x03:
+		imp.Kind = "global"
+		if _, err = sec.byte(); err == nil {
+			_, err = sec.byte()
+		}
+	default:
+		return Import{}, fmt.Errorf("%w: import kind 0x%02x", errMalformed, kind)
+	}
+	return imp, err
 }
 
 type reader struct {

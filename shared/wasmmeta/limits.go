@@ -56,27 +56,36 @@ func precheck(bin []byte) (*prechecker, error) {
 		return nil, fmt.Errorf("%w: shorter than its header", errMalformed)
 	}
 	p := &prechecker{size: len(bin)}
+	if err := sections(bin, p.section); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// sections calls fn with each section of a module binary (after its magic
+// and version) and a reader bounded to that section's bytes, in order. A
+// section that claims more bytes than remain is malformed.
+func sections(bin []byte, fn func(id byte, sec *reader) error) error {
 	r := &reader{b: bin, off: 8}
 	for r.off < len(r.b) {
 		id, err := r.byte()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		size, err := r.u32()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if int(size) > len(r.b)-r.off {
-			return nil, fmt.Errorf("%w: section %d claims %d bytes, %d remain", errMalformed, id, size, len(r.b)-r.off)
+			return fmt.Errorf("%w: section %d claims %d bytes, %d remain", errMalformed, id, size, len(r.b)-r.off)
 		}
 		end := r.off + int(size)
-		sec := &reader{b: r.b[:end], off: r.off}
-		if err := p.section(id, sec); err != nil {
-			return nil, err
+		if err := fn(id, &reader{b: r.b[:end], off: r.off}); err != nil {
+			return err
 		}
 		r.off = end
 	}
-	return p, nil
+	return nil
 }
 
 type prechecker struct {
