@@ -157,7 +157,7 @@ func paddedModule(t *testing.T, size int) []byte {
 	// section's content length (name + padding).
 	for lebLen := 1; lebLen <= 5; lebLen++ {
 		n := size - len(head) - 1 - lebLen
-		leb := uleb(uint32(n))
+		leb := fixtures.AppendULEB(nil, uint32(n))
 		if len(leb) != lebLen || n < len(name) {
 			continue
 		}
@@ -172,19 +172,6 @@ func paddedModule(t *testing.T, size int) []byte {
 	}
 	t.Fatalf("cannot pad a module to %d bytes", size)
 	return nil
-}
-
-func uleb(v uint32) []byte {
-	var out []byte
-	for {
-		b := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			out = append(out, b|0x80)
-			continue
-		}
-		return append(out, b)
-	}
 }
 
 // wazeroTestdata finds the WASI test programs in wazero's module source.

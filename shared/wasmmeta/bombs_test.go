@@ -142,38 +142,27 @@ func TestIsolatedInspectStraightLine(t *testing.T) {
 
 // manyFunctionsWithLocals is n functions that declare locals each.
 func manyFunctionsWithLocals(n int, locals uint32) []byte {
-	decl := append(append([]byte{0x01}, uleb(nil, locals)...), 0x7f, 0x0b) // 1 declaration; i32; end
-	body := append(uleb(nil, uint32(len(decl))), decl...)
+	decl := append(append([]byte{0x01}, fixtures.AppendULEB(nil, locals)...), 0x7f, 0x0b) // 1 declaration; i32; end
+	body := append(fixtures.AppendULEB(nil, uint32(len(decl))), decl...)
 	m := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00}
-	funcs := append(uleb(nil, uint32(n)), make([]byte, n)...)
-	m = append(append(append(m, 0x03), uleb(nil, uint32(len(funcs)))...), funcs...)
-	code := uleb(nil, uint32(n))
+	funcs := append(fixtures.AppendULEB(nil, uint32(n)), make([]byte, n)...)
+	m = append(append(append(m, 0x03), fixtures.AppendULEB(nil, uint32(len(funcs)))...), funcs...)
+	code := fixtures.AppendULEB(nil, uint32(n))
 	for range n {
 		code = append(code, body...)
 	}
-	return append(append(append(m, 0x0a), uleb(nil, uint32(len(code)))...), code...)
+	return append(append(append(m, 0x0a), fixtures.AppendULEB(nil, uint32(len(code)))...), code...)
 }
 
 // typeWithParams is a module with one function type of n i32 parameters.
 func typeWithParams(n int) []byte {
-	t := append([]byte{0x01, 0x60}, uleb(nil, uint32(n))...)
+	t := append([]byte{0x01, 0x60}, fixtures.AppendULEB(nil, uint32(n))...)
 	for range n {
 		t = append(t, 0x7f)
 	}
 	t = append(t, 0x00)
 	m := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01}
-	return append(append(m, uleb(nil, uint32(len(t)))...), t...)
-}
-
-func uleb(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
+	return append(append(m, fixtures.AppendULEB(nil, uint32(len(t)))...), t...)
 }
 
 // FuzzShapes generates the expensive shapes at fuzzed sizes (small enough
