@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +14,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/guestpath"
 )
 
 // Input file modes.
@@ -145,6 +147,9 @@ func (s *Store) ListModuleAssets(ctx context.Context, accountID, moduleID uuid.U
 	return s.ModuleAssets(ctx, moduleID)
 }
 
+// MaxAssetMounts bounds the asset trees of one module.
+const MaxAssetMounts = 16
+
 // PutModuleAsset attaches the tree a (whose tar is the account's blob
 // a.SHA256) to one of the account's live modules at a.Mount, replacing the
 // tree mounted there. The module's trees, all mounts together, must stay
@@ -170,10 +175,25 @@ func (s *Store) PutModuleAsset(ctx context.Context, actor Actor, accountID, modu
 	if err != nil {
 		return ModuleAsset{}, false, wrapDB(err, "lock module")
 	}
-	var others int64
-	if err := tx.GetContext(ctx, &others, `SELECT coalesce(sum(size_bytes), 0)::bigint FROM module_assets
+	var mounts []struct {
+		Mount string `db:"mount"`
+		Size  int64  `db:"size_bytes"`
+	}
+	if err := tx.SelectContext(ctx, &mounts, `SELECT mount, size_bytes FROM module_assets
 		WHERE module_id = $1 AND mount <> $2`, moduleID, a.Mount); err != nil {
 		return ModuleAsset{}, false, wrapDB(err, "count module assets")
+	}
+	var others int64
+	for _, m := range mounts {
+		if guestpath.Under(a.Mount, m.Mount) || guestpath.Under(m.Mount, a.Mount) {
+			return ModuleAsset{}, false, apperr.Validation(apperr.FieldError{Field: "mount",
+				Message: fmt.Sprintf("%q would nest with the module's asset tree at %q; mounts must not contain each other", a.Mount, m.Mount)})
+		}
+		others += m.Size
+	}
+	if len(mounts) >= MaxAssetMounts {
+		return ModuleAsset{}, false, apperr.Validation(apperr.FieldError{Field: "mount",
+			Message: fmt.Sprintf("the module has %d asset trees, at most %d are allowed", len(mounts), MaxAssetMounts)})
 	}
 	if others+a.SizeBytes > maxBytes {
 		return ModuleAsset{}, false, AssetsTooLarge(others, a.SizeBytes, maxBytes)

@@ -243,6 +243,13 @@ func TestModuleAssets(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, fresh)
 
+	_, _, err = b.st.PutModuleAsset(ctx, actor, b.account.ID, b.module.ID,
+		store.ModuleAsset{Mount: "/share/sub", SHA256: sum}, 100)
+	require.Equal(t, apperr.Invalid, apperr.CodeOf(err), "mounts do not nest")
+	_, _, err = b.st.PutModuleAsset(ctx, actor, b.account.ID, b.module.ID,
+		store.ModuleAsset{Mount: "/", SHA256: sum}, 100)
+	require.Equal(t, apperr.Invalid, apperr.CodeOf(err))
+
 	as, err := b.st.ModuleAssets(ctx, b.module.ID)
 	require.NoError(t, err)
 	require.Len(t, as, 2)
