@@ -360,7 +360,7 @@ func (s *Server) getAccount(c echo.Context) error {
 			"max_module_bytes": t.MaxModuleBytes, "reads_per_minute": t.ReadsPerMinute,
 			"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules,
 			"max_module_storage_bytes": t.MaxModuleStorageBytes,
-			"max_input_bytes": t.MaxInputBytes, "max_fs_bytes": t.MaxFSBytes,
+			"max_input_bytes":          t.MaxInputBytes, "max_fs_bytes": t.MaxFSBytes,
 			"max_artifact_bytes": t.MaxArtifactBytes, "max_asset_bytes": t.MaxAssetBytes,
 		},
 		"usage": usage,
