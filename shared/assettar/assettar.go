@@ -183,7 +183,7 @@ func Normalize(r io.Reader, w io.Writer, lim Limits) (Stats, error) {
 			}
 		}
 		prev, dup := seen[name]
-		if dup && !(prev.kind == implied && h.Typeflag == tar.TypeDir) {
+		if dup && (prev.kind != implied || h.Typeflag != tar.TypeDir) {
 			if prev.kind == implied {
 				return st, invalid("entry %q: a directory of that name holds earlier entries", printable(h.Name))
 			}
@@ -241,17 +241,16 @@ func Normalize(r io.Reader, w io.Writer, lim Limits) (Stats, error) {
 			return st, fmt.Errorf("write tar: %w", err)
 		}
 		if out.Typeflag == tar.TypeReg {
-			if n, err := io.Copy(tw, tr); err != nil {
-				if errors.Is(err, tar.ErrWriteTooLong) {
-					return st, invalid("entry %q: holds more bytes than its header says", printable(h.Name))
-				}
+			// The size was checked against the room left above.
+			if _, err := io.CopyN(tw, tr, out.Size); err != nil {
 				var ae *apperr.Error
-				if errors.As(err, &ae) || isReadErr(err) {
+				switch {
+				case errors.Is(err, io.EOF):
+					return st, invalid("entry %q: the archive ends inside it", printable(h.Name))
+				case errors.As(err, &ae) || isReadErr(err):
 					return st, readErr(err, streamMax)
 				}
 				return st, fmt.Errorf("write tar: %w", err)
-			} else if n != out.Size {
-				return st, invalid("entry %q: the archive ends inside it", printable(h.Name))
 			}
 		}
 	}
