@@ -202,6 +202,13 @@ func TestArtifactsSavedAndFinished(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "BBBB", string(content))
 
+	// Webhook payloads carry them too.
+	wj, err := b.st.GetWebhookJob(ctx, b.account.ID, j.ID, 10)
+	require.NoError(t, err)
+	require.Len(t, wj.Artifacts, 2)
+	require.True(t, wj.ArtifactsTruncated)
+	require.Equal(t, []string{"/out/*"}, []string(wj.Collect))
+
 	_, err = b.st.JobArtifact(ctx, b.account.ID, j.ID, "/out/c")
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	other, err := b.st.CreateAccount(ctx, store.Actor{Name: "test"}, "other", "free")
