@@ -28,12 +28,12 @@ import (
 // Environment of a child process. The child gets nothing else from its
 // parent's environment: no database URL, no tokens.
 const (
-	EnvChild       = "WIZARD_SANDBOX_CHILD"        // "1" in a child
-	EnvCacheDir    = "WIZARD_SANDBOX_CACHE_DIR"    // wazero's compilation cache
-	EnvMemoryMB    = "WIZARD_SANDBOX_MEMORY_MB"    // RLIMIT_DATA of the child, MiB (0: none)
-	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU" // compiled modules kept in memory
-	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"   // the worker's pid
-	EnvOutputFD    = "WIZARD_SANDBOX_OUTPUT_FD"    // the shared output ring (wire.RingSize bytes)
+	EnvChild       = "WIZARD_SANDBOX_CHILD"         // "1" in a child
+	EnvCacheDir    = "WIZARD_SANDBOX_CACHE_DIR"     // wazero's compilation cache
+	EnvMemoryMB    = "WIZARD_SANDBOX_MEMORY_MB"     // RLIMIT_DATA of the child, MiB (0: none)
+	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU"  // compiled modules kept in memory
+	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"    // the worker's pid
+	EnvOutputFD    = "WIZARD_SANDBOX_OUTPUT_FD"     // the shared output ring (wire.RingSize bytes)
 	EnvTreeCache   = "WIZARD_SANDBOX_TREE_CACHE_MB" // parsed asset trees kept in memory, MiB
 )
 

@@ -753,7 +753,7 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			p.ready <- c
 			return out.into(executor.Result{
 				ArtifactsTruncated: hdr.ArtifactsTruncated,
-				Status: hdr.Status, ExitCode: hdr.ExitCode,
+				Status:             hdr.Status, ExitCode: hdr.ExitCode,
 				StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
 				ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
 				MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
