@@ -207,7 +207,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	default:
 		w.pool, err = sandbox.New(sandbox.Config{
 			Command: cfg.SandboxCommand, Size: cfg.Concurrency, CacheDir: cacheDir,
-			MemoryLimitMB: cfg.SandboxMemoryMB, CompiledModules: cfg.CompiledModules,
+			MemoryLimitMB: cfg.SandboxMemoryMB, CompiledModules: cfg.CompiledModules, AssetCacheMB: cfg.AssetCacheMB,
 			CompileTimeout: cfg.CompileTimeout, PrecompileTimeout: cfg.PrecompileTimeout, Log: log.Named("sandbox"),
 		})
 		if err != nil {

@@ -52,7 +52,7 @@ type EngineConfig struct {
 }
 
 // DefaultTreeCacheBytes bounds an engine's own asset-tree cache.
-const DefaultTreeCacheBytes = 512 << 20
+const DefaultTreeCacheBytes = 256 << 20
 
 // Engine compiles and runs guests on one wazero runtime. Each run gets its
 // own memory limit through a memory allocator, so one runtime (and one

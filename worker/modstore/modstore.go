@@ -66,8 +66,8 @@ type Gone func(ctx context.Context, sums [][]byte) ([][]byte, error)
 type Store struct {
 	// ext is the files' extension (".wasm"; ".tar" for asset trees), and
 	// fetchTo, when set, streams a file's bytes instead of fetch.
-	ext     string
-	fetchTo FetchTo
+	ext      string
+	fetchTo  FetchTo
 	dir      string
 	fetch    Fetch
 	maxBytes int64

@@ -36,6 +36,8 @@ type Config struct {
 	MemoryLimitMB int
 	// CompiledModules bounds each child's in-memory compiled-module LRU.
 	CompiledModules int
+	// AssetCacheMB bounds each child's parsed asset trees (0: 256 MiB).
+	AssetCacheMB int
 	// CompileTimeout bounds one module's compilation for a job. The job's
 	// own timeout bounds its compilation and its run together, so the
 	// compilation gets the smaller of the two.
@@ -191,6 +193,7 @@ func (p *Pool) spawn() (*child, error) {
 		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
 		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
 		EnvOutputFD + "=3", // ExtraFiles[0]
+		EnvTreeCache + "=" + strconv.Itoa(p.cfg.AssetCacheMB),
 		// One job at a time runs on one goroutine: more processors only
 		// add threads to wake and to flush TLBs on (docs/BENCHMARKS.md).
 	}
