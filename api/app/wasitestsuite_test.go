@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
@@ -16,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
 // wasiSuiteDir holds the vendored WASI testsuite programs (see its README).
@@ -130,4 +133,40 @@ func suiteFiles(t *testing.T, dir string) []map[string]any {
 		return nil
 	}))
 	return files
+}
+
+// A job with an input file, its module's asset tree and collect patterns,
+// through the API and a worker: the guest reads both, writes an artifact,
+// spins until its timeout, and the artifact and the output it wrote are kept.
+func TestJobFilesEndToEnd(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	key := p.account("pro")
+	mod := p.upload(key, fixtures.FileTool)
+	tree := makeTar(t, tarEntry{name: "lib/", typ: tar.TypeDir}, tarEntry{name: "lib/a.txt", data: "asset A"},
+		tarEntry{name: "lib/hard", typ: tar.TypeLink, link: "lib/a.txt"}, tarEntry{name: "lib/soft", typ: tar.TypeSymlink, link: "a.txt"})
+	res := p.do(http.MethodPut, "/v1/modules/"+mod+"/assets?mount=/share", key, "application/x-tar", tree)
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+
+	// A job that collects files runs on the sandbox's interruptible engine,
+	// which compiles the module for itself on first use (inside the job's
+	// timeout): warm it first, so the timed job spends its time running.
+	warm := p.await(key, p.submit(key, map[string]any{"module_id": mod, "timeout_ms": 30000, "args": []string{"ls", "/"},
+		"collect": []string{"/out/*"}}))
+	require.Equal(t, "succeeded", warm["status"], "%v", warm["error"])
+
+	id := p.submit(key, map[string]any{"module_id": mod, "timeout_ms": 3000,
+		"args": []string{"cat", "/in/x.txt", "cat", "/share/lib/hard", "cat", "/share/lib/soft", "write", "/share/lib/a.txt", "1",
+			"mkdir", "/out", "write", "/out/r.txt", "5", "spin"},
+		"files":   []map[string]any{{"path": "/in/x.txt", "content": "input X", "mode": "ro"}},
+		"collect": []string{"/out/*"}})
+	job := p.await(key, id)
+	require.Equal(t, "timed_out", job["status"], "%v", job["error"])
+	require.Equal(t, "cat /in/x.txt: input X\ncat /share/lib/hard: asset A\ncat /share/lib/soft: asset A\n"+
+		"write /share/lib/a.txt: EROFS\nmkdir /out: ok\nwrite /out/r.txt: ok\n", job["stdout"])
+	require.Equal(t, false, job["artifacts_truncated"])
+
+	res = p.do(http.MethodGet, "/v1/jobs/"+id+"/artifacts/out/r.txt", key, "", nil)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	require.Equal(t, "xxxxx", string(res.Body))
 }

@@ -197,13 +197,14 @@ func parseTarFile(path, sum string, maxBytes int64) (*jobfs.Tree, error) {
 	return t, nil
 }
 
-// ParseTar reads a tar of directories, regular files and symbolic links
-// into a tree holding at most maxBytes of file contents and MaxTreeEntries
+// ParseTar reads a tar of directories, regular files, symbolic links and
+// hard links (to an earlier file: they share its bytes) into a tree holding at most maxBytes of file contents and MaxTreeEntries
 // entries. Other entry types are refused (the API refuses them at upload).
 func ParseTar(r io.Reader, maxBytes int64) (*jobfs.Tree, error) {
 	tr := tar.NewReader(r)
 	var entries []jobfs.TreeEntry
 	var total int64
+	regular := map[string][]byte{} // for hard links, which share a file's bytes
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -232,6 +233,13 @@ func ParseTar(r io.Reader, maxBytes int64) (*jobfs.Tree, error) {
 				return nil, err
 			}
 			total += hdr.Size
+			regular[hdr.Name] = data
+			entries = append(entries, jobfs.TreeEntry{Path: hdr.Name, Mode: perm, Data: data})
+		case tar.TypeLink:
+			data, ok := regular[strings.TrimPrefix(hdr.Linkname, "./")]
+			if !ok {
+				return nil, fmt.Errorf("hard link %q to %q, which is not an earlier file", hdr.Name, hdr.Linkname)
+			}
 			entries = append(entries, jobfs.TreeEntry{Path: hdr.Name, Mode: perm, Data: data})
 		case tar.TypeSymlink:
 			entries = append(entries, jobfs.TreeEntry{Path: hdr.Name, Mode: fs.ModeSymlink | perm, Data: []byte(hdr.Linkname)})
