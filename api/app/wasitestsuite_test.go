@@ -96,7 +96,9 @@ func TestWASITestsuiteThroughThePlatform(t *testing.T) {
 			})
 		}
 	}
-	t.Cleanup(func() { t.Logf("WASI testsuite through the platform: %d passed, %d listed as differing on wazero", ran, differs) })
+	t.Cleanup(func() {
+		t.Logf("WASI testsuite through the platform: %d passed, %d listed as differing on wazero", ran, differs)
+	})
 }
 
 func gunzip(t *testing.T, path string) []byte {
