@@ -185,6 +185,13 @@ func (p *Pool) spawn() (*child, error) {
 		_ = unix.Munmap(ring)
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
 	}
+	// Larger pipes move a job's input files (and its artifacts) in fewer
+	// wake-ups of each side; the kernel may grant less (pipe-max-size).
+	for _, f := range []*os.File{inW, outW} {
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+		}
+	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...) //nolint:noctx // killed explicitly
 	cmd.Env = []string{
 		EnvChild + "=1",
@@ -246,6 +253,9 @@ func (p *Pool) spawn() (*child, error) {
 	p.mu.Unlock()
 	return c, nil
 }
+
+// pipeSize is the buffer asked for each of a child's pipes.
+const pipeSize = 1 << 20
 
 // kill stops the child at once and waits until it is gone, so that its CPU
 // and memory are free when kill returns.
@@ -631,15 +641,22 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 		p.ready <- c
 		return executor.Result{}, fmt.Errorf("sandbox: encode request: %w", err)
 	}
-	if err := wire.WriteFrame(c.stdin, wire.Run, payload); err != nil {
-		return p.crashed(c, start, err, nil), nil
-	}
+	// The request and its input files leave in as few writes as the pipe
+	// takes.
+	bw := bufio.NewWriterSize(c.stdin, 64<<10)
+	err = wire.WriteFrame(bw, wire.Run, payload)
 	if out != nil {
 		for _, b := range out.inputs {
-			if err := wire.WriteFrame(c.stdin, wire.Input, b); err != nil {
-				return p.crashed(c, start, err, nil), nil
+			if err == nil {
+				err = wire.WriteFrame(bw, wire.Input, b)
 			}
 		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return p.crashed(c, start, err, nil), nil
 	}
 
 	// Phase 1: compilation, bounded by its budget.
