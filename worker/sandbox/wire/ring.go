@@ -45,12 +45,14 @@ const (
 // ErrRingCorrupt is a ring whose counters or records make no sense.
 var ErrRingCorrupt = errors.New("wire: output ring corrupt")
 
-func u64(m []byte, off int) *uint64 { return (*uint64)(unsafe.Pointer(&m[off])) }
-func u32(m []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&m[off])) }
+// u64 and u32 are the ring's counters and flags, for atomic access: the
+// mapping is page-aligned (checkRing) and the offsets are multiples of 8.
+func u64(m []byte, off int) *uint64 { return (*uint64)(unsafe.Pointer(&m[off])) } //nolint:gosec // see above
+func u32(m []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&m[off])) } //nolint:gosec // see above
 
 // checkRing checks that m can hold a ring and is aligned for its atomics.
 func checkRing(m []byte) error {
-	if len(m) < RingSize || uintptr(unsafe.Pointer(&m[0]))%8 != 0 {
+	if len(m) < RingSize || uintptr(unsafe.Pointer(&m[0]))%8 != 0 { //nolint:gosec // an alignment check
 		return fmt.Errorf("wire: an output ring needs %d bytes, 8-aligned", RingSize)
 	}
 	return nil
