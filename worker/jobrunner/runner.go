@@ -77,11 +77,13 @@ type Runner struct {
 	store    *store.Store
 	exec     executor.Executor
 	modules  Modules
+	assets   Modules
 	compiler Compiler
 	workerID string
 	log      *zap.Logger
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
+	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
 
 	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
 	fair   bool
@@ -98,16 +100,25 @@ type Deps struct {
 	Store    *store.Store
 	Executor executor.Executor
 	Modules  Modules
+	// Assets gives the local file of a module asset tree's tar (by the
+	// SHA-256 of the tar); nil refuses jobs whose module has assets (they
+	// are handed back).
+	Assets   Modules
 	Compiler Compiler
 	WorkerID string
 	Log      *zap.Logger
 	Observer Observer
+	// Output, when set, is asked for each run's live-output hook
+	// (executor.Request.Output): the guest's stdout and stderr as they are
+	// written, in order, within the job's output limit, never after the
+	// run returns. It may return nil for a job it does not want.
+	Output func(jobID uuid.UUID) func(executor.Stream, []byte)
 }
 
 // New returns a Runner.
 func New(d Deps) *Runner {
-	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished,
+	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, assets: d.Assets, compiler: d.Compiler,
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output,
 		active: map[uuid.UUID]context.CancelFunc{}}
 }
 
@@ -193,6 +204,27 @@ func (r *Runner) ProcessCompile(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
+// ProcessPrefetchAssets handles tasks.TypePrefetchAssets: it brings a new
+// asset tree's tar onto this worker's disk, so that the module's next run
+// does not fetch it. Failures are logged; a job fetches what it lacks.
+func (r *Runner) ProcessPrefetchAssets(ctx context.Context, t *asynq.Task) error {
+	sum, err := tasks.ParsePrefetchAssets(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if r.assets == nil {
+		return nil
+	}
+	raw, _ := hex.DecodeString(sum) // checked by the parser
+	_, release, err := r.assets.Acquire(ctx, raw)
+	if err != nil {
+		r.log.Info("asset prefetch failed", zap.String("sha256", sum), zap.Error(err))
+		return fmt.Errorf("prefetch assets: %w", err)
+	}
+	release()
+	return nil
+}
+
 // ProcessTask implements asynq.Handler.
 func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	r.inflight.Add(1)
@@ -251,7 +283,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	if job.CancelRequestedAt != nil {
 		// Cancelled while an earlier attempt ran (and was lost): never run
 		// it again.
-		return r.cancelled(ctx, log, job, 0)
+		return r.cancelled(ctx, log, job, executor.Result{})
 	}
 
 	path, release, err := r.modules.Acquire(ctx, job.ModuleSHA256)
@@ -259,6 +291,15 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
 	}
 	defer release()
+	files, releaseFiles, err := r.files(ctx, job)
+	if err != nil {
+		return r.handBack(ctx, log, job, fmt.Errorf("load files: %w", err))
+	}
+	defer releaseFiles()
+	var live func(executor.Stream, []byte)
+	if r.output != nil {
+		live = r.output(job.ID)
+	}
 	res, err := r.exec.Execute(ctx, executor.Request{
 		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
 		ModulePath:     path,
@@ -271,6 +312,8 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		MemoryLimitMB:  job.MemoryLimitMB,
 		MaxOutputBytes: job.MaxOutputBytes,
 		Deterministic:  job.Deterministic,
+		Output:         live,
+		Files:          files,
 	})
 	if err != nil {
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
@@ -287,24 +330,31 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 			log.Warn("could not tell a cancel from a shutdown; handing the job back", zap.Error(err))
 		}
 		if requested {
-			return r.cancelled(ctx, log, job, res.RunTime)
+			return r.cancelled(ctx, log, job, res)
 		}
 		return r.handBack(ctx, log, job, ctx.Err())
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	if err := r.saveArtifacts(wctx, job, res); err != nil {
+		// The result stays unwritten: the attempt runs again once its
+		// claim expires, like a lost result write.
+		log.Error("could not store the job's artifacts", zap.Error(err))
+		return fmt.Errorf("save artifacts: %w", err)
+	}
 	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
-		Status:          res.Status,
-		ExitCode:        res.ExitCode,
-		Stdout:          res.Stdout,
-		Stderr:          res.Stderr,
-		StdoutTruncated: res.StdoutTruncated,
-		StderrTruncated: res.StderrTruncated,
-		ReturnValues:    res.ReturnValues,
-		ErrorCode:       res.ErrorCode,
-		ErrorMessage:    res.ErrorMessage,
-		MemoryPeakBytes: res.MemoryPeakBytes,
-		RunMS:           int(res.RunTime.Milliseconds()),
+		ArtifactsTruncated: res.ArtifactsTruncated,
+		Status:             res.Status,
+		ExitCode:           res.ExitCode,
+		Stdout:             res.Stdout,
+		Stderr:             res.Stderr,
+		StdoutTruncated:    res.StdoutTruncated,
+		StderrTruncated:    res.StderrTruncated,
+		ReturnValues:       res.ReturnValues,
+		ErrorCode:          res.ErrorCode,
+		ErrorMessage:       res.ErrorMessage,
+		MemoryPeakBytes:    res.MemoryPeakBytes,
+		RunMS:              int(res.RunTime.Milliseconds()),
 	})
 	if err != nil && store.Rejected(err) {
 		// Postgres refuses this result's data: writing it again cannot
@@ -342,6 +392,63 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	return nil
 }
 
+// files gathers the job's filesystem: its input files (one query, only for
+// a job that has some), its module's asset trees (their tars on local disk,
+// held until release) and its preopens, collect patterns and limits.
+func (r *Runner) files(ctx context.Context, job store.Job) (*executor.Files, func(), error) {
+	f := &executor.Files{Preopens: job.Preopens, Collect: job.Collect, MaxFSBytes: job.MaxFSBytes,
+		MaxArtifactBytes: job.MaxArtifactBytes}
+	var releases []func()
+	release := func() {
+		for _, rel := range releases {
+			rel()
+		}
+	}
+	if job.InputCount > 0 {
+		in, err := r.store.JobInputs(ctx, job.ID)
+		if err != nil {
+			return nil, release, err
+		}
+		for _, i := range in {
+			f.Inputs = append(f.Inputs, executor.Input{Path: i.Path, Mode: i.Mode, Content: i.Content})
+		}
+	}
+	if job.AssetCount > 0 {
+		assets, err := r.store.ModuleAssets(ctx, job.ModuleID)
+		if err != nil {
+			return nil, release, err
+		}
+		if len(assets) > 0 && r.assets == nil {
+			return nil, release, errors.New("this worker has no asset store")
+		}
+		for _, a := range assets {
+			sum, err := hex.DecodeString(a.SHA256)
+			if err != nil {
+				return nil, release, fmt.Errorf("asset %s: %w", a.Mount, err)
+			}
+			path, rel, err := r.assets.Acquire(ctx, sum)
+			if err != nil {
+				return nil, release, fmt.Errorf("asset %s: %w", a.Mount, err)
+			}
+			releases = append(releases, rel)
+			f.Assets = append(f.Assets, executor.Asset{Mount: a.Mount, SHA256: a.SHA256, TarPath: path})
+		}
+	}
+	return f, release, nil
+}
+
+// saveArtifacts stores the run's artifacts before its result is written.
+func (r *Runner) saveArtifacts(ctx context.Context, job store.Job, res executor.Result) error {
+	if len(res.Artifacts) == 0 {
+		return nil
+	}
+	files := make([]store.ArtifactFile, 0, len(res.Artifacts))
+	for _, a := range res.Artifacts {
+		files = append(files, store.ArtifactFile{Path: a.Path, Content: a.Content})
+	}
+	return r.store.SaveArtifacts(ctx, job.ID, files)
+}
+
 // Wait waits until no handler is running or ctx ends. asynq's Shutdown can
 // return while a cancelled handler is still writing its hand-back; the
 // worker waits for it before closing its database pool.
@@ -357,13 +464,21 @@ func (r *Runner) Wait(ctx context.Context) {
 	}
 }
 
-// cancelled ends a claimed job as cancelled at its client's request.
-func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, run time.Duration) error {
+// cancelled ends a claimed job as cancelled at its client's request,
+// keeping the output the run (res, if it ran) wrote before it was stopped.
+func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, res executor.Result) error {
+	run := res.RunTime
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	if err := r.saveArtifacts(wctx, job, res); err != nil {
+		return fmt.Errorf("save artifacts: %w", err)
+	}
 	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
-		Status: store.StatusCancelled, ErrorCode: executor.CodeCancelled,
+		ArtifactsTruncated: res.ArtifactsTruncated,
+		Status:             store.StatusCancelled, ErrorCode: executor.CodeCancelled,
 		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
+		Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
+		MemoryPeakBytes: res.MemoryPeakBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("write cancellation: %w", err)
@@ -389,7 +504,7 @@ func (r *Runner) handBack(ctx context.Context, log *zap.Logger, job store.Job, c
 		// Interrupted before or while running: by a client's cancel (see
 		// ProcessTask), or by a shutdown.
 		if requested, err := r.store.CancelRequested(wctx, job.ID); err == nil && requested {
-			return r.cancelled(ctx, log, job, 0)
+			return r.cancelled(ctx, log, job, executor.Result{})
 		}
 	}
 	if _, err := r.store.ReleaseJob(wctx, job.ID, job.Attempts, r.workerID); err != nil {
