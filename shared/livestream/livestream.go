@@ -34,10 +34,9 @@ const (
 )
 
 // Key is the Redis key of job id's stream in the deployment of base queue
-// queue (tasks.Queue). The job ID is the hash tag, so a cluster spreads the
-// streams over its nodes.
+// queue (tasks.Queue), beside the deployment's other keys (tasks.DoorbellKey).
 func Key(queue string, id uuid.UUID) string {
-	return "wasmwizard:" + queue + ":live:{" + id.String() + "}"
+	return "wasmwizard:{" + queue + "}:live:" + id.String()
 }
 
 // Kind is what an entry says.

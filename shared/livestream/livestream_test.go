@@ -111,7 +111,7 @@ func TestEntryIDOrder(t *testing.T) {
 func TestKeyIsPerJobAndNamespaced(t *testing.T) {
 	t.Parallel()
 	id := uuid.New()
-	require.Equal(t, "wasmwizard:t1:jobs:live:{"+id.String()+"}", livestream.Key("t1:jobs", id))
+	require.Equal(t, "wasmwizard:{t1:jobs}:live:"+id.String(), livestream.Key("t1:jobs", id))
 	require.NotEqual(t, livestream.Key("a", id), livestream.Key("b", id))
 }
 
