@@ -82,6 +82,7 @@ type Runner struct {
 	log      *zap.Logger
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
+	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
 
 	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
 	fair   bool
@@ -102,12 +103,17 @@ type Deps struct {
 	WorkerID string
 	Log      *zap.Logger
 	Observer Observer
+	// Output, when set, is asked for each run's live-output hook
+	// (executor.Request.Output): the guest's stdout and stderr as they are
+	// written, in order, within the job's output limit, never after the
+	// run returns. It may return nil for a job it does not want.
+	Output func(jobID uuid.UUID) func(executor.Stream, []byte)
 }
 
 // New returns a Runner.
 func New(d Deps) *Runner {
 	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished,
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output,
 		active: map[uuid.UUID]context.CancelFunc{}}
 }
 
@@ -251,7 +257,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	if job.CancelRequestedAt != nil {
 		// Cancelled while an earlier attempt ran (and was lost): never run
 		// it again.
-		return r.cancelled(ctx, log, job, 0)
+		return r.cancelled(ctx, log, job, executor.Result{})
 	}
 
 	path, release, err := r.modules.Acquire(ctx, job.ModuleSHA256)
@@ -259,6 +265,10 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
 	}
 	defer release()
+	var live func(executor.Stream, []byte)
+	if r.output != nil {
+		live = r.output(job.ID)
+	}
 	res, err := r.exec.Execute(ctx, executor.Request{
 		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
 		ModulePath:     path,
@@ -271,6 +281,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		MemoryLimitMB:  job.MemoryLimitMB,
 		MaxOutputBytes: job.MaxOutputBytes,
 		Deterministic:  job.Deterministic,
+		Output:         live,
 	})
 	if err != nil {
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
@@ -287,7 +298,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 			log.Warn("could not tell a cancel from a shutdown; handing the job back", zap.Error(err))
 		}
 		if requested {
-			return r.cancelled(ctx, log, job, res.RunTime)
+			return r.cancelled(ctx, log, job, res)
 		}
 		return r.handBack(ctx, log, job, ctx.Err())
 	}
@@ -357,13 +368,17 @@ func (r *Runner) Wait(ctx context.Context) {
 	}
 }
 
-// cancelled ends a claimed job as cancelled at its client's request.
-func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, run time.Duration) error {
+// cancelled ends a claimed job as cancelled at its client's request,
+// keeping the output the run (res, if it ran) wrote before it was stopped.
+func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, res executor.Result) error {
+	run := res.RunTime
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
 		Status: store.StatusCancelled, ErrorCode: executor.CodeCancelled,
 		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
+		Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
+		MemoryPeakBytes: res.MemoryPeakBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("write cancellation: %w", err)
@@ -389,7 +404,7 @@ func (r *Runner) handBack(ctx context.Context, log *zap.Logger, job store.Job, c
 		// Interrupted before or while running: by a client's cancel (see
 		// ProcessTask), or by a shutdown.
 		if requested, err := r.store.CancelRequested(wctx, job.ID); err == nil && requested {
-			return r.cancelled(ctx, log, job, 0)
+			return r.cancelled(ctx, log, job, executor.Result{})
 		}
 	}
 	if _, err := r.store.ReleaseJob(wctx, job.ID, job.Attempts, r.workerID); err != nil {
