@@ -378,6 +378,9 @@ func completeUTF8(b []byte) int {
 	return len(b)
 }
 
+// errShuttingDown ends streams when the server shuts down.
+var errShuttingDown = writeError{errors.New("the server is shutting down")}
+
 // errResync: the stream missed output; the rest comes from Postgres.
 var errResync = errors.New("live output missed; resync from postgres")
 
@@ -477,6 +480,10 @@ func (st *sseStream) entry(ctx context.Context, prev string, e livestream.Entry)
 // ended reads the job after its watch fired or its end entry came: done
 // when it is terminal; otherwise it watches it again.
 func (st *sseStream) ended(ctx context.Context) (store.Job, bool, error) {
+	if st.s.watcher != nil && st.s.watcher.Closed() {
+		// The server is shutting down: the client resumes elsewhere.
+		return store.Job{}, false, errShuttingDown
+	}
 	st.rewatch()
 	j, err := st.s.store.GetJobView(ctx, st.account, st.id)
 	if err != nil {

@@ -166,20 +166,22 @@ func (r *Run) Output(kind livestream.Kind, chunk []byte) {
 
 // Finish ends the run's live output with the job's status: a terminal
 // status (its result is in Postgres) publishes the end; "queued" (the job
-// was handed back) a status change. It does not wait for Redis; later
-// calls do nothing.
+// was handed back) a status change; "" (nothing could be written) nothing
+// more. It does not wait for Redis; later calls do nothing.
 func (r *Run) Finish(status string) {
-	kind := livestream.End
-	if status == "queued" {
-		kind = livestream.Status
-	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return
 	}
 	r.closed = true
-	r.pending = append(r.pending, livestream.Entry{Kind: kind, Attempt: r.attempt, Data: []byte(status)})
+	switch status {
+	case "":
+	case "queued":
+		r.pending = append(r.pending, livestream.Entry{Kind: livestream.Status, Attempt: r.attempt, Data: []byte(status)})
+	default:
+		r.pending = append(r.pending, livestream.Entry{Kind: livestream.End, Attempt: r.attempt, Data: []byte(status)})
+	}
 	r.mu.Unlock()
 	r.signal()
 }
