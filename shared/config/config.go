@@ -133,6 +133,10 @@ type Worker struct {
 	SandboxMemoryMB int // WIZARD_SANDBOX_MEMORY_MB, default 2048, 0 = none
 	// CompiledModules is how many compiled modules each child keeps in memory.
 	CompiledModules int // WIZARD_SANDBOX_COMPILED_MODULES, default 64
+	// AssetCacheMB bounds the parsed module asset trees each sandbox child
+	// keeps in memory (shared by its jobs); it is also the largest set of
+	// trees one job can mount.
+	AssetCacheMB int // WIZARD_SANDBOX_ASSET_CACHE_MB, default 256
 	// CompileTimeout bounds one module's compilation for a job (which its
 	// timeout_ms bounds too: compilation counts against the job's time).
 	CompileTimeout time.Duration // WIZARD_COMPILE_TIMEOUT, default 60s
@@ -351,6 +355,7 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		Executor:        r.oneOf("WIZARD_EXECUTOR", "sandbox", "sandbox", "inprocess"),
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),
+		AssetCacheMB:    r.integer("WIZARD_SANDBOX_ASSET_CACHE_MB", 256, 1, 1<<20),
 		CompileTimeout:  r.duration("WIZARD_COMPILE_TIMEOUT", time.Minute, time.Second, time.Hour),
 
 		PrecompileTimeout: r.duration("WIZARD_PRECOMPILE_TIMEOUT", 30*time.Second, time.Second, time.Hour),

@@ -181,10 +181,17 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		w.close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
 	}
+	// Module asset trees' tars, streamed from Postgres to disk once per
+	// worker; the sandbox children parse them from there.
+	assets, err := modstore.NewStreamed(filepath.Join(cfg.DataDir, "assets"), ".tar", st.WriteBlobTo, cfg.ModuleCacheBytes)
+	if err != nil {
+		w.close()
+		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
+	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
-	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log,
+	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log,
 		Finished: func(ctx context.Context, job store.Job) {
 			if job.WebhookURL == nil {
 				return
@@ -203,7 +210,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	default:
 		w.pool, err = sandbox.New(sandbox.Config{
 			Command: cfg.SandboxCommand, Size: cfg.Concurrency, CacheDir: cacheDir,
-			MemoryLimitMB: cfg.SandboxMemoryMB, CompiledModules: cfg.CompiledModules,
+			MemoryLimitMB: cfg.SandboxMemoryMB, CompiledModules: cfg.CompiledModules, AssetCacheMB: cfg.AssetCacheMB,
 			CompileTimeout: cfg.CompileTimeout, PrecompileTimeout: cfg.PrecompileTimeout, Log: log.Named("sandbox"),
 		})
 		if err != nil {
@@ -246,6 +253,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 	mux.Handle(tasks.TypeRunJob, runJobs)
 	mux.HandleFunc(tasks.TypeCompileModule, runner.ProcessCompile)
+	mux.HandleFunc(tasks.TypePrefetchAssets, runner.ProcessPrefetchAssets)
 	queueConfig := func(queues map[string]int, health func(error)) *asynq.Server {
 		return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 			Concurrency:         cfg.Concurrency,

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/worker/jobfs"
 )
 
 // pageSize is the size of a WebAssembly memory page.
@@ -45,7 +46,13 @@ type EngineConfig struct {
 	// context deadline stops them. It makes CPU-bound code much slower; the
 	// sandbox child runs without it and is killed instead.
 	Interruptible bool
+	// Trees caches parsed asset trees; engines of one process may share
+	// one. Nil: a cache of DefaultTreeCacheBytes of its own.
+	Trees *TreeCache
 }
+
+// DefaultTreeCacheBytes bounds an engine's own asset-tree cache.
+const DefaultTreeCacheBytes = 256 << 20
 
 // Engine compiles and runs guests on one wazero runtime. Each run gets its
 // own memory limit through a memory allocator, so one runtime (and one
@@ -56,6 +63,7 @@ type Engine struct {
 	compiled  *lru.Cache[string, *Compiled]
 	interrupt bool
 	memory    spareMemory
+	trees     *TreeCache
 }
 
 // NewEngine creates the runtime, its compilation cache and WASI.
@@ -84,7 +92,11 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("compiled module cache: %w", err)
 	}
-	return &Engine{rt: rt, compiled: cache, interrupt: cfg.Interruptible}, nil
+	trees := cfg.Trees
+	if trees == nil {
+		trees = NewTreeCache(DefaultTreeCacheBytes)
+	}
+	return &Engine{rt: rt, compiled: cache, interrupt: cfg.Interruptible, trees: trees}, nil
 }
 
 // Close releases the runtime and every compiled module.
@@ -189,11 +201,26 @@ func (e *Engine) Run(ctx context.Context, cm *Compiled, req Request) Result {
 	for _, k := range keys {
 		mc = mc.WithEnv(k, req.Env[k])
 	}
+	var now func() int64
 	if req.Deterministic {
 		// wazero's default clocks are fixed; the random source is seeded.
 		mc = mc.WithRandSource(seededReader(deterministicSeed))
+		now = func() int64 { return 0 }
 	} else {
 		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader)
+	}
+	var jfs *jobfs.FS
+	if req.Files != nil {
+		var err error
+		if jfs, err = buildFS(e.trees, req.Files, now); err == nil {
+			var fsc wazero.FSConfig
+			if fsc, err = fsConfig(jfs, req.Files); err == nil {
+				mc = mc.WithFSConfig(fsc)
+			}
+		}
+		if err != nil {
+			return failed(CodeInstantiate, "the job's files: "+err.Error(), start)
+		}
 	}
 
 	runCtx := experimental.WithMemoryAllocator(ctx, mem)
@@ -204,6 +231,15 @@ func (e *Engine) Run(ctx context.Context, cm *Compiled, req Request) Result {
 	}
 	res := Result{}
 	finish := func() Result {
+		if jfs != nil {
+			// Also after a failure, a timeout or a cancel: the guest is
+			// stopped, its files are as it left them.
+			arts, cut, err := collect(jfs, req.Files)
+			if err != nil && res.ErrorMessage == "" {
+				res.ErrorMessage = truncate("collect artifacts: " + err.Error())
+			}
+			res.Artifacts, res.ArtifactsTruncated = arts, cut
+		}
 		res.Stdout, res.StdoutTruncated = stdout.buf, stdout.truncated
 		res.Stderr, res.StderrTruncated = stderr.buf, stderr.truncated
 		res.MemoryPeakBytes = int64(mem.peak)

@@ -79,6 +79,9 @@ type Request struct {
 	// Stdout and Stderr stay empty (the truncation flags are set). The
 	// sandbox child streams its output to the worker this way.
 	StreamOnly bool
+	// Files, when set, gives the guest a filesystem (worker/jobfs) and
+	// says which of its files to keep.
+	Files *Files
 }
 
 // Result is what the guest did. Guest failures (non-zero exit, trap,
@@ -97,6 +100,11 @@ type Result struct {
 	// CompileTime is the time spent compiling the module for this run (zero
 	// when a compiled copy was in memory).
 	CompileTime time.Duration
+	// Artifacts are the files matching Files.Collect, in path order, at
+	// most Files.MaxArtifactBytes in total; ArtifactsTruncated says some
+	// matching file did not fit.
+	Artifacts          []Artifact
+	ArtifactsTruncated bool
 }
 
 // Executor runs guests. Execute returns an error only when the platform

@@ -15,7 +15,7 @@
 // view: ".." at its root and symbolic links that would leave it answer EPERM,
 // as wazero itself answers for paths that escape.
 //
-// Not yet wired into jobs: the worker does not use this package yet.
+// The worker builds one per job (worker/executor, Request.Files).
 package jobfs
 
 import (

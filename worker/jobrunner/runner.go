@@ -77,6 +77,7 @@ type Runner struct {
 	store    *store.Store
 	exec     executor.Executor
 	modules  Modules
+	assets   Modules
 	compiler Compiler
 	workerID string
 	log      *zap.Logger
@@ -100,6 +101,10 @@ type Deps struct {
 	Store    *store.Store
 	Executor executor.Executor
 	Modules  Modules
+	// Assets gives the local file of a module asset tree's tar (by the
+	// SHA-256 of the tar); nil refuses jobs whose module has assets (they
+	// are handed back).
+	Assets   Modules
 	Compiler Compiler
 	WorkerID string
 	Log      *zap.Logger
@@ -120,7 +125,7 @@ type Deps struct {
 
 // New returns a Runner.
 func New(d Deps) *Runner {
-	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
+	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, assets: d.Assets, compiler: d.Compiler,
 		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output, live: d.Live,
 		active: map[uuid.UUID]context.CancelFunc{}}
 }
@@ -207,6 +212,27 @@ func (r *Runner) ProcessCompile(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
+// ProcessPrefetchAssets handles tasks.TypePrefetchAssets: it brings a new
+// asset tree's tar onto this worker's disk, so that the module's next run
+// does not fetch it. Failures are logged; a job fetches what it lacks.
+func (r *Runner) ProcessPrefetchAssets(ctx context.Context, t *asynq.Task) error {
+	sum, err := tasks.ParsePrefetchAssets(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if r.assets == nil {
+		return nil
+	}
+	raw, _ := hex.DecodeString(sum) // checked by the parser
+	_, release, err := r.assets.Acquire(ctx, raw)
+	if err != nil {
+		r.log.Info("asset prefetch failed", zap.String("sha256", sum), zap.Error(err))
+		return fmt.Errorf("prefetch assets: %w", err)
+	}
+	release()
+	return nil
+}
+
 // ProcessTask implements asynq.Handler.
 func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	r.inflight.Add(1)
@@ -273,6 +299,11 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
 	}
 	defer release()
+	files, releaseFiles, err := r.files(ctx, job)
+	if err != nil {
+		return r.handBack(ctx, log, job, fmt.Errorf("load files: %w", err))
+	}
+	defer releaseFiles()
 	var live func(executor.Stream, []byte)
 	// liveEnd is what the run's live output ends with (see Deps.Live).
 	liveEnd := ""
@@ -297,6 +328,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		MaxOutputBytes: job.MaxOutputBytes,
 		Deterministic:  job.Deterministic,
 		Output:         live,
+		Files:          files,
 	})
 	if err != nil {
 		liveEnd = store.StatusQueued
@@ -322,18 +354,25 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	if err := r.saveArtifacts(wctx, job, res); err != nil {
+		// The result stays unwritten: the attempt runs again once its
+		// claim expires, like a lost result write.
+		log.Error("could not store the job's artifacts", zap.Error(err))
+		return fmt.Errorf("save artifacts: %w", err)
+	}
 	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
-		Status:          res.Status,
-		ExitCode:        res.ExitCode,
-		Stdout:          res.Stdout,
-		Stderr:          res.Stderr,
-		StdoutTruncated: res.StdoutTruncated,
-		StderrTruncated: res.StderrTruncated,
-		ReturnValues:    res.ReturnValues,
-		ErrorCode:       res.ErrorCode,
-		ErrorMessage:    res.ErrorMessage,
-		MemoryPeakBytes: res.MemoryPeakBytes,
-		RunMS:           int(res.RunTime.Milliseconds()),
+		ArtifactsTruncated: res.ArtifactsTruncated,
+		Status:             res.Status,
+		ExitCode:           res.ExitCode,
+		Stdout:             res.Stdout,
+		Stderr:             res.Stderr,
+		StdoutTruncated:    res.StdoutTruncated,
+		StderrTruncated:    res.StderrTruncated,
+		ReturnValues:       res.ReturnValues,
+		ErrorCode:          res.ErrorCode,
+		ErrorMessage:       res.ErrorMessage,
+		MemoryPeakBytes:    res.MemoryPeakBytes,
+		RunMS:              int(res.RunTime.Milliseconds()),
 	})
 	if err != nil && store.Rejected(err) {
 		// Postgres refuses this result's data: writing it again cannot
@@ -372,6 +411,63 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	return nil
 }
 
+// files gathers the job's filesystem: its input files (one query, only for
+// a job that has some), its module's asset trees (their tars on local disk,
+// held until release) and its preopens, collect patterns and limits.
+func (r *Runner) files(ctx context.Context, job store.Job) (*executor.Files, func(), error) {
+	f := &executor.Files{Preopens: job.Preopens, Collect: job.Collect, MaxFSBytes: job.MaxFSBytes,
+		MaxArtifactBytes: job.MaxArtifactBytes}
+	var releases []func()
+	release := func() {
+		for _, rel := range releases {
+			rel()
+		}
+	}
+	if job.InputCount > 0 {
+		in, err := r.store.JobInputs(ctx, job.ID)
+		if err != nil {
+			return nil, release, err
+		}
+		for _, i := range in {
+			f.Inputs = append(f.Inputs, executor.Input{Path: i.Path, Mode: i.Mode, Content: i.Content})
+		}
+	}
+	if job.AssetCount > 0 {
+		assets, err := r.store.ModuleAssets(ctx, job.ModuleID)
+		if err != nil {
+			return nil, release, err
+		}
+		if len(assets) > 0 && r.assets == nil {
+			return nil, release, errors.New("this worker has no asset store")
+		}
+		for _, a := range assets {
+			sum, err := hex.DecodeString(a.SHA256)
+			if err != nil {
+				return nil, release, fmt.Errorf("asset %s: %w", a.Mount, err)
+			}
+			path, rel, err := r.assets.Acquire(ctx, sum)
+			if err != nil {
+				return nil, release, fmt.Errorf("asset %s: %w", a.Mount, err)
+			}
+			releases = append(releases, rel)
+			f.Assets = append(f.Assets, executor.Asset{Mount: a.Mount, SHA256: a.SHA256, TarPath: path})
+		}
+	}
+	return f, release, nil
+}
+
+// saveArtifacts stores the run's artifacts before its result is written.
+func (r *Runner) saveArtifacts(ctx context.Context, job store.Job, res executor.Result) error {
+	if len(res.Artifacts) == 0 {
+		return nil
+	}
+	files := make([]store.ArtifactFile, 0, len(res.Artifacts))
+	for _, a := range res.Artifacts {
+		files = append(files, store.ArtifactFile{Path: a.Path, Content: a.Content})
+	}
+	return r.store.SaveArtifacts(ctx, job.ID, files)
+}
+
 // Wait waits until no handler is running or ctx ends. asynq's Shutdown can
 // return while a cancelled handler is still writing its hand-back; the
 // worker waits for it before closing its database pool.
@@ -393,8 +489,12 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 	run := res.RunTime
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
+	if err := r.saveArtifacts(wctx, job, res); err != nil {
+		return fmt.Errorf("save artifacts: %w", err)
+	}
 	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
-		Status: store.StatusCancelled, ErrorCode: executor.CodeCancelled,
+		ArtifactsTruncated: res.ArtifactsTruncated,
+		Status:             store.StatusCancelled, ErrorCode: executor.CodeCancelled,
 		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
 		Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
 		MemoryPeakBytes: res.MemoryPeakBytes,

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -33,6 +34,28 @@ import (
 // DefaultMaxBytes bounds a store made by New.
 const DefaultMaxBytes = 1 << 30
 
+// FetchTo streams the bytes stored under a SHA-256 (hex) to w.
+type FetchTo func(ctx context.Context, sum string, w io.Writer) (int64, error)
+
+// NewStreamed is a store of other content-addressed files than modules
+// (module asset trees: ext ".tar"), fetched by streaming them to disk, so a
+// large file is never held in memory.
+func NewStreamed(dir, ext string, fetchTo FetchTo, maxBytes int64) (*Store, error) {
+	s, err := NewBounded(dir, nil, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.ext, s.fetchTo = ext, fetchTo
+	s.entries, s.total = map[string]*entry{}, 0
+	s.lru.Init()
+	s.mu.Unlock()
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Fetch returns the bytes stored under a SHA-256.
 type Fetch func(ctx context.Context, sum []byte) ([]byte, error)
 
@@ -41,6 +64,10 @@ type Gone func(ctx context.Context, sums [][]byte) ([][]byte, error)
 
 // Store keeps modules under dir/<first two hex digits>/<sha256>.wasm.
 type Store struct {
+	// ext is the files' extension (".wasm"; ".tar" for asset trees), and
+	// fetchTo, when set, streams a file's bytes instead of fetch.
+	ext      string
+	fetchTo  FetchTo
 	dir      string
 	fetch    Fetch
 	maxBytes int64
@@ -73,7 +100,7 @@ func NewBounded(dir string, fetch Fetch, maxBytes int64) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("module store: %w", err)
 	}
-	s := &Store{dir: dir, fetch: fetch, maxBytes: maxBytes, entries: map[string]*entry{}, lru: list.New()}
+	s := &Store{dir: dir, fetch: fetch, ext: ".wasm", maxBytes: maxBytes, entries: map[string]*entry{}, lru: list.New()}
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("module store: %w", err)
 	}
@@ -104,7 +131,7 @@ func (s *Store) load() error {
 			_ = root.Remove(path)
 			return nil
 		}
-		name, ok := strings.CutSuffix(base, ".wasm")
+		name, ok := strings.CutSuffix(base, s.ext)
 		if !ok || len(name) != 2*sha256.Size || path != filepath.Join(name[:2], base) {
 			return nil // not ours
 		}
@@ -131,7 +158,7 @@ func (s *Store) load() error {
 	return nil
 }
 
-func (s *Store) path(name string) string { return filepath.Join(s.dir, name[:2], name+".wasm") }
+func (s *Store) path(name string) string { return filepath.Join(s.dir, name[:2], name+s.ext) }
 
 // Acquire returns the file holding the module with this SHA-256, fetching
 // it first if it is not here. The file stays until release is called (call
@@ -225,6 +252,9 @@ func (s *Store) download(ctx context.Context, name string, sum []byte) (int64, e
 	if info, err := os.Stat(path); err == nil {
 		return info.Size(), nil
 	}
+	if s.fetchTo != nil {
+		return s.downloadStreamed(ctx, name, sum)
+	}
 	content, err := s.fetch(ctx, sum)
 	if err != nil {
 		return 0, err
@@ -253,6 +283,35 @@ func (s *Store) download(ctx context.Context, name string, sum []byte) (int64, e
 		return 0, fmt.Errorf("module store: %w", err)
 	}
 	return int64(len(content)), nil
+}
+
+// downloadStreamed is download for a store with fetchTo: the bytes go to a
+// temporary file as they come, hashed on the way.
+func (s *Store) downloadStreamed(ctx context.Context, name string, sum []byte) (int64, error) {
+	path := s.path(name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return 0, fmt.Errorf("file store: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), name+".*.tmp")
+	if err != nil {
+		return 0, fmt.Errorf("file store: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	h := sha256.New()
+	n, err := s.fetchTo(ctx, name, io.MultiWriter(tmp, h))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("file store: fetch %s: %w", name, err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, sum) {
+		return 0, fmt.Errorf("file store: content of %s has hash %x", name, got)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, fmt.Errorf("file store: %w", err)
+	}
+	return n, nil
 }
 
 // evictLocked removes the least recently used unpinned files until the

@@ -1,8 +1,14 @@
 package sandbox_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +18,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
@@ -246,4 +254,122 @@ func benchOutput(b *testing.B, req executor.Request) {
 			check(b, res, streamed)
 		}
 	})
+}
+
+// BenchmarkJobFiles: a hello-world job with ten small input files and a
+// 10 MiB asset tree (1000 files; the child's tree cache warm) against the
+// same job without files.
+func BenchmarkJobFiles(b *testing.B) {
+	ctx := context.Background()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
+	require.NoError(b, err)
+	defer pool.Close()
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	content := bytes.Repeat([]byte("a"), 10<<10)
+	for i := range 1000 {
+		require.NoError(b, tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%d/f%d", i%10, i), Mode: 0o644,
+			Size: int64(len(content)), Typeflag: tar.TypeReg}))
+		_, err := tw.Write(content)
+		require.NoError(b, err)
+	}
+	require.NoError(b, tw.Close())
+	sum := sha256.Sum256(tarBuf.Bytes())
+	tarPath := filepath.Join(b.TempDir(), "tree.tar")
+	require.NoError(b, os.WriteFile(tarPath, tarBuf.Bytes(), 0o600))
+	files := &executor.Files{Assets: []executor.Asset{{Mount: "/share", SHA256: hex.EncodeToString(sum[:]), TarPath: tarPath}},
+		MaxFSBytes: 1 << 20}
+	for i := range 10 {
+		files.Inputs = append(files.Inputs, executor.Input{Path: fmt.Sprintf("/in/%d.txt", i), Mode: "ro", Content: []byte("small input")})
+	}
+	for _, mode := range []string{"without-files", "ten-inputs-10MiB-tree"} {
+		b.Run(mode, func(b *testing.B) {
+			req := benchRequest(b, fixtures.Hello)
+			if mode != "without-files" {
+				req.Files = files
+			}
+			_, err := pool.Execute(ctx, req) // compile, parse the tree
+			require.NoError(b, err)
+			for b.Loop() {
+				res, err := pool.Execute(ctx, req)
+				if err != nil || string(res.Stdout) != "hello, world\n" {
+					b.Fatalf("got %q %v %s", res.Stdout, err, res.ErrorMessage)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInputSequentialRead: a Go guest (jobfs's fsprobe, "cat") reads a
+// 64 MiB input in 64 KiB reads: as a job in the sandbox (the input sent to
+// the child with the request, the whole job measured) against the floor,
+// wazero's own host-directory mount of a tmpfs directory (/dev/shm) in this
+// process (instantiation and run measured).
+func BenchmarkInputSequentialRead(b *testing.B) {
+	ctx := context.Background()
+	wasm := gunzipped(b, filepath.Join("..", "jobfs", "testdata", "fsprobe.wasm.gz"))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20) // 64 MiB
+	want := strconv.Itoa(len(big)) + "\n"
+	b.Run("sandbox-job-input", func(b *testing.B) {
+		exe, err := os.Executable()
+		require.NoError(b, err)
+		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(), PrecompileTimeout: 2 * time.Minute})
+		require.NoError(b, err)
+		defer pool.Close()
+		path := filepath.Join(b.TempDir(), "fsprobe.wasm")
+		require.NoError(b, os.WriteFile(path, wasm, 0o600))
+		req := executor.Request{ModuleKey: "fsprobe", ModulePath: path, Function: "_start", Args: []string{"cat", "/in/big"},
+			Timeout: 2 * time.Minute, MemoryLimitMB: 256, MaxOutputBytes: 1 << 20,
+			Files: &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}}}
+		_, err = pool.Execute(ctx, req)
+		require.NoError(b, err)
+		b.SetBytes(int64(len(big)))
+		for b.Loop() {
+			res, err := pool.Execute(ctx, req)
+			if err != nil || string(res.Stdout) != want {
+				b.Fatalf("got %q %v %s %s", res.Stdout, err, res.ErrorMessage, res.Stderr)
+			}
+		}
+	})
+	b.Run("wazero-host-dir-on-tmpfs", func(b *testing.B) {
+		dir, err := os.MkdirTemp("/dev/shm", "wasmwizard-bench-")
+		if err != nil {
+			b.Skip("no /dev/shm:", err)
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		require.NoError(b, os.MkdirAll(filepath.Join(dir, "in"), 0o700))
+		require.NoError(b, os.WriteFile(filepath.Join(dir, "in", "big"), big, 0o600))
+		rt := wazero.NewRuntime(ctx)
+		defer func() { _ = rt.Close(ctx) }()
+		wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+		cm, err := rt.CompileModule(ctx, wasm)
+		require.NoError(b, err)
+		b.SetBytes(int64(len(big)))
+		for b.Loop() {
+			var out bytes.Buffer
+			cfg := wazero.NewModuleConfig().WithName("").WithStdout(&out).WithArgs("fsprobe", "cat", "/in/big").
+				WithFSConfig(wazero.NewFSConfig().WithDirMount(dir, "/"))
+			mod, err := rt.InstantiateModule(ctx, cm, cfg)
+			if mod != nil {
+				_ = mod.Close(ctx)
+			}
+			if err != nil && !strings.Contains(err.Error(), "exit_code(0)") || out.String() != want {
+				b.Fatalf("got %q %v", out.String(), err)
+			}
+		}
+	})
+}
+
+func gunzipped(b *testing.B, path string) []byte {
+	b.Helper()
+	f, err := os.Open(path) //nolint:gosec // test data
+	require.NoError(b, err)
+	defer func() { _ = f.Close() }()
+	zr, err := gzip.NewReader(f)
+	require.NoError(b, err)
+	out, err := io.ReadAll(zr)
+	require.NoError(b, err)
+	return out
 }

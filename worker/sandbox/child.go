@@ -12,7 +12,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,12 +28,13 @@ import (
 // Environment of a child process. The child gets nothing else from its
 // parent's environment: no database URL, no tokens.
 const (
-	EnvChild       = "WIZARD_SANDBOX_CHILD"        // "1" in a child
-	EnvCacheDir    = "WIZARD_SANDBOX_CACHE_DIR"    // wazero's compilation cache
-	EnvMemoryMB    = "WIZARD_SANDBOX_MEMORY_MB"    // RLIMIT_DATA of the child, MiB (0: none)
-	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU" // compiled modules kept in memory
-	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"   // the worker's pid
-	EnvOutputFD    = "WIZARD_SANDBOX_OUTPUT_FD"    // the shared output ring (wire.RingSize bytes)
+	EnvChild       = "WIZARD_SANDBOX_CHILD"         // "1" in a child
+	EnvCacheDir    = "WIZARD_SANDBOX_CACHE_DIR"     // wazero's compilation cache
+	EnvMemoryMB    = "WIZARD_SANDBOX_MEMORY_MB"     // RLIMIT_DATA of the child, MiB (0: none)
+	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU"  // compiled modules kept in memory
+	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"    // the worker's pid
+	EnvOutputFD    = "WIZARD_SANDBOX_OUTPUT_FD"     // the shared output ring (wire.RingSize bytes)
+	EnvTreeCache   = "WIZARD_SANDBOX_TREE_CACHE_MB" // parsed asset trees kept in memory, MiB
 )
 
 // IsChild reports whether this process was started as a sandbox child.
@@ -55,13 +59,27 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 	}
 	lru, _ := strconv.Atoi(os.Getenv(EnvLRU))
 	ctx := context.Background()
-	engine, err := executor.NewEngine(ctx, executor.EngineConfig{
-		CacheDir: os.Getenv(EnvCacheDir), CompiledModules: lru,
-	})
-	if err != nil {
+	treeMB, _ := strconv.Atoi(os.Getenv(EnvTreeCache))
+	trees := executor.NewTreeCache(executor.DefaultTreeCacheBytes)
+	if treeMB > 0 {
+		trees = executor.NewTreeCache(int64(treeMB) << 20)
+	}
+	engines := &engines{cfg: executor.EngineConfig{CacheDir: os.Getenv(EnvCacheDir), CompiledModules: lru, Trees: trees}}
+	if _, err := engines.get(ctx, false); err != nil {
 		fmt.Fprintf(logw, "sandbox: %v\n", err)
 		return 1
 	}
+	// SIGUSR1 stops the running guest, if it is interruptible (a run that
+	// collects files), so that its files are collected: the worker's cancel.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGUSR1)
+	go func() {
+		for range stop {
+			if c := engines.cancel.Load(); c != nil {
+				(*c)()
+			}
+		}
+	}()
 	r := bufio.NewReaderSize(pollable(in), 64<<10)
 	w := bufio.NewWriterSize(pollable(out), 64<<10)
 	// send queues a frame; flush sends what is queued.
@@ -116,15 +134,97 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
-		if err := serve(ctx, engine, req, rw, send); err != nil {
+		if err := serve(ctx, engines, req, r, rw, send); err != nil {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
 	}
 }
 
-func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, rw *wire.RingWriter,
+// engines are the child's engines: the one jobs run on (without
+// interruption checks), and, made on first use, the interruptible one that
+// runs jobs that collect files. They share the asset-tree cache.
+type engines struct {
+	cfg           executor.EngineConfig
+	fast, stopper *executor.Engine
+	// cancel stops the run on the interruptible engine (SIGUSR1).
+	cancel atomic.Pointer[context.CancelFunc]
+}
+
+func (e *engines) get(ctx context.Context, interruptible bool) (*executor.Engine, error) {
+	var err error
+	switch {
+	case !interruptible && e.fast == nil:
+		e.fast, err = executor.NewEngine(ctx, e.cfg)
+	case interruptible && e.stopper == nil:
+		cfg := e.cfg
+		cfg.Interruptible = true
+		e.stopper, err = executor.NewEngine(ctx, cfg)
+	}
+	if interruptible {
+		return e.stopper, err
+	}
+	return e.fast, err
+}
+
+// readFiles reads the inputs that follow a Run frame.
+func readFiles(r io.Reader, wf *wire.Files) (*executor.Files, error) {
+	f := &executor.Files{Preopens: wf.Preopens, Collect: wf.Collect, MaxFSBytes: wf.MaxFSBytes,
+		MaxArtifactBytes: wf.MaxArtifactBytes}
+	for _, in := range wf.Inputs {
+		kind, b, err := wire.ReadFrame(r, in.Size)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", in.Path, err)
+		}
+		if kind != wire.Input || len(b) != in.Size {
+			return nil, fmt.Errorf("input %q: a %s frame of %d bytes", in.Path, kind, len(b))
+		}
+		f.Inputs = append(f.Inputs, executor.Input{Path: in.Path, Mode: in.Mode, Content: b})
+	}
+	for _, a := range wf.Assets {
+		f.Assets = append(f.Assets, executor.Asset{Mount: a.Mount, SHA256: a.SHA256, TarPath: a.TarPath})
+	}
+	return f, nil
+}
+
+// sendArtifacts sends the collected files before the result.
+func sendArtifacts(arts []executor.Artifact, send func(wire.Kind, []byte, bool) error) error {
+	for _, a := range arts {
+		hdr, err := json.Marshal(wire.ArtifactHeader{Path: a.Path, Size: int64(len(a.Content))})
+		if err != nil {
+			return err
+		}
+		if err := send(wire.Artifact, hdr, false); err != nil {
+			return err
+		}
+		for b := a.Content; len(b) > 0; {
+			n := min(len(b), wire.ArtifactChunk)
+			if err := send(wire.ArtifactData, b[:n], false); err != nil {
+				return err
+			}
+			b = b[n:]
+		}
+	}
+	return nil
+}
+
+func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader, rw *wire.RingWriter,
 	send func(wire.Kind, []byte, bool) error) error {
+	var files *executor.Files
+	if req.Files != nil {
+		var err error
+		if files, err = readFiles(r, req.Files); err != nil {
+			return err
+		}
+	}
+	// A run that collects files stops itself at its timeout (or at the
+	// worker's SIGUSR1) and collects them; the worker kills it only if it
+	// does not answer within a grace period.
+	stoppable := files != nil && len(files.Collect) > 0 && req.TimeoutNanos > 0
+	engine, err := engs.get(ctx, stoppable)
+	if err != nil {
+		return err
+	}
 	compileStart := time.Now()
 	compiled := false
 	cm, err := engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) {
@@ -151,10 +251,22 @@ func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, rw
 		// keeps MaxOutputBytes per stream and records the cut, so the
 		// engine's own cap is one byte higher (the byte that shows a cut).
 		rw.Reset(req.MaxOutputBytes)
-		res = engine.Run(ctx, cm, executor.Request{
+		runCtx := ctx
+		var timeout time.Duration
+		if stoppable {
+			var cancel context.CancelFunc
+			runCtx, cancel = context.WithCancel(ctx)
+			engs.cancel.Store(&cancel)
+			defer func() {
+				engs.cancel.Store(nil)
+				cancel()
+			}()
+			timeout = max(time.Duration(req.TimeoutNanos)-time.Since(compileStart), time.Millisecond)
+		}
+		res = engine.Run(runCtx, cm, executor.Request{
 			ModuleKey: req.ModuleKey, Function: req.Function, Args: req.Args, Env: req.Env, Stdin: req.Stdin,
 			Params: req.Params, MemoryLimitMB: req.MemoryLimitMB, MaxOutputBytes: req.MaxOutputBytes + 1,
-			Deterministic: req.Deterministic, StreamOnly: true,
+			Deterministic: req.Deterministic, StreamOnly: true, Timeout: timeout, Files: files,
 			Output: func(s executor.Stream, chunk []byte) { rw.Write(uint8(s), chunk) },
 		})
 		if err := rw.Err(); err != nil {
@@ -168,6 +280,10 @@ func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, rw
 	hdr.StdoutTruncated, hdr.StderrTruncated = res.StdoutTruncated, res.StderrTruncated // the ring's cut flags say it too
 	hdr.ReturnValues, hdr.ErrorCode, hdr.ErrorMessage = res.ReturnValues, res.ErrorCode, res.ErrorMessage
 	hdr.MemoryPeakBytes, hdr.RunNanos = res.MemoryPeakBytes, res.RunTime.Nanoseconds()
+	hdr.ArtifactsTruncated = res.ArtifactsTruncated
+	if err := sendArtifacts(res.Artifacts, send); err != nil {
+		return err
+	}
 	b, err := json.Marshal(hdr)
 	if err != nil {
 		return err

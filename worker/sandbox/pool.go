@@ -36,6 +36,8 @@ type Config struct {
 	MemoryLimitMB int
 	// CompiledModules bounds each child's in-memory compiled-module LRU.
 	CompiledModules int
+	// AssetCacheMB bounds each child's parsed asset trees (0: 256 MiB).
+	AssetCacheMB int
 	// CompileTimeout bounds one module's compilation for a job. The job's
 	// own timeout bounds its compilation and its run together, so the
 	// compilation gets the smaller of the two.
@@ -183,6 +185,13 @@ func (p *Pool) spawn() (*child, error) {
 		_ = unix.Munmap(ring)
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
 	}
+	// Larger pipes move a job's input files (and its artifacts) in fewer
+	// wake-ups of each side; the kernel may grant less (pipe-max-size).
+	for _, f := range []*os.File{inW, outW} {
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+		}
+	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...) //nolint:noctx // killed explicitly
 	cmd.Env = []string{
 		EnvChild + "=1",
@@ -191,6 +200,7 @@ func (p *Pool) spawn() (*child, error) {
 		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
 		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
 		EnvOutputFD + "=3", // ExtraFiles[0]
+		EnvTreeCache + "=" + strconv.Itoa(p.cfg.AssetCacheMB),
 		// One job at a time runs on one goroutine: more processors only
 		// add threads to wake and to flush TLBs on (docs/BENCHMARKS.md).
 	}
@@ -243,6 +253,9 @@ func (p *Pool) spawn() (*child, error) {
 	p.mu.Unlock()
 	return c, nil
 }
+
+// pipeSize is the buffer asked for each of a child's pipes.
+const pipeSize = 1 << 20
 
 // kill stops the child at once and waits until it is gone, so that its CPU
 // and memory are free when kill returns.
@@ -310,11 +323,50 @@ func newOutputRing() (*os.File, []byte, error) {
 // output collects a run's output from the ring: at most limit bytes per
 // stream (a child is not trusted to keep its limit), each chunk passed on
 // to fn as it arrives.
+//
+// It also carries the run's files: the inputs to send, and the artifacts
+// received (at most maxArtifacts bytes in all, whatever the child sends).
 type output struct {
 	limit int
 	buf   [2][]byte
 	cut   [2]bool
 	fn    func(executor.Stream, []byte)
+
+	inputs       [][]byte
+	stoppable    bool
+	maxArtifacts int64
+	received     int64
+	artifacts    []executor.Artifact
+	partial      *executor.Artifact
+	want         int64
+}
+
+// artifact takes an Artifact or ArtifactData frame.
+func (o *output) artifact(f frame) error {
+	if f.kind == wire.Artifact {
+		var hdr wire.ArtifactHeader
+		switch {
+		case o.partial != nil:
+			return errors.New("an artifact was cut short")
+		case json.Unmarshal(f.payload, &hdr) != nil:
+			return errors.New("a bad artifact header")
+		case hdr.Size < 0 || hdr.Size > o.maxArtifacts-o.received || len(hdr.Path) > wire.MaxPathLen:
+			return fmt.Errorf("artifact %q of %d bytes is past the job's limit", hdr.Path, hdr.Size)
+		}
+		o.received += hdr.Size
+		o.partial = &executor.Artifact{Path: hdr.Path, Content: make([]byte, 0, hdr.Size)}
+		o.want = hdr.Size
+	} else {
+		if o.partial == nil || int64(len(o.partial.Content)+len(f.payload)) > o.want {
+			return errors.New("artifact data out of place")
+		}
+		o.partial.Content = append(o.partial.Content, f.payload...)
+	}
+	if int64(len(o.partial.Content)) == o.want {
+		o.artifacts = append(o.artifacts, *o.partial)
+		o.partial = nil
+	}
+	return nil
 }
 
 func (o *output) add(stream uint8, chunk []byte) {
@@ -337,6 +389,10 @@ func (o *output) into(res executor.Result) executor.Result {
 	res.Stdout, res.Stderr = o.buf[0], o.buf[1]
 	res.StdoutTruncated = res.StdoutTruncated || o.cut[0]
 	res.StderrTruncated = res.StderrTruncated || o.cut[1]
+	res.Artifacts = o.artifacts
+	if o.partial != nil {
+		res.ArtifactsTruncated = true // the child died sending it
+	}
 	return res
 }
 
@@ -449,11 +505,29 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 	if f, ok := p.recallFailure(req.ModuleKey); ok && (f.oom || f.budget >= budget) {
 		return p.compileFailed(f, req.Timeout, budget, time.Now()), nil
 	}
-	return p.run(ctx, wire.RunRequest{
+	rr := wire.RunRequest{
 		ModuleKey: req.ModuleKey, ModulePath: req.ModulePath, Function: req.Function, Args: req.Args,
 		Env: req.Env, Stdin: req.Stdin, Params: req.Params, MemoryLimitMB: req.MemoryLimitMB,
-		MaxOutputBytes: req.MaxOutputBytes, Deterministic: req.Deterministic,
-	}, budget, req.Timeout, &output{limit: req.MaxOutputBytes, fn: req.Output})
+		MaxOutputBytes: req.MaxOutputBytes, Deterministic: req.Deterministic, TimeoutNanos: req.Timeout.Nanoseconds(),
+	}
+	out := &output{limit: req.MaxOutputBytes, fn: req.Output}
+	if f := req.Files; f != nil {
+		wf := &wire.Files{Preopens: f.Preopens, Collect: f.Collect, MaxFSBytes: f.MaxFSBytes, MaxArtifactBytes: f.MaxArtifactBytes}
+		for _, in := range f.Inputs {
+			wf.Inputs = append(wf.Inputs, wire.InputHeader{Path: in.Path, Mode: in.Mode, Size: len(in.Content)})
+			out.inputs = append(out.inputs, in.Content)
+		}
+		for _, a := range f.Assets {
+			wf.Assets = append(wf.Assets, wire.Asset{Mount: a.Mount, SHA256: a.SHA256, TarPath: a.TarPath})
+		}
+		if err := wf.Validate(); err != nil {
+			return executor.Result{}, fmt.Errorf("sandbox: %w", err)
+		}
+		rr.Files = wf
+		out.stoppable = len(f.Collect) > 0 && req.Timeout > 0
+		out.maxArtifacts = f.MaxArtifactBytes
+	}
+	return p.run(ctx, rr, budget, req.Timeout, out)
 }
 
 // Compile compiles a module in a child, filling that child's cache and the
@@ -567,7 +641,21 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 		p.ready <- c
 		return executor.Result{}, fmt.Errorf("sandbox: encode request: %w", err)
 	}
-	if err := wire.WriteFrame(c.stdin, wire.Run, payload); err != nil {
+	// The request and its input files leave in as few writes as the pipe
+	// takes.
+	bw := bufio.NewWriterSize(c.stdin, 64<<10)
+	err = wire.WriteFrame(bw, wire.Run, payload)
+	if out != nil {
+		for _, b := range out.inputs {
+			if err == nil {
+				err = wire.WriteFrame(bw, wire.Input, b)
+			}
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		return p.crashed(c, start, err, nil), nil
 	}
 
@@ -613,10 +701,17 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 	if rr.CompileOnly {
 		left = compileBudget // the outcome follows at once
 	}
-	deadline.Reset(left)
 	if out == nil {
 		out = &output{}
 	}
+	if out.stoppable {
+		// The child stops the guest at the timeout and collects its
+		// files; the kill is the backstop.
+		left += stopGrace
+	}
+	deadline.Reset(left)
+	done := ctx.Done()
+	stopping := false
 	var take *time.Timer
 	var takeC <-chan time.Time
 	defer func() {
@@ -653,6 +748,11 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 					return p.crashed(c, start, err, out), nil
 				}
 				continue
+			case wire.Artifact, wire.ArtifactData:
+				if err := out.artifact(f); err != nil {
+					return p.crashed(c, start, err, out), nil
+				}
+				continue
 			case wire.Result:
 			default:
 				return p.crashed(c, start, frameErr(f, wire.Result), out), nil
@@ -664,9 +764,16 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			if err := c.drain(out); err != nil {
 				return p.crashed(c, start, err, out), nil
 			}
+			if out.partial != nil {
+				return p.crashed(c, start, errors.New("an artifact was cut short"), out), nil
+			}
+			if hdr.ErrorCode == executor.CodeTimeout {
+				hdr.ErrorMessage = fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
+			}
 			p.ready <- c
 			return out.into(executor.Result{
-				Status: hdr.Status, ExitCode: hdr.ExitCode,
+				ArtifactsTruncated: hdr.ArtifactsTruncated,
+				Status:             hdr.Status, ExitCode: hdr.ExitCode,
 				StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
 				ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
 				MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
@@ -678,14 +785,31 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 				return p.crashed(c, start, err, out), nil
 			}
 		case <-deadline.C:
+			if stopping {
+				return stopped(cancelled(runStart)), nil
+			}
 			return stopped(executor.Result{Status: executor.TimedOut, ErrorCode: executor.CodeTimeout,
 				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart),
 				CompileTime: runStart.Sub(start)}), nil
-		case <-ctx.Done():
-			return stopped(cancelled(runStart)), nil
+		case <-done:
+			if !out.stoppable {
+				return stopped(cancelled(runStart)), nil
+			}
+			// The child stops the guest and answers with its files.
+			done, stopping = nil, true
+			_ = c.cmd.Process.Signal(syscall.SIGUSR1)
+			if !deadline.Stop() {
+				<-deadline.C
+			}
+			deadline.Reset(stopGrace)
 		}
 	}
 }
+
+// stopGrace is how long a child that stops its guest itself (a run that
+// collects files) has past the job's timeout, or after a cancel, to collect
+// the files and answer before it is killed.
+const stopGrace = 2 * time.Second
 
 // outputDelay is how long output may wait in a child's ring after the child
 // said it is there: the live output's latency, traded against a frame per

@@ -46,6 +46,26 @@ const (
 	Output     Kind = 5
 	OutputFull Kind = 6
 	Ack        Kind = 7
+	// Input carries one input file's bytes (worker → child, after Run, one
+	// per RunRequest.Files.Inputs entry, in order).
+	Input Kind = 8
+	// Artifact (JSON ArtifactHeader) starts a collected file, whose bytes
+	// follow in ArtifactData frames of at most ArtifactChunk bytes (child →
+	// worker, before Result).
+	Artifact     Kind = 9
+	ArtifactData Kind = 10
+)
+
+// ArtifactChunk is the largest ArtifactData frame.
+const ArtifactChunk = 1 << 20
+
+// Bounds on the files of one request, checked before the child acts on it.
+const (
+	MaxInputs   = 4096
+	MaxAssets   = 64
+	MaxPreopens = 64
+	MaxCollect  = 64
+	MaxPathLen  = 4096
 )
 
 func (k Kind) String() string {
@@ -64,6 +84,12 @@ func (k Kind) String() string {
 		return "output-full"
 	case Ack:
 		return "ack"
+	case Input:
+		return "input"
+	case Artifact:
+		return "artifact"
+	case ArtifactData:
+		return "artifact-data"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -129,6 +155,59 @@ type RunRequest struct {
 	MemoryLimitMB  int  `json:"memory_limit_mb"`
 	MaxOutputBytes int  `json:"max_output_bytes"`
 	Deterministic  bool `json:"deterministic,omitempty"`
+	// Files, when set, gives the guest a filesystem. The inputs' bytes
+	// follow the Run frame in Input frames.
+	Files *Files `json:"files,omitempty"`
+	// TimeoutNanos is the job's timeout, compilation included: a run with
+	// collect patterns is stopped by the child itself at it (its guest is
+	// compiled with interruption checks) so that its files can be collected.
+	TimeoutNanos int64 `json:"timeout_nanos,omitempty"`
+}
+
+// Files describes a job's filesystem (see executor.Files).
+type Files struct {
+	Inputs           []InputHeader `json:"inputs,omitempty"`
+	Assets           []Asset       `json:"assets,omitempty"`
+	Preopens         []string      `json:"preopens,omitempty"`
+	Collect          []string      `json:"collect,omitempty"`
+	MaxFSBytes       int64         `json:"max_fs_bytes"`
+	MaxArtifactBytes int64         `json:"max_artifact_bytes"`
+}
+
+// InputHeader is an input file whose Size bytes follow in an Input frame.
+type InputHeader struct {
+	Path string `json:"path"`
+	Mode string `json:"mode"`
+	Size int    `json:"size"`
+}
+
+// Asset is an asset tree: its tar on the worker's disk (TarPath), by SHA-256.
+type Asset struct {
+	Mount   string `json:"mount"`
+	SHA256  string `json:"sha256"`
+	TarPath string `json:"tar_path"`
+}
+
+// ArtifactHeader starts a collected file of Size bytes.
+type ArtifactHeader struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// Validate checks the bounds of f.
+func (f *Files) Validate() error {
+	switch {
+	case len(f.Inputs) > MaxInputs || len(f.Assets) > MaxAssets || len(f.Preopens) > MaxPreopens || len(f.Collect) > MaxCollect:
+		return errors.New("wire: too many files, assets, preopens or patterns")
+	case f.MaxFSBytes < 0 || f.MaxArtifactBytes < 0:
+		return errors.New("wire: negative file limits")
+	}
+	for _, in := range f.Inputs {
+		if in.Size < 0 || in.Size > MaxFrame || len(in.Path) > MaxPathLen || (in.Mode != "ro" && in.Mode != "rw") {
+			return fmt.Errorf("wire: bad input %q", in.Path)
+		}
+	}
+	return nil
 }
 
 // Validate checks a decoded request before the child acts on it.
@@ -142,6 +221,8 @@ func (r *RunRequest) Validate() error {
 		return fmt.Errorf("wire: memory limit %d MiB out of range", r.MemoryLimitMB)
 	case r.MaxOutputBytes < 0 || r.MaxOutputBytes > MaxFrame:
 		return fmt.Errorf("wire: output limit %d out of range", r.MaxOutputBytes)
+	case r.Files != nil:
+		return r.Files.Validate()
 	}
 	return nil
 }
@@ -169,4 +250,7 @@ type ResultHeader struct {
 	RunNanos        int64             `json:"run_nanos"`
 	// CompileNanos is the time spent compiling (0 on a cache hit).
 	CompileNanos int64 `json:"compile_nanos"`
+	// ArtifactsTruncated: a file matching the collect patterns did not fit
+	// in the job's max_artifact_bytes (the others came in Artifact frames).
+	ArtifactsTruncated bool `json:"artifacts_truncated,omitempty"`
 }
