@@ -84,6 +84,7 @@ type Runner struct {
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
 	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
+	live     func(jobID uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string))
 
 	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
 	fair   bool
@@ -113,12 +114,19 @@ type Deps struct {
 	// written, in order, within the job's output limit, never after the
 	// run returns. It may return nil for a job it does not want.
 	Output func(jobID uuid.UUID) func(executor.Stream, []byte)
+	// Live, when set, publishes each run's live output (worker/livepub):
+	// it is called as the run starts with the job and its attempt, and
+	// returns the run's output hook and finish, which the runner calls
+	// once the run is over: with the job's terminal status once its result
+	// is written, "queued" when the job is handed back, "" when neither
+	// could be written. It takes precedence over Output.
+	Live func(jobID uuid.UUID, attempt int) (output func(executor.Stream, []byte), finish func(status string))
 }
 
 // New returns a Runner.
 func New(d Deps) *Runner {
 	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, assets: d.Assets, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output,
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output, live: d.Live,
 		active: map[uuid.UUID]context.CancelFunc{}}
 }
 
@@ -297,7 +305,14 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	}
 	defer releaseFiles()
 	var live func(executor.Stream, []byte)
-	if r.output != nil {
+	// liveEnd is what the run's live output ends with (see Deps.Live).
+	liveEnd := ""
+	switch {
+	case r.live != nil:
+		var finish func(string)
+		live, finish = r.live(job.ID, job.Attempts)
+		defer func() { finish(liveEnd) }()
+	case r.output != nil:
 		live = r.output(job.ID)
 	}
 	res, err := r.exec.Execute(ctx, executor.Request{
@@ -316,6 +331,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		Files:          files,
 	})
 	if err != nil {
+		liveEnd = store.StatusQueued
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
 	}
 	if res.Status == executor.Cancelled && ctx.Err() != nil {
@@ -330,8 +346,10 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 			log.Warn("could not tell a cancel from a shutdown; handing the job back", zap.Error(err))
 		}
 		if requested {
+			liveEnd = store.StatusCancelled
 			return r.cancelled(ctx, log, job, res)
 		}
+		liveEnd = store.StatusQueued
 		return r.handBack(ctx, log, job, ctx.Err())
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -381,6 +399,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		log.Info("result discarded: the job left this attempt meanwhile")
 		return nil
 	}
+	liveEnd = res.Status
 	if r.finished != nil {
 		r.finished(wctx, job)
 	}
