@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,16 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
 func TestListModulesBySHA256(t *testing.T) {
 	t.Parallel()
-	a := newTestAPI(t, func(*redis.Client, *httpapi.Deps) {})
+	a := newLimitedAPI(t, "uploads_per_minute = 0")
 	wasm := fixtures.Bytes("hello")
 	sum := sha256.Sum256(wasm)
 	hexSum := hex.EncodeToString(sum[:])
@@ -62,9 +62,10 @@ func TestListModulesBySHA256(t *testing.T) {
 	}
 
 	// Another account's module of the same bytes is not found.
-	b := newTestAPI(t, func(*redis.Client, *httpapi.Deps) {})
-	a.key = b.key
-	a.url = b.url
+	other, err := a.st.CreateAccount(context.Background(), store.Actor{Name: "t"}, "other", "free")
+	require.NoError(t, err)
+	_, a.key, err = a.st.CreateKey(context.Background(), store.Actor{Name: "t"}, other.ID, "")
+	require.NoError(t, err)
 	status, page = get("?sha256=" + hexSum)
 	require.Equal(t, http.StatusOK, status)
 	require.Empty(t, page["data"])
