@@ -1,0 +1,28 @@
+package client_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/wasmwizard/wasmwizard/api/client/clienttest"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+)
+
+// platform is the real API and worker every test and example of the
+// package talks to (each test on an account of its own).
+var platform *clienttest.Platform
+
+// apiURL and apiKey are what the examples use.
+var apiURL, apiKey string
+
+func TestMain(m *testing.M) {
+	if code, ok := clienttest.ChildMain(); ok {
+		os.Exit(code)
+	}
+	scope := testenv.NewScope()
+	platform = clienttest.Start(scope)
+	apiURL, apiKey = platform.URL, platform.Key(scope, "free")
+	code := m.Run()
+	scope.Close()
+	os.Exit(code)
+}
