@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"flag"
 	"os"
 	"testing"
 
@@ -18,6 +19,10 @@ var apiURL, apiKey string
 func TestMain(m *testing.M) {
 	if code, ok := clienttest.ChildMain(); ok {
 		os.Exit(code)
+	}
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run()) // fuzz targets need no platform, and each fuzz worker would start one
 	}
 	scope := testenv.NewScope()
 	platform = clienttest.Start(scope)

@@ -126,10 +126,11 @@ func (c *Client) streamOnce(ctx context.Context, id, last string, maxEvent int, 
 	}
 	defer func() { _ = res.Body.Close() }()
 	var stop bool
+	var parseErr error
 	err = readSSE(res.Body, maxEvent, func(raw sseEvent) bool {
 		ev, perr := parseEvent(raw)
 		if perr != nil {
-			err = perr
+			parseErr = perr
 			return false
 		}
 		progressed = true
@@ -141,6 +142,9 @@ func (c *Client) streamOnce(ctx context.Context, id, last string, maxEvent int, 
 	})
 	if stop {
 		return true, progressed, nil
+	}
+	if parseErr != nil {
+		return false, progressed, parseErr
 	}
 	if err == nil || errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF // the server closed before the end event
