@@ -278,6 +278,7 @@ type API struct {
 	cfg     config.API
 	store   *store.Store
 	rdb     redis.UniversalClient
+	live    redis.UniversalClient
 	client  *asynq.Client
 	inspect *wasmmeta.Inspector
 	watch   *jobwatch.Hub
@@ -311,7 +312,19 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	a := &API{cfg: cfg, store: st, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb),
+	// Live output streams wait in XREAD on connections of their own.
+	streamsMax := cfg.StreamsMax
+	if streamsMax <= 0 {
+		streamsMax = httpapi.DefaultStreamsMax
+	}
+	live, err := redisconn.OpenPool(cfg.RedisURL, streamsMax)
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		_ = watch.Close()
+		return nil, err
+	}
+	a := &API{cfg: cfg, store: st, rdb: rdb, live: live, client: asynq.NewClientFromRedisClient(rdb),
 		inspect: inspect, watch: watch, done: make(chan error, 1)}
 
 	reg := prometheus.NewRegistry()
@@ -330,6 +343,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Limiter:          ratelimit.New(rdb, cfg.QueueNamespace),
 		Webhooks:         webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		WebhookQueue:     tasks.WebhookQueue(cfg.QueueNamespace),
+		LiveRedis:        live, StreamsPerAccount: cfg.StreamsPerAccount, StreamsMax: streamsMax,
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -375,6 +389,7 @@ func (a *API) close() {
 	_ = a.watch.Close()
 	_ = a.client.Close()
 	_ = a.rdb.Close()
+	_ = a.live.Close()
 	_ = a.inspect.Close(context.Background())
 	_ = a.store.Close()
 }

@@ -32,6 +32,9 @@ import (
 func init() {
 	// Raw module uploads are bytes like application/octet-stream.
 	openapi3filter.RegisterBodyDecoder("application/wasm", openapi3filter.FileBodyDecoder)
+	// A live output stream is text; its events are checked by the stream's
+	// own tests.
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 }
 
 // specCheck sends requests to a test server and checks each exchange
@@ -353,6 +356,14 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	status, _ = v.json(t, http.MethodGet, "/v1/jobs/"+webhookJob["id"].(string)+"/events", key, nil)
 	require.Equal(t, http.StatusOK, status)
 	status, _ = v.json(t, http.MethodGet, "/v1/jobs/"+missing+"/events", key, nil)
+	require.Equal(t, http.StatusNotFound, status)
+	// A finished job's stream replays its output, then ends.
+	status, _, _ = v.do(t, call{method: http.MethodGet, path: "/v1/jobs/" + binJob["id"].(string) + "/stream", token: key})
+	require.Equal(t, http.StatusOK, status)
+	status, _, _ = v.do(t, call{method: http.MethodGet, path: "/v1/jobs/" + binJob["id"].(string) + "/stream", token: key,
+		header: map[string]string{"Last-Event-ID": "not an id"}})
+	require.Equal(t, http.StatusBadRequest, status)
+	status, _, _ = v.do(t, call{method: http.MethodGet, path: "/v1/jobs/" + missing + "/stream", token: key})
 	require.Equal(t, http.StatusNotFound, status)
 
 	// Webhook deliveries: a failed attempt, then a manual retry.

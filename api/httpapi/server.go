@@ -86,6 +86,18 @@ type Deps struct {
 	// AuthFailureWindow is the period of AuthFailureLimit and of the
 	// failed-authentication audit summaries (0: DefaultAuthFailureWindow).
 	AuthFailureWindow time.Duration
+	// LiveRedis reads jobs' live output streams (nil: Redis). Each open
+	// stream uses one of its connections for up to a second at a time, so
+	// it has a pool of its own, sized for StreamsMax, that cannot starve
+	// the other uses of Redis.
+	LiveRedis redis.UniversalClient
+	// StreamsPerAccount and StreamsMax bound the live output streams this
+	// process serves at once, per account and in all (0:
+	// DefaultStreamsPerAccount, DefaultStreamsMax).
+	StreamsPerAccount, StreamsMax int
+	// StreamHeartbeat is how long a stream stays silent before a comment
+	// keeps it open (0: DefaultStreamHeartbeat).
+	StreamHeartbeat time.Duration
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -114,6 +126,9 @@ type Server struct {
 	authFails      *authFailures
 	outputBudget   *semaphore.Weighted // see outputBudget
 	outputWait     time.Duration
+	liveRedis      redis.UniversalClient
+	streams        *streamLimits
+	streamPing     time.Duration
 	echo           *echo.Echo
 }
 
@@ -125,6 +140,15 @@ func New(d Deps) *Server {
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
 		outputBudget: newOutputBudget(), outputWait: outputWait,
+	}
+	s.liveRedis = d.LiveRedis
+	if s.liveRedis == nil {
+		s.liveRedis = d.Redis
+	}
+	s.streams = newStreamLimits(d.Registry, d.StreamsPerAccount, d.StreamsMax)
+	s.streamPing = d.StreamHeartbeat
+	if s.streamPing <= 0 {
+		s.streamPing = DefaultStreamHeartbeat
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
@@ -170,6 +194,7 @@ func New(d Deps) *Server {
 	jobs.GET("/:id", s.getJob)
 	jobs.POST("/:id/cancel", s.cancelJob)
 	jobs.GET("/:id/events", s.jobEvents)
+	jobs.GET("/:id/stream", s.streamJob)
 	jobs.GET("/:id/deliveries", s.jobDeliveries)
 	jobs.POST("/:id/deliveries/retry", s.retryDelivery)
 

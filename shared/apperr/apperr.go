@@ -32,6 +32,14 @@ const (
 	RequestTooLarge      Code = "request_too_large"
 	// RequestTimeout: the client stopped sending its request body.
 	RequestTimeout Code = "request_timeout"
+	// InputTooLarge: a job request's files pass the tier's max_input_bytes.
+	InputTooLarge Code = "input_too_large"
+	// AssetsTooLarge: a module's asset trees would pass the tier's
+	// max_asset_bytes.
+	AssetsTooLarge Code = "assets_too_large"
+	// InvalidArchive: an asset upload is not a tar (or gzipped tar) the
+	// platform accepts.
+	InvalidArchive Code = "invalid_archive"
 )
 
 // FieldError names one invalid request field.

@@ -83,6 +83,12 @@ type API struct {
 	// UploadCheckConcurrency bounds the validation children running at
 	// once on one API process (each may use 64x its module's size).
 	UploadCheckConcurrency int // WIZARD_UPLOAD_CHECK_CONCURRENCY, default 2
+	// StreamsPerAccount and StreamsMax bound the live output streams
+	// (GET /v1/jobs/{id}/stream) one API process serves at once, per
+	// account and in all; each holds a connection of a Redis pool of
+	// StreamsMax connections for up to a second at a time.
+	StreamsPerAccount int // WIZARD_STREAMS_PER_ACCOUNT, default 8
+	StreamsMax        int // WIZARD_STREAMS_MAX, default 256
 }
 
 // Defaults of the worker's liveness settings (also used when a Worker is
@@ -106,6 +112,14 @@ type Worker struct {
 	// ShutdownTimeout is how long running jobs may finish after SIGTERM before
 	// they are handed back to the queue.
 	ShutdownTimeout time.Duration // WIZARD_WORKER_SHUTDOWN_TIMEOUT, default 30s
+	// DisableLiveOutput stops publishing jobs' output to Redis as it is
+	// written; GET /v1/jobs/{id}/stream then sends a job's output when it
+	// has ended.
+	DisableLiveOutput bool // WIZARD_LIVE_OUTPUT=off, default on
+	// LiveBufferBytes bounds the output one run holds on its way to Redis;
+	// past it output is left out of the live view (and sent from Postgres
+	// when the job ends) rather than slowing the guest.
+	LiveBufferBytes int // WIZARD_LIVE_BUFFER_BYTES, default 256 KiB
 	// DisableDoorbell turns off the fast path that picks new jobs up at once
 	// from the API's doorbell (see worker/doorbell); jobs then wait for the
 	// next poll.
@@ -310,6 +324,8 @@ func LoadAPI(getenv Getenv) (API, error) {
 		AuthFailureLimit:       r.integer("WIZARD_AUTH_FAILURE_LIMIT", 100, 0, 1000000),
 		UploadCheckTimeout:     r.duration("WIZARD_UPLOAD_CHECK_TIMEOUT", 10*time.Second, 100*time.Millisecond, 10*time.Minute),
 		UploadCheckConcurrency: r.integer("WIZARD_UPLOAD_CHECK_CONCURRENCY", 2, 1, 256),
+		StreamsPerAccount:      r.integer("WIZARD_STREAMS_PER_ACCOUNT", 8, 1, 100000),
+		StreamsMax:             r.integer("WIZARD_STREAMS_MAX", 256, 1, 100000),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))
@@ -328,6 +344,10 @@ func LoadWorker(getenv Getenv) (Worker, error) {
 		PollInterval:    r.duration("WIZARD_WORKER_POLL_INTERVAL", time.Second, time.Millisecond, time.Minute),
 		ShutdownTimeout: r.duration("WIZARD_WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second, time.Hour),
 		DisableDoorbell: r.oneOf("WIZARD_WORKER_DOORBELL", "on", "on", "off") == "off",
+
+		DisableLiveOutput: r.oneOf("WIZARD_LIVE_OUTPUT", "on", "on", "off") == "off",
+		LiveBufferBytes:   r.integer("WIZARD_LIVE_BUFFER_BYTES", 256<<10, 16<<10, 1<<30),
+
 		Executor:        r.oneOf("WIZARD_EXECUTOR", "sandbox", "sandbox", "inprocess"),
 		SandboxMemoryMB: r.integer("WIZARD_SANDBOX_MEMORY_MB", 2048, 0, 1<<20),
 		CompiledModules: r.integer("WIZARD_SANDBOX_COMPILED_MODULES", 64, 1, 100000),

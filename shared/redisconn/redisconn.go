@@ -16,6 +16,26 @@ import (
 
 // Open parses url and returns a client; it does not connect.
 func Open(url string) (*redis.Client, error) {
+	opt, err := options(url)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opt), nil
+}
+
+// OpenPool is Open with a pool of size connections: a client of its own
+// for a use that holds connections while it waits (blocking reads), so
+// that it cannot starve the shared client's other uses.
+func OpenPool(url string, size int) (*redis.Client, error) {
+	opt, err := options(url)
+	if err != nil {
+		return nil, err
+	}
+	opt.PoolSize = size
+	return redis.NewClient(opt), nil
+}
+
+func options(url string) (*redis.Options, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("WIZARD_REDIS_URL: %w", err)
@@ -28,7 +48,7 @@ func Open(url string) (*redis.Client, error) {
 	opt.MaxRetries = 1
 	opt.MinRetryBackoff = 8 * time.Millisecond
 	opt.MaxRetryBackoff = 64 * time.Millisecond
-	return redis.NewClient(opt), nil
+	return opt, nil
 }
 
 // Connect opens a client, checks within 5 s that Redis answers, and checks

@@ -38,6 +38,14 @@ type Tier struct {
 	UploadsPerMinute      int   `db:"uploads_per_minute" json:"uploads_per_minute"`
 	MaxModules            int   `db:"max_modules" json:"max_modules"`
 	MaxModuleStorageBytes int64 `db:"max_module_storage_bytes" json:"max_module_storage_bytes"`
+
+	// File limits (bytes; migrations/00009_files.sql): the files of a job
+	// request, what a job may write to its filesystem, what is kept of its
+	// artifacts, and a module's asset trees (all mounts together).
+	MaxInputBytes    int64 `db:"max_input_bytes" json:"max_input_bytes"`
+	MaxFSBytes       int64 `db:"max_fs_bytes" json:"max_fs_bytes"`
+	MaxArtifactBytes int64 `db:"max_artifact_bytes" json:"max_artifact_bytes"`
+	MaxAssetBytes    int64 `db:"max_asset_bytes" json:"max_asset_bytes"`
 }
 
 // Account owns keys, modules and jobs.

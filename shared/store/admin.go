@@ -18,7 +18,8 @@ import (
 // tierColumns are the tier fields an admin sets (name is the key).
 const tierColumns = `runs_per_minute, runs_per_day, max_concurrent_runs, default_timeout_ms, max_timeout_ms,
 	default_memory_mb, max_memory_mb, default_output_bytes, max_output_bytes, max_module_bytes,
-	queue_weight, reads_per_minute, uploads_per_minute, max_modules, max_module_storage_bytes`
+	queue_weight, reads_per_minute, uploads_per_minute, max_modules, max_module_storage_bytes,
+	max_input_bytes, max_fs_bytes, max_artifact_bytes, max_asset_bytes`
 
 // CreateTier inserts a tier.
 func (s *Store) CreateTier(ctx context.Context, actor Actor, t Tier) (Tier, error) {
@@ -30,10 +31,11 @@ func (s *Store) CreateTier(ctx context.Context, actor Actor, t Tier) (Tier, erro
 	var out Tier
 	err = tx.GetContext(ctx, &out, `
 		INSERT INTO tiers (name, `+tierColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 		RETURNING *`, t.Name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns, t.DefaultTimeoutMS, t.MaxTimeoutMS,
 		t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes, t.QueueWeight, t.ReadsPerMinute,
-		t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes)
+		t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes,
+		t.MaxInputBytes, t.MaxFSBytes, t.MaxArtifactBytes, t.MaxAssetBytes)
 	if err != nil {
 		return Tier{}, tierError(err, t.Name)
 	}
@@ -57,10 +59,12 @@ func (s *Store) UpdateTier(ctx context.Context, actor Actor, name string, t Tier
 			default_timeout_ms = $5, max_timeout_ms = $6, default_memory_mb = $7, max_memory_mb = $8,
 			default_output_bytes = $9, max_output_bytes = $10, max_module_bytes = $11, queue_weight = $12,
 			reads_per_minute = $13, uploads_per_minute = $14, max_modules = $15, max_module_storage_bytes = $16,
+			max_input_bytes = $17, max_fs_bytes = $18, max_artifact_bytes = $19, max_asset_bytes = $20,
 			updated_at = now()
 		WHERE name = $1 RETURNING *`, name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns, t.DefaultTimeoutMS,
 		t.MaxTimeoutMS, t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes,
-		t.QueueWeight, t.ReadsPerMinute, t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes)
+		t.QueueWeight, t.ReadsPerMinute, t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes,
+		t.MaxInputBytes, t.MaxFSBytes, t.MaxArtifactBytes, t.MaxAssetBytes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tier{}, apperr.New(apperr.NotFound, "tier %q does not exist", name)
 	}
@@ -78,7 +82,9 @@ func tierData(t Tier) map[string]any {
 	return map[string]any{"runs_per_minute": t.RunsPerMinute, "runs_per_day": t.RunsPerDay,
 		"max_concurrent_runs": t.MaxConcurrentRuns, "max_timeout_ms": t.MaxTimeoutMS, "max_memory_mb": t.MaxMemoryMB,
 		"max_module_bytes": t.MaxModuleBytes, "queue_weight": t.QueueWeight, "reads_per_minute": t.ReadsPerMinute,
-		"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules, "max_module_storage_bytes": t.MaxModuleStorageBytes}
+		"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules, "max_module_storage_bytes": t.MaxModuleStorageBytes,
+		"max_input_bytes": t.MaxInputBytes, "max_fs_bytes": t.MaxFSBytes, "max_artifact_bytes": t.MaxArtifactBytes,
+		"max_asset_bytes": t.MaxAssetBytes}
 }
 
 func tierError(err error, name string) error {

@@ -59,6 +59,11 @@ func (s *Store) IdempotentJob(ctx context.Context, accountID uuid.UUID, key stri
 // true (or idempotency_key_reused if their request differs). An expired key,
 // or one whose job no longer exists, is replaced.
 func (s *Store) CreateJobIdempotent(ctx context.Context, actor Actor, j Job, key string, hash []byte) (Job, bool, error) {
+	// The files' bytes are stored before the transaction begins (PutBlob
+	// takes connections of its own); a replay leaves them to the purge.
+	if err := s.putInputs(ctx, &j); err != nil {
+		return Job{}, false, err
+	}
 	for range 3 {
 		created, ok, err := s.createJobUnderKey(ctx, actor, j, key, hash)
 		if err != nil || ok {

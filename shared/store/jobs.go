@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
@@ -90,6 +91,26 @@ type Job struct {
 	// job was read without them (see GetJobView); zero otherwise.
 	StdoutBytes int64 `db:"stdout_bytes"`
 	StderrBytes int64 `db:"stderr_bytes"`
+
+	// Files (migrations/00009_files.sql). Preopens are the directory names
+	// the guest gets as WASI preopens; Collect the glob patterns of the
+	// files kept after the run; MaxFSBytes and MaxArtifactBytes the limits
+	// snapshotted from the tier at submit. InputCount is the number of the
+	// job's input files (JobInputs reads them; 0: no query needed) and
+	// AssetCount the number of its module's asset mounts when the job was
+	// submitted (ModuleAssets lists them; 0: no query needed).
+	Preopens           pq.StringArray `db:"preopens"`
+	Collect            pq.StringArray `db:"collect"`
+	MaxFSBytes         int64          `db:"max_fs_bytes"`
+	MaxArtifactBytes   int64          `db:"max_artifact_bytes"`
+	InputCount         int            `db:"input_count"`
+	AssetCount         int            `db:"asset_count"`
+	ArtifactsTruncated bool           `db:"artifacts_truncated"`
+	// Files are the request's input files: CreateJob and
+	// CreateJobIdempotent store them with the job (not a column).
+	Files []JobInput `db:"-"`
+	// inputs are Files once their bytes are stored (see putInputs).
+	inputs []inputRef
 }
 
 // OutputsLoaded reports whether the job's outputs were read with it: always
@@ -106,7 +127,8 @@ const OutputInline = 64 << 10
 const jobColumns = `id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
-	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched`
+	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
+	` + fileColumns
 
 // jobViewColumns are the columns of a job's view (shared/jobview): none of
 // the request's large fields (args, env, stdin, params), the outputs only
@@ -117,7 +139,8 @@ var jobViewColumns = fmt.Sprintf(`id, account_id, module_id, queue, function,
 	memory_peak_bytes, run_ms, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
 	CASE WHEN octet_length(stdout) <= %[1]d THEN stdout END AS stdout,
 	CASE WHEN octet_length(stderr) <= %[1]d THEN stderr END AS stderr,
-	coalesce(octet_length(stdout), 0) AS stdout_bytes, coalesce(octet_length(stderr), 0) AS stderr_bytes`, OutputInline)
+	coalesce(octet_length(stdout), 0) AS stdout_bytes, coalesce(octet_length(stderr), 0) AS stderr_bytes,
+	%[2]s`, OutputInline, fileColumns)
 
 // jobListColumns are jobViewColumns without the outputs: list items do not
 // carry them.
@@ -125,7 +148,12 @@ const jobListColumns = `id, account_id, module_id, queue, function,
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
 	memory_peak_bytes, run_ms, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
-	coalesce(octet_length(stdout), 0) AS stdout_bytes, coalesce(octet_length(stderr), 0) AS stderr_bytes`
+	coalesce(octet_length(stdout), 0) AS stdout_bytes, coalesce(octet_length(stderr), 0) AS stderr_bytes,
+	` + fileColumns
+
+// fileColumns are the job's file fields (migrations/00009_files.sql), read
+// with every job: all are small (the request's counts are bounded).
+const fileColumns = `preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, asset_count, artifacts_truncated`
 
 // CreateJob inserts a queued job and its "job.created" audit row in one
 // statement. The caller fills every request field; ID is assigned when nil.
@@ -133,8 +161,34 @@ const jobListColumns = `id, account_id, module_id, queue, function,
 // is locked while the job is inserted, so a concurrent DeleteModule either
 // sees the job (and fails it) or makes this insert fail. With MaxUnfinished
 // set, the job takes one of the account's slots (else quota_exceeded).
+//
+// A job with Files has their bytes stored first (content-addressed blobs of
+// the account, see PutBlob), then the job and its job_inputs rows in one
+// transaction. A job without files costs what it did before files existed:
+// one statement.
 func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) {
-	return s.createJob(ctx, nil, actor, j)
+	if len(j.Files) == 0 {
+		return s.createJob(ctx, nil, actor, j)
+	}
+	if err := s.putInputs(ctx, &j); err != nil {
+		return Job{}, err
+	}
+	if err := s.prepareOutside(ctx, insertJobQueries[boolIndex(min(j.MaxUnfinished, maxSlots) > 0)]); err != nil {
+		return Job{}, wrapDB(err, "prepare the job insert")
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return Job{}, wrapDB(err, "begin")
+	}
+	defer func() { _ = tx.Rollback() }()
+	out, err := s.createJob(ctx, tx, actor, j)
+	if err != nil {
+		return Job{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Job{}, wrapDB(err, "commit job")
+	}
+	return out, nil
 }
 
 // maxSlots bounds the slot rows an account may have, whatever its tier says.
@@ -179,6 +233,9 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 	window := float64(slotWindow)
 	for {
 		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
+		if err == nil && len(j.inputs) > 0 {
+			err = insertInputs(ctx, s.ext(tx), out.ID, j.AccountID, j.inputs)
+		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return out, wrapDB(err, "insert job")
 		}
@@ -235,6 +292,8 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 // concurrency limit (it takes a slot) or without.
 func insertJobSQL(limited, exact bool) string {
 	slot, took := "", "NULL FROM m"
+	// The file fields' parameters follow the variant's own (see insertJob).
+	files := fileParams(19)
 	switch {
 	case exact:
 		slot = `
@@ -249,6 +308,7 @@ func insertJobSQL(limited, exact bool) string {
 			RETURNING s.slot
 		),`
 		took = `took.slot FROM m, took`
+		files = fileParams(20)
 	case limited:
 		// The search looks at the rows whose pos is in [$20, hi), where hi
 		// is $20 + $21 / (the account's rows): about $21 rows (slotWindow),
@@ -273,16 +333,19 @@ func insertJobSQL(limited, exact bool) string {
 			RETURNING s.slot
 		),`
 		took = `took.slot FROM m, took`
+		files = fileParams(22)
 	}
 	return `
 		WITH m AS (
-			SELECT id, sha256 FROM modules
+			SELECT id, sha256, asset_count FROM modules
 			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
 			FOR SHARE
 		),` + slot + ` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
-				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
-			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, ` + took + `
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched,
+				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, asset_count, slot)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18,
+				` + files + `, m.asset_count, ` + took + `
 			RETURNING ` + jobColumns + `
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
@@ -307,17 +370,21 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
+	files := []any{nonNilStrings(j.Preopens), nonNilStrings(j.Collect), j.MaxFSBytes, j.MaxArtifactBytes, len(j.Files)}
 	var out Job
 	var err error
 	switch {
 	case limit > 0 && window == exactWindow:
-		err = sqlx.GetContext(ctx, s.ext(tx), &out, insertJobExactSQL, append(args, limit)...)
+		args = append(append(args, limit), files...)
+		err = sqlx.GetContext(ctx, s.ext(tx), &out, insertJobExactSQL, args...)
 	case limit > 0:
 		// The search for a free slot starts at a random place (see pos in
 		// the migration).
 		args = append(args, limit, rand.Float64(), window) //nolint:gosec // spreads load, not a secret
+		args = append(args, files...)
 		err = s.getPrepared(ctx, tx, &out, insertJobQueries[1], args...)
 	default:
+		args = append(args, files...)
 		err = s.getPrepared(ctx, tx, &out, insertJobQueries[0], args...)
 	}
 	if err != nil {
@@ -580,6 +647,10 @@ type Result struct {
 	ErrorMessage    string
 	MemoryPeakBytes int64
 	RunMS           int
+	// ArtifactsTruncated: some files matching the job's collect patterns
+	// were not kept (max_artifact_bytes). The artifacts themselves are
+	// stored before, with SaveArtifacts.
+	ArtifactsTruncated bool
 }
 
 // MaxErrorMessage bounds the error message stored with a job (in bytes).
@@ -608,7 +679,8 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 			UPDATE jobs SET status = $3, exit_code = $4, stdout = $5, stderr = $6,
 				stdout_truncated = $7, stderr_truncated = $8, return_values = $9,
 				error_code = NULLIF($10, ''), error_message = NULLIF($11, ''),
-				memory_peak_bytes = NULLIF($12, 0), run_ms = $13, finished_at = now(), updated_at = now()
+				memory_peak_bytes = NULLIF($12, 0), run_ms = $13, finished_at = now(), updated_at = now(),
+				artifacts_truncated = $15
 			WHERE id = $1 AND status = 'running' AND attempts = $2 AND worker_id = $14
 			RETURNING account_id, id, status, error_code, exit_code, attempts
 		), ev AS (
@@ -620,7 +692,7 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 		)
 		SELECT count(*) FROM done`,
 		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
-		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, r.RunMS, workerID)
+		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, r.RunMS, workerID, r.ArtifactsTruncated)
 	if err != nil {
 		return false, wrapDB(err, "finish job")
 	}
@@ -700,6 +772,18 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// fileParams is the parameter list of a job's file fields, from $first.
+func fileParams(first int) string {
+	return fmt.Sprintf("$%d, $%d, $%d, $%d, $%d", first, first+1, first+2, first+3, first+4)
+}
+
+func nonNilStrings(a pq.StringArray) pq.StringArray {
+	if a == nil {
+		return pq.StringArray{}
+	}
+	return a
 }
 
 func boolIndex(b bool) int {

@@ -28,6 +28,8 @@ type Module struct {
 	WASI      bool                    `db:"wasi"`
 	CreatedAt time.Time               `db:"created_at"`
 	DeletedAt *time.Time              `db:"deleted_at"`
+	// AssetCount is the number of the module's asset mounts (ModuleAssets).
+	AssetCount int `db:"asset_count"`
 }
 
 // ModuleQuota bounds what one account may hold: live modules and their

@@ -104,12 +104,16 @@ func (s *Store) RecoverAbandoned(ctx context.Context, grace, lease time.Duration
 // Purged counts what Purge removed.
 type Purged struct {
 	Jobs, Events, IdempotencyKeys, Modules, Blobs int64
+	// FileBlobs counts file blobs (inputs, artifacts, asset trees) that
+	// nothing referred to any more, and pending ones never finished.
+	FileBlobs int64
 }
 
 // Purge removes, in batches of at most batch rows each: finished jobs older
 // than retention with their audit rows, other audit rows older than
 // retention, idempotency keys older than 24 h, deleted modules no job refers
-// to any more, and module contents no module refers to.
+// to any more, module contents no module refers to, and file blobs nothing
+// refers to.
 func (s *Store) Purge(ctx context.Context, retention time.Duration, batch int) (Purged, error) {
 	var p Purged
 	secs := retention.Seconds()
@@ -142,6 +146,24 @@ func (s *Store) Purge(ctx context.Context, retention time.Duration, batch int) (
 			AND NOT EXISTS (SELECT 1 FROM modules m WHERE m.account_id = b.account_id AND m.sha256 = b.sha256)
 			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.account_id = b.account_id AND j.module_sha256 = b.sha256
 				AND j.finished_at IS NULL)`, []any{batch}},
+		// File blobs: inputs and artifacts go with their jobs, asset rows
+		// with their modules (ON DELETE CASCADE), so blobs that no row refers
+		// to are left; and pending blobs (sha256 NULL) whose writer never
+		// finished. The hour's margin (created_at is reset when a blob is
+		// reused) keeps blobs whose referring row is being written; the
+		// outer conditions are checked again on the row the delete locks.
+		{&p.FileBlobs, `
+			DELETE FROM file_blobs b WHERE b.id IN (
+				SELECT id FROM file_blobs f WHERE f.created_at < now() - interval '1 hour' AND (f.sha256 IS NULL OR (
+					NOT EXISTS (SELECT 1 FROM job_inputs r WHERE r.account_id = f.account_id AND r.sha256 = f.sha256)
+					AND NOT EXISTS (SELECT 1 FROM job_artifacts r WHERE r.account_id = f.account_id AND r.sha256 = f.sha256)
+					AND NOT EXISTS (SELECT 1 FROM module_assets r WHERE r.account_id = f.account_id AND r.sha256 = f.sha256)))
+				LIMIT $1)
+			AND b.created_at < now() - interval '1 hour'
+			AND NOT EXISTS (SELECT 1 FROM job_inputs r WHERE r.account_id = b.account_id AND r.sha256 = b.sha256)
+			AND NOT EXISTS (SELECT 1 FROM job_artifacts r WHERE r.account_id = b.account_id AND r.sha256 = b.sha256)
+			AND NOT EXISTS (SELECT 1 FROM module_assets r WHERE r.account_id = b.account_id AND r.sha256 = b.sha256)`,
+			[]any{batch}},
 	}
 	for _, st := range steps {
 		res, err := s.db.ExecContext(ctx, st.sql, st.arg...)

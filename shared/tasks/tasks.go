@@ -140,6 +140,49 @@ func ParseCompileModule(payload []byte) ([]byte, error) {
 	return sum, nil
 }
 
+// TypePrefetchAssets asks a worker to fetch a module's new asset tree
+// (the blob of a normalised tar) into its memory ahead of the module's
+// next run. Like a pre-compile, it is an optimisation: a job whose tree
+// is not cached fetches it itself.
+const TypePrefetchAssets = "module:assets"
+
+// PrefetchAssets is the payload of TypePrefetchAssets.
+type PrefetchAssets struct {
+	SHA256 string `json:"sha256"` // hex, of the tree's tar
+}
+
+// NewPrefetchAssets builds the task that brings the asset tree whose tar
+// has this SHA-256 (hex) into some worker's cache. One such task per tree
+// can be queued at a time.
+func NewPrefetchAssets(sum, queue string) (*asynq.Task, error) {
+	if b, err := hex.DecodeString(sum); err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("encode prefetch payload: bad sha256 %q", sum)
+	}
+	payload, err := json.Marshal(PrefetchAssets{SHA256: sum})
+	if err != nil {
+		return nil, fmt.Errorf("encode prefetch payload: %w", err)
+	}
+	return asynq.NewTask(TypePrefetchAssets, payload,
+		asynq.TaskID("assets:"+sum),
+		asynq.Queue(queue),
+		asynq.MaxRetry(3),
+		asynq.Timeout(5*time.Minute),
+	), nil
+}
+
+// ParsePrefetchAssets decodes a TypePrefetchAssets payload and returns the
+// SHA-256 (hex).
+func ParsePrefetchAssets(payload []byte) (string, error) {
+	var p PrefetchAssets
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return "", fmt.Errorf("decode prefetch payload: %w", err)
+	}
+	if b, err := hex.DecodeString(p.SHA256); err != nil || len(b) != 32 {
+		return "", fmt.Errorf("decode prefetch payload: bad sha256 %q", p.SHA256)
+	}
+	return p.SHA256, nil
+}
+
 // WebhookQueue returns the name of the webhooks queue in a namespace.
 func WebhookQueue(namespace string) string { return namespace + WebhooksQueue }
 

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -55,7 +56,7 @@ func main() {
 	write := flag.Bool("write", true, "rewrite the table in docs/BENCHMARKS.md")
 	profiles := flag.String("profiles", "", "save CPU profiles of the API and worker under end-to-end load in this directory")
 	profileFor := flag.Duration("profile-for", 0, "how long the CPU profiles run from the start of the end-to-end load (default 5s, quick 2s)")
-	only := flag.String("only", "", "comma-separated steps to run (floors,idle,get,submit,e2e,fairness,large,sandbox); default all")
+	only := flag.String("only", "", "comma-separated steps to run (floors,idle,get,submit,e2e,fairness,large,live,sandbox); default all")
 	flag.Parse()
 	if *only != "" {
 		*write = false // a partial run does not replace the table
@@ -162,7 +163,7 @@ func (b *bench) run() error {
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
-	}{{"idle", b.idleWait}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"fairness", b.fairness}, {"large", b.largeModule}}
+	}{{"idle", b.idleWait}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"fairness", b.fairness}, {"large", b.largeModule}, {"live", b.liveLatency}}
 	fmt.Println("platform:")
 	started := false
 	for _, step := range steps {
@@ -554,6 +555,91 @@ func (b *bench) idleWait(ctx context.Context) error {
 		floor: fmt.Sprintf("%.0f µs (wazero)", us(b.floorWZ)), ratio: fmt.Sprintf("%.0f× / %.0f×", ratio(p50, b.floorWZ), ratio(p99, b.floorWZ)),
 		target: "≤ 10 / 30 ms"})
 	return nil
+}
+
+// liveLatency: how long a guest's write takes to reach a client of GET
+// /v1/jobs/{id}/stream on an idle platform. The ticker fixture writes the
+// wall clock 100 times, 20 ms apart; each line's delay is the time its
+// event arrives minus the time it holds (one machine, one clock).
+func (b *bench) liveLatency(ctx context.Context) error {
+	ticker, err := b.upload(ctx, fixtures.Ticker)
+	if err != nil {
+		return err
+	}
+	var lat []time.Duration
+	for range b.n(10, 3) {
+		j, _, err := b.submit(ctx, ticker, "")
+		if err != nil {
+			return err
+		}
+		d, err := b.streamDelays(ctx, j["id"].(string))
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d...)
+	}
+	if len(lat) == 0 {
+		return errors.New("live: no output arrived")
+	}
+	p50, p99 := pct(lat, 50), pct(lat, 99)
+	b.add(row{name: fmt.Sprintf("live output: guest write → SSE event p50 / p99 (%d writes)", len(lat)),
+		value: fmt.Sprintf("%.1f / %.1f ms", ms(p50), ms(p99)), floor: "—", ratio: "—", target: "p99 ≤ 100 ms"})
+	return nil
+}
+
+// streamDelays reads job id's stream to its end and returns each stdout
+// line's delay.
+func (b *bench) streamDelays(ctx context.Context, id string) ([]time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.api+"/v1/jobs/"+id+"/stream", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	res, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("stream: %d", res.StatusCode)
+	}
+	var delays []time.Duration
+	var partial string // a line split between events
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		now := time.Now()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+			if event == "end" {
+				return delays, nil
+			}
+		case strings.HasPrefix(line, "data: ") && event == "stdout":
+			var d struct{ Text string }
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d); err != nil {
+				return nil, err
+			}
+			text := partial + d.Text
+			lines := strings.Split(text, "\n")
+			partial = lines[len(lines)-1]
+			for _, l := range lines[:len(lines)-1] {
+				ns, err := strconv.ParseInt(l, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("live: ticker line %q: %w", l, err)
+				}
+				delays = append(delays, now.Sub(time.Unix(0, ns)))
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("live: the stream ended without its end event")
 }
 
 // getLatency: GET /v1/jobs/{id} at a fixed 1,000 requests/s (open loop).

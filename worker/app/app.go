@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +28,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
+	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -37,6 +39,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/liveness"
+	"github.com/wasmwizard/wasmwizard/worker/livepub"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
@@ -214,6 +217,20 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	m := newMetrics(reg)
 	compiledBytes := cacheMetrics(reg, mods)
 	deps.Observer = m
+	if !cfg.DisableLiveOutput {
+		pub := livepub.New(livepub.Config{Redis: rdb, Queue: w.queue, BufferBytes: cfg.LiveBufferBytes,
+			Log: log.Named("live"), Registry: reg})
+		deps.Live = func(id uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string)) {
+			run := pub.Start(id, attempt)
+			return func(s executor.Stream, chunk []byte) {
+				kind := livestream.Stdout
+				if s == executor.StreamStderr {
+					kind = livestream.Stderr
+				}
+				run.Output(kind, chunk)
+			}, run.Finish
+		}
+	}
 
 	runner := jobrunner.New(deps)
 	w.runner = runner

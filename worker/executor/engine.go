@@ -170,8 +170,9 @@ func (e *Engine) Run(ctx context.Context, cm *Compiled, req Request) Result {
 			min>>20, req.MemoryLimitMB), start)
 	}
 
-	stdout := &capped{limit: req.MaxOutputBytes}
-	stderr := &capped{limit: req.MaxOutputBytes}
+	streamOnly := req.StreamOnly && req.Output != nil
+	stdout := &capped{limit: req.MaxOutputBytes, stream: StreamStdout, out: req.Output, discard: streamOnly}
+	stderr := &capped{limit: req.MaxOutputBytes, stream: StreamStderr, out: req.Output, discard: streamOnly}
 	mem := &memoryAllocator{limit: limit, spare: &e.memory}
 	mc := wazero.NewModuleConfig().
 		WithName("").

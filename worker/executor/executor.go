@@ -6,6 +6,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -30,6 +31,25 @@ const (
 	Cancelled = "cancelled"
 )
 
+// Stream names one of the guest's output streams.
+type Stream uint8
+
+// The guest's output streams.
+const (
+	StreamStdout Stream = 1
+	StreamStderr Stream = 2
+)
+
+func (s Stream) String() string {
+	switch s {
+	case StreamStdout:
+		return "stdout"
+	case StreamStderr:
+		return "stderr"
+	}
+	return "stream(" + strconv.Itoa(int(s)) + ")"
+}
+
 // Request is one execution.
 type Request struct {
 	// ModuleKey identifies Module's bytes (its SHA-256, hex) for caches.
@@ -50,6 +70,15 @@ type Request struct {
 	MaxOutputBytes int
 	// Deterministic fixes the clock and the random source.
 	Deterministic bool
+	// Output, when set, receives the guest's output as it is written, in
+	// order, from one goroutine; chunk is only valid during the call; the
+	// total per stream never exceeds MaxOutputBytes; it is never called
+	// after Execute returns. The Result still carries the whole output.
+	Output func(s Stream, chunk []byte)
+	// StreamOnly, with Output set, keeps no copy of the output: Result's
+	// Stdout and Stderr stay empty (the truncation flags are set). The
+	// sandbox child streams its output to the worker this way.
+	StreamOnly bool
 }
 
 // Result is what the guest did. Guest failures (non-zero exit, trap,

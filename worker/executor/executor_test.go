@@ -149,3 +149,39 @@ func TestGuestMemoryIsZeroedBetweenRuns(t *testing.T) {
 		MemoryLimitMB: 16, MaxOutputBytes: 1 << 10})
 	require.Equal(t, "[0]", mustJSON(t, res.ReturnValues))
 }
+
+func TestInProcessOutputHook(t *testing.T) {
+	t.Parallel()
+	var chunks []string
+	var total int
+	hook := func(s executor.Stream, chunk []byte) {
+		chunks = append(chunks, s.String()+":"+string(chunk))
+		total += len(chunk)
+	}
+	// In order, one chunk per write.
+	res := run(t, fixtures.Echo, func(r *executor.Request) { r.Args, r.Output = []string{"a"}, hook })
+	require.Equal(t, []string{"stdout:a", "stdout:\n", "stdout:GREETING=", "stdout:\n", "stderr:echo done\n"}, chunks)
+	require.Equal(t, "a\nGREETING=\n", string(res.Stdout))
+
+	// The cap bounds what the hook gets, exact to the byte.
+	chunks, total = nil, 0
+	res = run(t, fixtures.Spam, func(r *executor.Request) { r.MaxOutputBytes, r.Output = 1000, hook })
+	require.Equal(t, 1000, total)
+	require.Len(t, res.Stdout, 1000)
+	require.True(t, res.StdoutTruncated)
+
+	// StreamOnly keeps no copy.
+	total = 0
+	res = run(t, fixtures.Spam, func(r *executor.Request) { r.Output, r.StreamOnly = hook, true })
+	require.Equal(t, 1<<20, total)
+	require.Empty(t, res.Stdout)
+	require.False(t, res.StdoutTruncated)
+
+	// A timed-out run keeps what it wrote.
+	chunks = nil
+	res = run(t, fixtures.TalkLoop, func(r *executor.Request) { r.Timeout, r.Output = 100*time.Millisecond, hook })
+	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, "partial out\n", string(res.Stdout))
+	require.Equal(t, "partial err\n", string(res.Stderr))
+	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, chunks)
+}

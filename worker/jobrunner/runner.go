@@ -82,6 +82,8 @@ type Runner struct {
 	log      *zap.Logger
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
+	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
+	live     func(jobID uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string))
 
 	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
 	fair   bool
@@ -102,12 +104,24 @@ type Deps struct {
 	WorkerID string
 	Log      *zap.Logger
 	Observer Observer
+	// Output, when set, is asked for each run's live-output hook
+	// (executor.Request.Output): the guest's stdout and stderr as they are
+	// written, in order, within the job's output limit, never after the
+	// run returns. It may return nil for a job it does not want.
+	Output func(jobID uuid.UUID) func(executor.Stream, []byte)
+	// Live, when set, publishes each run's live output (worker/livepub):
+	// it is called as the run starts with the job and its attempt, and
+	// returns the run's output hook and finish, which the runner calls
+	// once the run is over: with the job's terminal status once its result
+	// is written, "queued" when the job is handed back, "" when neither
+	// could be written. It takes precedence over Output.
+	Live func(jobID uuid.UUID, attempt int) (output func(executor.Stream, []byte), finish func(status string))
 }
 
 // New returns a Runner.
 func New(d Deps) *Runner {
 	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished,
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output, live: d.Live,
 		active: map[uuid.UUID]context.CancelFunc{}}
 }
 
@@ -251,7 +265,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	if job.CancelRequestedAt != nil {
 		// Cancelled while an earlier attempt ran (and was lost): never run
 		// it again.
-		return r.cancelled(ctx, log, job, 0)
+		return r.cancelled(ctx, log, job, executor.Result{})
 	}
 
 	path, release, err := r.modules.Acquire(ctx, job.ModuleSHA256)
@@ -259,6 +273,17 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		return r.handBack(ctx, log, job, fmt.Errorf("load module: %w", err))
 	}
 	defer release()
+	var live func(executor.Stream, []byte)
+	// liveEnd is what the run's live output ends with (see Deps.Live).
+	liveEnd := ""
+	switch {
+	case r.live != nil:
+		var finish func(string)
+		live, finish = r.live(job.ID, job.Attempts)
+		defer func() { finish(liveEnd) }()
+	case r.output != nil:
+		live = r.output(job.ID)
+	}
 	res, err := r.exec.Execute(ctx, executor.Request{
 		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
 		ModulePath:     path,
@@ -271,8 +296,10 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		MemoryLimitMB:  job.MemoryLimitMB,
 		MaxOutputBytes: job.MaxOutputBytes,
 		Deterministic:  job.Deterministic,
+		Output:         live,
 	})
 	if err != nil {
+		liveEnd = store.StatusQueued
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
 	}
 	if res.Status == executor.Cancelled && ctx.Err() != nil {
@@ -287,8 +314,10 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 			log.Warn("could not tell a cancel from a shutdown; handing the job back", zap.Error(err))
 		}
 		if requested {
-			return r.cancelled(ctx, log, job, res.RunTime)
+			liveEnd = store.StatusCancelled
+			return r.cancelled(ctx, log, job, res)
 		}
+		liveEnd = store.StatusQueued
 		return r.handBack(ctx, log, job, ctx.Err())
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -331,6 +360,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		log.Info("result discarded: the job left this attempt meanwhile")
 		return nil
 	}
+	liveEnd = res.Status
 	if r.finished != nil {
 		r.finished(wctx, job)
 	}
@@ -357,13 +387,17 @@ func (r *Runner) Wait(ctx context.Context) {
 	}
 }
 
-// cancelled ends a claimed job as cancelled at its client's request.
-func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, run time.Duration) error {
+// cancelled ends a claimed job as cancelled at its client's request,
+// keeping the output the run (res, if it ran) wrote before it was stopped.
+func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, res executor.Result) error {
+	run := res.RunTime
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
 		Status: store.StatusCancelled, ErrorCode: executor.CodeCancelled,
 		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
+		Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
+		MemoryPeakBytes: res.MemoryPeakBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("write cancellation: %w", err)
@@ -389,7 +423,7 @@ func (r *Runner) handBack(ctx context.Context, log *zap.Logger, job store.Job, c
 		// Interrupted before or while running: by a client's cancel (see
 		// ProcessTask), or by a shutdown.
 		if requested, err := r.store.CancelRequested(wctx, job.ID); err == nil && requested {
-			return r.cancelled(ctx, log, job, 0)
+			return r.cancelled(ctx, log, job, executor.Result{})
 		}
 	}
 	if _, err := r.store.ReleaseJob(wctx, job.ID, job.Attempts, r.workerID); err != nil {

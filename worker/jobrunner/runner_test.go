@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
@@ -26,6 +27,13 @@ func setup(t *testing.T, fixture string, timeout time.Duration) (*store.Store, s
 // setupWith stores module wasm and a job of it, run by exec.
 func setupWith(t *testing.T, wasm []byte, timeout time.Duration, exec executor.Executor) (*store.Store, store.Job, *jobrunner.Runner) {
 	t.Helper()
+	return setupDeps(t, wasm, timeout, exec, nil)
+}
+
+// setupDeps is setupWith with the runner's deps changed by deps.
+func setupDeps(t *testing.T, wasm []byte, timeout time.Duration, exec executor.Executor,
+	deps func(*jobrunner.Deps)) (*store.Store, store.Job, *jobrunner.Runner) {
+	t.Helper()
 	ctx := context.Background()
 	st := testenv.Store(t)
 	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
@@ -39,8 +47,11 @@ func setupWith(t *testing.T, wasm []byte, timeout time.Duration, exec executor.E
 	require.NoError(t, err)
 	mods, err := modstore.New(t.TempDir(), st.ModuleContent)
 	require.NoError(t, err)
-	return st, j, jobrunner.New(jobrunner.Deps{Store: st, Executor: exec, Modules: mods,
-		WorkerID: "test-worker", Log: zap.NewNop()})
+	d := jobrunner.Deps{Store: st, Executor: exec, Modules: mods, WorkerID: "test-worker", Log: zap.NewNop()}
+	if deps != nil {
+		deps(&d)
+	}
+	return st, j, jobrunner.New(d)
 }
 
 func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {
@@ -248,4 +259,61 @@ func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 	got, err = st.GetJob(ctx, older.AccountID, older.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusCancelled, got.Status)
+}
+
+// The live-output hook sees the guest's output while it runs; the job,
+// cancelled meanwhile, keeps that output.
+func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
+	t.Parallel()
+	seen := make(chan struct{})
+	var got []string
+	var hookFor uuid.UUID
+	st, j, r := setupDeps(t, fixtures.Bytes(fixtures.TalkLoop), 30*time.Second, executor.NewInProcess(""),
+		func(d *jobrunner.Deps) {
+			d.Output = func(id uuid.UUID) func(executor.Stream, []byte) {
+				hookFor = id
+				return func(s executor.Stream, chunk []byte) {
+					got = append(got, s.String()+":"+string(chunk))
+					if s == executor.StreamStderr {
+						close(seen)
+					}
+				}
+			}
+		})
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.ProcessTask(ctx, task) }()
+	select {
+	case <-seen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no live output")
+	}
+	_, err = st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
+	require.NoError(t, err)
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, j.ID, hookFor)
+	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, got)
+
+	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusCancelled, cur.Status)
+	require.Equal(t, "partial out\n", string(cur.Stdout))
+	require.Equal(t, "partial err\n", string(cur.Stderr))
+}
+
+func TestATimedOutJobKeepsItsOutput(t *testing.T) {
+	t.Parallel()
+	st, j, r := setup(t, fixtures.TalkLoop, 200*time.Millisecond)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	require.NoError(t, err)
+	require.NoError(t, r.ProcessTask(context.Background(), task))
+	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusTimedOut, cur.Status)
+	require.Equal(t, "partial out\n", string(cur.Stdout))
+	require.Equal(t, "partial err\n", string(cur.Stderr))
 }

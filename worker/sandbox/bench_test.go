@@ -197,3 +197,53 @@ func BenchmarkTimeoutOvershoot(b *testing.B) {
 	b.ReportMetric(float64(over.Microseconds())/float64(b.N)/1000, "overshoot-ms/op")
 	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-overshoot-ms")
 }
+
+// BenchmarkOutput10MB: a job that writes 10 MiB of output (in 4 KiB and in
+// 128-byte writes), in the sandbox (streamed through the shared ring to the
+// worker, with a live-output hook) against the uninterrupted engine in this
+// process capturing it in memory (raw) — the cost of streaming.
+func BenchmarkOutput10MB(b *testing.B) {
+	for _, fn := range []string{"_start", "small"} {
+		req := benchRequest(b, fixtures.Stream10M)
+		req.Function, req.MaxOutputBytes = fn, 10<<20
+		name := map[string]string{"_start": "4KiB-writes", "small": "128B-writes"}[fn]
+		b.Run(name, func(b *testing.B) { benchOutput(b, req) })
+	}
+}
+
+func benchOutput(b *testing.B, req executor.Request) {
+	ctx := context.Background()
+	check := func(b *testing.B, res executor.Result, streamed int) {
+		if len(res.Stdout) != 10<<20 || res.StdoutTruncated || (streamed != 0 && streamed != 10<<20) {
+			b.Fatalf("got %d bytes (streamed %d), truncated %v: %s", len(res.Stdout), streamed, res.StdoutTruncated, res.ErrorMessage)
+		}
+	}
+	b.Run("raw", func(b *testing.B) {
+		engine, err := executor.NewEngine(ctx, executor.EngineConfig{})
+		require.NoError(b, err)
+		defer func() { _ = engine.Close(ctx) }()
+		cm, err := engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) { return req.Module, nil })
+		require.NoError(b, err)
+		for b.Loop() {
+			check(b, engine.Run(ctx, cm, req), 0)
+		}
+	})
+	b.Run("sandbox", func(b *testing.B) {
+		exe, err := os.Executable()
+		require.NoError(b, err)
+		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
+		require.NoError(b, err)
+		defer pool.Close()
+		streamed := 0
+		req := req
+		req.Output = func(_ executor.Stream, chunk []byte) { streamed += len(chunk) }
+		_, err = pool.Execute(ctx, req)
+		require.NoError(b, err)
+		for b.Loop() {
+			streamed = 0
+			res, err := pool.Execute(ctx, req)
+			require.NoError(b, err)
+			check(b, res, streamed)
+		}
+	})
+}

@@ -30,6 +30,7 @@ const (
 	EnvMemoryMB    = "WIZARD_SANDBOX_MEMORY_MB"    // RLIMIT_DATA of the child, MiB (0: none)
 	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU" // compiled modules kept in memory
 	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"   // the worker's pid
+	EnvOutputFD    = "WIZARD_SANDBOX_OUTPUT_FD"    // the shared output ring (wire.RingSize bytes)
 )
 
 // IsChild reports whether this process was started as a sandbox child.
@@ -73,6 +74,24 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 		}
 		return w.Flush()
 	}
+	ring, err := mapOutputRing(os.Getenv(EnvOutputFD))
+	if err != nil {
+		fmt.Fprintf(logw, "sandbox: %v\n", err)
+		return 1
+	}
+	rw, err := wire.NewRingWriter(ring,
+		func(k wire.Kind) error { return send(k, nil, true) },
+		func() error {
+			kind, _, err := wire.ReadFrame(r, 0)
+			if err == nil && kind != wire.Ack {
+				err = fmt.Errorf("expected an ack frame, got %s", kind)
+			}
+			return err
+		})
+	if err != nil {
+		fmt.Fprintf(logw, "sandbox: %v\n", err)
+		return 1
+	}
 	if err := send(wire.Ready, nil, true); err != nil {
 		return 1
 	}
@@ -85,6 +104,9 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
+		if kind == wire.Ack {
+			continue // for a wait that found room by itself
+		}
 		if kind != wire.Run {
 			fmt.Fprintf(logw, "sandbox: unexpected frame %s\n", kind)
 			return 1
@@ -94,14 +116,15 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
-		if err := serve(ctx, engine, req, send); err != nil {
+		if err := serve(ctx, engine, req, rw, send); err != nil {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
 	}
 }
 
-func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, send func(wire.Kind, []byte, bool) error) error {
+func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, rw *wire.RingWriter,
+	send func(wire.Kind, []byte, bool) error) error {
 	compileStart := time.Now()
 	compiled := false
 	cm, err := engine.Compile(ctx, req.ModuleKey, func() ([]byte, error) {
@@ -124,31 +147,47 @@ func serve(ctx context.Context, engine *executor.Engine, req wire.RunRequest, se
 		return err
 	}
 	if cm != nil && !req.CompileOnly {
+		// The output goes to the shared ring as it is written; the ring
+		// keeps MaxOutputBytes per stream and records the cut, so the
+		// engine's own cap is one byte higher (the byte that shows a cut).
+		rw.Reset(req.MaxOutputBytes)
 		res = engine.Run(ctx, cm, executor.Request{
 			ModuleKey: req.ModuleKey, Function: req.Function, Args: req.Args, Env: req.Env, Stdin: req.Stdin,
-			Params: req.Params, MemoryLimitMB: req.MemoryLimitMB, MaxOutputBytes: req.MaxOutputBytes,
-			Deterministic: req.Deterministic,
+			Params: req.Params, MemoryLimitMB: req.MemoryLimitMB, MaxOutputBytes: req.MaxOutputBytes + 1,
+			Deterministic: req.Deterministic, StreamOnly: true,
+			Output: func(s executor.Stream, chunk []byte) { rw.Write(uint8(s), chunk) },
 		})
+		if err := rw.Err(); err != nil {
+			return err
+		}
 	}
 	if req.CompileOnly && cm != nil {
 		res.Status = executor.Succeeded
 	}
 	hdr.Status, hdr.ExitCode = res.Status, res.ExitCode
-	hdr.StdoutTruncated, hdr.StderrTruncated = res.StdoutTruncated, res.StderrTruncated
+	hdr.StdoutTruncated, hdr.StderrTruncated = res.StdoutTruncated, res.StderrTruncated // the ring's cut flags say it too
 	hdr.ReturnValues, hdr.ErrorCode, hdr.ErrorMessage = res.ReturnValues, res.ErrorCode, res.ErrorMessage
 	hdr.MemoryPeakBytes, hdr.RunNanos = res.MemoryPeakBytes, res.RunTime.Nanoseconds()
 	b, err := json.Marshal(hdr)
 	if err != nil {
 		return err
 	}
-	// The outcome leaves in one write.
-	if err := send(wire.Result, b, false); err != nil {
-		return err
+	// Every byte of output is in the ring before the outcome leaves.
+	return send(wire.Result, b, true)
+}
+
+// mapOutputRing maps the output ring the worker passed as descriptor fd.
+func mapOutputRing(fd string) ([]byte, error) {
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return nil, fmt.Errorf("no output ring descriptor (%s=%q)", EnvOutputFD, fd)
 	}
-	if err := send(wire.Stdout, res.Stdout, false); err != nil {
-		return err
+	m, err := unix.Mmap(n, 0, wire.RingSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map the output ring: %w", err)
 	}
-	return send(wire.Stderr, res.Stderr, true)
+	_ = unix.Close(n)
+	return m, nil
 }
 
 // pollable returns a file of the same descriptor in non-blocking mode, so

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox/wire"
@@ -94,6 +95,11 @@ type child struct {
 	exited  chan struct{}
 	waitErr error
 	stderr  *tail
+
+	// ringMu guards the output ring's mapping, unmapped by release.
+	ringMu sync.Mutex
+	ring   []byte
+	reader *wire.RingReader
 }
 
 // New starts cfg.Size children and waits until each is ready.
@@ -153,14 +159,28 @@ func (p *Pool) spawn() (*child, error) {
 		return nil, errors.New("sandbox: pool closed")
 	}
 	p.mu.Unlock()
+	ringFile, ring, err := newOutputRing()
+	if err != nil {
+		return nil, err
+	}
+	reader, err := wire.NewRingReader(ring)
+	if err != nil {
+		_ = ringFile.Close()
+		_ = unix.Munmap(ring)
+		return nil, err
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
+		_ = ringFile.Close()
+		_ = unix.Munmap(ring)
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		_ = inR.Close()
 		_ = inW.Close()
+		_ = ringFile.Close()
+		_ = unix.Munmap(ring)
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
 	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...) //nolint:noctx // killed explicitly
@@ -170,20 +190,25 @@ func (p *Pool) spawn() (*child, error) {
 		EnvMemoryMB + "=" + strconv.Itoa(p.cfg.MemoryLimitMB),
 		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
 		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
+		EnvOutputFD + "=3", // ExtraFiles[0]
 		// One job at a time runs on one goroutine: more processors only
 		// add threads to wake and to flush TLBs on (docs/BENCHMARKS.md).
 	}
 	cmd.Stdin, cmd.Stdout = inR, outW
-	c := &child{cmd: cmd, stdin: inW, frames: make(chan frame, 4), exited: make(chan struct{}), stderr: &tail{max: 4096}}
+	cmd.ExtraFiles = []*os.File{ringFile}
+	c := &child{cmd: cmd, stdin: inW, frames: make(chan frame, 4), exited: make(chan struct{}), stderr: &tail{max: 4096},
+		ring: ring, reader: reader}
 	cmd.Stderr = c.stderr
 	// The child dies with the worker, and in its own process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	err = cmd.Start()
 	_ = inR.Close()
 	_ = outW.Close()
+	_ = ringFile.Close()
 	if err != nil {
 		_ = inW.Close()
 		_ = outR.Close()
+		c.release()
 		return nil, fmt.Errorf("sandbox: start %s: %w", p.cfg.Command[0], err)
 	}
 	go func() {
@@ -205,10 +230,12 @@ func (p *Pool) spawn() (*child, error) {
 	case f := <-c.frames:
 		if f.err != nil || f.kind != wire.Ready {
 			c.kill()
+			c.release()
 			return nil, fmt.Errorf("sandbox: child did not start: %w %s", frameErr(f, wire.Ready), c.stderr.String())
 		}
 	case <-time.After(30 * time.Second):
 		c.kill()
+		c.release()
 		return nil, errors.New("sandbox: child did not become ready within 30s")
 	}
 	p.mu.Lock()
@@ -228,10 +255,96 @@ func (c *child) kill() {
 	<-c.exited
 }
 
+// release unmaps the child's output ring; the child must be dead.
+func (c *child) release() {
+	c.ringMu.Lock()
+	defer c.ringMu.Unlock()
+	if c.ring != nil {
+		_ = unix.Munmap(c.ring)
+		c.ring, c.reader = nil, nil
+	}
+}
+
+// drain passes the output waiting in the child's ring to out and tells the
+// child when it waited for room.
+func (c *child) drain(out *output) error {
+	c.ringMu.Lock()
+	defer c.ringMu.Unlock()
+	if c.reader == nil {
+		return errors.New("output ring released")
+	}
+	ack, err := c.reader.Drain(out.add)
+	if err != nil {
+		return err
+	}
+	stdout, stderr := c.reader.Cut()
+	out.cut[0] = out.cut[0] || stdout
+	out.cut[1] = out.cut[1] || stderr
+	if ack {
+		return wire.WriteFrame(c.stdin, wire.Ack, nil)
+	}
+	return nil
+}
+
+// newOutputRing makes the memory a child shares with the worker for its
+// output (wire.RingSize bytes of a memfd, mapped here): the file to pass to
+// the child, and the worker's mapping.
+func newOutputRing() (*os.File, []byte, error) {
+	fd, err := unix.MemfdCreate("wasmwizard-output", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: output ring: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "wasmwizard-output")
+	if err := f.Truncate(wire.RingSize); err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("sandbox: output ring: %w", err)
+	}
+	m, err := unix.Mmap(fd, 0, wire.RingSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("sandbox: output ring: %w", err)
+	}
+	return f, m, nil
+}
+
+// output collects a run's output from the ring: at most limit bytes per
+// stream (a child is not trusted to keep its limit), each chunk passed on
+// to fn as it arrives.
+type output struct {
+	limit int
+	buf   [2][]byte
+	cut   [2]bool
+	fn    func(executor.Stream, []byte)
+}
+
+func (o *output) add(stream uint8, chunk []byte) {
+	i := int(stream) - 1
+	if room := o.limit - len(o.buf[i]); len(chunk) > room {
+		chunk = chunk[:max(room, 0)]
+		o.cut[i] = true
+	}
+	if len(chunk) == 0 {
+		return
+	}
+	o.buf[i] = append(o.buf[i], chunk...)
+	if o.fn != nil {
+		o.fn(executor.Stream(stream), chunk)
+	}
+}
+
+// into puts the collected output in res.
+func (o *output) into(res executor.Result) executor.Result {
+	res.Stdout, res.Stderr = o.buf[0], o.buf[1]
+	res.StdoutTruncated = res.StdoutTruncated || o.cut[0]
+	res.StderrTruncated = res.StderrTruncated || o.cut[1]
+	return res
+}
+
 // discard removes a child that can no longer be used and starts its
 // replacement in the background, so the next job does not wait for it.
 func (p *Pool) discard(c *child) {
 	c.kill()
+	c.release()
 	p.mu.Lock()
 	delete(p.live, c)
 	closed := p.closed
@@ -317,6 +430,7 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	for _, c := range live {
 		c.kill()
+		c.release()
 	}
 	p.wg.Wait()
 }
@@ -339,7 +453,7 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 		ModuleKey: req.ModuleKey, ModulePath: req.ModulePath, Function: req.Function, Args: req.Args,
 		Env: req.Env, Stdin: req.Stdin, Params: req.Params, MemoryLimitMB: req.MemoryLimitMB,
 		MaxOutputBytes: req.MaxOutputBytes, Deterministic: req.Deterministic,
-	}, budget, req.Timeout)
+	}, budget, req.Timeout, &output{limit: req.MaxOutputBytes, fn: req.Output})
 }
 
 // Compile compiles a module in a child, filling that child's cache and the
@@ -375,7 +489,7 @@ func (p *Pool) Compile(ctx context.Context, key, path string) error {
 			p.mu.Lock()
 			delete(p.precompiling, c)
 			p.mu.Unlock()
-		})
+		}, nil)
 	if err != nil {
 		return err
 	}
@@ -415,7 +529,7 @@ func (p *Pool) take(ctx context.Context) (*child, error) {
 	}
 }
 
-func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration) (executor.Result, error) {
+func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration, out *output) (executor.Result, error) {
 	start := time.Now()
 	// A missing module file is the platform's problem (the job is retried),
 	// not the guest's: check before a child trips over it.
@@ -432,14 +546,14 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeo
 	case err != nil:
 		return executor.Result{}, err
 	}
-	return p.runOn(ctx, c, rr, compileBudget, timeout, nil)
+	return p.runOn(ctx, c, rr, compileBudget, timeout, nil, out)
 }
 
 // runOn runs rr on child c: compilation within compileBudget and, for a
 // job (timeout > 0), compilation and run together within timeout.
 // compiled, if not nil, is called when the compilation phase ends.
 func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileBudget, timeout time.Duration,
-	compiled func()) (executor.Result, error) {
+	compiled func(), out *output) (executor.Result, error) {
 	start := time.Now()
 	endCompile := func() {
 		if compiled != nil {
@@ -454,7 +568,7 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 		return executor.Result{}, fmt.Errorf("sandbox: encode request: %w", err)
 	}
 	if err := wire.WriteFrame(c.stdin, wire.Run, payload); err != nil {
-		return p.crashed(c, start, err), nil
+		return p.crashed(c, start, err, nil), nil
 	}
 
 	// Phase 1: compilation, bounded by its budget.
@@ -463,7 +577,7 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 	select {
 	case f := <-c.frames:
 		if f.err != nil || f.kind != wire.Compiled {
-			res := p.crashed(c, start, frameErr(f, wire.Compiled))
+			res := p.crashed(c, start, frameErr(f, wire.Compiled), nil)
 			if res.ErrorCode == executor.CodeSandboxCrashed && strings.Contains(res.ErrorMessage, "out of memory") {
 				// Compiling this module needs more memory than a child
 				// has: it would every time.
@@ -489,50 +603,94 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 	}
 	endCompile()
 
-	// Phase 2: the run, bounded by what is left of the job's timeout.
+	// Phase 2: the run, bounded by what is left of the job's timeout. The
+	// output arrives in the ring; an Output frame says some waits there,
+	// and it is taken outputDelay later (or at once when the child waits
+	// for room), so a chatty guest costs a frame per outputDelay, not one
+	// per write.
 	runStart := time.Now()
 	left := max(timeout-runStart.Sub(start), time.Millisecond)
 	if rr.CompileOnly {
 		left = compileBudget // the outcome follows at once
 	}
 	deadline.Reset(left)
-	var hdr wire.ResultHeader
-	var out [2][]byte
-	for _, want := range []wire.Kind{wire.Result, wire.Stdout, wire.Stderr} {
+	if out == nil {
+		out = &output{}
+	}
+	var take *time.Timer
+	var takeC <-chan time.Time
+	defer func() {
+		if take != nil {
+			take.Stop()
+		}
+	}()
+	// stopped ends a run whose child is killed: the output it wrote up to
+	// the kill is in the ring.
+	stopped := func(res executor.Result) executor.Result {
+		c.kill()
+		_ = c.drain(out)
+		p.discard(c)
+		return out.into(res)
+	}
+	for {
 		select {
 		case f := <-c.frames:
-			if f.err != nil || f.kind != want {
-				return p.crashed(c, start, frameErr(f, want)), nil
+			if f.err != nil {
+				return p.crashed(c, start, f.err, out), nil
 			}
-			switch want {
-			case wire.Result:
-				if err := json.Unmarshal(f.payload, &hdr); err != nil {
-					return p.crashed(c, start, fmt.Errorf("decode result: %w", err)), nil
+			switch f.kind {
+			case wire.Output:
+				if take == nil {
+					take = time.NewTimer(outputDelay)
+					takeC = take.C
+				} else if takeC == nil {
+					take.Reset(outputDelay)
+					takeC = take.C
 				}
-			case wire.Stdout:
-				out[0] = f.payload
-			case wire.Stderr:
-				out[1] = f.payload
+				continue
+			case wire.OutputFull:
+				if err := c.drain(out); err != nil {
+					return p.crashed(c, start, err, out), nil
+				}
+				continue
+			case wire.Result:
+			default:
+				return p.crashed(c, start, frameErr(f, wire.Result), out), nil
+			}
+			var hdr wire.ResultHeader
+			if err := json.Unmarshal(f.payload, &hdr); err != nil {
+				return p.crashed(c, start, fmt.Errorf("decode result: %w", err), out), nil
+			}
+			if err := c.drain(out); err != nil {
+				return p.crashed(c, start, err, out), nil
+			}
+			p.ready <- c
+			return out.into(executor.Result{
+				Status: hdr.Status, ExitCode: hdr.ExitCode,
+				StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
+				ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
+				MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
+				CompileTime: time.Duration(hdr.CompileNanos),
+			}), nil
+		case <-takeC:
+			takeC = nil
+			if err := c.drain(out); err != nil {
+				return p.crashed(c, start, err, out), nil
 			}
 		case <-deadline.C:
-			p.discard(c)
-			return executor.Result{Status: executor.TimedOut, ErrorCode: executor.CodeTimeout,
+			return stopped(executor.Result{Status: executor.TimedOut, ErrorCode: executor.CodeTimeout,
 				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart),
-				CompileTime: runStart.Sub(start)}, nil
+				CompileTime: runStart.Sub(start)}), nil
 		case <-ctx.Done():
-			p.discard(c)
-			return cancelled(runStart), nil
+			return stopped(cancelled(runStart)), nil
 		}
 	}
-	p.ready <- c
-	return executor.Result{
-		Status: hdr.Status, ExitCode: hdr.ExitCode, Stdout: out[0], Stderr: out[1],
-		StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
-		ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
-		MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
-		CompileTime: time.Duration(hdr.CompileNanos),
-	}, nil
 }
+
+// outputDelay is how long output may wait in a child's ring after the child
+// said it is there: the live output's latency, traded against a frame per
+// write of a chatty guest.
+const outputDelay = 10 * time.Millisecond
 
 // finishInBackground lets child c, whose job's time ran out while it
 // compiled the module key, go on compiling as a pre-compile would: until
@@ -630,7 +788,7 @@ func cancelled(start time.Time) executor.Result {
 }
 
 // crashed ends a run whose child died or broke the protocol.
-func (p *Pool) crashed(c *child, start time.Time, cause error) executor.Result {
+func (p *Pool) crashed(c *child, start time.Time, cause error, out *output) executor.Result {
 	// Give a dying child a moment to be reaped, for its exit status.
 	select {
 	case <-c.exited:
@@ -646,13 +804,24 @@ func (p *Pool) crashed(c *child, start time.Time, cause error) executor.Result {
 	default:
 	}
 	stderr := strings.TrimSpace(c.stderr.String())
+	if out != nil {
+		// What the guest wrote before the child died is in the ring.
+		c.kill()
+		if err := c.drain(out); err != nil && cause == nil {
+			cause = err
+		}
+	}
 	p.cfg.Log.Warn("sandbox child crashed", zap.Error(cause), zap.String("status", status), zap.String("stderr", stderr))
 	p.discard(c)
 	msg := "the sandbox process died while running the job (" + status + ")"
 	if strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory") {
 		msg += ": it ran out of memory"
 	}
-	return executor.Result{Status: executor.Failed, ErrorCode: executor.CodeSandboxCrashed, ErrorMessage: msg, RunTime: time.Since(start)}
+	res := executor.Result{Status: executor.Failed, ErrorCode: executor.CodeSandboxCrashed, ErrorMessage: msg, RunTime: time.Since(start)}
+	if out != nil {
+		res = out.into(res)
+	}
+	return res
 }
 
 func frameErr(f frame, want wire.Kind) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -205,4 +207,146 @@ func TestHealthyReportsChildrenThatCannotStart(t *testing.T) {
 
 	p.Close()
 	require.Error(t, p.Healthy())
+}
+
+// collector records what an Output hook receives and signals when a
+// stream has received want.
+type collector struct {
+	mu     sync.Mutex
+	chunks []string
+	out    [3][]byte
+	seen   chan struct{}
+	want   string
+}
+
+func newCollector(want string) *collector {
+	return &collector{seen: make(chan struct{}), want: want}
+}
+
+func (c *collector) hook(s executor.Stream, chunk []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.chunks = append(c.chunks, s.String()+":"+string(chunk))
+	c.out[s] = append(c.out[s], chunk...)
+	if c.want != "" && strings.Contains(string(c.out[executor.StreamStderr]), c.want) {
+		close(c.seen)
+		c.want = ""
+	}
+}
+
+// wait waits until the guest's output reached the hook, while the guest
+// spins (it makes no host call after its writes).
+func (c *collector) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.seen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the guest's output did not reach the Output hook")
+	}
+}
+
+func TestATimedOutJobKeepsItsOutput(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	req := request(t, fixtures.TalkLoop)
+	req.Timeout = 300 * time.Millisecond
+	col := newCollector("")
+	req.Output = col.hook
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, "partial out\n", string(res.Stdout))
+	require.Equal(t, "partial err\n", string(res.Stderr))
+	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, col.chunks)
+}
+
+// The output reaches the hook while the guest still spins; the cancel that
+// follows keeps it.
+func TestACancelledJobKeepsItsOutput(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	req := request(t, fixtures.TalkLoop)
+	req.Timeout = time.Minute
+	col := newCollector("partial err\n")
+	req.Output = col.hook
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		col.wait(t)
+		cancel()
+	}()
+	res, err := p.Execute(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, executor.Cancelled, res.Status)
+	require.Equal(t, "partial out\n", string(res.Stdout))
+	require.Equal(t, "partial err\n", string(res.Stderr))
+}
+
+func TestACrashedJobKeepsItsOutput(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	pid := p.PIDs()[0]
+	req := request(t, fixtures.TalkLoop)
+	req.Timeout = time.Minute
+	col := newCollector("partial err\n")
+	req.Output = col.hook
+	go func() {
+		col.wait(t)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}()
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
+	require.Equal(t, "partial out\n", string(res.Stdout))
+	require.Equal(t, "partial err\n", string(res.Stderr))
+}
+
+// Output past the ring's size (the child waits for the worker to drain it)
+// arrives whole and in order up to the cap, exact to the byte.
+func TestStreamedOutputIsCappedExactly(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	for _, tc := range []struct {
+		limit int
+		cut   bool
+	}{{1 << 20, false}, {1<<20 - 1, true}, {0, true}, {777, true}} {
+		req := request(t, fixtures.Spam)
+		req.MaxOutputBytes = tc.limit
+		col := newCollector("")
+		req.Output = col.hook
+		res, err := p.Execute(context.Background(), req)
+		require.NoError(t, err)
+		require.Equal(t, executor.Succeeded, res.Status, "%+v", res.ErrorMessage)
+		require.Equal(t, strings.Repeat("x", tc.limit), string(res.Stdout), "limit %d", tc.limit)
+		require.Equal(t, tc.cut, res.StdoutTruncated, "limit %d", tc.limit)
+		require.Equal(t, res.Stdout, col.out[executor.StreamStdout], "the hook saw what the result holds")
+	}
+
+	// 3 MiB of a 4 GiB flood: twelve times the ring.
+	req := request(t, fixtures.Flood)
+	req.MaxOutputBytes = 3 << 20
+	req.Timeout = time.Minute
+	col := newCollector("")
+	req.Output = col.hook
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status, res.ErrorMessage)
+	require.Len(t, res.Stdout, 3<<20)
+	require.True(t, res.StdoutTruncated)
+	require.Equal(t, res.Stdout, col.out[executor.StreamStdout])
+}
+
+func TestStreamedOutputKeepsTheOrderOfWrites(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	req := request(t, fixtures.Echo)
+	req.Args, req.Stdin = []string{"a", "b"}, []byte("stdin")
+	col := newCollector("")
+	req.Output = col.hook
+	res, err := p.Execute(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, "a b\nGREETING=\nstdin", string(res.Stdout))
+	require.Equal(t, "echo done\n", string(res.Stderr))
+	// One chunk per write of the guest, in the order written.
+	require.Equal(t, []string{"stdout:a", "stdout: ", "stdout:b", "stdout:\n", "stdout:GREETING=", "stdout:\n",
+		"stdout:stdin", "stderr:echo done\n"}, col.chunks)
 }

@@ -9,11 +9,20 @@
 //	child  → Ready                          once, when the child can take work
 //	worker → Run (JSON RunRequest)          one job (or a compile-only request)
 //	child  → Compiled                       the module is compiled; the run's clock starts
-//	child  → Result (JSON ResultHeader),
-//	         Stdout (raw), Stderr (raw)     the outcome
+//	child  → Output                         output waits in the shared buffer (at most one
+//	                                        until the worker drains the buffer)
+//	child  → OutputFull                     the buffer is full: the child waits for Ack
+//	worker → Ack                            the worker drained the buffer
+//	child  → Result (JSON ResultHeader)     the outcome; all output is in the buffer
 //
-// then the child waits for the next Run. The worker kills the child to stop a
-// run; the child exits when its stdin closes.
+// then the child waits for the next Run (skipping a late Ack). The worker
+// kills the child to stop a run; the child exits when its stdin closes.
+//
+// The guest's output does not travel in frames: the child appends it to a
+// ring buffer in memory it shares with the worker (see OutputRing), so the
+// worker reads what the guest wrote up to the instant it was killed, and
+// sees a write at once even while the guest then spins without another
+// host call.
 package wire
 
 import (
@@ -33,8 +42,10 @@ const (
 	Run      Kind = 2
 	Compiled Kind = 3
 	Result   Kind = 4
-	Stdout   Kind = 5
-	Stderr   Kind = 6
+	// Output, OutputFull and Ack carry no payload.
+	Output     Kind = 5
+	OutputFull Kind = 6
+	Ack        Kind = 7
 )
 
 func (k Kind) String() string {
@@ -47,10 +58,12 @@ func (k Kind) String() string {
 		return "compiled"
 	case Result:
 		return "result"
-	case Stdout:
-		return "stdout"
-	case Stderr:
-		return "stderr"
+	case Output:
+		return "output"
+	case OutputFull:
+		return "output-full"
+	case Ack:
+		return "ack"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -142,8 +155,8 @@ func DecodeRunRequest(payload []byte) (RunRequest, error) {
 	return r, r.Validate()
 }
 
-// ResultHeader is the outcome of a run, without its output (which follows in
-// Stdout and Stderr frames).
+// ResultHeader is the outcome of a run, without its output (which is in the
+// shared output buffer).
 type ResultHeader struct {
 	Status          string            `json:"status"`
 	ExitCode        *int              `json:"exit_code,omitempty"`

@@ -20,7 +20,7 @@ func TestRoundTrip(t *testing.T) {
 	payload, err := json.Marshal(req)
 	require.NoError(t, err)
 	require.NoError(t, wire.WriteFrame(&buf, wire.Run, payload))
-	require.NoError(t, wire.WriteFrame(&buf, wire.Stdout, nil))
+	require.NoError(t, wire.WriteFrame(&buf, wire.Output, nil))
 
 	kind, got, err := wire.ReadFrame(&buf, wire.MaxFrame)
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func TestRoundTrip(t *testing.T) {
 
 	kind, got, err = wire.ReadFrame(&buf, wire.MaxFrame)
 	require.NoError(t, err)
-	require.Equal(t, wire.Stdout, kind)
+	require.Equal(t, wire.Output, kind)
 	require.Empty(t, got)
 	_, _, err = wire.ReadFrame(&buf, wire.MaxFrame)
 	require.ErrorIs(t, err, io.EOF)
