@@ -37,6 +37,11 @@ type tierFields struct {
 	UploadsPerMinute      *int   `json:"uploads_per_minute"`
 	MaxModules            *int   `json:"max_modules"`
 	MaxModuleStorageBytes *int64 `json:"max_module_storage_bytes"`
+	// The file limits are optional on create too (the free tier's).
+	MaxInputBytes    *int64 `json:"max_input_bytes"`
+	MaxFSBytes       *int64 `json:"max_fs_bytes"`
+	MaxArtifactBytes *int64 `json:"max_artifact_bytes"`
+	MaxAssetBytes    *int64 `json:"max_asset_bytes"`
 }
 
 // Upload limits of a new tier that does not set them (the free tier's).
@@ -44,6 +49,16 @@ const (
 	defaultUploadsPerMinute      = 10
 	defaultMaxModules            = 100
 	defaultMaxModuleStorageBytes = 256 << 20
+)
+
+// File limits of a new tier that does not set them (the free tier's), and
+// the most a tier may grant: a job's files are held in a worker's memory.
+const (
+	defaultMaxInputBytes    = 1 << 20
+	defaultMaxFSBytes       = 16 << 20
+	defaultMaxArtifactBytes = 4 << 20
+	defaultMaxAssetBytes    = 64 << 20
+	maxFileLimit            = 4 << 30
 )
 
 // apply copies the sent fields over t; with required, every field must be sent.
@@ -92,6 +107,17 @@ func (f tierFields) apply(t *store.Tier, required bool) []apperr.FieldError {
 	} else if required {
 		t.MaxModuleStorageBytes = defaultMaxModuleStorageBytes
 	}
+	optional64 := func(v *int64, dst *int64, def int64) {
+		if v != nil {
+			*dst = *v
+		} else if required {
+			*dst = def
+		}
+	}
+	optional64(f.MaxInputBytes, &t.MaxInputBytes, defaultMaxInputBytes)
+	optional64(f.MaxFSBytes, &t.MaxFSBytes, defaultMaxFSBytes)
+	optional64(f.MaxArtifactBytes, &t.MaxArtifactBytes, defaultMaxArtifactBytes)
+	optional64(f.MaxAssetBytes, &t.MaxAssetBytes, defaultMaxAssetBytes)
 	if f.MaxModuleBytes != nil {
 		t.MaxModuleBytes = *f.MaxModuleBytes
 	} else if required {
@@ -125,6 +151,13 @@ func validateTier(t store.Tier) []apperr.FieldError {
 	check(t.UploadsPerMinute >= 0, "uploads_per_minute", "must be 0 or more")
 	check(t.MaxModules >= 0, "max_modules", "must be 0 or more")
 	check(t.MaxModuleStorageBytes >= 0, "max_module_storage_bytes", "must be 0 or more")
+	fileLimit := func(v int64, field string) {
+		check(v >= 0 && v <= maxFileLimit, field, fmt.Sprintf("must be from 0 to %d", int64(maxFileLimit)))
+	}
+	fileLimit(t.MaxInputBytes, "max_input_bytes")
+	fileLimit(t.MaxFSBytes, "max_fs_bytes")
+	fileLimit(t.MaxArtifactBytes, "max_artifact_bytes")
+	fileLimit(t.MaxAssetBytes, "max_asset_bytes")
 	return errs
 }
 
@@ -327,6 +360,8 @@ func (s *Server) getAccount(c echo.Context) error {
 			"max_module_bytes": t.MaxModuleBytes, "reads_per_minute": t.ReadsPerMinute,
 			"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules,
 			"max_module_storage_bytes": t.MaxModuleStorageBytes,
+			"max_input_bytes":          t.MaxInputBytes, "max_fs_bytes": t.MaxFSBytes,
+			"max_artifact_bytes": t.MaxArtifactBytes, "max_asset_bytes": t.MaxAssetBytes,
 		},
 		"usage": usage,
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -55,6 +56,11 @@ type jobRequest struct {
 	Deterministic  bool              `json:"deterministic"`
 	WebhookURL     *string           `json:"webhook_url"`
 	Metadata       map[string]string `json:"metadata"`
+	// Files (omitted when absent, so that the hash of a request without
+	// them is what it was before they existed).
+	Files    []fileRequest `json:"files,omitempty"`
+	Preopens []string      `json:"preopens,omitempty"`
+	Collect  []string      `json:"collect,omitempty"`
 }
 
 // Idempotency-Key limits.
@@ -76,6 +82,12 @@ func idempotencyKey(c echo.Context) (string, error) {
 // requestHash identifies a job request for Idempotency-Key: the hash of its
 // decoded fields re-encoded (so key order and spacing do not matter).
 func requestHash(req jobRequest) []byte {
+	// Files count by their decoded bytes' hash (however they were sent);
+	// an empty preopens list differs from an absent one.
+	req.Files = hashedFiles(req.Files)
+	if req.Preopens != nil && len(req.Preopens) == 0 {
+		req.Preopens = []string{""}
+	}
 	b, err := json.Marshal(req)
 	if err != nil {
 		// Every field of jobRequest is encodable.
@@ -94,12 +106,19 @@ func (s *Server) createJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	p := principal(c)
 	var req jobRequest
-	if err := decodeJSON(c, &req); err != nil {
+	if mt, params, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt == "multipart/form-data" {
+		if req, err = readMultipartJob(c, p.Tier, params["boundary"]); err != nil {
+			return err
+		}
+	} else if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if errs := decodeFiles(&req); len(errs) > 0 {
+		return apperr.Validation(errs...)
+	}
 	ctx := c.Request().Context()
-	p := principal(c)
 	var hash []byte
 	if key != "" {
 		// A replay answers what the first request got, even if the module
@@ -289,6 +308,9 @@ func (s *Server) submitRaw(ctx context.Context, h http.Header, p store.Principal
 	if err := decodeJSONBytes(raw, &req); err != nil {
 		return store.Job{}, err
 	}
+	if errs := decodeFiles(&req); len(errs) > 0 {
+		return store.Job{}, apperr.Validation(errs...)
+	}
 	j, err := s.buildJob(ctx, p, req)
 	if err != nil {
 		return store.Job{}, err
@@ -421,8 +443,12 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 			bad("metadata."+printable(k), "keys must be 1 to %d bytes, values at most %d bytes, both UTF-8 without NUL", maxMetadataKey, maxMetadataValue)
 		}
 	}
+	tooLarge := buildFiles(req, t, &j, bad)
 	if len(errs) > 0 {
 		return store.Job{}, apperr.Validation(errs...)
+	}
+	if tooLarge != nil {
+		return store.Job{}, tooLarge
 	}
 
 	m, err := s.module(ctx, p.AccountID, moduleID)

@@ -1,12 +1,17 @@
 package httpapi_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +40,9 @@ func init() {
 	// A live output stream is text; its events are checked by the stream's
 	// own tests.
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+	// Asset trees and artifacts are bytes too.
+	openapi3filter.RegisterBodyDecoder("application/x-tar", openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("application/gzip", openapi3filter.FileBodyDecoder)
 }
 
 // specCheck sends requests to a test server and checks each exchange
@@ -290,7 +298,9 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	// Jobs.
 	status, webhookJob := v.json(t, http.MethodPost, "/v1/jobs", key, map[string]any{
 		"module_id": helloID, "webhook_url": "https://127.0.0.1:9/hook", "metadata": map[string]string{"ticket": "42"},
-		"args": []string{"a"}, "env": map[string]string{"A": "b"}, "stdin": "in", "timeout_ms": 1000, "deterministic": true})
+		"args": []string{"a"}, "env": map[string]string{"A": "b"}, "stdin": "in", "timeout_ms": 1000, "deterministic": true,
+		"files":    []map[string]any{{"path": "/in/a.txt", "content": "hi", "mode": "ro"}, {"path": "/in/b", "content": "AAE=", "encoding": "base64"}},
+		"preopens": []string{"/in", "out"}, "collect": []string{"/out/**"}})
 	require.Equal(t, http.StatusCreated, status, "%v", webhookJob)
 	idem := call{method: http.MethodPost, path: "/v1/jobs?wait=1s", token: key, ctype: "application/json",
 		body: []byte(`{"module_id":"` + helloID + `"}`), header: map[string]string{"Idempotency-Key": "k-1"}}
@@ -305,7 +315,9 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	status, reactorJob := v.json(t, http.MethodPost, "/v1/jobs", key, map[string]any{
 		"module_id": reactorID, "function": "add", "params": []any{2, "3"}})
 	require.Equal(t, http.StatusCreated, status, "%v", reactorJob)
-	status, binJob := v.json(t, http.MethodPost, "/v1/jobs", key, map[string]any{"module_id": helloID, "stdin_base64": "AAE="})
+	// A job with a file as multipart/form-data.
+	body, ctype = filesMultipart(t, `{"module_id":"`+helloID+`","stdin_base64":"AAE="}`, "/data/x.bin", []byte{0, 1, 2})
+	status, _, binJob := v.do(t, call{method: http.MethodPost, path: "/v1/jobs", token: key, ctype: ctype, body: body})
 	require.Equal(t, http.StatusCreated, status, "%v", binJob)
 	status, problem := v.json(t, http.MethodPost, "/v1/jobs", key, map[string]any{"module_id": helloID, "timeout_ms": 60000, "nope": 1})
 	require.Equal(t, http.StatusBadRequest, status)
@@ -315,7 +327,12 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	status, _, _ = v.do(t, call{method: http.MethodPost, path: "/v1/jobs", token: key, ctype: "text/plain", body: []byte("{}")})
 	require.Equal(t, http.StatusUnsupportedMediaType, status)
 	status, _, _ = v.do(t, call{method: http.MethodPost, path: "/v1/jobs", token: key, ctype: "application/json",
-		body: bytes.Repeat([]byte(" "), 4<<20+1)})
+		body: bytes.Repeat([]byte(" "), 6<<20+1)})
+	require.Equal(t, http.StatusRequestEntityTooLarge, status)
+
+	// Files past the tier's max_input_bytes.
+	status, _ = v.json(t, http.MethodPost, "/v1/jobs", key, map[string]any{"module_id": helloID,
+		"files": []map[string]any{{"path": "/big", "content": strings.Repeat("x", 1<<20+1)}}})
 	require.Equal(t, http.StatusRequestEntityTooLarge, status)
 
 	status, _, batch := v.do(t, call{method: http.MethodPost, path: "/v1/jobs/batch", token: key, ctype: "application/json",
@@ -335,12 +352,36 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 		require.True(t, ok)
 	}
 	zero, three := 0, 3
+	require.NoError(t, a.st.SaveArtifacts(ctx, uuid.MustParse(webhookJob["id"].(string)),
+		[]store.ArtifactFile{{Path: "/a.txt", Content: []byte("artifact")}}))
 	finish(webhookJob["id"].(string), store.Result{Status: store.StatusSucceeded, ExitCode: &zero,
-		Stdout: []byte("hello, world\n"), MemoryPeakBytes: 65536, RunMS: 3})
+		Stdout: []byte("hello, world\n"), MemoryPeakBytes: 65536, RunMS: 3, ArtifactsTruncated: true})
 	finish(reactorJob["id"].(string), store.Result{Status: store.StatusSucceeded, ExitCode: &zero,
 		ReturnValues: []json.RawMessage{json.RawMessage("5")}, RunMS: 1})
 	finish(binJob["id"].(string), store.Result{Status: store.StatusFailed, ExitCode: &three, Stdout: []byte{0xff, 0xfe},
 		Stderr: []byte("bye\n"), StdoutTruncated: true, ErrorCode: "exit_nonzero", ErrorMessage: "the guest exited with code 3"})
+	// Artifacts (saved as a worker would, before it finished the job).
+	filesID := uuid.MustParse(webhookJob["id"].(string))
+	arts := "/v1/jobs/" + filesID.String() + "/artifacts"
+	for _, c := range []struct {
+		path   string
+		header map[string]string
+		status int
+	}{
+		{arts, nil, http.StatusOK},
+		{arts + "?format=tar", nil, http.StatusOK},
+		{arts + "?format=zip", nil, http.StatusBadRequest},
+		{"/v1/jobs/" + missing + "/artifacts", nil, http.StatusNotFound},
+		{arts + "/a.txt", nil, http.StatusOK},
+		{arts + "/a.txt", map[string]string{"Range": "bytes=0-3"}, http.StatusPartialContent},
+		{arts + "/a.txt", map[string]string{"Range": "bytes=100-"}, http.StatusRequestedRangeNotSatisfiable},
+		{arts + "/a.txt", map[string]string{"If-None-Match": `"` + hexSHA([]byte("artifact")) + `"`}, http.StatusNotModified},
+		{arts + "/none", nil, http.StatusNotFound},
+	} {
+		status, _, _ = v.do(t, call{method: http.MethodGet, path: c.path, token: key, header: c.header})
+		require.Equal(t, c.status, status, c.path)
+	}
+
 	for _, j := range []map[string]any{webhookJob, reactorJob, binJob, plainJob} {
 		status, _ = v.json(t, http.MethodGet, "/v1/jobs/"+j["id"].(string)+"?wait=0.5", key, nil)
 		require.Equal(t, http.StatusOK, status)
@@ -496,6 +537,35 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	status, _ = v.json(t, http.MethodGet, "/v1/account", tinyKey, nil)
 	require.Equal(t, http.StatusTooManyRequests, status)
 
+	// Module asset trees.
+	// The account is on basic now; its tier's asset limit is made small.
+	status, _ = v.json(t, http.MethodPatch, "/v1/admin/tiers/basic", admin, map[string]any{"max_asset_bytes": 100})
+	require.Equal(t, http.StatusOK, status)
+	assets := "/v1/modules/" + helloID + "/assets"
+	tree := tarOf(t, "share/a.txt", "hello")
+	for _, c := range []struct {
+		method, path, ctype string
+		body                []byte
+		status              int
+	}{
+		{http.MethodPut, assets + "?mount=/share", "application/x-tar", tree, http.StatusCreated},
+		{http.MethodPut, assets + "?mount=/share", "application/x-tar", tree, http.StatusOK},
+		{http.MethodPut, assets + "?mount=/lib", "application/gzip", gzipOf(t, tarOf(t, "lib/b", "b")), http.StatusCreated},
+		{http.MethodPut, assets + "?mount=/x", "application/x-tar", tarOf(t, "../escape", "x"), http.StatusBadRequest},
+		{http.MethodPut, assets + "?mount=x", "application/x-tar", tree, http.StatusBadRequest},
+		{http.MethodPut, assets + "?mount=/x", "application/x-tar", tarOf(t, "big", strings.Repeat("x", 100)), http.StatusRequestEntityTooLarge},
+		{http.MethodPut, assets + "?mount=/x", "application/zip", []byte("PK"), http.StatusUnsupportedMediaType},
+		{http.MethodPut, "/v1/modules/" + missing + "/assets?mount=/x", "application/x-tar", tree, http.StatusNotFound},
+		{http.MethodGet, assets, "", nil, http.StatusOK},
+		{http.MethodGet, "/v1/modules/" + missing + "/assets", "", nil, http.StatusNotFound},
+		{http.MethodDelete, assets + "?mount=/lib", "", nil, http.StatusNoContent},
+		{http.MethodDelete, assets + "?mount=/lib", "", nil, http.StatusNotFound},
+		{http.MethodDelete, assets, "", nil, http.StatusBadRequest},
+	} {
+		status, _, _ = v.do(t, call{method: c.method, path: c.path, token: key, ctype: c.ctype, body: c.body})
+		require.Equal(t, c.status, status, "%s %s", c.method, c.path)
+	}
+
 	// Last, the deletion of a module.
 	status, _ = v.json(t, http.MethodDelete, "/v1/modules/"+reactorID, key, nil)
 	require.Equal(t, http.StatusNoContent, status)
@@ -537,7 +607,10 @@ func TestOpenAPICheckIsStrict(t *testing.T) {
 		"stdout":null,"stderr":null,"stdout_truncated":false,"stderr_truncated":false,"return_values":null,"error":null,
 		"attempts":0,"limits":{"timeout_ms":5000,"memory_limit_mb":128,"max_output_bytes":1048576},
 		"usage":{"queue_ms":null,"run_ms":null,"memory_peak_bytes":null},"webhook_url":null,"metadata":{},
-		"created_at":"2026-11-27T10:32:36.758443Z","started_at":null,"finished_at":null}`), &good))
+		"created_at":"2026-11-27T10:32:36.758443Z","started_at":null,"finished_at":null,
+		"preopens":["/"],"collect":[],"input_files":0,"artifacts":[],"artifacts_truncated":false}`), &good))
+	good["limits"].(map[string]any)["max_fs_bytes"] = 16777216
+	good["limits"].(map[string]any)["max_artifact_bytes"] = 4194304
 	opt := openapi3.EnableJSONSchema2020()
 	require.NoError(t, job.VisitJSON(good, opt))
 	for name, change := range map[string]func(map[string]any){
@@ -553,4 +626,49 @@ func TestOpenAPICheckIsStrict(t *testing.T) {
 		change(bad)
 		require.Error(t, job.VisitJSON(bad, opt), name)
 	}
+}
+
+// filesMultipart is a multipart job request: the job part and one file.
+func filesMultipart(t *testing.T, job, path string, content []byte) ([]byte, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	part, err := w.CreateFormField("job")
+	require.NoError(t, err)
+	_, _ = io.WriteString(part, job)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename="`+path+`"`)
+	h.Set("Content-Type", "application/octet-stream")
+	part, err = w.CreatePart(h)
+	require.NoError(t, err)
+	_, _ = part.Write(content)
+	require.NoError(t, w.Close())
+	return buf.Bytes(), w.FormDataContentType()
+}
+
+// tarOf is a tar of one file.
+func tarOf(t *testing.T, name, content string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(content))}))
+	_, err := io.WriteString(tw, content)
+	require.NoError(t, err)
+	require.NoError(t, tw.Close())
+	return buf.Bytes()
+}
+
+func gzipOf(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+func hexSHA(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

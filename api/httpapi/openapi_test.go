@@ -43,7 +43,10 @@ func registered(s *Server) []string {
 		if r.Method == echo.RouteNotFound {
 			continue
 		}
-		out = append(out, r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}"))
+		path := echoParam.ReplaceAllString(r.Path, "{$1}")
+		// The artifact route's wildcard is the document's {path}.
+		path = strings.Replace(path, "/artifacts/*", "/artifacts/{path}", 1)
+		out = append(out, r.Method+" "+path)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

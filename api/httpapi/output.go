@@ -103,6 +103,9 @@ func (s *Server) writeJob(c echo.Context, status int, j store.Job) error {
 		return err
 	}
 	defer release()
+	if err := s.store.LoadArtifacts(ctx, &j); err != nil {
+		return err
+	}
 	w := s.answerWriter(c, status)
 	if j.OutputsLoaded() || !store.Terminal(j.Status) {
 		return jobview.Encode(w, j)

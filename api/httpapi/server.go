@@ -187,7 +187,10 @@ func New(d Deps) *Server {
 	v1.GET("/modules", s.listModules)
 	v1.GET("/modules/:id", s.getModule)
 	v1.DELETE("/modules/:id", s.deleteModule)
-	jobs := v1.Group("/jobs", bodyLimit(jobBodyLimit))
+	v1.PUT("/modules/:id/assets", s.putAssets) // limited by the tier while streaming
+	v1.GET("/modules/:id/assets", s.listAssets)
+	v1.DELETE("/modules/:id/assets", s.deleteAssets)
+	jobs := v1.Group("/jobs", s.jobsBodyLimit)
 	jobs.POST("", s.createJob)
 	jobs.POST("/batch", s.createJobs)
 	jobs.GET("", s.listJobs)
@@ -197,6 +200,8 @@ func New(d Deps) *Server {
 	jobs.GET("/:id/stream", s.streamJob)
 	jobs.GET("/:id/deliveries", s.jobDeliveries)
 	jobs.POST("/:id/deliveries/retry", s.retryDelivery)
+	jobs.GET("/:id/artifacts", s.listArtifacts)
+	jobs.GET("/:id/artifacts/*", s.getArtifact)
 
 	// The original Wasm Wizard's synchronous call, through the same queue.
 	e.POST("/api/execute", s.execute, s.withAPIKey)

@@ -34,6 +34,10 @@ type Limits struct {
 	TimeoutMS      int `json:"timeout_ms"`
 	MemoryLimitMB  int `json:"memory_limit_mb"`
 	MaxOutputBytes int `json:"max_output_bytes"`
+	// MaxFSBytes bounds what the job may write to its filesystem,
+	// MaxArtifactBytes what is kept of its artifacts.
+	MaxFSBytes       int64 `json:"max_fs_bytes"`
+	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
 }
 
 // Usage is what a job used.
@@ -70,6 +74,15 @@ type Job struct {
 	CreatedAt       time.Time         `json:"created_at"`
 	StartedAt       *time.Time        `json:"started_at"`
 	FinishedAt      *time.Time        `json:"finished_at"`
+
+	// Files: the request's preopens and collect patterns, how many input
+	// files it brought (their contents are not shown), and the artifacts
+	// kept after the run.
+	Preopens           []string         `json:"preopens"`
+	Collect            []string         `json:"collect"`
+	InputFiles         int              `json:"input_files"`
+	Artifacts          []store.Artifact `json:"artifacts"`
+	ArtifactsTruncated bool             `json:"artifacts_truncated"`
 }
 
 // From renders a stored job with its outputs. A job read without its
@@ -93,11 +106,23 @@ func Summary(j store.Job) Job {
 		ID: j.ID, ModuleID: j.ModuleID, Function: j.Function, Status: j.Status, ExitCode: j.ExitCode,
 		StdoutTruncated: j.StdoutTruncated, StderrTruncated: j.StderrTruncated,
 		ReturnValues: j.ReturnValues.V, Attempts: j.Attempts,
-		Limits:     Limits{TimeoutMS: j.TimeoutMS, MemoryLimitMB: j.MemoryLimitMB, MaxOutputBytes: j.MaxOutputBytes},
+		Limits: Limits{TimeoutMS: j.TimeoutMS, MemoryLimitMB: j.MemoryLimitMB, MaxOutputBytes: j.MaxOutputBytes,
+			MaxFSBytes: j.MaxFSBytes, MaxArtifactBytes: j.MaxArtifactBytes},
 		Usage:      Usage{RunMS: j.RunMS, MemoryPeakBytes: j.MemoryPeakBytes},
 		WebhookURL: j.WebhookURL, Metadata: j.Metadata.V,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		OutputOmitted: store.Terminal(j.Status),
+		Preopens:      j.Preopens, Collect: j.Collect, InputFiles: j.InputCount,
+		Artifacts: j.Artifacts, ArtifactsTruncated: j.ArtifactsTruncated,
+	}
+	if v.Preopens == nil {
+		v.Preopens = []string{}
+	}
+	if v.Collect == nil {
+		v.Collect = []string{}
+	}
+	if v.Artifacts == nil {
+		v.Artifacts = []store.Artifact{}
 	}
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}

@@ -340,6 +340,21 @@ func (s *Store) JobArtifacts(ctx context.Context, accountID, jobID uuid.UUID) ([
 	return as, nil
 }
 
+// LoadArtifacts fills j.Artifacts for a finished job that asked to collect
+// files; a job without collect patterns costs no query.
+func (s *Store) LoadArtifacts(ctx context.Context, j *Job) error {
+	if !Terminal(j.Status) || len(j.Collect) == 0 {
+		return nil
+	}
+	as := []Artifact{}
+	if err := s.db.SelectContext(ctx, &as, `SELECT path, size_bytes, encode(sha256, 'hex') AS sha256
+		FROM job_artifacts WHERE job_id = $1 ORDER BY path`, j.ID); err != nil {
+		return wrapDB(err, "list job artifacts")
+	}
+	j.Artifacts = as
+	return nil
+}
+
 // JobArtifact returns one artifact of one of the account's jobs.
 func (s *Store) JobArtifact(ctx context.Context, accountID, jobID uuid.UUID, path string) (Artifact, error) {
 	var a Artifact

@@ -109,6 +109,9 @@ type Job struct {
 	// Files are the request's input files: CreateJob and
 	// CreateJobIdempotent store them with the job (not a column).
 	Files []JobInput `db:"-"`
+	// Artifacts are the job's stored artifacts when the reader loaded them
+	// (LoadArtifacts; not a column).
+	Artifacts []Artifact `db:"-"`
 	// inputs are Files once their bytes are stored (see putInputs).
 	inputs []inputRef
 }

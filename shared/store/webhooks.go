@@ -128,12 +128,16 @@ func (s *Store) GetWebhookJob(ctx context.Context, accountID, id uuid.UUID, exce
 			metadata, status, attempts, exit_code, stdout_truncated, stderr_truncated, return_values, error_code,
 			error_message, memory_peak_bytes, run_ms, created_at, started_at, finished_at, updated_at,
 			substring(stdout FROM 1 FOR $3) AS stdout, substring(stderr FROM 1 FOR $3) AS stderr,
-			COALESCE(octet_length(stdout), 0)::bigint AS stdout_bytes, COALESCE(octet_length(stderr), 0)::bigint AS stderr_bytes
+			COALESCE(octet_length(stdout), 0)::bigint AS stdout_bytes, COALESCE(octet_length(stderr), 0)::bigint AS stderr_bytes,
+			`+fileColumns+`
 		FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID, excerpt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return WebhookJob{}, apperr.New(apperr.NotFound, "job %s not found", id)
 	}
-	return j, wrapDB(err, "get webhook job")
+	if err != nil {
+		return WebhookJob{}, wrapDB(err, "get webhook job")
+	}
+	return j, s.LoadArtifacts(ctx, &j.Job)
 }
 
 // RecordAttempt stores an attempt and moves the delivery on: delivered,

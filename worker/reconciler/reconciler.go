@@ -140,10 +140,11 @@ func (r *Reconciler) every(ctx context.Context, d time.Duration, pass func(conte
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.log.Warn(name+" failed", zap.Error(err))
-		case st.Reenqueued+st.Requeued+st.FailedLost > 0 || st.Purged.Jobs > 0 || st.DeadWorkers > 0:
+		case st.Reenqueued+st.Requeued+st.FailedLost > 0 || st.Purged.Jobs > 0 || st.Purged.FileBlobs > 0 || st.DeadWorkers > 0:
 			r.log.Info(name, zap.Int("reenqueued", st.Reenqueued), zap.Int("requeued", st.Requeued),
 				zap.Int("failed_worker_lost", st.FailedLost), zap.Int64("purged_jobs", st.Purged.Jobs),
-				zap.Int64("purged_blobs", st.Purged.Blobs), zap.Int64("dead_workers", st.DeadWorkers))
+				zap.Int64("purged_blobs", st.Purged.Blobs), zap.Int64("purged_file_blobs", st.Purged.FileBlobs),
+				zap.Int64("dead_workers", st.DeadWorkers))
 		}
 		select {
 		case <-ctx.Done():
