@@ -4,7 +4,7 @@
 SHELL        := /bin/bash
 GO           ?= go
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS      := -s -w -X github.com/wasmwizard/wasmwizard/api/app.Version=$(VERSION) -X github.com/wasmwizard/wasmwizard/worker/app.Version=$(VERSION)
+LDFLAGS      := -s -w -X github.com/wasmwizard/wasmwizard/api/app.Version=$(VERSION) -X github.com/wasmwizard/wasmwizard/worker/app.Version=$(VERSION) -X github.com/wasmwizard/wasmwizard/api/wizardcli.Version=$(VERSION)
 TOOLS        := $(CURDIR)/.cache/tools
 GOLANGCI     := $(TOOLS)/golangci-lint
 GOLANGCI_VER := v2.15.0
@@ -18,9 +18,10 @@ all: build
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/wasmwizard-api and bin/wasmwizard-worker
+build: ## build bin/wasmwizard-api, bin/wasmwizard-worker and bin/wizard (the CLI)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wasmwizard-api ./api
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wasmwizard-worker ./worker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wizard ./api/cmd/wizard
 
 deps: ## start (or install) Postgres and Redis
 	bash scripts/deps.sh

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -176,11 +178,36 @@ func (s *Server) listModules(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if raw, ok := c.QueryParams()["sha256"]; ok {
+		return s.listModuleBySHA256(c, raw)
+	}
 	page, err := s.store.ListModules(c.Request().Context(), principal(c).AccountID, c.QueryParam("cursor"), limit)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, viewPage(page, viewModule))
+}
+
+// listModuleBySHA256 answers GET /v1/modules?sha256=<hex>: a page of the
+// one live module of the caller with those bytes, or an empty page. It lets
+// a client upload a module only when the platform lacks it.
+func (s *Server) listModuleBySHA256(c echo.Context, raw []string) error {
+	var sum []byte
+	if len(raw) == 1 && len(raw[0]) == 2*sha256.Size && strings.ToLower(raw[0]) == raw[0] {
+		sum, _ = hex.DecodeString(raw[0])
+	}
+	if len(sum) != sha256.Size {
+		return apperr.Validation(apperr.FieldError{Field: "sha256", Message: "must be 64 lowercase hexadecimal digits"})
+	}
+	out := listView[moduleView]{Data: []moduleView{}}
+	m, err := s.store.ModuleBySHA256(c.Request().Context(), principal(c).AccountID, sum)
+	switch {
+	case err == nil:
+		out.Data = append(out.Data, viewModule(m))
+	case apperr.CodeOf(err) != apperr.NotFound:
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func actorOf(c echo.Context) store.Actor {

@@ -147,6 +147,13 @@ func (s *Store) moduleBySHA(ctx context.Context, q sqlx.QueryerContext, accountI
 	return m, wrapDB(err, "get module by hash")
 }
 
+// ModuleBySHA256 returns the account's live module of these bytes (a
+// SHA-256 sum), or a not_found error. Clients use it to upload a module
+// only when the platform lacks it.
+func (s *Store) ModuleBySHA256(ctx context.Context, accountID uuid.UUID, sum []byte) (Module, error) {
+	return s.moduleBySHA(ctx, s.db, accountID, sum)
+}
+
 // GetModule returns one of the account's live modules. Another account's
 // module is not found, exactly like a missing one.
 func (s *Store) GetModule(ctx context.Context, accountID, id uuid.UUID) (Module, error) {

@@ -1,0 +1,237 @@
+package client
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The JSON objects of the HTTP API (docs/API.md, "Objects"). They are the
+// client's own types: the package depends on nothing of the server.
+
+// Job statuses.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusTimedOut  = "timed_out"
+	StatusCancelled = "cancelled"
+)
+
+// Terminal reports whether a job status is final.
+func Terminal(status string) bool {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Page is one page of a cursor-paginated list. NextCursor is empty on the
+// last page.
+type Page[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// ListOptions page through a list: Limit 0 is the server's default (50).
+type ListOptions struct {
+	Limit  int
+	Cursor string
+}
+
+// Module is an uploaded module.
+type Module struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	SHA256    string    `json:"sha256"`
+	SizeBytes int64     `json:"size_bytes"`
+	Imports   []Import  `json:"imports"`
+	Exports   []Export  `json:"exports"`
+	WASI      bool      `json:"wasi"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Import is one of a module's imports.
+type Import struct {
+	Module string `json:"module"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+}
+
+// Export is one of a module's exports.
+type Export struct {
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind"`
+	Params  []string `json:"params,omitempty"`
+	Results []string `json:"results,omitempty"`
+}
+
+// File is an input file of a job (docs/API.md, "Files, assets, artifacts").
+type File struct {
+	Path     string `json:"path"`
+	Content  string `json:"content"`
+	Encoding string `json:"encoding,omitempty"` // "utf8" (default) or "base64"
+	Mode     string `json:"mode,omitempty"`     // "rw" (default) or "ro"
+}
+
+// JobRequest is the body of POST /v1/jobs. Zero values are left out, so the
+// tier's defaults apply.
+type JobRequest struct {
+	ModuleID       string            `json:"module_id"`
+	Function       string            `json:"function,omitempty"`
+	Args           []string          `json:"args,omitempty"`
+	Env            map[string]string `json:"env,omitempty"`
+	Stdin          *string           `json:"stdin,omitempty"`
+	StdinBase64    *string           `json:"stdin_base64,omitempty"`
+	Params         []json.RawMessage `json:"params,omitempty"`
+	TimeoutMS      int               `json:"timeout_ms,omitempty"`
+	MemoryLimitMB  int               `json:"memory_limit_mb,omitempty"`
+	MaxOutputBytes int               `json:"max_output_bytes,omitempty"`
+	Deterministic  bool              `json:"deterministic,omitempty"`
+	WebhookURL     string            `json:"webhook_url,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Files          []File            `json:"files,omitempty"`
+	Preopens       []string          `json:"preopens,omitempty"`
+	Collect        []string          `json:"collect,omitempty"`
+}
+
+// Job is a job and, once it is terminal, its result.
+type Job struct {
+	ID                 string            `json:"id"`
+	ModuleID           string            `json:"module_id"`
+	Function           string            `json:"function"`
+	Status             string            `json:"status"`
+	ExitCode           *int              `json:"exit_code"`
+	Stdout             *string           `json:"stdout"`
+	Stderr             *string           `json:"stderr"`
+	StdoutBase64       *string           `json:"stdout_base64,omitempty"`
+	StderrBase64       *string           `json:"stderr_base64,omitempty"`
+	OutputOmitted      bool              `json:"output_omitted,omitempty"`
+	StdoutTruncated    bool              `json:"stdout_truncated"`
+	StderrTruncated    bool              `json:"stderr_truncated"`
+	ReturnValues       []json.RawMessage `json:"return_values"`
+	Error              *JobError         `json:"error"`
+	Attempts           int               `json:"attempts"`
+	Limits             JobLimits         `json:"limits"`
+	Usage              JobUsage          `json:"usage"`
+	WebhookURL         *string           `json:"webhook_url"`
+	Metadata           map[string]string `json:"metadata"`
+	Artifacts          []Artifact        `json:"artifacts,omitempty"`
+	ArtifactsTruncated bool              `json:"artifacts_truncated,omitempty"`
+	CreatedAt          time.Time         `json:"created_at"`
+	StartedAt          *time.Time        `json:"started_at"`
+	FinishedAt         *time.Time        `json:"finished_at"`
+}
+
+// Terminal reports whether the job is finished.
+func (j *Job) Terminal() bool { return Terminal(j.Status) }
+
+// JobError says why a job did not succeed.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// JobLimits are a job's effective limits.
+type JobLimits struct {
+	TimeoutMS      int `json:"timeout_ms"`
+	MemoryLimitMB  int `json:"memory_limit_mb"`
+	MaxOutputBytes int `json:"max_output_bytes"`
+}
+
+// JobUsage is what a job used.
+type JobUsage struct {
+	QueueMS         *int64 `json:"queue_ms"`
+	RunMS           *int64 `json:"run_ms"`
+	MemoryPeakBytes *int64 `json:"memory_peak_bytes"`
+}
+
+// JobFilter selects jobs in ListJobs.
+type JobFilter struct {
+	Status        string
+	ModuleID      string
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+	ListOptions
+}
+
+// BatchItem is one answer of SubmitBatch: the Job, or the Error refusing
+// that request.
+type BatchItem struct {
+	Job   *Job   `json:"job,omitempty"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// Event is one audit row of a job.
+type Event struct {
+	ID        int64          `json:"id"`
+	Action    string         `json:"action"`
+	Actor     string         `json:"actor"`
+	Data      map[string]any `json:"data"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// Delivery is a job's webhook delivery.
+type Delivery struct {
+	ID            string     `json:"id"`
+	JobID         string     `json:"job_id"`
+	URL           string     `json:"url"`
+	EventType     string     `json:"event_type"`
+	Status        string     `json:"status"`
+	Attempts      []Attempt  `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	DeliveredAt   *time.Time `json:"delivered_at"`
+}
+
+// Attempt is one attempt of a webhook delivery.
+type Attempt struct {
+	Attempt         int       `json:"attempt"`
+	StatusCode      *int      `json:"status_code"`
+	DurationMS      int64     `json:"duration_ms"`
+	Error           *string   `json:"error"`
+	ResponseExcerpt *string   `json:"response_excerpt"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// Artifact is a file a job kept (its request's collect patterns).
+type Artifact struct {
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes"`
+	SHA256    string `json:"sha256"`
+}
+
+// Asset is a read-only tree attached to a module at a mount path.
+type Asset struct {
+	Mount     string `json:"mount"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+	Files     int64  `json:"files"`
+}
+
+// Account is the caller's account with its tier's limits and its usage.
+type Account struct {
+	ID            string         `json:"id"`
+	Name          string         `json:"name"`
+	Tier          string         `json:"tier"`
+	WebhookSecret string         `json:"webhook_secret"`
+	CreatedAt     time.Time      `json:"created_at"`
+	Limits        map[string]any `json:"limits"`
+	Usage         AccountUsage   `json:"usage"`
+}
+
+// AccountUsage is an account's usage now.
+type AccountUsage struct {
+	RunsToday   int64 `json:"runs_today"`
+	Running     int64 `json:"running"`
+	Queued      int64 `json:"queued"`
+	Modules     int64 `json:"modules"`
+	ModuleBytes int64 `json:"module_bytes"`
+}
+
+// SecretRotation is the answer of RotateWebhookSecret.
+type SecretRotation struct {
+	WebhookSecret         string    `json:"webhook_secret"`
+	PreviousSecretExpires time.Time `json:"previous_secret_expires"`
+}

@@ -1,0 +1,373 @@
+package wizardcli
+
+import (
+	"bufio"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmwizard/wasmwizard/api/client"
+	"github.com/wasmwizard/wasmwizard/api/client/webhook"
+)
+
+func (a *app) loginCmd() *cobra.Command {
+	var url, key string
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Store the API URL and key in the user's config dir (mode 0600)",
+		Long: `login checks an API key against the platform and stores it with the URL in
+$XDG_CONFIG_HOME/wasmwizard/config.json (~/.config/... by default), mode 0600.
+Without --key it reads the key from the first line of standard input.
+WIZARD_API_URL and WIZARD_API_KEY override what is stored.`,
+		Example: `  wizard login --url http://127.0.0.1:8080 --key ww_...
+  echo "$KEY" | wizard login --url https://wasm.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if url != "" {
+				cfg.APIURL = url
+			}
+			if key == "" {
+				if a.io.terminal(a.io.Stdin) {
+					_, _ = fmt.Fprint(a.io.Stderr, "API key: ")
+				}
+				line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return err
+				}
+				key = strings.TrimSpace(line)
+			}
+			if key == "" {
+				return usagef("no API key given (--key, or a line on standard input)")
+			}
+			cfg.APIKey = key
+			c, err := client.New(cfg.APIURL, cfg.APIKey)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			acct, err := c.Account(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("check the key at %s: %w", cfg.APIURL, err)
+			}
+			path, err := a.saveConfig(cfg)
+			if err != nil {
+				return err
+			}
+			a.notef("logged in to %s as account %q (tier %s); saved in %s", cfg.APIURL, acct.Name, acct.Tier, path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "API URL (default: the stored one, else "+DefaultAPIURL+")")
+	cmd.Flags().StringVar(&key, "key", "", "API key (ww_...); default: read from standard input")
+	return cmd
+}
+
+func (a *app) logoutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "logout",
+		Short:   "Remove the stored login",
+		Example: "  wizard logout",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			path, err := a.configPath()
+			if err != nil {
+				return err
+			}
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
+		},
+	}
+}
+
+func listFlags(cmd *cobra.Command, o *client.ListOptions) {
+	cmd.Flags().IntVar(&o.Limit, "limit", 0, "items per page (1-200; default 50)")
+	cmd.Flags().StringVar(&o.Cursor, "cursor", "", "the next_cursor of the previous page")
+}
+
+func (a *app) modulesCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "modules", Aliases: []string{"module"}, Short: "Upload, list, show and delete modules",
+		Example: "  wizard modules list\n  wizard modules upload hello.wasm --name hello"}
+	var lo client.ListOptions
+	list := &cobra.Command{
+		Use: "list", Short: "List modules, newest first", Args: cobra.NoArgs,
+		Example: "  wizard modules list --limit 10 -o json",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.ListModules(cmd.Context(), lo)
+			if err != nil {
+				return err
+			}
+			t := &table{header: []string{"ID", "NAME", "SIZE", "SHA256", "CREATED"}}
+			for _, m := range p.Data {
+				t.add(m.ID, orDash(m.Name), bytesHuman(m.SizeBytes), m.SHA256[:12], ts(m.CreatedAt))
+			}
+			return a.printPage(p, t, p.NextCursor)
+		},
+	}
+	listFlags(list, &lo)
+	get := &cobra.Command{
+		Use: "get ID", Short: "Show a module with its imports and exports", Args: cobra.ExactArgs(1),
+		Example: "  wizard modules get 01a21c90-5fe6-7a89-a466-cda6b504227f",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			m, err := c.GetModule(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.print(m, moduleTable(m))
+		},
+	}
+	var name string
+	upload := &cobra.Command{
+		Use: "upload FILE.wasm", Short: "Upload a module (only if the platform lacks its bytes)", Args: cobra.ExactArgs(1),
+		Example: "  wizard modules upload build/app.wasm --name app",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			m, _, err := a.ensureModule(cmd, c, args[0], name)
+			if err != nil {
+				return err
+			}
+			return a.print(m, moduleTable(m))
+		},
+	}
+	upload.Flags().StringVar(&name, "name", "", "the module's name (default: the file's name)")
+	del := &cobra.Command{
+		Use: "delete ID", Short: "Delete a module (its queued jobs fail with module_deleted)", Args: cobra.ExactArgs(1),
+		Example: "  wizard modules delete 01a21c90-5fe6-7a89-a466-cda6b504227f",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return c.DeleteModule(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(list, get, upload, del)
+	return cmd
+}
+
+func moduleTable(m *client.Module) *table {
+	t := &table{}
+	t.add("ID:", m.ID)
+	t.add("Name:", orDash(m.Name))
+	t.add("SHA-256:", m.SHA256)
+	t.add("Size:", bytesHuman(m.SizeBytes))
+	t.add("WASI:", fmt.Sprint(m.WASI))
+	for _, e := range m.Exports {
+		sig := ""
+		if e.Kind == "function" {
+			sig = "(" + strings.Join(e.Params, ", ") + ") -> (" + strings.Join(e.Results, ", ") + ")"
+		}
+		t.add("Export:", e.Kind+" "+e.Name+" "+sig)
+	}
+	t.add("Created:", ts(m.CreatedAt))
+	return t
+}
+
+// printPage prints a page and, on a table, how to get the next.
+func (a *app) printPage(v any, t *table, next string) error {
+	if err := a.print(v, t); err != nil {
+		return err
+	}
+	if next != "" && a.output == "table" {
+		a.notef("more: --cursor %s", next)
+	}
+	return nil
+}
+
+func (a *app) assetsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "assets", Short: "Attach read-only file trees to a module",
+		Example: "  wizard assets put MODULE_ID voices.tar.gz --mount /share\n  wizard assets list MODULE_ID"}
+	list := &cobra.Command{
+		Use: "list MODULE_ID", Short: "List a module's asset trees", Args: cobra.ExactArgs(1),
+		Example: "  wizard assets list 01a21c90-5fe6-7a89-a466-cda6b504227f",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			as, err := c.ListAssets(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			t := &table{header: []string{"MOUNT", "FILES", "SIZE", "SHA256"}}
+			for _, x := range as {
+				t.add(x.Mount, fmt.Sprint(x.Files), bytesHuman(x.SizeBytes), x.SHA256)
+			}
+			return a.print(as, t)
+		},
+	}
+	var mount string
+	put := &cobra.Command{
+		Use: "put MODULE_ID TARBALL", Short: "Attach a tar or .tar.gz at --mount", Args: cobra.ExactArgs(2),
+		Example: "  wizard assets put 01a21c90-5fe6-… share.tar.gz --mount /share",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if mount == "" {
+				return usagef("--mount is required")
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			gz := len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b
+			bar := a.progress(int64(len(b)), "upload")
+			x, err := c.PutAsset(cmd.Context(), args[0], mount, b, gz, progressFunc(bar))
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			t := &table{header: []string{"MOUNT", "FILES", "SIZE", "SHA256"}}
+			t.add(x.Mount, fmt.Sprint(x.Files), bytesHuman(x.SizeBytes), x.SHA256)
+			return a.print(x, t)
+		},
+	}
+	put.Flags().StringVar(&mount, "mount", "", "the guest directory the tree appears at, e.g. /share")
+	del := &cobra.Command{
+		Use: "delete MODULE_ID --mount DIR", Short: "Remove the tree at --mount", Args: cobra.ExactArgs(1),
+		Example: "  wizard assets delete 01a21c90-5fe6-… --mount /share",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if mount == "" {
+				return usagef("--mount is required")
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			return c.DeleteAsset(cmd.Context(), args[0], mount)
+		},
+	}
+	del.Flags().StringVar(&mount, "mount", "", "the mount to remove")
+	cmd.AddCommand(list, put, del)
+	return cmd
+}
+
+func (a *app) accountCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "account", Short: "Show your account, its tier's limits and today's usage", Args: cobra.NoArgs,
+		Example: "  wizard account\n  wizard account -o json",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			acct, err := c.Account(cmd.Context())
+			if err != nil {
+				return err
+			}
+			t := &table{}
+			t.add("ID:", acct.ID)
+			t.add("Name:", acct.Name)
+			t.add("Tier:", acct.Tier)
+			t.add("Runs today:", fmt.Sprint(acct.Usage.RunsToday))
+			t.add("Running/queued:", fmt.Sprintf("%d/%d (max %v)", acct.Usage.Running, acct.Usage.Queued, acct.Limits["max_concurrent_runs"]))
+			t.add("Modules:", fmt.Sprintf("%d (%s)", acct.Usage.Modules, bytesHuman(acct.Usage.ModuleBytes)))
+			t.add("Runs/minute:", fmt.Sprint(acct.Limits["runs_per_minute"]))
+			t.add("Max timeout:", fmt.Sprintf("%v ms", acct.Limits["max_timeout_ms"]))
+			t.add("Max memory:", fmt.Sprintf("%v MiB", acct.Limits["max_memory_mb"]))
+			return a.print(acct, t)
+		},
+	}
+}
+
+func (a *app) webhooksCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "webhooks", Short: "Work with webhook deliveries",
+		Example: "  wizard webhooks verify --secret whsec_... --id $ID --timestamp $TS --signature \"$SIG\" < body.json"}
+	var secret, id, tsv, sig string
+	var raw bool
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check a delivery's signature (exit 0 valid, 1 invalid)",
+		Long: `verify reads a delivery from standard input and checks its Standard Webhooks
+signature with the account's secret (wizard account -o json | jq -r .webhook_secret).
+By default standard input is the raw body and the headers come from flags;
+with --http it is the whole HTTP request as received (headers and body).
+The timestamp must be within 5 minutes of now.`,
+		Example: `  wizard webhooks verify --secret "$SECRET" --id "$WEBHOOK_ID" \
+      --timestamp "$WEBHOOK_TIMESTAMP" --signature "$WEBHOOK_SIGNATURE" < body.json
+  nc -l 9000 | wizard webhooks verify --secret "$SECRET" --http`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if secret == "" {
+				return usagef("--secret is required")
+			}
+			var h http.Header
+			var body []byte
+			in := io.LimitReader(a.io.Stdin, 64<<20)
+			if raw {
+				req, err := http.ReadRequest(bufio.NewReader(in))
+				if err != nil {
+					return exitWith(ExitFailure, fmt.Errorf("read the HTTP request: %w", err))
+				}
+				if body, err = io.ReadAll(req.Body); err != nil {
+					return exitWith(ExitFailure, fmt.Errorf("read the body: %w", err))
+				}
+				h = req.Header
+			} else {
+				var err error
+				if body, err = io.ReadAll(in); err != nil {
+					return err
+				}
+				h = http.Header{}
+				h.Set("webhook-id", id)
+				h.Set("webhook-timestamp", tsv)
+				h.Set("webhook-signature", sig)
+			}
+			if err := webhook.Verify(secret, h, body); err != nil {
+				return exitWith(ExitFailure, err)
+			}
+			if a.output == "table" {
+				_, _ = fmt.Fprintln(a.io.Stdout, "valid")
+				return nil
+			}
+			return a.print(map[string]any{"valid": true, "webhook_id": h.Get("webhook-id")}, nil)
+		},
+	}
+	verify.Flags().StringVar(&secret, "secret", "", "the account's whsec_ secret")
+	verify.Flags().StringVar(&id, "id", "", "the webhook-id header")
+	verify.Flags().StringVar(&tsv, "timestamp", "", "the webhook-timestamp header")
+	verify.Flags().StringVar(&sig, "signature", "", "the webhook-signature header")
+	verify.Flags().BoolVar(&raw, "http", false, "standard input is the whole HTTP request")
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+// decodeOutput returns a finished job's output bytes.
+func decodeOutput(text, b64 *string) []byte {
+	switch {
+	case text != nil:
+		return []byte(*text)
+	case b64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*b64)
+		if err == nil {
+			return b
+		}
+	}
+	return nil
+}
+

@@ -1,0 +1,35 @@
+package wizardcli_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"testing"
+
+	"github.com/wasmwizard/wasmwizard/api/client/clienttest"
+	"github.com/wasmwizard/wasmwizard/api/wizardcli"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+)
+
+// platform is the real API and worker the CLI runs against.
+var platform *clienttest.Platform
+
+// underTest makes the test binary the wizard binary, for the tests that
+// run it as a process (under a pseudo-terminal).
+const underTest = "WIZARD_CLI_UNDER_TEST"
+
+func TestMain(m *testing.M) {
+	if code, ok := clienttest.ChildMain(); ok {
+		os.Exit(code)
+	}
+	if os.Getenv(underTest) == "1" {
+		os.Exit(wizardcli.Main(context.Background(), os.Args[1:], wizardcli.IO{
+			Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+	}
+	flag.Parse()
+	scope := testenv.NewScope()
+	platform = clienttest.Start(scope)
+	code := m.Run()
+	scope.Close()
+	os.Exit(code)
+}
