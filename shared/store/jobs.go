@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,10 @@ const (
 	StatusTimedOut  = "timed_out"
 	StatusCancelled = "cancelled"
 )
+
+// statuses are every job status (the jobs table's CHECK constraint):
+// listJobsQuery reads each one's part of the status indexes.
+var statuses = []string{StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled}
 
 // Terminal reports whether status is final.
 func Terminal(status string) bool {
@@ -447,17 +452,18 @@ func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, 
 }
 
 // listJobsQuery builds ListJobs's query: keyset on (account_id, id), newest
-// first, with the filters f.
+// first, with the filters f. Every filter is served by an index that has
+// status before id ((account_id, status, id DESC), or with module_id before
+// status): without a status filter the query reads each status's part of
+// the index in id order and merges them (a Merge Append of at most limit+1
+// rows from each), so that jobs needs no index without status, which every
+// status change would have to update (see migrations/00009).
 func listJobsQuery(accountID uuid.UUID, f JobFilter, after uuid.UUID, limit int) (string, []any) {
-	q := `SELECT ` + jobListColumns + ` FROM jobs WHERE account_id = $1 AND id < $2`
+	cond := `account_id = $1 AND id < $2`
 	args := []any{accountID, after}
-	if f.Status != "" {
-		args = append(args, f.Status)
-		q += fmt.Sprintf(" AND status = $%d", len(args))
-	}
 	if f.ModuleID != uuid.Nil {
 		args = append(args, f.ModuleID)
-		q += fmt.Sprintf(" AND module_id = $%d", len(args))
+		cond += fmt.Sprintf(" AND module_id = $%d", len(args))
 	}
 	// IDs are UUIDv7, so a creation time is also a range of IDs: bounding
 	// the ID keeps the scan on the keyset index however many rows lie
@@ -466,15 +472,25 @@ func listJobsQuery(accountID uuid.UUID, f JobFilter, after uuid.UUID, limit int)
 	// on created_at decides.
 	if !f.CreatedAfter.IsZero() {
 		args = append(args, idAt(f.CreatedAfter.Add(-idClockSkew)), f.CreatedAfter)
-		q += fmt.Sprintf(" AND id > $%d AND created_at > $%d", len(args)-1, len(args))
+		cond += fmt.Sprintf(" AND id > $%d AND created_at > $%d", len(args)-1, len(args))
 	}
 	if !f.CreatedBefore.IsZero() {
 		args = append(args, idAt(f.CreatedBefore.Add(idClockSkew)), f.CreatedBefore)
-		q += fmt.Sprintf(" AND id < $%d AND created_at < $%d", len(args)-1, len(args))
+		cond += fmt.Sprintf(" AND id < $%d AND created_at < $%d", len(args)-1, len(args))
 	}
 	args = append(args, limit+1)
-	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	return q, args
+	lim := len(args)
+	if f.Status != "" {
+		args = append(args, f.Status)
+		return fmt.Sprintf(`SELECT %s FROM jobs WHERE %s AND status = $%d ORDER BY id DESC LIMIT $%d`,
+			jobListColumns, cond, len(args), lim), args
+	}
+	parts := make([]string, len(statuses))
+	for i, st := range statuses {
+		parts[i] = fmt.Sprintf(`(SELECT %s FROM jobs WHERE %s AND status = '%s' ORDER BY id DESC LIMIT $%d)`,
+			jobListColumns, cond, st, lim)
+	}
+	return fmt.Sprintf(`SELECT * FROM (%s) j ORDER BY id DESC LIMIT $%d`, strings.Join(parts, " UNION ALL "), lim), args
 }
 
 // idClockSkew is how far apart the clock that makes job IDs (the API's) and
