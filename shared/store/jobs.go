@@ -239,20 +239,33 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 // insertJobSQL is insertJob's statement, for an account with a
 // concurrency limit (it takes a slot) or without.
 func insertJobSQL(limited, exact bool) string {
-	slot, took := "", "NULL FROM m"
-	switch {
-	case exact:
-		slot = `
-		slot AS (
-			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL AND EXISTS (SELECT 1 FROM m)
-			ORDER BY slot LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		), took AS (
-			UPDATE account_slots s SET job_id = $1 FROM slot
+	// The module is locked (see CreateJob) only once a slot is found, and
+	// the slot is taken only if the module is live: a submit refused for
+	// want of a free slot writes nothing, so it costs no WAL and no
+	// durable commit (an account at its limit may be refused many times a
+	// second).
+	const module = `
+		m AS (
+			SELECT id, sha256 FROM modules
+			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL %s
+			FOR SHARE
+		),`
+	const take = `
+		took AS (
+			UPDATE account_slots s SET job_id = $1 FROM slot, m
 			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
 			RETURNING s.slot
 		),`
+	ctes, took := fmt.Sprintf(module, ""), "NULL FROM m"
+	switch {
+	case exact:
+		ctes = `
+		slot AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL
+			ORDER BY slot LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
 		took = `took.slot FROM m, took`
 	case limited:
 		// The search looks at the rows whose pos is in [$20, hi), where hi
@@ -263,28 +276,20 @@ func insertJobSQL(limited, exact bool) string {
 		// past 1 is cut there (no wrap-around, which the planner served
 		// with a scan of the whole table): a start that close to 1 makes
 		// more rows a little sooner.
-		slot = `
+		ctes = `
 		win AS (
 			SELECT $20::float8 + $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
 		), slot AS (
 			SELECT account_id, slot FROM account_slots
 			WHERE account_id = $2 AND pos >= $20 AND pos < (SELECT hi FROM win)
-				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+				AND job_id IS NULL AND slot < $19
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
-		), took AS (
-			UPDATE account_slots s SET job_id = $1 FROM slot
-			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
-			RETURNING s.slot
-		),`
+		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
 		took = `took.slot FROM m, took`
 	}
 	return `
-		WITH m AS (
-			SELECT id, sha256 FROM modules
-			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
-			FOR SHARE
-		),` + slot + ` job AS (
+		WITH` + ctes + ` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
 			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, ` + took + `
