@@ -421,7 +421,7 @@ func (b *bench) storeLifecycle(ctx context.Context, conc int) error {
 		return err
 	}
 	b.add(row{name: "  the store's lifecycle (same commits + audit rows, indexes, triggers)", value: fmt.Sprintf("%.0f jobs/s", rate),
-		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*rate/b.floorPG)})
+		floor: against(b.floorPG, "jobs/s (Postgres)"), ratio: percentOf(rate, b.floorPG)})
 	b.add(row{name: "  per job", value: cost.String()})
 	return nil
 }
@@ -756,7 +756,7 @@ func (b *bench) submitThroughput(ctx context.Context) error {
 		}
 	}
 	b.add(row{name: "submit throughput (accepted, 32 clients)", value: fmt.Sprintf("%.0f jobs/s", unlimited),
-		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*unlimited/b.floorPG)})
+		floor: against(b.floorPG, "jobs/s (Postgres)"), ratio: percentOf(unlimited, b.floorPG)})
 	b.add(row{name: fmt.Sprintf("  same, one account with a concurrency limit (%d)", limitedConcurrency),
 		value: fmt.Sprintf("%.0f jobs/s", limited), ratio: fmt.Sprintf("%.2f× unlimited", limited/unlimited), target: "≥ 0.9×"})
 	return nil
@@ -780,9 +780,9 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		return err
 	}
 	b.add(row{name: "end-to-end hello jobs (submitted and finished)", value: fmt.Sprintf("%.0f jobs/s", r.rate),
-		floor: fmt.Sprintf("%.0f jobs/s (Postgres)", b.floorPG), ratio: fmt.Sprintf("%.0f %%", 100*r.rate/b.floorPG), target: "≥ 40 %"})
+		floor: against(b.floorPG, "jobs/s (Postgres)"), ratio: percentOf(r.rate, b.floorPG), target: "≥ 40 %"})
 	b.add(row{name: "  same, against the asynq floor", value: "", floor: fmt.Sprintf("%.0f tasks/s (asynq)", b.floorAQ),
-		ratio: fmt.Sprintf("%.0f %%", 100*r.rate/b.floorAQ)})
+		ratio: percentOf(r.rate, b.floorAQ)})
 	b.add(row{name: "  CPU per finished job", value: r.cpu})
 	b.add(row{name: "  Postgres per finished job", value: r.wal.String()})
 	b.add(row{name: "  deliveries by source and claim", value: b.deliveries(ctx)})
@@ -890,7 +890,7 @@ func (b *bench) realTier(ctx context.Context) error {
 			return err
 		}
 		b.add(row{name: fmt.Sprintf("end-to-end on a real tier (limit 100 each), %d account(s)", n), value: fmt.Sprintf("%.0f jobs/s (%.2f refused submits per job)", r.rate, float64(r.rejected)/float64(total)),
-			floor: fmt.Sprintf("%.0f jobs/s (pgbench)", b.pgbenchFloor), ratio: fmt.Sprintf("%.0f %%", 100*r.rate/b.pgbenchFloor), target: "≥ 40 %"})
+			floor: against(b.pgbenchFloor, "jobs/s (pgbench)"), ratio: percentOf(r.rate, b.pgbenchFloor), target: "≥ 40 %"})
 		b.add(row{name: "  CPU per finished job", value: r.cpu})
 		b.add(row{name: "  Postgres per finished job", value: r.wal.String()})
 		b.add(row{name: "  WAL by record type per finished job", value: r.wal.top})
@@ -1249,6 +1249,23 @@ func pct(d []time.Duration, p int) time.Duration {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// against is a floor's figure, empty when its step did not run.
+func against(floor float64, unit string) string {
+	if floor == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f %s", floor, unit)
+}
+
+// percentOf is rate as a share of floor, empty when the floor's step did
+// not run.
+func percentOf(rate, floor float64) string {
+	if floor == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f %%", 100*rate/floor)
+}
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
