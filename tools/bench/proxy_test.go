@@ -23,7 +23,7 @@ func TestCountersAcrossReadBoundaries(t *testing.T) {
 	for _, m := range [][]byte{
 		pgMessage('P', "\x00SELECT 1\x00\x00\x00"), pgMessage('B', "\x00\x00\x00\x00\x00\x00\x00\x00"),
 		pgMessage('E', "\x00\x00\x00\x00\x00"), pgMessage('S', ""), // one extended-protocol round trip
-		pgMessage('Q', "BEGIN\x00"),                                  // one simple query
+		pgMessage('Q', "BEGIN\x00"), // one simple query
 		pgMessage('B', "\x00\x00\x00\x00\x00\x00\x00\x00"), pgMessage('E', "\x00\x00\x00\x00\x00"), pgMessage('S', ""),
 	} {
 		pg = append(pg, m...)
