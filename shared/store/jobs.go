@@ -180,7 +180,7 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 		j.ID = newID()
 	}
 	limit := min(j.MaxUnfinished, maxSlots)
-	checked, last := false, false
+	last := false
 	window := float64(slotWindow)
 	for {
 		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
@@ -188,32 +188,31 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			return out, wrapDB(err, "insert job")
 		}
 		// Either the module is not one of the account's live modules, or
-		// no slot was free.
-		if !checked {
-			var live bool
-			if err := sqlx.GetContext(ctx, s.ext(tx), &live, `SELECT EXISTS (SELECT 1 FROM modules
-				WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, j.ModuleID, j.AccountID); err != nil {
-				return Job{}, wrapDB(err, "find module")
-			}
-			if !live || limit <= 0 {
-				return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
-			}
-			checked = true
-		}
+		// no slot was free. After the search of every row, no slot was.
 		if last {
 			return Job{}, apperr.New(apperr.QuotaExceeded,
 				"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", limit, limit)
 		}
 		// Slot rows are made on demand (see slotChunk), numbered from 0
 		// without gaps: the account has the rows below its highest slot + 1
-		// (read from the primary key, not counted). Once all limit rows
-		// exist, one more try that looks at every row decides (rows made
-		// meanwhile by others are then seen).
-		var have int
-		if err := sqlx.GetContext(ctx, s.ext(tx), &have, `SELECT coalesce(max(slot) + 1, 0) FROM account_slots
-			WHERE account_id = $1`, j.AccountID); err != nil {
-			return Job{}, wrapDB(err, "count account slots")
+		// (read from the primary key, not counted), read with the module's
+		// check in one round trip. Once all limit rows exist, one more try
+		// that looks at every row decides (rows made meanwhile by others are
+		// then seen).
+		var found struct {
+			Live bool `db:"live"`
+			Have int  `db:"have"`
 		}
+		if err := sqlx.GetContext(ctx, s.ext(tx), &found, `SELECT
+			EXISTS (SELECT 1 FROM modules WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL) AS live,
+			(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = $2) AS have`,
+			j.ModuleID, j.AccountID); err != nil {
+			return Job{}, wrapDB(err, "find module and account slots")
+		}
+		if !found.Live || limit <= 0 {
+			return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+		}
+		have := found.Have
 		if have >= limit {
 			last, window = true, exactWindow
 			continue

@@ -1081,7 +1081,12 @@ func (b *bench) drain(ctx context.Context, d time.Duration) error {
 	for time.Now().Before(deadline) {
 		metrics, err := b.workerMetrics(ctx)
 		if err != nil {
-			return err
+			// A worker just started may not listen yet.
+			if time.Now().Add(time.Second).After(deadline) {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		var finished float64
 		for _, m := range samples(metrics, "wasmwizard_jobs_finished_total") {
