@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +27,10 @@ const (
 	StatusTimedOut  = "timed_out"
 	StatusCancelled = "cancelled"
 )
+
+// statuses are every job status (the jobs table's CHECK constraint):
+// listJobsQuery reads each one's part of the status indexes.
+var statuses = []string{StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled}
 
 // Terminal reports whether status is final.
 func Terminal(status string) bool {
@@ -232,7 +237,7 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 		j.ID = newID()
 	}
 	limit := min(j.MaxUnfinished, maxSlots)
-	checked, last := false, false
+	last := false
 	window := float64(slotWindow)
 	for {
 		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
@@ -243,32 +248,31 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			return out, wrapDB(err, "insert job")
 		}
 		// Either the module is not one of the account's live modules, or
-		// no slot was free.
-		if !checked {
-			var live bool
-			if err := sqlx.GetContext(ctx, s.ext(tx), &live, `SELECT EXISTS (SELECT 1 FROM modules
-				WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, j.ModuleID, j.AccountID); err != nil {
-				return Job{}, wrapDB(err, "find module")
-			}
-			if !live || limit <= 0 {
-				return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
-			}
-			checked = true
-		}
+		// no slot was free. After the search of every row, no slot was.
 		if last {
 			return Job{}, apperr.New(apperr.QuotaExceeded,
 				"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", limit, limit)
 		}
 		// Slot rows are made on demand (see slotChunk), numbered from 0
 		// without gaps: the account has the rows below its highest slot + 1
-		// (read from the primary key, not counted). Once all limit rows
-		// exist, one more try that looks at every row decides (rows made
-		// meanwhile by others are then seen).
-		var have int
-		if err := sqlx.GetContext(ctx, s.ext(tx), &have, `SELECT coalesce(max(slot) + 1, 0) FROM account_slots
-			WHERE account_id = $1`, j.AccountID); err != nil {
-			return Job{}, wrapDB(err, "count account slots")
+		// (read from the primary key, not counted), read with the module's
+		// check in one round trip. Once all limit rows exist, one more try
+		// that looks at every row decides (rows made meanwhile by others are
+		// then seen).
+		var found struct {
+			Live bool `db:"live"`
+			Have int  `db:"have"`
 		}
+		if err := sqlx.GetContext(ctx, s.ext(tx), &found, `SELECT
+			EXISTS (SELECT 1 FROM modules WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL) AS live,
+			(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = $2) AS have`,
+			j.ModuleID, j.AccountID); err != nil {
+			return Job{}, wrapDB(err, "find module and account slots")
+		}
+		if !found.Live || limit <= 0 {
+			return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+		}
+		have := found.Have
 		if have >= limit {
 			last, window = true, exactWindow
 			continue
@@ -294,22 +298,35 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 // insertJobSQL is insertJob's statement, for an account with a
 // concurrency limit (it takes a slot) or without.
 func insertJobSQL(limited, exact bool) string {
-	slot, took := "", "NULL FROM m"
+	// The module is locked (see CreateJob) only once a slot is found, and
+	// the slot is taken only if the module is live: a submit refused for
+	// want of a free slot writes nothing, so it costs no WAL and no
+	// durable commit (an account at its limit may be refused many times a
+	// second).
 	// The file fields' parameters follow the variant's own (see insertJob).
 	files := fileParams(19)
-	switch {
-	case exact:
-		slot = `
-		slot AS (
-			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL AND EXISTS (SELECT 1 FROM m)
-			ORDER BY slot LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		), took AS (
-			UPDATE account_slots s SET job_id = $1 FROM slot
+	const module = `
+		m AS (
+			SELECT id, sha256, asset_count FROM modules
+			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL %s
+			FOR SHARE
+		),`
+	const take = `
+		took AS (
+			UPDATE account_slots s SET job_id = $1 FROM slot, m
 			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
 			RETURNING s.slot
 		),`
+	ctes, took := fmt.Sprintf(module, ""), "NULL FROM m"
+	switch {
+	case exact:
+		ctes = `
+		slot AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL
+			ORDER BY slot LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
 		took = `took.slot FROM m, took`
 		files = fileParams(20)
 	case limited:
@@ -321,29 +338,21 @@ func insertJobSQL(limited, exact bool) string {
 		// past 1 is cut there (no wrap-around, which the planner served
 		// with a scan of the whole table): a start that close to 1 makes
 		// more rows a little sooner.
-		slot = `
+		ctes = `
 		win AS (
 			SELECT $20::float8 + $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
 		), slot AS (
 			SELECT account_id, slot FROM account_slots
 			WHERE account_id = $2 AND pos >= $20 AND pos < (SELECT hi FROM win)
-				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+				AND job_id IS NULL AND slot < $19
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
-		), took AS (
-			UPDATE account_slots s SET job_id = $1 FROM slot
-			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
-			RETURNING s.slot
-		),`
+		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
 		took = `took.slot FROM m, took`
 		files = fileParams(22)
 	}
 	return `
-		WITH m AS (
-			SELECT id, sha256, asset_count FROM modules
-			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
-			FOR SHARE
-		),` + slot + ` job AS (
+		WITH` + ctes + ` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched,
 				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, asset_count, slot)
@@ -517,17 +526,18 @@ func (s *Store) ListJobs(ctx context.Context, accountID uuid.UUID, f JobFilter, 
 }
 
 // listJobsQuery builds ListJobs's query: keyset on (account_id, id), newest
-// first, with the filters f.
+// first, with the filters f. Every filter is served by an index that has
+// status before id ((account_id, status, id DESC), or with module_id before
+// status): without a status filter the query reads each status's part of
+// the index in id order and merges them (a Merge Append of at most limit+1
+// rows from each), so that jobs needs no index without status, which every
+// status change would have to update (see migrations/00009).
 func listJobsQuery(accountID uuid.UUID, f JobFilter, after uuid.UUID, limit int) (string, []any) {
-	q := `SELECT ` + jobListColumns + ` FROM jobs WHERE account_id = $1 AND id < $2`
+	cond := `account_id = $1 AND id < $2`
 	args := []any{accountID, after}
-	if f.Status != "" {
-		args = append(args, f.Status)
-		q += fmt.Sprintf(" AND status = $%d", len(args))
-	}
 	if f.ModuleID != uuid.Nil {
 		args = append(args, f.ModuleID)
-		q += fmt.Sprintf(" AND module_id = $%d", len(args))
+		cond += fmt.Sprintf(" AND module_id = $%d", len(args))
 	}
 	// IDs are UUIDv7, so a creation time is also a range of IDs: bounding
 	// the ID keeps the scan on the keyset index however many rows lie
@@ -536,15 +546,25 @@ func listJobsQuery(accountID uuid.UUID, f JobFilter, after uuid.UUID, limit int)
 	// on created_at decides.
 	if !f.CreatedAfter.IsZero() {
 		args = append(args, idAt(f.CreatedAfter.Add(-idClockSkew)), f.CreatedAfter)
-		q += fmt.Sprintf(" AND id > $%d AND created_at > $%d", len(args)-1, len(args))
+		cond += fmt.Sprintf(" AND id > $%d AND created_at > $%d", len(args)-1, len(args))
 	}
 	if !f.CreatedBefore.IsZero() {
 		args = append(args, idAt(f.CreatedBefore.Add(idClockSkew)), f.CreatedBefore)
-		q += fmt.Sprintf(" AND id < $%d AND created_at < $%d", len(args)-1, len(args))
+		cond += fmt.Sprintf(" AND id < $%d AND created_at < $%d", len(args)-1, len(args))
 	}
 	args = append(args, limit+1)
-	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	return q, args
+	lim := len(args)
+	if f.Status != "" {
+		args = append(args, f.Status)
+		return fmt.Sprintf(`SELECT %s FROM jobs WHERE %s AND status = $%d ORDER BY id DESC LIMIT $%d`,
+			jobListColumns, cond, len(args), lim), args
+	}
+	parts := make([]string, len(statuses))
+	for i, st := range statuses {
+		parts[i] = fmt.Sprintf(`(SELECT %s FROM jobs WHERE %s AND status = '%s' ORDER BY id DESC LIMIT $%d)`,
+			jobListColumns, cond, st, lim)
+	}
+	return fmt.Sprintf(`SELECT * FROM (%s) j ORDER BY id DESC LIMIT $%d`, strings.Join(parts, " UNION ALL "), lim), args
 }
 
 // idClockSkew is how far apart the clock that makes job IDs (the API's) and

@@ -129,16 +129,22 @@ func (s *Store) Purge(ctx context.Context, retention time.Duration, batch int) (
 				DELETE FROM audit_events WHERE job_id IN (SELECT id FROM old)
 			)
 			DELETE FROM jobs WHERE id IN (SELECT id FROM old)`, []any{secs, batch}},
+		// Audit rows are read oldest first by id (ids grow with time; there
+		// is no index on created_at, which every row would have to update):
+		// of the batch oldest rows those past the retention go. A row whose
+		// created_at is older than a lower id's (its transaction began
+		// earlier) goes once the rows before it do.
 		{&p.Events, `
 			DELETE FROM audit_events WHERE id IN (
-				SELECT id FROM audit_events WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)`, []any{secs, batch}},
+				SELECT id FROM (SELECT id, created_at FROM audit_events ORDER BY id LIMIT $2) o
+				WHERE created_at < now() - make_interval(secs => $1))`, []any{secs, batch}},
 		{&p.IdempotencyKeys, `
 			DELETE FROM idempotency_keys WHERE (account_id, key) IN (
 				SELECT account_id, key FROM idempotency_keys WHERE created_at < now() - interval '24 hours' LIMIT $1)`, []any{batch}},
 		{&p.Modules, `
 			DELETE FROM modules m WHERE m.id IN (
 				SELECT id FROM modules WHERE deleted_at IS NOT NULL LIMIT $1)
-			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.module_id = m.id)`, []any{batch}},
+			AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.account_id = m.account_id AND j.module_id = m.id)`, []any{batch}},
 		// The hour's margin keeps content whose module row is being written.
 		{&p.Blobs, `
 			DELETE FROM module_blobs b WHERE (b.account_id, b.sha256) IN (

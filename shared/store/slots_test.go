@@ -84,3 +84,21 @@ func TestSlotRowsGrowWhenFewAreFree(t *testing.T) {
 		WHERE account_id = $1`, b.account.ID).Scan(&rows))
 	require.Equal(t, 4096, rows)
 }
+
+// A submit refused for want of a free slot writes nothing (no row, no
+// lock): an account at its limit that keeps submitting costs the database
+// neither WAL nor durable commits. An admitted submit writes.
+func TestARefusedSubmitWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	actor := store.Actor{Name: "test"}
+	wrote, err := b.st.CreateJobWrites(ctx, actor, b.limited(1))
+	require.NoError(t, err)
+	require.True(t, wrote, "an admitted submit writes")
+	_, err = b.st.CreateJob(ctx, actor, b.limited(1))
+	require.NoError(t, err)
+	wrote, err = b.st.CreateJobWrites(ctx, actor, b.limited(1))
+	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err))
+	require.False(t, wrote, "a refused submit writes nothing")
+}

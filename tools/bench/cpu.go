@@ -32,7 +32,10 @@ type procCPU struct {
 	used  time.Duration
 }
 
-func sampleCPU() cpuSample {
+// sampleCPU samples every process of the groups; of the postgres
+// processes only the postmaster pg's and its children (the harness's own
+// cluster), when pg is not 0.
+func sampleCPU(pg int) cpuSample {
 	s := cpuSample{}
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
@@ -66,6 +69,9 @@ func sampleCPU() cpuSample {
 		fields := strings.Fields(string(stat[closing+1:]))
 		if len(fields) < 13 {
 			continue
+		}
+		if group == "postgres" && pg != 0 && pid != pg && fields[1] != strconv.Itoa(pg) {
+			continue // another cluster's
 		}
 		utime, _ := strconv.ParseInt(fields[11], 10, 64)
 		stime, _ := strconv.ParseInt(fields[12], 10, 64)

@@ -189,9 +189,21 @@ func TestRetention(t *testing.T) {
 	_, err = b.st.DB().ExecContext(ctx, `UPDATE module_blobs SET created_at = now() - interval '2 hours'`)
 	require.NoError(t, err)
 
+	// Audit rows past the retention go, whatever their place among the
+	// others (the purge reads the oldest rows by id).
+	_, err = b.st.DB().ExecContext(ctx, `UPDATE audit_events SET created_at = now() - interval '48 hours'
+		WHERE action = 'module.created'`)
+	require.NoError(t, err)
+
 	st, err := b.rec.Pass(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, st.Purged.Jobs)
+	require.EqualValues(t, 2, st.Purged.Events, "hello's and echo's module.created")
+	var kept int
+	require.NoError(t, b.st.DB().GetContext(ctx, &kept, `SELECT count(*) FROM audit_events WHERE action = 'module.created'`))
+	require.Zero(t, kept)
+	require.NoError(t, b.st.DB().GetContext(ctx, &kept, `SELECT count(*) FROM audit_events WHERE job_id = $1`, recent.ID))
+	require.Positive(t, kept, "the recent job's rows stay")
 	require.EqualValues(t, 1, st.Purged.Modules)
 	require.EqualValues(t, 1, st.Purged.Blobs, "echo's content goes; hello's is still used")
 	_, err = b.st.GetJob(ctx, b.account.ID, old.ID)
