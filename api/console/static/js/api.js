@@ -27,7 +27,7 @@ function headers(extra) {
   return Object.assign({ Authorization: 'Bearer ' + (session.credential || '') }, extra);
 }
 
-async function answer(res) {
+async function answer(res, quiet) {
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
@@ -35,20 +35,21 @@ async function answer(res) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
   if (!res.ok) {
-    if (res.status === 401) onUnauthorized();
+    if (res.status === 401 && !quiet) onUnauthorized();
     throw new ApiError(res.status, data);
   }
   return data;
 }
 
-// api calls a JSON route: api('GET', '/v1/jobs?limit=50').
+// api calls a JSON route: api('GET', '/v1/jobs?limit=50'). A 401 signs
+// the user out, unless opts.quiet (the sign-in form's own check).
 export async function api(method, path, body, opts = {}) {
   const init = { method, headers: headers(), cache: 'no-store', credentials: 'omit', signal: opts.signal };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  return answer(await fetch(path, init));
+  return answer(await fetch(path, init), opts.quiet);
 }
 
 // download fetches a route's bytes with the credential and hands them to

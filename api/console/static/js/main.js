@@ -98,7 +98,7 @@ async function render() {
     if (signal.aborted || (err && err.name === 'AbortError')) return;
     main.append(h('p', { class: 'error', role: 'alert' }, errorText(err)));
   }
-  document.body.dataset.page = m.route.path;
+  if (!signal.aborted) document.body.dataset.page = m.route.path;
 }
 
 function signIn() {
@@ -117,7 +117,7 @@ function signIn() {
     const role = asOperator.checked ? 'operator' : 'tenant';
     session.set(value, role);
     try {
-      await api('GET', role === 'operator' ? '/v1/admin/tiers' : '/v1/account');
+      await api('GET', role === 'operator' ? '/v1/admin/tiers' : '/v1/account', undefined, { quiet: true });
     } catch (err) {
       session.clear();
       out.textContent = err instanceof ApiError && err.status === 401

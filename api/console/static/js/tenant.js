@@ -380,12 +380,21 @@ export async function job(main, params, signal) {
   let j = await api('GET', '/v1/jobs/' + encodeURIComponent(id), undefined, { signal });
   await draw(j);
   // Until the job ends: long-poll (?wait=) and redraw with each change of
-  // status. The request returns at once when the job finishes.
-  while (!TERMINAL.includes(j.status) && !signal.aborted) {
-    const before = j.status;
-    j = await api('GET', '/v1/jobs/' + id + '?wait=' + (j.status === 'queued' ? '2s' : '20s'), undefined, { signal });
-    if (j.status !== before || TERMINAL.includes(j.status)) await draw(j);
-  }
+  // status. The request returns at once when the job finishes; while it
+  // is queued, it returns every 2 s to show the start.
+  (async () => {
+    while (!TERMINAL.includes(j.status) && !signal.aborted) {
+      const before = j.status;
+      try {
+        j = await api('GET', '/v1/jobs/' + id + '?wait=' + (j.status === 'queued' ? '2s' : '20s'), undefined, { signal });
+      } catch (err) {
+        if (signal.aborted) return;
+        await whenIdle(signal, 2000); // the API refused or was away: try again
+        continue;
+      }
+      if (j.status !== before || TERMINAL.includes(j.status)) await draw(j).catch(() => {});
+    }
+  })();
 }
 
 // ---------------------------------------------------------------- account
