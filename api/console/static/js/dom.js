@@ -45,13 +45,25 @@ export function clear(el) {
   return el;
 }
 
-// shown makes guest output visible as text: escape characters (ANSI
-// sequences) are shown as the symbol ␛ instead of being passed on, and
-// other C0 controls but tab and newline as their Unicode pictures.
+// shown makes guest output visible as text: control characters other than
+// tab and newline (the escape of ANSI sequences among them) are not passed
+// on but shown in caret notation (^[ for ESC) in a span of their own,
+// marked so that they stand apart from text the guest printed.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 export function shown(text) {
-  // eslint-disable-next-line no-control-regex
-  return String(text).replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) =>
-    c === '\u007f' ? '\u2421' : String.fromCharCode(0x2400 + c.charCodeAt(0)));
+  text = String(text);
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(CONTROL)) {
+    if (m.index > last) out.push(text.slice(last, m.index));
+    const code = m[0].charCodeAt(0);
+    out.push(h('span', { class: 'ctl', title: 'control character 0x' + code.toString(16).padStart(2, '0') },
+      '^' + String.fromCharCode(code === 0x7f ? 0x3f : code + 0x40)));
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
 }
 
 export function fmtTime(iso) {

@@ -1,6 +1,6 @@
 // The pages of a signed-in account: modules, run, jobs, a job, account.
 import { api, uploadModule, download, pageURL } from './api.js';
-import { h, s, clear, field, shown, fmtTime, fmtBytes, fmtMs, badge, shortID, errorText } from './dom.js';
+import { h, s, add, clear, field, shown, fmtTime, fmtBytes, fmtMs, badge, shortID, errorText } from './dom.js';
 
 const TERMINAL = ['succeeded', 'failed', 'timed_out', 'cancelled'];
 const STATUSES = ['queued', 'running', ...TERMINAL];
@@ -184,14 +184,18 @@ export async function run(main, params, signal) {
     for (const f of fns) fnSel.append(h('option', { value: f.name }, f.name + ' (' + (f.params || []).join(', ') + ')'));
     if (fns.length === 0) fnSel.append(h('option', { value: '_start' }, '_start'));
   }
-  moduleSel.addEventListener('change', fillFunctions);
+  const paramsField = field('Params', fparams, 'numbers for an exported function, comma-separated');
+  const showParams = () => { paramsField.hidden = fnSel.value === '_start'; };
+  moduleSel.addEventListener('change', () => { fillFunctions(); showParams(); });
+  fnSel.addEventListener('change', showParams);
   fillFunctions();
+  showParams();
 
   const form = h('form', { class: 'card', novalidate: true },
     h('div', { class: 'grid' }, field('Module', moduleSel), field('Function', fnSel, '_start runs a WASI command')),
     h('div', { class: 'grid' }, field('Arguments', args), field('Environment', env)),
     field('Standard input', stdin),
-    field('Params', fparams, 'numbers for an exported function, comma-separated'),
+    paramsField,
     h('h2', {}, 'Files'),
     h('div', { class: 'grid' }, field('Input files', files, 'placed in the directory below'), field('Directory for input files', filesDir),
       field('Collect', collect, 'globs of files to keep, comma-separated')),
@@ -214,7 +218,7 @@ export async function run(main, params, signal) {
     const en = pairs(env.value, 'Environment', errors);
     if (Object.keys(en).length) req.env = en;
     if (stdin.value !== '') req.stdin = stdin.value;
-    if (fparams.value.trim() !== '') {
+    if (!paramsField.hidden && fparams.value.trim() !== '') {
       req.params = fparams.value.split(',').map((x) => x.trim()).map((x) => (/^-?\d+(\.\d+)?$/.test(x) && Math.abs(Number(x)) < 2 ** 53 ? Number(x) : x));
     }
     for (const [el, key] of [[timeout, 'timeout_ms'], [memory, 'memory_limit_mb'], [output, 'max_output_bytes']]) {
@@ -371,10 +375,10 @@ export async function job(main, params, signal) {
             h('tbody', {}, d.attempts.map((a) => h('tr', {}, h('td', {}, String(a.attempt)), h('td', {}, a.status_code ? String(a.status_code) : shown(a.error || '—')),
               h('td', {}, fmtMs(a.duration_ms)), h('td', {}, fmtTime(a.created_at))))))));
       })) : null;
-    clear(body).append(outputBlock('Standard output', j, 'stdout'), outputBlock('Standard error', j, 'stderr'), artifacts, dl,
+    add(clear(body), [outputBlock('Standard output', j, 'stdout'), outputBlock('Standard error', j, 'stderr'), artifacts, dl,
       h('section', { class: 'card' }, h('h2', {}, 'Timeline'), h('ol', { class: 'timeline' }, events.data.map((e) =>
         h('li', {}, h('time', { datetime: e.created_at }, fmtTime(e.created_at)), ' ', h('strong', {}, e.action), ' ', h('span', { class: 'muted' }, 'by ' + e.actor),
-          e.data && Object.keys(e.data).length ? h('span', { class: 'mono muted' }, ' ' + JSON.stringify(e.data)) : null)))));
+          e.data && Object.keys(e.data).length ? h('span', { class: 'mono muted' }, ' ' + JSON.stringify(e.data)) : null))))]);
   }
 
   let j = await api('GET', '/v1/jobs/' + encodeURIComponent(id), undefined, { signal });
@@ -463,7 +467,7 @@ export async function account(main, params, signal) {
       Object.keys(failures).length === 0 ? h('p', { class: 'muted' }, 'None.') : h('table', {}, h('tbody', {},
         Object.entries(failures).sort((x, y) => y[1] - x[1]).map(([k, v]) => h('tr', {}, h('th', { scope: 'row', class: 'mono' }, k), h('td', {}, String(v))))))),
     h('section', { class: 'card' }, h('h2', {}, 'Limits of the ' + a.tier + ' tier'), h('div', { class: 'scroll' }, h('table', {}, h('tbody', {},
-      Object.entries(L).map(([k, v]) => h('tr', {}, h('th', { scope: 'row', class: 'mono' }, k),
+      Object.entries(L).map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k.replaceAll('_', ' ')),
         h('td', {}, k.endsWith('_bytes') ? fmtBytes(v) : v === 0 ? 'unlimited' : String(v)))))))),
     h('section', { class: 'card' }, h('h2', {}, 'Keys'), h('div', { class: 'scroll' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, 'Prefix'), h('th', {}, 'Name'), h('th', {}, 'Last used'), h('th', { class: 'wide' }, 'Created'), h('th', {}, 'Revoked'))),
