@@ -81,6 +81,15 @@ func New() (*Files, error) {
 	return f, err
 }
 
+// Static is the console's files as they are in the repository.
+func Static() fs.FS {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // "static" is a valid path; fs.Sub fails only on invalid ones
+	}
+	return sub
+}
+
 // Names lists the files served, relative to /console/.
 func (f *Files) Names() []string {
 	out := make([]string, 0, len(f.files))

@@ -1,7 +1,7 @@
 // DOM helpers. Everything is built with createElement and text nodes: no
-// HTML strings ever (the page's policy requires Trusted Types, so an
-// innerHTML assignment would throw), so text from the API or a guest is
-// shown as text.
+// HTML strings ever (the page's policy requires Trusted Types, so giving
+// an element markup as a string would throw), so text from the API or a
+// guest is shown as text.
 
 // h makes an element: h('a', {href: '#/jobs'}, 'Jobs').
 export function h(tag, attrs, ...children) {
