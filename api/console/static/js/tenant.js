@@ -1,5 +1,5 @@
 // The pages of a signed-in account: modules, run, jobs, a job, account.
-import { api, uploadModule, download, pageURL } from './api.js';
+import { api, session, uploadModule, download, pageURL } from './api.js';
 import { h, s, add, clear, field, shown, fmtTime, fmtBytes, fmtMs, badge, shortID, errorText } from './dom.js';
 
 const TERMINAL = ['succeeded', 'failed', 'timed_out', 'cancelled'];
@@ -383,10 +383,28 @@ export async function job(main, params, signal) {
 
   let j = await api('GET', '/v1/jobs/' + encodeURIComponent(id), undefined, { signal });
   await draw(j);
-  // Until the job ends: long-poll (?wait=) and redraw with each change of
-  // status. The request returns at once when the job finishes; while it
-  // is queued, it returns every 2 s to show the start.
+  if (TERMINAL.includes(j.status)) return;
+  // Until the job ends: its live output from the stream route, where the
+  // API has it; else (or if the stream breaks) long-polls with ?wait=,
+  // which return the moment the job finishes.
   (async () => {
+    try {
+      const ended = await follow(id, signal, {
+        output(stream, text) {
+          const pre = document.getElementById(stream);
+          if (!pre) return;
+          if (!pre.dataset.live) { pre.dataset.live = 'true'; clear(pre); }
+          add(pre, [shown(text)]);
+        },
+        status(st) {
+          const el = document.getElementById('job-status');
+          if (el) clear(el).append(badge(st));
+        },
+      });
+      if (ended) { await draw(ended); return; }
+    } catch (err) {
+      if (signal.aborted) return;
+    }
     while (!TERMINAL.includes(j.status) && !signal.aborted) {
       const before = j.status;
       try {
@@ -399,6 +417,43 @@ export async function job(main, params, signal) {
       if (j.status !== before || TERMINAL.includes(j.status)) await draw(j).catch(() => {});
     }
   })();
+}
+
+// follow reads GET /v1/jobs/{id}/stream (Server-Sent Events, read with
+// fetch because EventSource cannot send the key) and calls on.output and
+// on.status as events come. It returns the Job of the end event, or null
+// when the API has no stream route or the stream ended without one.
+async function follow(id, signal, on) {
+  const res = await fetch('/v1/jobs/' + id + '/stream', {
+    headers: { Authorization: 'Bearer ' + (session.credential || ''), Accept: 'text/event-stream' },
+    cache: 'no-store', credentials: 'omit', signal,
+  });
+  if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) return null;
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return null;
+    buf += value;
+    let cut;
+    while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
+      let event = 'message';
+      let data = '';
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(5).replace(/^ /, '');
+      }
+      if (!data) continue;
+      let d;
+      try { d = JSON.parse(data); } catch { continue; }
+      if (event === 'stdout' || event === 'stderr') {
+        on.output(event, d.text !== undefined && d.text !== null ? d.text : '(bytes that are not UTF-8, base64) ' + d.base64);
+      } else if (event === 'status') on.status(d.status);
+      else if (event === 'end') { reader.cancel().catch(() => {}); return d; }
+    }
+  }
 }
 
 // ---------------------------------------------------------------- account
