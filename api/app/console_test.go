@@ -56,7 +56,7 @@ func chromiumPath(t *testing.T) string {
 		}
 		out, err := exec.Command("bash", "../../scripts/deps.sh", "chromium").CombinedOutput()
 		if chromium.path = find(); chromium.path == "" {
-			chromium.err = fmt.Errorf("%v: %s", err, out)
+			chromium.err = fmt.Errorf("scripts/deps.sh chromium: %w: %s", err, out)
 		}
 	})
 	if chromium.err != nil {
