@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/google/uuid"
@@ -266,6 +268,32 @@ func TestConsole(t *testing.T) {
 		b.do(chromedp.SendKeys(chromedp.CSS(`input[name=module]`), filepath.Join(dir, "loop.wasm")))
 		b.until(`[...document.querySelectorAll('main td a')].some((a) => a.textContent === 'loop')`)
 		b.shots("modules", true, true)
+
+		// Dropped on the page: a drop event carrying the file, as a
+		// drag from the desktop makes it.
+		b.do(chromedp.Evaluate[chromedp.Void](`(() => {
+			const bytes = Uint8Array.from(atob(` + quote(base64.StdEncoding.EncodeToString(fixtures.Bytes(fixtures.Hello))) + `), (c) => c.charCodeAt(0));
+			const dt = new DataTransfer();
+			dt.items.add(new File([bytes], 'dropped.wasm', { type: 'application/wasm' }));
+			const zone = document.querySelector('.drop');
+			zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+			zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+		})()`))
+		b.until(`[...document.querySelectorAll('main td a')].some((a) => a.textContent === 'dropped')`)
+
+		// Deleted after the confirmation the page asks for.
+		dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
+		go func() {
+			for range dialogs {
+				_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+				return
+			}
+		}()
+		b.do(chromedp.Click(chromedp.Search(`//a[text()="dropped"]`)))
+		b.until(`document.body.dataset.page === 'modules/:id' && document.querySelector('main h1').textContent.includes('dropped')`)
+		b.do(chromedp.Click(chromedp.Search(`//button[text()="Delete module"]`)))
+		b.until(`document.body.dataset.page === 'modules' && ![...document.querySelectorAll('main td a')].some((a) => a.textContent === 'dropped')`)
+
 		b.do(chromedp.Click(chromedp.CSS(`main td a`))) // the newest: loop
 		b.until(`document.body.dataset.page === 'modules/:id' && document.querySelector('main h1').textContent.includes('loop')`)
 		b.shots("module", false, false)
