@@ -284,8 +284,10 @@ func TestConsole(t *testing.T) {
 		// Deleted after the confirmation the page asks for.
 		dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
 		go func() {
-			for range dialogs {
-				_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			for _, err := range dialogs {
+				if err == nil { // else the tab is gone: nothing to answer
+					_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+				}
 				return
 			}
 		}()
