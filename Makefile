@@ -1,5 +1,6 @@
 # Wasm Wizard. `make run` sets up and runs the platform; `make test` runs the
-# whole test suite. Both start (or install) Postgres and Redis when missing.
+# whole test suite. Both start (or install) Postgres and Redis when missing,
+# and `make test` installs the Chromium the console's browser tests drive.
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -11,7 +12,7 @@ GOLANGCI_VER := v2.15.0
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME     ?= 10s
 
-.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz bench bench-quick bench-sandbox bench-pickup chaos chaos-short lint-deploy deps clean help
+.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz console-screenshots bench bench-quick bench-sandbox bench-pickup chaos chaos-short lint-deploy deps clean help
 
 all: build
 
@@ -59,6 +60,10 @@ chaos: build ## fault-injection suite: real binaries, private Postgres and Redis
 chaos-short: build ## the chaos suite's short form (CI)
 	bash scripts/deps.sh
 	$(GO) run ./tools/chaos -short
+
+console-screenshots: ## run the console's browser tests and write their screenshots to docs/console/
+	bash scripts/deps.sh
+	$(GO) test -count=1 -run '^TestConsole$$' ./api/app/ -args -console.screenshots=$(CURDIR)/docs/console
 
 fuzz: ## run every fuzz target for FUZZTIME each (scripts/fuzz.sh)
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)

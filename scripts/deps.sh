@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services Wasm Wizard needs are running on this machine:
-# PostgreSQL (with the wasmwizard role and database) and Redis. Installs them
+# PostgreSQL (with the wasmwizard role and database) and Redis, and that the
+# Chromium the console's browser tests drive is installed. Installs them
 # with apt on Debian/Ubuntu when they are missing, starts them when they are
 # stopped, and otherwise says exactly what to do.
 #
@@ -109,9 +110,25 @@ ensure_redis() {
   say "Redis ready on 127.0.0.1:$REDIS_PORT_DEFAULT"
 }
 
+# The console's browser tests (api/app/console_test.go) drive a headless
+# Chromium. WIZARD_CHROMIUM names one to use instead.
+ensure_chromium() {
+  if [ -n "${WIZARD_CHROMIUM:-}" ]; then
+    [ -x "$WIZARD_CHROMIUM" ] || die "WIZARD_CHROMIUM=$WIZARD_CHROMIUM is not an executable"
+    return
+  fi
+  for c in chromium chromium-browser google-chrome headless-shell; do
+    if command -v "$c" >/dev/null 2>&1; then say "Chromium ready: $(command -v "$c")"; return; fi
+  done
+  apt_install chromium
+  command -v chromium >/dev/null 2>&1 || die "chromium did not install"
+  say "Chromium ready: $(command -v chromium)"
+}
+
 case "${1:-all}" in
   postgres) ensure_postgres ;;
   redis) ensure_redis ;;
-  all) ensure_postgres; ensure_redis ;;
-  *) die "usage: $0 [all|postgres|redis]" ;;
+  chromium) ensure_chromium ;;
+  all) ensure_postgres; ensure_redis; ensure_chromium ;;
+  *) die "usage: $0 [all|postgres|redis|chromium]" ;;
 esac

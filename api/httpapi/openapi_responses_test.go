@@ -439,6 +439,18 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	// Account.
 	status, _ = v.json(t, http.MethodGet, "/v1/account", key, nil)
 	require.Equal(t, http.StatusOK, status)
+	status, usage := v.json(t, http.MethodGet, "/v1/account/usage?hours=3", key, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, usage["data"], 3)
+	for _, bad := range []string{"0", "169", "x"} {
+		status, _ = v.json(t, http.MethodGet, "/v1/account/usage?hours="+bad, key, nil)
+		require.Equal(t, http.StatusBadRequest, status, bad)
+	}
+	status, keys := v.json(t, http.MethodGet, "/v1/account/keys?limit=1", key, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, keys["data"], 1)
+	status, _ = v.json(t, http.MethodGet, "/v1/account/keys?cursor=bad", key, nil)
+	require.Equal(t, http.StatusBadRequest, status)
 	status, _ = v.json(t, http.MethodPost, "/v1/account/webhook-secret/rotate", key, nil)
 	require.Equal(t, http.StatusOK, status)
 	status, _, _ = v.do(t, call{method: http.MethodPost, path: "/v1/account/webhook-secret/rotate", token: key,

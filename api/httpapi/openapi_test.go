@@ -36,11 +36,12 @@ func routeServer(adminToken string) *Server {
 var echoParam = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)`)
 
 // registered lists the routes Echo serves as "METHOD /openapi/{path}",
-// leaving out the not-found routes Echo adds for groups with middleware.
+// leaving out the not-found routes Echo adds for groups with middleware and
+// the web console's files (a page, not part of the API).
 func registered(s *Server) []string {
 	var out []string
 	for _, r := range s.echo.Routes() {
-		if r.Method == echo.RouteNotFound {
+		if r.Method == echo.RouteNotFound || r.Path == "/console" || strings.HasPrefix(r.Path, "/console/") {
 			continue
 		}
 		path := echoParam.ReplaceAllString(r.Path, "{$1}")

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/wasmwizard/wasmwizard/api/console"
 	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -179,9 +180,18 @@ func New(d Deps) *Server {
 	e.GET("/health", s.health)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
 	e.GET("/openapi.json", s.openAPI)
+	// The web console: embedded files, checked by its tests, so a failure
+	// here is a build defect, not a runtime condition.
+	files, err := console.New()
+	if err != nil {
+		panic(err)
+	}
+	files.Register(e)
 
 	v1 := e.Group("/v1", s.withAPIKey, s.withReadLimit)
 	v1.GET("/account", s.getAccount)
+	v1.GET("/account/usage", s.getAccountUsage)
+	v1.GET("/account/keys", s.listAccountKeys)
 	v1.POST("/account/webhook-secret/rotate", s.rotateWebhookSecret, bodyLimit(adminBodyLimit))
 	v1.POST("/modules", s.createModule) // limited by the tier while streaming
 	v1.GET("/modules", s.listModules)

@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+)
+
+// getAccountUsage is GET /v1/account/usage: the caller's runs per hour for
+// the last ?hours= hours (default 24, at most 168), with their outcomes.
+func (s *Server) getAccountUsage(c echo.Context) error {
+	hours := 24
+	if raw := c.QueryParam("hours"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > store.MaxUsageHours {
+			return apperr.Validation(apperr.FieldError{Field: "hours",
+				Message: "must be an integer from 1 to " + strconv.Itoa(store.MaxUsageHours)})
+		}
+		hours = n
+	}
+	data, err := s.store.HourlyUsage(c.Request().Context(), principal(c).AccountID, hours)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": data})
+}
+
+// listAccountKeys is GET /v1/account/keys: the caller's account's keys
+// (never their secrets), with when each was last used.
+func (s *Server) listAccountKeys(c echo.Context) error {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListKeys(c.Request().Context(), principal(c).AccountID, c.QueryParam("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewPage(page, viewKey))
+}
