@@ -30,8 +30,10 @@ func newPool(t *testing.T, size int) *sandbox.Pool {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	// Compiling a 2.2 MB module takes ~1 s, but ~36 s in a race-instrumented child.
+	// The interruptible engine (jobs that collect files) compiles the 2.8 MB
+	// filetool module in over a minute under the race detector.
 	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: size, CacheDir: t.TempDir(), MemoryLimitMB: 1536,
-		PrecompileTimeout: 2 * time.Minute})
+		PrecompileTimeout: 2 * time.Minute, CompileTimeout: 5 * time.Minute})
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
