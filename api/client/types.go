@@ -204,10 +204,11 @@ type Artifact struct {
 
 // Asset is a read-only tree attached to a module at a mount path.
 type Asset struct {
-	Mount     string `json:"mount"`
-	SHA256    string `json:"sha256"`
-	SizeBytes int64  `json:"size_bytes"`
-	Files     int64  `json:"files"`
+	Mount     string    `json:"mount"`
+	SHA256    string    `json:"sha256"`
+	SizeBytes int64     `json:"size_bytes"`
+	Files     int64     `json:"files"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Account is the caller's account with its tier's limits and its usage.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"os/signal"
 	"testing"
 
 	"github.com/wasmwizard/wasmwizard/api/client/clienttest"
@@ -23,8 +24,11 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	if os.Getenv(underTest) == "1" {
-		os.Exit(wizardcli.Main(context.Background(), os.Args[1:], wizardcli.IO{
-			Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt) // as api/cmd/wizard does
+		code := wizardcli.Main(ctx, os.Args[1:], wizardcli.IO{
+			Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+		stop()
+		os.Exit(code)
 	}
 	flag.Parse()
 	scope := testenv.NewScope()

@@ -120,6 +120,9 @@ func (a *app) run(cmd *cobra.Command, target string, args []string, f *runFlags)
 		a.notef("not every collected file was kept (max_artifact_bytes)")
 	}
 	if a.output != "table" {
+		if j, err := c.GetJob(ctx, final.ID); err == nil {
+			final = j // with its outputs, which the stream sent as events
+		}
 		if err := a.print(final, nil); err != nil {
 			return err
 		}
