@@ -6,8 +6,9 @@
 --
 -- The scaling figures need no new index: queued jobs per queue are counted
 -- from jobs_queued_account_idx (queue, account_id, id) WHERE status =
--- 'queued', and running jobs, at most the fleet's slots, from
--- jobs_running_worker_idx (worker_id) WHERE status = 'running'.
+-- 'queued' (index-only), and running jobs, at most the fleet's slots,
+-- through the partial indexes of unfinished jobs (jobs_unfinished_idx,
+-- jobs_running_worker_idx).
 
 -- +goose Up
 ALTER TABLE workers ADD COLUMN concurrency integer NOT NULL DEFAULT 0 CHECK (concurrency >= 0);

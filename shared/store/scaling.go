@@ -32,9 +32,10 @@ type ScalingLoad struct {
 
 // ScalingLoad reads the queued and running jobs per queue, the tiers, the
 // pending webhook deliveries and the live workers' slots in one round trip.
-// Queued jobs are counted from jobs_queued_account_idx and running ones (at
-// most the fleet's slots) from jobs_running_worker_idx; both partial indexes
-// hold unfinished jobs only, so the cost follows the backlog, not the table.
+// Queued jobs are counted from jobs_queued_account_idx (an index-only scan)
+// and running ones, at most the fleet's slots, through a partial index of
+// unfinished jobs (jobs_unfinished_idx or jobs_running_worker_idx): the cost
+// follows the backlog, not the table.
 func (s *Store) ScalingLoad(ctx context.Context, lease time.Duration) (ScalingLoad, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT 'q', queue, count(*), 0 FROM jobs WHERE status = 'queued' GROUP BY queue

@@ -244,8 +244,8 @@ func TestScalingSimulation(t *testing.T) {
 			plain[i] = s.Sample
 		}
 		var buf bytes.Buffer
-		require.NoError(t, scalesim.WriteSVG(&buf, fmt.Sprintf("Scaling simulation: %d jobs of %d ms over 4 tiers, %d slots per worker, time compressed %gx",
-			len(accepted), *sleepMS, *slots, *factor), plain, []scalesim.Mark{
+		require.NoError(t, scalesim.WriteSVG(&buf, fmt.Sprintf("Scaling simulation: %d jobs of %d ms over 4 tiers, then %d of %d ms; %d slots per worker; time %gx",
+			*burst, *sleepMS, len(accepted)-*burst, trickleMS, *slots, *factor), plain, []scalesim.Mark{
 			{Seconds: burstStart.Sub(start).Seconds(), Label: "burst"},
 			{Seconds: allDone.Sub(start).Seconds(), Label: "burst done"},
 			{Seconds: trickleEnd.Sub(start).Seconds(), Label: "trickle ends"},

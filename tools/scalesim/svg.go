@@ -22,7 +22,7 @@ type Mark struct {
 	Label   string
 }
 
-// WriteSVG draws the timeline: queued and running jobs (left axis) and
+// WriteSVG draws the timeline: queued jobs (left axis), running jobs and
 // worker replicas (right axis) over time, with vertical marks.
 func WriteSVG(w io.Writer, title string, samples []Sample, marks []Mark) error {
 	const (
@@ -31,12 +31,11 @@ func WriteSVG(w io.Writer, title string, samples []Sample, marks []Mark) error {
 	)
 	plotW, plotH := width-left-right, height-top-base
 	var tMax float64
-	var jobsMax int64 = 1
-	var repMax int32 = 1
+	var jobsMax, repMax int64 = 1, 1
 	for _, s := range samples {
 		tMax = math.Max(tMax, s.Seconds)
-		jobsMax = max(jobsMax, s.Queued, s.Running)
-		repMax = max(repMax, s.Replicas)
+		jobsMax = max(jobsMax, s.Queued)
+		repMax = max(repMax, int64(s.Replicas), s.Running)
 	}
 	tMax = math.Max(tMax, 1)
 	jobsTop := niceCeil(float64(jobsMax))
@@ -56,7 +55,8 @@ func WriteSVG(w io.Writer, title string, samples []Sample, marks []Mark) error {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, y, left+plotW, y)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left-6, y+4, v)
 	}
-	for r := 0; r <= int(repTop); r++ {
+	repStep := max(1, int(niceCeil(repTop/10)))
+	for r := 0; r <= int(repTop); r += repStep {
 		y := yRep(float64(r))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#c0392b">%d</text>`+"\n", left+plotW+6, y+4, r)
 	}
@@ -65,8 +65,8 @@ func WriteSVG(w io.Writer, title string, samples []Sample, marks []Mark) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0f</text>`+"\n", x(t), top+plotH+18, t)
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">seconds</text>`+"\n", left+plotW/2, top+plotH+36)
-	fmt.Fprintf(&b, `<text x="18" y="%.1f" transform="rotate(-90 18 %.1f)" text-anchor="middle">jobs</text>`+"\n", top+plotH/2, top+plotH/2)
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" transform="rotate(90 %.1f %.1f)" text-anchor="middle" fill="#c0392b">worker replicas</text>`+"\n",
+	fmt.Fprintf(&b, `<text x="18" y="%.1f" transform="rotate(-90 18 %.1f)" text-anchor="middle" fill="#2980b9">queued jobs</text>`+"\n", top+plotH/2, top+plotH/2)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" transform="rotate(90 %.1f %.1f)" text-anchor="middle" fill="#c0392b">worker replicas, running jobs</text>`+"\n",
 		width-18, top+plotH/2, width-18, top+plotH/2)
 	fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#333"/>`+"\n", left, top, plotW, plotH)
 	for _, m := range marks {
@@ -79,7 +79,7 @@ func WriteSVG(w io.Writer, title string, samples []Sample, marks []Mark) error {
 		y           func(Sample) float64
 	}{
 		{"queued", "#2980b9", false, func(s Sample) float64 { return yJobs(float64(s.Queued)) }},
-		{"running", "#27ae60", false, func(s Sample) float64 { return yJobs(float64(s.Running)) }},
+		{"running", "#27ae60", false, func(s Sample) float64 { return yRep(float64(s.Running)) }},
 		{"replicas", "#c0392b", true, func(s Sample) float64 { return yRep(float64(s.Replicas)) }},
 	}
 	for i, sr := range series {
