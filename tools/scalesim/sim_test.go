@@ -85,7 +85,9 @@ func TestScalingSimulation(t *testing.T) {
 	scratch := t.TempDir()
 	env := []string{
 		"WIZARD_DATABASE_URL=" + dbURL, "WIZARD_REDIS_URL=" + testenv.RedisURL(), "WIZARD_QUEUE_NAMESPACE=" + ns,
-		"WIZARD_LOG_FORMAT=json", "WIZARD_LOG_LEVEL=" + *logLevel, "WIZARD_DB_MAX_OPEN_CONNS=3",
+		"WIZARD_LOG_FORMAT=json", "WIZARD_LOG_LEVEL=" + *logLevel,
+		// Small pools: the Postgres of a test run is shared (at most 6 workers × 2 + 4 + 1).
+		"WIZARD_DB_MAX_OPEN_CONNS=2",
 		"PATH=" + os.Getenv("PATH"),
 	}
 	f := &fleet{t: t, st: st, bin: filepath.Join(bins, "wasmwizard-worker"), dir: scratch, env: append(append([]string{}, env...),
@@ -97,7 +99,7 @@ func TestScalingSimulation(t *testing.T) {
 	api := startProc(t, filepath.Join(bins, "wasmwizard-api"), filepath.Join(scratch, "api.log"), append(append([]string{}, env...),
 		"WIZARD_HTTP_ADDR="+apiAddr, "WIZARD_ADMIN_TOKEN="+adminToken, "WIZARD_METRICS_TOKEN="+metricsToken,
 		// A fresh read at each sync (the default 1 s would be most of one).
-		"WIZARD_SCALING_CACHE_TTL=200ms", "WIZARD_DB_MAX_OPEN_CONNS=8"))
+		"WIZARD_SCALING_CACHE_TTL=200ms", "WIZARD_DB_MAX_OPEN_CONNS=4"))
 	defer api.kill()
 	c := &client{base: "http://" + apiAddr, http: &http.Client{Timeout: 20 * time.Second}}
 	require.NoError(t, c.waitReady(ctx, api), "the API did not become ready")
