@@ -12,7 +12,8 @@ GOLANGCI_VER := v2.15.0
 TEST_FLAGS   ?= -race -count=1 -timeout 20m
 FUZZTIME     ?= 10s
 
-.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz console-screenshots bench bench-quick bench-sandbox bench-pickup chaos chaos-short lint-deploy deps clean help
+.PHONY: all build run test test-short check lint fmt tidy fixtures fuzz console-screenshots bench bench-quick bench-sandbox bench-pickup chaos chaos-short scaling-sim lint-deploy deps clean help
+
 
 all: build
 
@@ -64,6 +65,11 @@ chaos-short: build ## the chaos suite's short form (CI)
 console-screenshots: ## run the console's browser tests and write their screenshots to docs/console/
 	bash scripts/deps.sh
 	$(GO) test -count=1 -run '^TestConsole$$' ./api/app/ -args -console.screenshots=$(CURDIR)/docs/console
+
+scaling-sim: ## the autoscaling simulation with the 2,000-job burst; rewrites docs/scaling-timeline.svg (make test runs a 300-job burst)
+	bash scripts/deps.sh
+	$(GO) test -count=1 -timeout 15m -v -run TestScalingSimulation ./tools/scalesim/ \
+		-scalesim.burst=2000 -scalesim.svg=$(CURDIR)/docs/scaling-timeline.svg
 
 fuzz: ## run every fuzz target for FUZZTIME each (scripts/fuzz.sh)
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)

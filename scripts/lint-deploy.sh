@@ -31,7 +31,9 @@
 #      prometheus-operator ServiceMonitor): unknown/duplicate fields, wrong types,
 #      unknown kinds; plus cross-checks (selectors, port names, probes, secret and
 #      configmap references, autoscaler targets, PDBs, security context, pre-install
-#      hook ordering, worker grace period > WIZARD_WORKER_SHUTDOWN_TIMEOUT).
+#      hook ordering, worker grace period > WIZARD_WORKER_SHUTDOWN_TIMEOUT; KEDA:
+#      metrics-api trigger with url/valueLocation/targetValue and an authenticationRef
+#      for bearer auth, minReplicaCount >= 1, a fallback, a scale-down stabilization).
 #   5. Negative tests: values the chart must refuse, and a tampered manifest the
 #      validator must reject.
 #   6. `helm package` works and leaves the ci/ scenarios out.
@@ -1064,6 +1066,37 @@ func (l *linter) checkScaledObject(o *object, s *kedav1alpha1.ScaledObject) {
 				l.errorf(o, "redis trigger %q has no address and no authenticationRef", t.Name)
 			}
 		}
+		// scaling: the metrics-api trigger on GET /v1/admin/scaling.
+		if t.Type == "metrics-api" {
+			for _, k := range []string{"url", "valueLocation", "targetValue"} {
+				if t.Metadata[k] == "" {
+					l.errorf(o, "metrics-api trigger %q has no %s", t.Name, k)
+				}
+			}
+			if v, err := strconv.ParseFloat(t.Metadata["targetValue"], 64); err != nil || v <= 0 {
+				l.errorf(o, "metrics-api trigger %q: targetValue %q is not a positive number", t.Name, t.Metadata["targetValue"])
+			}
+			if t.Metadata["authMode"] == "bearer" && t.AuthenticationRef == nil {
+				l.errorf(o, "metrics-api trigger %q uses authMode bearer without an authenticationRef", t.Name)
+			}
+			if t.MetricType != "" && t.MetricType != autoscalingv2.AverageValueMetricType && s.Spec.Fallback != nil {
+				l.errorf(o, "trigger %q: a fallback needs metricType AverageValue", t.Name)
+			}
+		}
+	}
+	// scaling: workers keep the reconciler and webhook retries alive, and
+	// an unreadable metric must not freeze or zero the fleet.
+	if s.Spec.MinReplicaCount == nil || *s.Spec.MinReplicaCount < 1 {
+		l.errorf(o, "minReplicaCount must be at least 1")
+	}
+	if s.Spec.Fallback == nil {
+		l.errorf(o, "no fallback: when the metric cannot be read the replica count is frozen")
+	} else if s.Spec.MinReplicaCount != nil && s.Spec.Fallback.Replicas < *s.Spec.MinReplicaCount {
+		l.errorf(o, "fallback.replicas below minReplicaCount")
+	}
+	if a := s.Spec.Advanced; a == nil || a.HorizontalPodAutoscalerConfig == nil || a.HorizontalPodAutoscalerConfig.Behavior == nil ||
+		a.HorizontalPodAutoscalerConfig.Behavior.ScaleDown == nil || a.HorizontalPodAutoscalerConfig.Behavior.ScaleDown.StabilizationWindowSeconds == nil {
+		l.errorf(o, "no scale-down stabilization window in advanced.horizontalPodAutoscalerConfig.behavior")
 	}
 }
 
@@ -1262,16 +1295,42 @@ if [[ ${#RENDERED[@]} -gt 0 ]]; then
     fail "rendered manifests have problems"
   fi
 fi
-if grep -q 'kind: ScaledObject' "$OUT/full-values.yaml" && grep -q 'listName: "asynq:{jobs:free}:pending"' "$OUT/full-values.yaml"; then
-  ok "KEDA ScaledObject watches asynq:{jobs:free}:pending"
+# --- scaling: KEDA on GET /v1/admin/scaling, the CPU HPA alternative ---
+if grep -q 'kind: ScaledObject' "$OUT/full-values.yaml" && grep -q 'type: metrics-api' "$OUT/full-values.yaml" &&
+  grep -q 'url: "http://ww-wasmwizard-api.wasmwizard.svc:80/v1/admin/scaling"' "$OUT/full-values.yaml" &&
+  grep -q 'valueLocation: "desired_workers"' "$OUT/full-values.yaml"; then
+  ok "KEDA ScaledObject reads desired_workers from the release's API Service (metrics-api)"
 else
-  fail "KEDA ScaledObject for asynq:{jobs:free}:pending not rendered"
+  fail "KEDA metrics-api trigger on the API's /v1/admin/scaling not rendered"
 fi
-if grep -q 'listName: "asynq:{staging-jobs:free}:pending"' "$OUT/existing-secret-values.yaml"; then
-  ok "KEDA list name follows config.queueNamespace (asynq:{staging-jobs:free}:pending)"
+if grep -q 'type: redis' "$OUT/full-values.yaml" "$OUT/existing-secret-values.yaml"; then
+  fail "a redis trigger is rendered (pending lists miss running jobs and created tiers)"
 else
-  fail "KEDA list name ignores config.queueNamespace"
+  ok "no redis-list triggers"
 fi
+if grep -A3 'kind: TriggerAuthentication' "$OUT/full-values.yaml" >/dev/null && grep -q 'key: WIZARD_METRICS_TOKEN' "$OUT/full-values.yaml"; then
+  ok "TriggerAuthentication takes the metrics token from the release Secret"
+else
+  fail "TriggerAuthentication with the metrics token not rendered"
+fi
+if grep -q 'url: "https://wasmwizard-api.example.internal/v1/admin/scaling"' "$OUT/existing-secret-values.yaml" &&
+  grep -q 'name: keda-wasmwizard' "$OUT/existing-secret-values.yaml"; then
+  ok "worker.autoscaling.keda.url and tokenSecret are honoured"
+else
+  fail "worker.autoscaling.keda.url or tokenSecret ignored"
+fi
+if grep -q 'name: WIZARD_METRICS_TOKEN' "$OUT/full-values.yaml" && grep -q 'name: WIZARD_SCALING_SLOTS_PER_WORKER' "$OUT/full-values.yaml"; then
+  ok "the API gets WIZARD_METRICS_TOKEN and WIZARD_SCALING_SLOTS_PER_WORKER"
+else
+  fail "the API lacks WIZARD_METRICS_TOKEN or WIZARD_SCALING_SLOTS_PER_WORKER"
+fi
+if awk '/kind: HorizontalPodAutoscaler/ { h = 1 } h && /name: ww-wasmwizard-worker$/ { found = 1 } END { exit !found }' "$OUT/worker-hpa-values.yaml" &&
+  ! grep -q 'kind: ScaledObject' "$OUT/worker-hpa-values.yaml"; then
+  ok "CPU HorizontalPodAutoscaler for the workers when KEDA is off"
+else
+  fail "worker CPU HPA not rendered with worker.autoscaling.hpa.enabled"
+fi
+# --- end scaling ---
 if grep -q 'kind: ServiceMonitor' "$OUT/full-values.yaml"; then ok "ServiceMonitor rendered when enabled"; else fail "ServiceMonitor not rendered"; fi
 if grep -Eq 'kind: (ScaledObject|ServiceMonitor|Secret)$' "$OUT/default-values.yaml"; then
   fail "default values render a ScaledObject, ServiceMonitor or Secret"
@@ -1299,7 +1358,17 @@ refuse "API grace period not above its shutdown timeout" 'must be greater than a
   --set api.terminationGracePeriodSeconds=20
 refuse "admin token shorter than 16 characters (schema)" 'adminToken' --set secrets.existingSecret=x --set secrets.adminToken=short
 refuse "databaseUrl without redisUrl" 'secrets.redisUrl is required' --set secrets.databaseUrl=postgres://u:p@db/w
-refuse "KEDA without a Redis address" 'redis.address .* is required' --set worker.autoscaling.keda.enabled=true
+# scaling: what the autoscaling values must not allow.
+refuse "KEDA without a token for /v1/admin/scaling" 'reads GET /v1/admin/scaling with a token' --set worker.autoscaling.keda.enabled=true
+refuse "KEDA minReplicaCount 0 (schema: reconciler and webhook retries live in workers)" 'minReplicaCount' \
+  --set worker.autoscaling.keda.minReplicaCount=0
+refuse "KEDA fallback below minReplicaCount" 'fallback.replicas must be between' --set worker.autoscaling.keda.enabled=true \
+  --set secrets.existingSecret=x --set worker.autoscaling.keda.minReplicaCount=3 --set worker.autoscaling.keda.fallback.replicas=2
+refuse "KEDA without a fallback (schema)" 'fallback' --set worker.autoscaling.keda.fallback=null
+refuse "worker shutdown timeout below the largest tier timeout, hand-backs not accepted" 'must be at least worker.largestJobTimeoutSeconds' \
+  --set worker.shutdownTimeoutSeconds=20 --set worker.terminationGracePeriodSeconds=30
+refuse "the old redis-list KEDA values (schema)" 'queues' --set 'worker.autoscaling.keda.queues={jobs:free}'
+refuse "metrics token shorter than 16 characters (schema)" 'metricsToken' --set secrets.existingSecret=x --set secrets.metricsToken=short
 refuse "misspelled value (schema: api.replicas)" 'replicas' --set api.replicas=3
 refuse "sandbox memory limit below the minimum (schema)" 'sandboxMemoryMB' --set worker.sandboxMemoryMB=512
 refuse "unknown log format (schema enum)" 'logFormat' --set config.logFormat=text

@@ -27,6 +27,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
+	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
@@ -333,10 +334,18 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Name: "wasmwizard_api_job_waits",
 		Help: "Requests waiting for a job to finish (?wait=, cancel, /api/execute) on this API process.",
 	}, func() float64 { return float64(watch.Waiting()) }))
+	// The autoscaling figures: GET /v1/admin/scaling and wasmwizard_jobs.
+	ttl := cfg.ScalingCacheTTL
+	if ttl == 0 {
+		ttl = -1 // not reused
+	}
+	scale := scaling.New(scaling.Config{Store: st, Namespace: cfg.QueueNamespace, TTL: ttl,
+		Slots: cfg.ScalingSlotsPerWorker, Lease: cfg.WorkerLease})
 	a.srv = httpapi.New(httpapi.Deps{
 		Store: st, Redis: rdb, Enqueuer: a.client, Tasks: asynq.NewInspectorFromRedisClient(rdb),
 		Watcher: watch, Inspector: a.inspect, Log: log, Registry: reg,
 		Queue: tasks.Queue(cfg.QueueNamespace), AdminToken: cfg.AdminToken,
+		MetricsToken: cfg.MetricsToken, Scaling: scale,
 		EnqueueTimeout: cfg.EnqueueTimeout, Version: Version, AuthCacheTTL: cfg.AuthCacheTTL,
 		BodyStallTimeout: cfg.BodyStallTimeout, TrustedProxies: cfg.TrustedProxies,
 		AuthFailureLimit: cfg.AuthFailureLimit,

@@ -196,21 +196,62 @@ func principal(c echo.Context) store.Principal {
 }
 
 // withAdminToken guards admin routes with WIZARD_ADMIN_TOKEN, compared in
-// constant time (hashing first hides the token's length too).
+// constant time (hashing first hides the token's length too). The metrics
+// token is recognised and refused with 403: it is a credential, but not
+// one for these routes.
 func (s *Server) withAdminToken(next echo.HandlerFunc) echo.HandlerFunc {
 	want := sha256.Sum256([]byte(s.adminToken))
 	return func(c echo.Context) error {
 		tok, ok := bearer(c)
 		got := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			reason := "wrong_token"
-			if !ok {
-				reason = "missing"
-			}
-			s.auditAuthFailure(c, "admin.auth_failed", reason, "")
-			return apperr.New(apperr.Unauthorized, "admin routes need 'Authorization: Bearer <WIZARD_ADMIN_TOKEN>'")
+		if ok && subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			return next(c)
 		}
-		return next(c)
+		if ok && s.isMetricsToken(got) {
+			s.auditAuthFailure(c, "admin.auth_failed", "metrics_token", "")
+			return apperr.New(apperr.Forbidden, "the metrics token may read only /v1/admin/scaling and /metrics")
+		}
+		reason := "wrong_token"
+		if !ok {
+			reason = "missing"
+		}
+		s.auditAuthFailure(c, "admin.auth_failed", reason, "")
+		return apperr.New(apperr.Unauthorized, "admin routes need 'Authorization: Bearer <WIZARD_ADMIN_TOKEN>'")
+	}
+}
+
+// isMetricsToken says, in constant time, whether a presented token's
+// SHA-256 is the metrics token's.
+func (s *Server) isMetricsToken(got [32]byte) bool {
+	if s.metricsToken == "" {
+		return false
+	}
+	want := sha256.Sum256([]byte(s.metricsToken))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// withMetricsToken guards GET /v1/admin/scaling and (when the metrics token
+// is set) /metrics: the metrics token or the admin token, each compared in
+// constant time. Both comparisons are always made.
+func (s *Server) withMetricsToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := bearer(c)
+		got := sha256.Sum256([]byte(tok))
+		isAdmin := false
+		if s.adminToken != "" {
+			want := sha256.Sum256([]byte(s.adminToken))
+			isAdmin = subtle.ConstantTimeCompare(got[:], want[:]) == 1
+		}
+		isMetrics := s.isMetricsToken(got)
+		if ok && (isAdmin || isMetrics) {
+			return next(c)
+		}
+		reason := "wrong_token"
+		if !ok {
+			reason = "missing"
+		}
+		s.auditAuthFailure(c, "admin.auth_failed", reason, "")
+		return apperr.New(apperr.Unauthorized, "send 'Authorization: Bearer <WIZARD_METRICS_TOKEN>' (or the admin token)")
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
+	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
@@ -230,7 +231,10 @@ func multipartBody(t *testing.T, parts map[string][]byte) ([]byte, string) {
 	return buf.Bytes(), w.FormDataContentType()
 }
 
-const specAdminToken = "openapi-test-admin-token"
+const (
+	specAdminToken   = "openapi-test-admin-token"
+	specMetricsToken = "openapi-test-metrics-token"
+)
 
 // The server's real answers match the document: every documented
 // operation is called at least once, with successes and the usual errors.
@@ -241,6 +245,8 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 		ns := strings.TrimSuffix(d.Queue, "jobs")
 		d.Enqueuer, d.Tasks = asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb)
 		d.AdminToken = specAdminToken
+		d.MetricsToken = specMetricsToken
+		d.Scaling = scaling.New(scaling.Config{Store: d.Store, Namespace: ns, TTL: -1})
 		d.Limiter = ratelimit.New(rdb, ns)
 		d.Webhooks = webhook.Policy{AllowPrivate: true}
 		d.WebhookQueue = ns + "webhooks"
@@ -252,10 +258,14 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	missing := uuid.NewString()
 
 	// Operations.
-	for _, p := range []string{"/healthz", "/readyz", "/health", "/metrics"} {
+	for _, p := range []string{"/healthz", "/readyz", "/health"} {
 		status, _, _ := v.do(t, call{method: http.MethodGet, path: p})
 		require.Equal(t, http.StatusOK, status, p)
 	}
+	status, _, _ := v.do(t, call{method: http.MethodGet, path: "/metrics", token: specMetricsToken})
+	require.Equal(t, http.StatusOK, status)
+	status, _, _ = v.do(t, call{method: http.MethodGet, path: "/metrics"})
+	require.Equal(t, http.StatusUnauthorized, status)
 	status, hdr, _ := v.do(t, call{method: http.MethodGet, path: "/openapi.json"})
 	require.Equal(t, http.StatusOK, status)
 	status, _, _ = v.do(t, call{method: http.MethodGet, path: "/openapi.json", header: map[string]string{"If-None-Match": hdr.Get("ETag")}})
@@ -521,6 +531,14 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	status, _ = v.json(t, http.MethodGet, "/v1/admin/queues", admin, nil)
 	require.Equal(t, http.StatusOK, status)
+	status, _ = v.json(t, http.MethodGet, "/v1/admin/queues", specMetricsToken, nil)
+	require.Equal(t, http.StatusForbidden, status)
+	for _, tok := range []string{specMetricsToken, admin} {
+		status, _ = v.json(t, http.MethodGet, "/v1/admin/scaling", tok, nil)
+		require.Equal(t, http.StatusOK, status)
+	}
+	status, _ = v.json(t, http.MethodGet, "/v1/admin/scaling", key, nil)
+	require.Equal(t, http.StatusUnauthorized, status)
 	status, _ = v.json(t, http.MethodGet, "/v1/admin/audit?action=auth.failed&limit=2", admin, nil)
 	require.Equal(t, http.StatusOK, status)
 	status, _ = v.json(t, http.MethodGet, "/v1/admin/audit?job_id="+webhookJob["id"].(string)+"&created_before=2100-01-01T00:00:00Z", admin, nil)

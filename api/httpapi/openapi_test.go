@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
 
@@ -30,7 +31,12 @@ func loadSpec(t *testing.T) *openapi3.T {
 // routeServer builds the routes only: nothing in New talks to Postgres or
 // Redis, so no dependencies are needed.
 func routeServer(adminToken string) *Server {
-	return New(Deps{Log: zap.NewNop(), Registry: prometheus.NewRegistry(), AdminToken: adminToken})
+	return routeServerWith(adminToken, "")
+}
+
+func routeServerWith(adminToken, metricsToken string) *Server {
+	return New(Deps{Log: zap.NewNop(), Registry: prometheus.NewRegistry(), AdminToken: adminToken,
+		MetricsToken: metricsToken, Scaling: scaling.New(scaling.Config{})})
 }
 
 var echoParam = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)`)
@@ -99,6 +105,24 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		}
 		require.Equal(t, public, got)
 	})
+	t.Run("metrics token only", func(t *testing.T) {
+		t.Parallel()
+		// The scaling route exists with the metrics token alone; the other
+		// admin routes give way to the catch-alls.
+		var got []string
+		for _, r := range registered(routeServerWith("", "a-metrics-token-of-some-length")) {
+			if !strings.HasSuffix(r, " /v1/admin") && !strings.HasSuffix(r, " /v1/admin/*") {
+				got = append(got, r)
+			}
+		}
+		var public []string
+		for _, op := range want {
+			if !strings.Contains(op, " /v1/admin/") || op == "GET /v1/admin/scaling" {
+				public = append(public, op)
+			}
+		}
+		require.Equal(t, public, got)
+	})
 }
 
 // The document is a valid OpenAPI 3.1 document, its examples match its
@@ -122,6 +146,12 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 				}
 			}
 			switch {
+			case path == "/v1/admin/scaling":
+				require.Equal(t, []string{"metricsToken", "adminToken"}, schemes, name)
+			case path == "/metrics":
+				// Open, or the metrics or admin token when WIZARD_METRICS_TOKEN is set.
+				require.Equal(t, []string{"metricsToken", "adminToken"}, schemes, name)
+				require.Empty(t, (*op.Security)[0], "%s: the first requirement is none", name)
 			case strings.HasPrefix(path, "/v1/admin/"):
 				require.Equal(t, []string{"adminToken"}, schemes, name)
 			case strings.HasPrefix(path, "/v1/"), path == "/api/execute":

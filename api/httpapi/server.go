@@ -22,6 +22,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/console"
 	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
+	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -62,6 +63,11 @@ type Deps struct {
 	Queue string
 	// AdminToken turns admin routes on when not empty.
 	AdminToken string
+	// MetricsToken may read GET /v1/admin/scaling and /metrics only; when
+	// set, /metrics needs it or the admin token (empty: /metrics is open).
+	MetricsToken string
+	// Scaling serves GET /v1/admin/scaling (nil: the route is off).
+	Scaling *scaling.Cache
 	// EnqueueTimeout bounds the Redis enqueue of a job.
 	EnqueueTimeout time.Duration
 	// Limiter enforces the tiers' rate limits (nil: none).
@@ -113,6 +119,8 @@ type Server struct {
 	metrics        *httpMetrics
 	queue          string
 	adminToken     string
+	metricsToken   string
+	scaling        *scaling.Cache
 	enqueueTimeout time.Duration
 	version        string
 	queueInspector *asynq.Inspector
@@ -137,7 +145,7 @@ type Server struct {
 func New(d Deps) *Server {
 	s := &Server{
 		store: d.Store, redis: d.Redis, enqueuer: d.Enqueuer, tasks: d.Tasks, watcher: d.Watcher, inspector: d.Inspector,
-		log: d.Log, queue: d.Queue, adminToken: d.AdminToken,
+		log: d.Log, queue: d.Queue, adminToken: d.AdminToken, metricsToken: d.MetricsToken, scaling: d.Scaling,
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
 		outputBudget: newOutputBudget(), outputWait: outputWait,
@@ -150,6 +158,10 @@ func New(d Deps) *Server {
 	s.streamPing = d.StreamHeartbeat
 	if s.streamPing <= 0 {
 		s.streamPing = DefaultStreamHeartbeat
+	}
+	if d.Scaling != nil {
+		// wasmwizard_jobs{state,queue}: the scaling figures on /metrics.
+		d.Registry.MustRegister(d.Scaling.Collector())
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
@@ -178,7 +190,12 @@ func New(d Deps) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/health", s.health)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+	metrics := echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	if s.metricsToken != "" {
+		e.GET("/metrics", metrics, s.withMetricsToken)
+	} else {
+		e.GET("/metrics", metrics)
+	}
 	e.GET("/openapi.json", s.openAPI)
 	// The web console: embedded files, checked by its tests, so a failure
 	// here is a build defect, not a runtime condition.
@@ -216,6 +233,10 @@ func New(d Deps) *Server {
 	// The original Wasm Wizard's synchronous call, through the same queue.
 	e.POST("/api/execute", s.execute, s.withAPIKey)
 
+	if s.scaling != nil && (s.adminToken != "" || s.metricsToken != "") {
+		// The autoscaler's route: the admin token or the metrics token.
+		e.GET("/v1/admin/scaling", s.adminScaling, s.withMetricsToken)
+	}
 	if s.adminToken == "" {
 		// Off: the admin routes do not exist, for any credential.
 		off := func(echo.Context) error { return apperr.New(apperr.NotFound, "no such route") }

@@ -89,6 +89,19 @@ type API struct {
 	// StreamsMax connections for up to a second at a time.
 	StreamsPerAccount int // WIZARD_STREAMS_PER_ACCOUNT, default 8
 	StreamsMax        int // WIZARD_STREAMS_MAX, default 256
+	// MetricsToken is a bearer token that may read GET /v1/admin/scaling
+	// and /metrics and nothing else (the autoscaler's and Prometheus's
+	// credential); when set, /metrics needs it (or the admin token).
+	MetricsToken string // WIZARD_METRICS_TOKEN, default "" (/metrics open, scaling with the admin token only)
+	// ScalingCacheTTL is how long a replica reuses its read of the scaling
+	// figures (GET /v1/admin/scaling, wasmwizard_jobs).
+	ScalingCacheTTL time.Duration // WIZARD_SCALING_CACHE_TTL, default 1s
+	// ScalingSlotsPerWorker is the slots per worker the scaling figures
+	// assume when no live worker has reported its WIZARD_WORKER_CONCURRENCY.
+	ScalingSlotsPerWorker int // WIZARD_SCALING_SLOTS_PER_WORKER, default 2
+	// WorkerLease is how old a worker's heartbeat may be for it to count
+	// as live in the scaling figures (the workers' WIZARD_WORKER_LEASE).
+	WorkerLease time.Duration // WIZARD_WORKER_LEASE, default 10s
 }
 
 // Defaults of the worker's liveness settings (also used when a Worker is
@@ -330,9 +343,19 @@ func LoadAPI(getenv Getenv) (API, error) {
 		UploadCheckConcurrency: r.integer("WIZARD_UPLOAD_CHECK_CONCURRENCY", 2, 1, 256),
 		StreamsPerAccount:      r.integer("WIZARD_STREAMS_PER_ACCOUNT", 8, 1, 100000),
 		StreamsMax:             r.integer("WIZARD_STREAMS_MAX", 256, 1, 100000),
+		MetricsToken:           strings.TrimSpace(getenv("WIZARD_METRICS_TOKEN")),
+		ScalingCacheTTL:        r.duration("WIZARD_SCALING_CACHE_TTL", time.Second, 0, time.Minute),
+		ScalingSlotsPerWorker:  r.integer("WIZARD_SCALING_SLOTS_PER_WORKER", 2, 1, 1024),
+		WorkerLease:            r.duration("WIZARD_WORKER_LEASE", DefaultLease, time.Second, time.Hour),
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		r.errs = append(r.errs, errors.New("WIZARD_ADMIN_TOKEN: too short, use at least 16 characters (or leave it unset to turn admin routes off)"))
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		r.errs = append(r.errs, errors.New("WIZARD_METRICS_TOKEN: too short, use at least 16 characters (or leave it unset)"))
+	}
+	if c.MetricsToken != "" && c.MetricsToken == c.AdminToken {
+		r.errs = append(r.errs, errors.New("WIZARD_METRICS_TOKEN: must differ from WIZARD_ADMIN_TOKEN (it is the credential that may read metrics only)"))
 	}
 	return c, errors.Join(r.errs...)
 }

@@ -123,3 +123,29 @@ func TestTrustedProxies(t *testing.T) {
 	_, err = config.LoadAPI(env(map[string]string{"WIZARD_BODY_STALL_TIMEOUT": "10ms"}))
 	require.ErrorContains(t, err, "WIZARD_BODY_STALL_TIMEOUT")
 }
+
+func TestMetricsTokenAndScaling(t *testing.T) {
+	t.Parallel()
+	a, err := config.LoadAPI(env(map[string]string{
+		"WIZARD_ADMIN_TOKEN": "0123456789abcdef", "WIZARD_METRICS_TOKEN": " fedcba9876543210 ",
+		"WIZARD_SCALING_CACHE_TTL": "250ms", "WIZARD_SCALING_SLOTS_PER_WORKER": "8", "WIZARD_WORKER_LEASE": "20s",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "fedcba9876543210", a.MetricsToken)
+	require.Equal(t, 250*time.Millisecond, a.ScalingCacheTTL)
+	require.Equal(t, 8, a.ScalingSlotsPerWorker)
+	require.Equal(t, 20*time.Second, a.WorkerLease)
+
+	a, err = config.LoadAPI(env(nil))
+	require.NoError(t, err)
+	require.Empty(t, a.MetricsToken)
+	require.Equal(t, time.Second, a.ScalingCacheTTL)
+	require.Equal(t, 2, a.ScalingSlotsPerWorker)
+
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_METRICS_TOKEN": "short"}))
+	require.ErrorContains(t, err, "WIZARD_METRICS_TOKEN")
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_METRICS_TOKEN": "0123456789abcdef", "WIZARD_ADMIN_TOKEN": "0123456789abcdef"}))
+	require.ErrorContains(t, err, "must differ from WIZARD_ADMIN_TOKEN")
+	_, err = config.LoadAPI(env(map[string]string{"WIZARD_SCALING_SLOTS_PER_WORKER": "0"}))
+	require.ErrorContains(t, err, "WIZARD_SCALING_SLOTS_PER_WORKER")
+}

@@ -11,6 +11,9 @@ type WorkerInfo struct {
 	Host    string
 	PID     int
 	Version string
+	// Concurrency is how many jobs the worker runs at once (its slots),
+	// read by the autoscaling figures (Scaling).
+	Concurrency int
 }
 
 // Heartbeat records that worker w is alive (heartbeat_at = now(), on
@@ -21,9 +24,9 @@ type WorkerInfo struct {
 // send every few seconds from every worker.
 func (s *Store) Heartbeat(ctx context.Context, w WorkerInfo) error {
 	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO workers (id, host, pid, version) VALUES ($1, $2, $3, $4)
+		INSERT INTO workers (id, host, pid, version, concurrency) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now() WHERE workers.stopped_at IS NULL`,
-		w.ID, w.Host, w.PID, w.Version)
+		w.ID, w.Host, w.PID, w.Version, w.Concurrency)
 	return wrapDB(err, "heartbeat")
 }
 

@@ -157,7 +157,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	// The worker registers before it takes a job: every job it claims is
 	// then recovered early should its heartbeat stop.
 	host, _ := os.Hostname()
-	info := store.WorkerInfo{ID: w.ID, Host: host, PID: os.Getpid(), Version: Version}
+	info := store.WorkerInfo{ID: w.ID, Host: host, PID: os.Getpid(), Version: Version, Concurrency: cfg.Concurrency}
 	w.beat = &liveness.Heartbeat{Interval: cfg.HeartbeatInterval, Lease: cfg.Lease, Log: log.Named("heartbeat"),
 		Beat: func(ctx context.Context) error { return st.Heartbeat(ctx, info) }}
 	if err := w.beat.Start(ctx); err != nil {

@@ -94,7 +94,7 @@ Image reference. Usage: include "wasmwizard.image" (list $ .Values.api.image)
 Does the chart create the Secret itself? ("true" or "")
 */}}
 {{- define "wasmwizard.createSecret" -}}
-{{- if and (not .Values.secrets.existingSecret) (or .Values.secrets.databaseUrl .Values.secrets.redisUrl .Values.secrets.adminToken) -}}
+{{- if and (not .Values.secrets.existingSecret) (or .Values.secrets.databaseUrl .Values.secrets.redisUrl .Values.secrets.adminToken .Values.secrets.metricsToken) -}}
 {{- if not .Values.secrets.databaseUrl -}}
 {{- fail "secrets.databaseUrl is required when the chart creates the Secret (or set secrets.existingSecret)" -}}
 {{- end -}}
@@ -145,7 +145,25 @@ The admin token is optional: the variable stays unset when the key is missing.
       name: {{ $secret }}
       key: {{ $.Values.secrets.keys.adminToken }}
       optional: true
+- name: WIZARD_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $.Values.secrets.keys.metricsToken }}
+      optional: true
 {{- end }}
+{{- end }}
+
+{{/*
+The URL KEDA reads the scaling figures from: worker.autoscaling.keda.url, or
+the API Service of this release.
+*/}}
+{{- define "wasmwizard.scalingURL" -}}
+{{- with .Values.worker.autoscaling.keda.url -}}
+{{ . }}
+{{- else -}}
+{{ printf "http://%s-api.%s.svc:%d/v1/admin/scaling" (include "wasmwizard.fullname" .) .Release.Namespace (int .Values.api.service.port) }}
+{{- end -}}
 {{- end }}
 
 {{/*
@@ -192,16 +210,25 @@ Fail early on inconsistent values that the schema cannot express.
 {{- if le (int .Values.api.terminationGracePeriodSeconds) (int .Values.api.shutdownTimeoutSeconds) -}}
 {{- fail (printf "api.terminationGracePeriodSeconds (%d) must be greater than api.shutdownTimeoutSeconds (%d)" (int .Values.api.terminationGracePeriodSeconds) (int .Values.api.shutdownTimeoutSeconds)) -}}
 {{- end -}}
-{{- $keda := .Values.worker.autoscaling.keda -}}
+{{- $w := .Values.worker -}}
+{{- if and (lt (int $w.shutdownTimeoutSeconds) (int $w.largestJobTimeoutSeconds)) (not $w.allowHandBack) -}}
+{{- fail (printf "worker.shutdownTimeoutSeconds (%d) must be at least worker.largestJobTimeoutSeconds (%d): a worker removed by a scale-down would hand its longest jobs back to run again from the start; raise it (and terminationGracePeriodSeconds), or set worker.allowHandBack=true to accept that" (int $w.shutdownTimeoutSeconds) (int $w.largestJobTimeoutSeconds)) -}}
+{{- end -}}
+{{- $keda := $w.autoscaling.keda -}}
 {{- if $keda.enabled -}}
-{{- if and (not $keda.redis.address) (not $keda.redis.authSecret.addressKey) -}}
-{{- fail "worker.autoscaling.keda.redis.address (host:port) is required when KEDA autoscaling is enabled (or set worker.autoscaling.keda.redis.authSecret.name + addressKey)" -}}
-{{- end -}}
-{{- if and $keda.redis.authSecret.addressKey (not $keda.redis.authSecret.name) -}}
-{{- fail "worker.autoscaling.keda.redis.authSecret.name is required when authSecret.addressKey is set" -}}
-{{- end -}}
 {{- if gt (int $keda.minReplicaCount) (int $keda.maxReplicaCount) -}}
 {{- fail "worker.autoscaling.keda.minReplicaCount must not exceed maxReplicaCount" -}}
+{{- end -}}
+{{- if or (lt (int $keda.fallback.replicas) (int $keda.minReplicaCount)) (gt (int $keda.fallback.replicas) (int $keda.maxReplicaCount)) -}}
+{{- fail "worker.autoscaling.keda.fallback.replicas must be between minReplicaCount and maxReplicaCount" -}}
+{{- end -}}
+{{- if and (not $keda.tokenSecret.name) (not .Values.secrets.existingSecret) (not .Values.secrets.metricsToken) -}}
+{{- fail "KEDA autoscaling reads GET /v1/admin/scaling with a token: set secrets.metricsToken (or secrets.existingSecret holding secrets.keys.metricsToken, or worker.autoscaling.keda.tokenSecret.name)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $w.autoscaling.hpa.enabled (not $keda.enabled) -}}
+{{- if gt (int $w.autoscaling.hpa.minReplicas) (int $w.autoscaling.hpa.maxReplicas) -}}
+{{- fail "worker.autoscaling.hpa.minReplicas must not exceed maxReplicas" -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.api.autoscaling.enabled -}}
