@@ -35,6 +35,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
@@ -315,7 +316,12 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		inspect: inspect, watch: watch, done: make(chan error, 1)}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(st.DB().DB, "wasmwizard"), newQueueAge(st, cfg.QueueNamespace, log.Named("metrics")))
+	telemetry.RegisterBuildInfo(reg, "api", Version)
+	telemetry.RegisterDependencies(reg, time.Second, map[string]telemetry.Ping{
+		"postgres": st.Ping, "redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	rdb.AddHook(telemetry.RedisErrors(reg))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "wasmwizard_api_job_waits",
 		Help: "Requests waiting for a job to finish (?wait=, cancel, /api/execute) on this API process.",

@@ -152,6 +152,13 @@ func (r *Runner) runOfAnother(ctx context.Context, delivered uuid.UUID) (context
 	}
 }
 
+// Running is how many claimed jobs this Runner is running now.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.active)
+}
+
 // track registers the run of job id for Cancel until untrack is called.
 func (r *Runner) track(ctx context.Context, id uuid.UUID) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
