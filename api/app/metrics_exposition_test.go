@@ -110,6 +110,7 @@ func TestMetricsExposition(t *testing.T) {
 	workerBody, worker := scrape(t, p.workerURL+"/metrics")
 	runPromtool(t, apiBody, "check", "metrics")
 	runPromtool(t, workerBody, "check", "metrics")
+	checkQueriesUseExportedMetrics(t, api, worker)
 
 	for component, fams := range map[string]map[string]*dto.MetricFamily{"api": api, "worker": worker} {
 		v, ok := sample(fams, "wasmwizard_build_info", map[string]string{"component": component})

@@ -78,7 +78,7 @@ func (s *Server) withAccessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
-		s.metrics.observe(c.Request().Method, route, status, elapsed)
+		s.metrics.observe(c.Request().Method, route, status, waitsForJob(route, c.QueryParam("wait")), elapsed)
 		fields := []zap.Field{
 			zap.String("request_id", requestID(c)),
 			zap.String("method", c.Request().Method),

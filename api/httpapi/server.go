@@ -243,9 +243,9 @@ type httpMetrics struct {
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "wasmwizard_http_request_duration_seconds",
-		Help:    "HTTP requests by method, route and status, and how long they took.",
+		Help:    "HTTP requests by method, route, status and whether the request waited for a job (waits: ?wait=, cancel, /api/execute), and how long they took.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-	}, []string{"method", "route", "status"})}
+	}, []string{"method", "route", "status", "waits"})}
 	reg.MustRegister(m.requests)
 	return m
 }
@@ -253,9 +253,18 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // observe records one request. Every label is bounded: the method is one of
 // HTTP's standard methods or "other" (a client may send any token), the
 // route is a registered template or "unmatched", never the request's path,
-// and the status is one the server chose.
-func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(metricMethod(method), route, strconv.Itoa(status)).Observe(d.Seconds())
+// the status is one the server chose, and waits is "true" or "false". A
+// request that waits for a job lasts as long as the job, so latency
+// percentiles and alerts leave those out (waits="false").
+func (m *httpMetrics) observe(method, route string, status int, waits bool, d time.Duration) {
+	m.requests.WithLabelValues(metricMethod(method), route, strconv.Itoa(status), strconv.FormatBool(waits)).Observe(d.Seconds())
+}
+
+// waitsForJob says whether a request may wait for a job to finish: one
+// with a wait parameter, a cancel (it waits for the run to stop) and the
+// synchronous /api/execute.
+func waitsForJob(route, wait string) bool {
+	return wait != "" || route == "/v1/jobs/:id/cancel" || route == "/api/execute"
 }
 
 // metricMethod maps a request method to a bounded label value.
