@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
 		return 1
 	}
 	log.Info("api listening", zap.String("addr", a.Addr()), zap.Bool("admin_routes", cfg.AdminToken != ""),
-		zap.String("version", Version))
+		zap.Bool("tracing", cfg.Tracing.On()), zap.String("version", Version))
 	select {
 	case <-ctx.Done():
 	case err := <-a.done:
@@ -286,6 +286,8 @@ type API struct {
 	http    *http.Server
 	ln      net.Listener
 	done    chan error
+	// stopTracing flushes the spans not yet exported.
+	stopTracing func(context.Context) error
 }
 
 // Start connects to Postgres and Redis and serves the API on cfg.HTTPAddr.
@@ -306,6 +308,12 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		_ = st.Close()
 		return nil, err
 	}
+	tracer, stopTracing, err := telemetry.ProviderFor(ctx, cfg.TracerProvider, cfg.Tracing, "wasmwizard-api", Version)
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, err
+	}
 	watch, err := jobwatch.Start(ctx, cfg.DatabaseURL, 5*time.Second, log.Named("jobwatch"))
 	if err != nil {
 		_ = st.Close()
@@ -313,7 +321,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, store: st, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb),
-		inspect: inspect, watch: watch, done: make(chan error, 1)}
+		inspect: inspect, watch: watch, done: make(chan error, 1), stopTracing: stopTracing}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -336,6 +344,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Limiter:          ratelimit.New(rdb, cfg.QueueNamespace),
 		Webhooks:         webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		WebhookQueue:     tasks.WebhookQueue(cfg.QueueNamespace),
+		Tracer:           tracer,
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -383,4 +392,7 @@ func (a *API) close() {
 	_ = a.rdb.Close()
 	_ = a.inspect.Close(context.Background())
 	_ = a.store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.stopTracing(ctx)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
@@ -23,6 +24,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
@@ -86,6 +88,9 @@ type Deps struct {
 	// AuthFailureWindow is the period of AuthFailureLimit and of the
 	// failed-authentication audit summaries (0: DefaultAuthFailureWindow).
 	AuthFailureWindow time.Duration
+	// Tracer makes the spans of requests and enqueues (nil: tracing off, no
+	// spans at all).
+	Tracer trace.TracerProvider
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -115,6 +120,7 @@ type Server struct {
 	outputBudget   *semaphore.Weighted // see outputBudget
 	outputWait     time.Duration
 	echo           *echo.Echo
+	tracer         trace.Tracer // nil: tracing off
 }
 
 // New builds the server and its routes.
@@ -148,7 +154,12 @@ func New(d Deps) *Server {
 	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
 	e.JSONSerializer = jsonSerializer{}
-	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders, s.withAccessLog)
+	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders)
+	if d.Tracer != nil {
+		s.tracer = telemetry.Tracer(d.Tracer)
+		e.Use(s.withTracing)
+	}
+	e.Use(s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

@@ -86,6 +86,9 @@ type Job struct {
 	// Watched: a client is long-polling the job, so its terminal
 	// transition is announced with NOTIFY (see WatchJob).
 	Watched bool `db:"watched"`
+	// Traceparent is the W3C trace context of the request that submitted
+	// the job (nil when tracing was off); the worker's spans join its trace.
+	Traceparent *string `db:"traceparent"`
 	// StdoutBytes and StderrBytes are the sizes of the outputs when the
 	// job was read without them (see GetJobView); zero otherwise.
 	StdoutBytes int64 `db:"stdout_bytes"`
@@ -106,7 +109,8 @@ const OutputInline = 64 << 10
 const jobColumns = `id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
-	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched`
+	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
+	traceparent`
 
 // jobViewColumns are the columns of a job's view (shared/jobview): none of
 // the request's large fields (args, env, stdin, params), the outputs only
@@ -240,7 +244,7 @@ func insertJobSQL(limited, exact bool) string {
 		slot = `
 		slot AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL AND EXISTS (SELECT 1 FROM m)
+			WHERE account_id = $2 AND slot < $20 AND job_id IS NULL AND EXISTS (SELECT 1 FROM m)
 			ORDER BY slot LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		), took AS (
@@ -250,8 +254,8 @@ func insertJobSQL(limited, exact bool) string {
 		),`
 		took = `took.slot FROM m, took`
 	case limited:
-		// The search looks at the rows whose pos is in [$20, hi), where hi
-		// is $20 + $21 / (the account's rows): about $21 rows (slotWindow),
+		// The search looks at the rows whose pos is in [$21, hi), where hi
+		// is $21 + $22 / (the account's rows): about $22 rows (slotWindow),
 		// (see exactWindow for the search of all of them). Taken rows are in the index
 		// it walks and are skipped (see
 		// migrations/00008_hot_account_slots.sql). A window that would go
@@ -260,11 +264,11 @@ func insertJobSQL(limited, exact bool) string {
 		// more rows a little sooner.
 		slot = `
 		win AS (
-			SELECT $20::float8 + $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
+			SELECT $21::float8 + $22::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
 		), slot AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND pos >= $20 AND pos < (SELECT hi FROM win)
-				AND job_id IS NULL AND slot < $19 AND EXISTS (SELECT 1 FROM m)
+			WHERE account_id = $2 AND pos >= $21 AND pos < (SELECT hi FROM win)
+				AND job_id IS NULL AND slot < $20 AND EXISTS (SELECT 1 FROM m)
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		), took AS (
@@ -281,8 +285,8 @@ func insertJobSQL(limited, exact bool) string {
 			FOR SHARE
 		),` + slot + ` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
-				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, slot)
-			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, ` + took + `
+				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched, traceparent, slot)
+			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18, $19, ` + took + `
 			RETURNING ` + jobColumns + `
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
@@ -306,7 +310,7 @@ var insertJobExactSQL = insertJobSQL(true, true)
 func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int, window float64) (Job, error) {
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
-		actor.Name, actor.RequestID, j.Watched}
+		actor.Name, actor.RequestID, j.Watched, j.Traceparent}
 	var out Job
 	var err error
 	switch {

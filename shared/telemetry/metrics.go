@@ -64,8 +64,8 @@ func (c *dependencyCollector) Collect(ch chan<- prometheus.Metric) {
 // RedisErrors returns a go-redis hook that counts failed commands in
 // wasmwizard_redis_errors_total (registered on reg). Replies that are not
 // failures are not counted: redis.Nil (an empty BRPOP, a missing key),
-// NOSCRIPT (go-redis then loads the script) and cancelled contexts
-// (shutdown).
+// NOSCRIPT (go-redis then loads the script), the connection handshake's
+// refusals and cancelled contexts (shutdown).
 func RedisErrors(reg prometheus.Registerer) redis.Hook {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wasmwizard_redis_errors_total",
@@ -101,7 +101,9 @@ func (h redisErrorHook) DialHook(next redis.DialHook) redis.DialHook {
 func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		h.count(err)
+		if !handshake(cmd) {
+			h.count(err)
+		}
 		return err
 	}
 }
@@ -109,7 +111,16 @@ func (h redisErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h redisErrorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		h.count(err)
+		for _, c := range cmds { // a pipeline that fails counts once
+			if c.Err() != nil && !handshake(c) {
+				h.count(c.Err())
+				break
+			}
+		}
 		return err
 	}
 }
+
+// handshake: a command of go-redis's connection handshake (HELLO 3, CLIENT
+// SETINFO), which an older Redis refuses and go-redis does without.
+func handshake(c redis.Cmder) bool { return c.Name() == "hello" || c.Name() == "client" }

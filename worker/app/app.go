@@ -87,7 +87,7 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 1
 	}
 	log.Info("worker started", zap.String("addr", w.Addr()), zap.Int("concurrency", cfg.Concurrency),
-		zap.String("queue", w.queue), zap.String("version", Version))
+		zap.String("queue", w.queue), zap.Bool("tracing", cfg.Tracing.On()), zap.String("version", Version))
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownTimeout))
 	w.Shutdown()
@@ -118,6 +118,8 @@ type Worker struct {
 	reconcilerDone chan struct{}
 	stopSweeper    func()
 	sweeperDone    chan struct{}
+	// stopTracing flushes the spans not yet exported.
+	stopTracing func(context.Context) error
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
@@ -151,7 +153,14 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	if cfg.Lease <= 0 {
 		cfg.Lease = config.DefaultLease
 	}
-	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
+	tracer, stopTracing, err := telemetry.ProviderFor(ctx, cfg.TracerProvider, cfg.Tracing, "wasmwizard-worker", Version)
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID(),
+		stopTracing: stopTracing}
 	// The worker registers before it takes a job: every job it claims is
 	// then recovered early should its heartbeat stop.
 	host, _ := os.Hostname()
@@ -182,7 +191,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
-	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log,
+	deps := jobrunner.Deps{Store: st, Modules: mods, WorkerID: w.ID, Log: log, Tracer: tracer,
 		Finished: func(ctx context.Context, job store.Job) {
 			if job.WebhookURL == nil {
 				return
@@ -274,7 +283,8 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	sender := delivery.New(delivery.Config{Store: st,
 		Policy: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		Log:    log.Named("webhooks"), Obs: m, Client: client, Inspector: inspector, Queue: webhookQueue,
-		Slots: delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
+		Slots:  delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
+		Tracer: tracer,
 	})
 	hooks := asynq.NewServeMux()
 	hooks.Handle(tasks.TypeDeliverWebhook, sender)
@@ -441,6 +451,11 @@ func (w *Worker) close() {
 	}
 	_ = w.rdb.Close()
 	_ = w.store.Close()
+	if w.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = w.stopTracing(ctx)
+	}
 }
 
 func workerID() string {

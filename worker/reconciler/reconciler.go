@@ -255,7 +255,7 @@ func (r *Reconciler) enqueueRecovery(ctx context.Context, ref store.QueuedRef) e
 // ensureQueuedAdded makes sure the job's task is in Redis; it reports
 // whether it had to add it.
 func (r *Reconciler) ensureQueuedAdded(ctx context.Context, ref store.QueuedRef) (bool, error) {
-	task, err := tasks.NewRunJob(ref.ID, ref.Queue, time.Duration(ref.TimeoutMS)*time.Millisecond)
+	task, err := tasks.NewRunJob(ref.ID, ref.Queue, time.Duration(ref.TimeoutMS)*time.Millisecond, "")
 	if err != nil {
 		return false, err
 	}
