@@ -12,8 +12,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
-	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 )
 
 // secretOverlap is how long a rotated-out webhook secret keeps signing.

@@ -37,8 +37,8 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
-	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
