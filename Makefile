@@ -33,10 +33,12 @@ run: build ## set up and run the platform locally (Ctrl-C stops it)
 
 test: ## run the whole test suite (with -race) against real Postgres and Redis
 	bash scripts/deps.sh
+	bash scripts/promtool.sh
 	$(GO) test $(TEST_FLAGS) ./...
 
 test-short: ## the suite without -race
 	bash scripts/deps.sh
+	bash scripts/promtool.sh
 	$(GO) test -count=1 ./...
 
 bench: build ## the platform against its floors (real binaries, local Postgres/Redis); rewrites the table in docs/BENCHMARKS.md

@@ -570,6 +570,8 @@ func (l *linter) check() {
 			l.checkScaledObject(o, t)
 		case *monitoringv1.ServiceMonitor:
 			l.checkServiceMonitor(o, t)
+		case *monitoringv1.PrometheusRule:
+			l.checkPrometheusRule(o, t)
 		case *kedav1alpha1.TriggerAuthentication:
 			for _, r := range t.Spec.SecretTargetRef {
 				l.ref(o, "Secret", r.Name, false)
@@ -1100,6 +1102,36 @@ func (l *linter) checkScaledObject(o *object, s *kedav1alpha1.ScaledObject) {
 	}
 }
 
+// checkPrometheusRule: the alert rules arrive whole (files/prometheus-rules.yaml,
+// whose expressions promtool checks and unit-tests in make test): groups with
+// rules, each alert with a severity and a runbook.
+func (l *linter) checkPrometheusRule(o *object, r *monitoringv1.PrometheusRule) {
+	alerts := 0
+	if len(r.Spec.Groups) == 0 {
+		l.errorf(o, "spec.groups is empty")
+	}
+	for _, g := range r.Spec.Groups {
+		if len(g.Rules) == 0 {
+			l.errorf(o, "group %s has no rules", g.Name)
+		}
+		for _, rule := range g.Rules {
+			if rule.Expr.String() == "" {
+				l.errorf(o, "group %s: a rule has no expr", g.Name)
+			}
+			if rule.Alert == "" {
+				continue
+			}
+			alerts++
+			if rule.Labels["severity"] == "" || rule.Annotations["runbook"] == "" {
+				l.errorf(o, "alert %s needs a severity label and a runbook annotation", rule.Alert)
+			}
+		}
+	}
+	if alerts == 0 {
+		l.errorf(o, "no alerts")
+	}
+}
+
 func (l *linter) checkServiceMonitor(o *object, s *monitoringv1.ServiceMonitor) {
 	sel, err := metav1.LabelSelectorAsSelector(&s.Spec.Selector)
 	if err != nil || sel.Empty() {
@@ -1336,6 +1368,22 @@ if grep -Eq 'kind: (ScaledObject|ServiceMonitor|Secret)$' "$OUT/default-values.y
   fail "default values render a ScaledObject, ServiceMonitor or Secret"
 else
   ok "defaults render no KEDA/ServiceMonitor/Secret objects (optional CRDs off, no credentials in values)"
+fi
+# Alerts and dashboard: rendered when enabled, absent by default.
+if grep -q 'kind: PrometheusRule' "$OUT/full-values.yaml" && grep -q 'alert: WasmWizardQueueBacklog' "$OUT/full-values.yaml"; then
+  ok "PrometheusRule with the alerts rendered when enabled"
+else
+  fail "PrometheusRule not rendered"
+fi
+if grep -q '"uid": "wasmwizard"' "$OUT/full-values.yaml" && grep -q 'grafana_dashboard: "1"' "$OUT/full-values.yaml"; then
+  ok "Grafana dashboard ConfigMap rendered when enabled"
+else
+  fail "Grafana dashboard ConfigMap not rendered"
+fi
+if grep -Eq 'kind: PrometheusRule|"uid": "wasmwizard"' "$OUT/default-values.yaml"; then
+  fail "default values render the PrometheusRule or the dashboard"
+else
+  ok "defaults render no PrometheusRule and no dashboard"
 fi
 
 # ---------------------------------------------------------------------------

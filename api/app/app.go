@@ -36,6 +36,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
@@ -122,7 +123,7 @@ func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
 		return 1
 	}
 	log.Info("api listening", zap.String("addr", a.Addr()), zap.Bool("admin_routes", cfg.AdminToken != ""),
-		zap.String("version", Version))
+		zap.Bool("tracing", cfg.Tracing.On()), zap.String("version", Version))
 	select {
 	case <-ctx.Done():
 	case err := <-a.done:
@@ -287,6 +288,8 @@ type API struct {
 	http    *http.Server
 	ln      net.Listener
 	done    chan error
+	// stopTracing flushes the spans not yet exported.
+	stopTracing func(context.Context) error
 }
 
 // Start connects to Postgres and Redis and serves the API on cfg.HTTPAddr.
@@ -305,6 +308,12 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 	rdb, err := redisconn.Connect(ctx, cfg.RedisURL, log)
 	if err != nil {
 		_ = st.Close()
+		return nil, err
+	}
+	tracer, stopTracing, err := telemetry.ProviderFor(ctx, cfg.TracerProvider, cfg.Tracing, "wasmwizard-api", Version)
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
 		return nil, err
 	}
 	watch, err := jobwatch.Start(ctx, cfg.DatabaseURL, 5*time.Second, log.Named("jobwatch"))
@@ -326,10 +335,15 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, store: st, rdb: rdb, live: live, client: asynq.NewClientFromRedisClient(rdb),
-		inspect: inspect, watch: watch, done: make(chan error, 1)}
+		inspect: inspect, watch: watch, done: make(chan error, 1), stopTracing: stopTracing}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(st.DB().DB, "wasmwizard"), newQueueAge(st, cfg.QueueNamespace, log.Named("metrics")))
+	telemetry.RegisterBuildInfo(reg, "api", Version)
+	telemetry.RegisterDependencies(reg, time.Second, map[string]telemetry.Ping{
+		"postgres": st.Ping, "redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	rdb.AddHook(telemetry.RedisErrors(reg))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "wasmwizard_api_job_waits",
 		Help: "Requests waiting for a job to finish (?wait=, cancel, /api/execute) on this API process.",
@@ -353,6 +367,7 @@ func Start(ctx context.Context, cfg config.API, log *zap.Logger) (*API, error) {
 		Webhooks:         webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		WebhookQueue:     tasks.WebhookQueue(cfg.QueueNamespace),
 		LiveRedis:        live, StreamsPerAccount: cfg.StreamsPerAccount, StreamsMax: streamsMax,
+		Tracer: tracer,
 	})
 	a.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -401,4 +416,7 @@ func (a *API) close() {
 	_ = a.live.Close()
 	_ = a.inspect.Close(context.Background())
 	_ = a.store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.stopTracing(ctx)
 }

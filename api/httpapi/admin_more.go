@@ -140,7 +140,8 @@ func validateTier(t store.Tier) []apperr.FieldError {
 	check(t.RunsPerDay >= 0, "runs_per_day", "must be 0 or more")
 	check(t.MaxConcurrentRuns >= 0, "max_concurrent_runs", "must be 0 or more")
 	check(t.DefaultTimeoutMS >= 1, "default_timeout_ms", "must be at least 1")
-	check(t.MaxTimeoutMS >= t.DefaultTimeoutMS && t.MaxTimeoutMS <= 3_600_000, "max_timeout_ms", "must be from default_timeout_ms to 3600000")
+	check(t.MaxTimeoutMS >= t.DefaultTimeoutMS && t.MaxTimeoutMS <= store.MaxTimeoutMS, "max_timeout_ms",
+		fmt.Sprintf("must be from default_timeout_ms to %d", store.MaxTimeoutMS))
 	check(t.DefaultMemoryMB >= 1, "default_memory_mb", "must be at least 1")
 	check(t.MaxMemoryMB >= t.DefaultMemoryMB && t.MaxMemoryMB <= 4096, "max_memory_mb", "must be from default_memory_mb to 4096 (a 32-bit guest's whole address space)")
 	check(t.DefaultOutputBytes >= 1, "default_output_bytes", "must be at least 1")

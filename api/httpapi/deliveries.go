@@ -13,6 +13,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 )
 
 // secretOverlap is how long a rotated-out webhook secret keeps signing.
@@ -115,8 +116,8 @@ func (s *Server) ensureDelivery(ctx context.Context, d store.Delivery, runNow bo
 	if s.queueInspector != nil {
 		inspector = s.queueInspector
 	}
-	return tasks.EnsureDeliverWebhook(ctx, s.enqueuer, inspector, d.ID, d.AccountID, d.Attempts, s.webhookQueue,
-		time.Time{}, runNow)
+	return tasks.EnsureDeliverWebhook(ctx, s.enqueuer, inspector, d.ID, d.AccountID, d.Attempts,
+		telemetry.Traceparent(ctx), s.webhookQueue, time.Time{}, runNow)
 }
 
 // rotateWebhookSecret is POST /v1/account/webhook-secret/rotate: a new

@@ -17,12 +17,16 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
@@ -175,6 +179,9 @@ func (s *Server) answerJob(c echo.Context, job store.Job, wait time.Duration, re
 func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key string, hash []byte) (store.Job, bool, error) {
 	var job store.Job
 	var err error
+	if tp := telemetry.Traceparent(ctx); tp != "" {
+		j.Traceparent = &tp // the worker's spans join the submit's trace
+	}
 	if key != "" {
 		var replayed bool
 		job, replayed, err = s.store.CreateJobIdempotent(ctx, actor, j, key, hash)
@@ -184,15 +191,7 @@ func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key
 	} else if job, err = s.store.CreateJob(ctx, actor, j); err != nil {
 		return store.Job{}, false, err
 	}
-	task, err := tasks.NewRunJob(job.ID, job.Queue, time.Duration(job.TimeoutMS)*time.Millisecond)
-	if err == nil {
-		ectx, cancel := context.WithTimeout(ctx, s.enqueueTimeout)
-		_, err = s.enqueuer.EnqueueContext(ectx, task)
-		cancel()
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			err = nil // already queued: exactly what we want
-		}
-	}
+	err = s.enqueue(ctx, job)
 	if err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
@@ -204,6 +203,30 @@ func (s *Server) submit(ctx context.Context, actor store.Actor, j store.Job, key
 	}
 	s.ring(ctx, job, j.QueueWeight)
 	return job, false, nil
+}
+
+// enqueue puts the job's task on its queue; a task already there is fine.
+func (s *Server) enqueue(ctx context.Context, job store.Job) error {
+	if s.tracer != nil {
+		var span trace.Span
+		ctx, span = s.tracer.Start(ctx, "job.enqueue", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("job_id", job.ID.String()), attribute.String("queue", job.Queue)))
+		defer span.End()
+	}
+	task, err := tasks.NewRunJob(job.ID, job.Queue, time.Duration(job.TimeoutMS)*time.Millisecond, telemetry.Traceparent(ctx))
+	if err != nil {
+		return err
+	}
+	ectx, cancel := context.WithTimeout(ctx, s.enqueueTimeout)
+	defer cancel()
+	_, err = s.enqueuer.EnqueueContext(ectx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // already queued: exactly what we want
+	}
+	if err != nil {
+		trace.SpanFromContext(ctx).SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // ring pushes the job on its queue's doorbell, so that an idle worker starts

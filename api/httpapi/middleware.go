@@ -12,12 +12,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apikey"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 )
 
 const (
@@ -64,6 +68,36 @@ func (s *Server) withSecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// withTracing makes a server span of every request but the operational
+// ones, a child of the client's trace context if it sent one; the submit's
+// span is the one a job's trace starts from (see submit).
+func (s *Server) withTracing(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		route := c.Path()
+		switch route {
+		case "/healthz", "/readyz", "/health", "/metrics", "":
+			return next(c)
+		}
+		r := c.Request()
+		ctx := telemetry.FromHeaders(r.Context(), r.Header)
+		ctx, span := s.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", metricMethod(r.Method)),
+				attribute.String("http.route", route), attribute.String("request_id", requestID(c))))
+		defer span.End()
+		c.SetRequest(r.WithContext(ctx))
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		return nil
+	}
+}
+
 // withAccessLog logs every request once it is answered, and records metrics.
 func (s *Server) withAccessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -78,7 +112,7 @@ func (s *Server) withAccessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
-		s.metrics.observe(c.Request().Method, route, status, elapsed)
+		s.metrics.observe(c.Request().Method, route, status, waitsForJob(route, c.QueryParam("wait")), elapsed)
 		fields := []zap.Field{
 			zap.String("request_id", requestID(c)),
 			zap.String("method", c.Request().Method),
@@ -89,6 +123,7 @@ func (s *Server) withAccessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if p, ok := c.Get(ctxPrincipal).(store.Principal); ok {
 			fields = append(fields, zap.String("account_id", p.AccountID.String()))
 		}
+		fields = append(fields, telemetry.LogFields(c.Request().Context())...)
 		s.log.Info("request", fields...)
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
@@ -105,6 +107,9 @@ type Deps struct {
 	// StreamHeartbeat is how long a stream stays silent before a comment
 	// keeps it open (0: DefaultStreamHeartbeat).
 	StreamHeartbeat time.Duration
+	// Tracer makes the spans of requests and enqueues (nil: tracing off, no
+	// spans at all).
+	Tracer trace.TracerProvider
 }
 
 // Server holds the API's dependencies and its Echo instance.
@@ -139,6 +144,7 @@ type Server struct {
 	streams        *streamLimits
 	streamPing     time.Duration
 	echo           *echo.Echo
+	tracer         trace.Tracer // nil: tracing off
 }
 
 // New builds the server and its routes.
@@ -185,7 +191,12 @@ func New(d Deps) *Server {
 	e.IPExtractor = ipExtractor(d.TrustedProxies)
 	e.HTTPErrorHandler = s.errorHandler
 	e.JSONSerializer = jsonSerializer{}
-	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders, s.withAccessLog)
+	e.Use(s.withBodyGuard, withRequestID, s.withSecurityHeaders)
+	if d.Tracer != nil {
+		s.tracer = telemetry.Tracer(d.Tracer)
+		e.Use(s.withTracing)
+	}
+	e.Use(s.withAccessLog)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -304,9 +315,9 @@ type httpMetrics struct {
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "wasmwizard_http_request_duration_seconds",
-		Help:    "HTTP requests by method, route and status, and how long they took.",
+		Help:    "HTTP requests by method, route, status and whether the request waited for a job (waits: ?wait=, cancel, /api/execute), and how long they took.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-	}, []string{"method", "route", "status"})}
+	}, []string{"method", "route", "status", "waits"})}
 	reg.MustRegister(m.requests)
 	return m
 }
@@ -314,9 +325,18 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 // observe records one request. Every label is bounded: the method is one of
 // HTTP's standard methods or "other" (a client may send any token), the
 // route is a registered template or "unmatched", never the request's path,
-// and the status is one the server chose.
-func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(metricMethod(method), route, strconv.Itoa(status)).Observe(d.Seconds())
+// the status is one the server chose, and waits is "true" or "false". A
+// request that waits for a job lasts as long as the job, so latency
+// percentiles and alerts leave those out (waits="false").
+func (m *httpMetrics) observe(method, route string, status int, waits bool, d time.Duration) {
+	m.requests.WithLabelValues(metricMethod(method), route, strconv.Itoa(status), strconv.FormatBool(waits)).Observe(d.Seconds())
+}
+
+// waitsForJob says whether a request may wait for a job to finish: one
+// with a wait parameter, a cancel (it waits for the run to stop) and the
+// synchronous /api/execute.
+func waitsForJob(route, wait string) bool {
+	return wait != "" || route == "/v1/jobs/:id/cancel" || route == "/api/execute"
 }
 
 // metricMethod maps a request method to a bounded label value.

@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 )
 
 // Getenv looks up one environment variable; os.Getenv in production, a map in
@@ -50,6 +54,15 @@ type Common struct {
 	WebhookAllowHTTP bool // WIZARD_WEBHOOK_ALLOW_HTTP, default false
 	// PprofAddr serves Go's profiling endpoints when set (never expose it).
 	PprofAddr string // WIZARD_PPROF_ADDR, default "" (off)
+	// Tracing turns OpenTelemetry tracing on: WIZARD_OTEL_EXPORTER_OTLP_ENDPOINT
+	// (an OTLP/HTTP collector's URL), or the standard
+	// OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+	// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none keep it off.
+	// Default off.
+	Tracing telemetry.Tracing
+	// TracerProvider, when set, is used instead of one built from Tracing
+	// (tests, with an in-memory exporter). Not read from the environment.
+	TracerProvider trace.TracerProvider
 }
 
 // API is the API binary's configuration.
@@ -322,7 +335,20 @@ func (r *reader) common() Common {
 		WebhookAllowPrivate: r.boolean("WIZARD_WEBHOOK_ALLOW_PRIVATE"),
 		WebhookAllowHTTP:    r.boolean("WIZARD_WEBHOOK_ALLOW_HTTP"),
 		PprofAddr:           r.str("WIZARD_PPROF_ADDR", ""),
+		Tracing:             r.tracing(),
 	}
+}
+
+// tracing reads whether spans are exported (see Common.Tracing).
+func (r *reader) tracing() telemetry.Tracing {
+	if strings.EqualFold(r.getenv("OTEL_SDK_DISABLED"), "true") || strings.EqualFold(r.getenv("OTEL_TRACES_EXPORTER"), "none") {
+		return telemetry.Tracing{}
+	}
+	t := telemetry.Tracing{FromEnv: r.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || r.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""}
+	if r.str("WIZARD_OTEL_EXPORTER_OTLP_ENDPOINT", "") != "" {
+		t.Endpoint = r.url("WIZARD_OTEL_EXPORTER_OTLP_ENDPOINT", "", "", "http", "https")
+	}
+	return t
 }
 
 // LoadAPI reads and validates the API's configuration.

@@ -94,6 +94,9 @@ func (s *Store) GetTier(ctx context.Context, name string) (Tier, error) {
 	return t, wrapDB(err, "get tier")
 }
 
+// MaxTimeoutMS is the largest max_timeout_ms a tier may have (an hour).
+const MaxTimeoutMS = 3_600_000
+
 // ListTiers returns all tiers by name.
 func (s *Store) ListTiers(ctx context.Context) ([]Tier, error) {
 	var ts []Tier

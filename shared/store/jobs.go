@@ -92,6 +92,9 @@ type Job struct {
 	// Watched: a client is long-polling the job, so its terminal
 	// transition is announced with NOTIFY (see WatchJob).
 	Watched bool `db:"watched"`
+	// Traceparent is the W3C trace context of the request that submitted
+	// the job (nil when tracing was off); the worker's spans join its trace.
+	Traceparent *string `db:"traceparent"`
 	// StdoutBytes and StderrBytes are the sizes of the outputs when the
 	// job was read without them (see GetJobView); zero otherwise.
 	StdoutBytes int64 `db:"stdout_bytes"`
@@ -136,7 +139,7 @@ const jobColumns = `id, account_id, module_id, module_sha256, queue, function, a
 	timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, status, attempts,
 	exit_code, stdout, stderr, stdout_truncated, stderr_truncated, return_values, error_code, error_message,
 	memory_peak_bytes, run_ms, worker_id, created_at, started_at, finished_at, updated_at, cancel_requested_at, watched,
-	` + fileColumns
+	` + fileColumns + `, traceparent`
 
 // jobViewColumns are the columns of a job's view (shared/jobview): none of
 // the request's large fields (args, env, stdin, params), the outputs only
@@ -355,7 +358,7 @@ func insertJobSQL(limited, exact bool) string {
 		WITH` + ctes + ` job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched,
-				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, asset_count, slot)
+				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, traceparent, asset_count, slot)
 			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18,
 				` + files + `, m.asset_count, ` + took + `
 			RETURNING ` + jobColumns + `
@@ -382,7 +385,7 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
-	files := []any{nonNilStrings(j.Preopens), nonNilStrings(j.Collect), j.MaxFSBytes, j.MaxArtifactBytes, len(j.Files)}
+	files := []any{nonNilStrings(j.Preopens), nonNilStrings(j.Collect), j.MaxFSBytes, j.MaxArtifactBytes, len(j.Files), j.Traceparent}
 	var out Job
 	var err error
 	switch {
@@ -797,9 +800,10 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// fileParams is the parameter list of a job's file fields, from $first.
+// fileParams is the parameter list of a job's file fields and its
+// traceparent, from $first.
 func fileParams(first int) string {
-	return fmt.Sprintf("$%d, $%d, $%d, $%d, $%d", first, first+1, first+2, first+3, first+4)
+	return fmt.Sprintf("$%d, $%d, $%d, $%d, $%d, $%d", first, first+1, first+2, first+3, first+4, first+5)
 }
 
 func nonNilStrings(a pq.StringArray) pq.StringArray {

@@ -49,7 +49,17 @@ const leaseMargin = 2 * time.Minute
 // from Postgres, the source of truth.
 type RunJob struct {
 	JobID uuid.UUID `json:"job_id"`
+	// Traceparent is the W3C trace context of the submit that queued the
+	// job, when tracing is on. The worker's spans take the one stored on
+	// the job it claims (a delivery may claim another job, and the
+	// doorbell's and the reconciler's runs have no such payload); this one
+	// serves when the row has none.
+	Traceparent string `json:"traceparent,omitempty"`
 }
+
+// maxTraceparent bounds a payload's traceparent (a W3C version 00 one is
+// 55 characters; later versions may append fields).
+const maxTraceparent = 256
 
 // Queue returns the name of the deployment's base queue in a namespace: its
 // doorbell and cancel channel are named after it, and pre-compile tasks run
@@ -62,9 +72,9 @@ func Queue(namespace string) string { return namespace + JobsQueue }
 func TierQueue(namespace, tier string) string { return namespace + JobsQueue + ":" + tier }
 
 // NewRunJob builds the task that runs job id from queue, whose guest may run
-// for timeout.
-func NewRunJob(id uuid.UUID, queue string, timeout time.Duration) (*asynq.Task, error) {
-	payload, err := json.Marshal(RunJob{JobID: id})
+// for timeout; traceparent ("" for none) is the submit's trace context.
+func NewRunJob(id uuid.UUID, queue string, timeout time.Duration, traceparent string) (*asynq.Task, error) {
+	payload, err := json.Marshal(RunJob{JobID: id, Traceparent: traceparent})
 	if err != nil {
 		return nil, fmt.Errorf("encode run payload: %w", err)
 	}
@@ -102,6 +112,9 @@ func ParseRunJob(payload []byte) (RunJob, error) {
 	}
 	if p.JobID == uuid.Nil {
 		return RunJob{}, fmt.Errorf("decode run payload: job_id missing")
+	}
+	if len(p.Traceparent) > maxTraceparent {
+		p.Traceparent = "" // not a trace context; the job runs all the same
 	}
 	return p, nil
 }
@@ -196,6 +209,9 @@ type DeliverWebhook struct {
 	// queued: the task makes attempt Attempt+1. Nil in tasks queued by
 	// earlier versions.
 	Attempt *int `json:"attempt,omitempty"`
+	// Traceparent is the W3C trace context of the job run (or of the
+	// attempt before) that queued this attempt, when tracing is on.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // WebhookAttempts is how many times a delivery is tried: immediately, then
@@ -215,9 +231,10 @@ func DeliverWebhookID(id uuid.UUID, attempt int) string {
 }
 
 // NewDeliverWebhook builds the task that makes attempt number attempt+1 of
-// a delivery of account accountID (see DeliverWebhookID).
-func NewDeliverWebhook(id, accountID uuid.UUID, attempt int, queue string, opts ...asynq.Option) (*asynq.Task, error) {
-	payload, err := json.Marshal(DeliverWebhook{DeliveryID: id, AccountID: accountID, Attempt: &attempt})
+// a delivery of account accountID (see DeliverWebhookID); traceparent ("" for
+// none) is the trace it belongs to.
+func NewDeliverWebhook(id, accountID uuid.UUID, attempt int, traceparent, queue string, opts ...asynq.Option) (*asynq.Task, error) {
+	payload, err := json.Marshal(DeliverWebhook{DeliveryID: id, AccountID: accountID, Attempt: &attempt, Traceparent: traceparent})
 	if err != nil {
 		return nil, fmt.Errorf("encode delivery payload: %w", err)
 	}
@@ -237,6 +254,9 @@ func ParseDeliverWebhook(payload []byte) (DeliverWebhook, error) {
 	}
 	if p.Attempt != nil && (*p.Attempt < 0 || *p.Attempt > 1<<20) {
 		return DeliverWebhook{}, fmt.Errorf("decode delivery payload: attempt %d out of range", *p.Attempt)
+	}
+	if len(p.Traceparent) > maxTraceparent {
+		p.Traceparent = ""
 	}
 	return p, nil
 }
@@ -297,19 +317,19 @@ type TaskInspector interface {
 }
 
 // EnsureDeliverWebhook makes sure the task of a delivery's next attempt
-// (number attempt+1) is queued, to run at `at` (at once when at is past),
+// (number attempt+1, in the trace traceparent names, "" for none) is queued, to run at `at` (at once when at is past),
 // without ever making a second copy: an existing task of that attempt
 // (waiting, scheduled, put back, or being sent) is left as it is, except
 // that runNow moves a scheduled one to now; one that asynq archived or
 // completed is replaced. queued reports whether a task was added or moved.
 // inspector may be nil: an existing task is then always left alone.
 func EnsureDeliverWebhook(ctx context.Context, client TaskEnqueuer, inspector TaskInspector, id, accountID uuid.UUID,
-	attempt int, queue string, at time.Time, runNow bool) (queued bool, err error) {
+	attempt int, traceparent, queue string, at time.Time, runNow bool) (queued bool, err error) {
 	var opts []asynq.Option
 	if time.Until(at) > 0 {
 		opts = append(opts, asynq.ProcessAt(at))
 	}
-	task, err := NewDeliverWebhook(id, accountID, attempt, queue, opts...)
+	task, err := NewDeliverWebhook(id, accountID, attempt, traceparent, queue, opts...)
 	if err != nil {
 		return false, err
 	}

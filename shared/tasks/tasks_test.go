@@ -22,7 +22,7 @@ func TestDuplicateEnqueueIsRefused(t *testing.T) {
 	queue := tasks.Queue(testenv.Namespace(t))
 
 	id := uuid.New()
-	task, err := tasks.NewRunJob(id, queue, time.Second)
+	task, err := tasks.NewRunJob(id, queue, time.Second, "")
 	require.NoError(t, err)
 	info, err := client.EnqueueContext(context.Background(), task)
 	require.NoError(t, err)
@@ -76,7 +76,7 @@ func TestDoorbellEntries(t *testing.T) {
 func BenchmarkRunPayload(b *testing.B) {
 	id := uuid.New()
 	for b.Loop() {
-		task, err := tasks.NewRunJob(id, "q", time.Second)
+		task, err := tasks.NewRunJob(id, "q", time.Second, "")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
 	"github.com/wasmwizard/wasmwizard/worker/doorbell"
@@ -89,7 +90,7 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		return 1
 	}
 	log.Info("worker started", zap.String("addr", w.Addr()), zap.Int("concurrency", cfg.Concurrency),
-		zap.String("queue", w.queue), zap.String("version", Version))
+		zap.String("queue", w.queue), zap.Bool("tracing", cfg.Tracing.On()), zap.String("version", Version))
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownTimeout))
 	w.Shutdown()
@@ -120,6 +121,8 @@ type Worker struct {
 	reconcilerDone chan struct{}
 	stopSweeper    func()
 	sweeperDone    chan struct{}
+	// stopTracing flushes the spans not yet exported.
+	stopTracing func(context.Context) error
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
@@ -153,7 +156,14 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	if cfg.Lease <= 0 {
 		cfg.Lease = config.DefaultLease
 	}
-	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
+	tracer, stopTracing, err := telemetry.ProviderFor(ctx, cfg.TracerProvider, cfg.Tracing, "wasmwizard-worker", Version)
+	if err != nil {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID(),
+		stopTracing: stopTracing}
 	// The worker registers before it takes a job: every job it claims is
 	// then recovered early should its heartbeat stop.
 	host, _ := os.Hostname()
@@ -191,7 +201,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
-	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log,
+	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log, Tracer: tracer,
 		Finished: func(ctx context.Context, job store.Job) {
 			if job.WebhookURL == nil {
 				return
@@ -220,7 +230,12 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		deps.Executor, deps.Compiler = w.pool, w.pool
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(st.DB().DB, "wasmwizard"))
+	telemetry.RegisterBuildInfo(reg, "worker", Version)
+	telemetry.RegisterDependencies(reg, time.Second, map[string]telemetry.Ping{
+		"postgres": st.Ping, "redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	rdb.AddHook(telemetry.RedisErrors(reg))
 	m := newMetrics(reg)
 	compiledBytes := cacheMetrics(reg, mods)
 	deps.Observer = m
@@ -241,6 +256,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 
 	runner := jobrunner.New(deps)
 	w.runner = runner
+	m.slots(reg, cfg.Concurrency, runner.Running)
 	mux := asynq.NewServeMux()
 	var runJobs asynq.Handler = runner
 	if !cfg.DisableDoorbell {
@@ -292,7 +308,8 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	sender := delivery.New(delivery.Config{Store: st,
 		Policy: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
 		Log:    log.Named("webhooks"), Obs: m, Client: client, Inspector: inspector, Queue: webhookQueue,
-		Slots: delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
+		Slots:  delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
+		Tracer: tracer,
 	})
 	hooks := asynq.NewServeMux()
 	hooks.Handle(tasks.TypeDeliverWebhook, sender)
@@ -326,6 +343,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 				return delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
 			},
 			DeliveryLate: cfg.WebhookSweepAfter,
+			Observe:      m.ReconcilerPass,
 		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))
 		w.reconcilerDone = make(chan struct{})
 		go func() {
@@ -458,6 +476,11 @@ func (w *Worker) close() {
 	}
 	_ = w.rdb.Close()
 	_ = w.store.Close()
+	if w.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = w.stopTracing(ctx)
+	}
 }
 
 func workerID() string {
@@ -473,7 +496,15 @@ type metrics struct {
 	finished   *prometheus.CounterVec
 	run        *prometheus.HistogramVec
 	compile    prometheus.Histogram
+	recoveries *prometheus.CounterVec
+	passes     *prometheus.CounterVec
 }
+
+// runBuckets are wasmwizard_job_run_seconds's buckets: from a millisecond
+// up to the largest timeout a tier may have (store.MaxTimeoutMS, an hour),
+// so that a percentile of long runs is never just "over the last bucket".
+var runBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 2700,
+	float64(store.MaxTimeoutMS) / 1000}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -486,8 +517,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"status", "error_code"}),
 		run: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wasmwizard_job_run_seconds", Help: "Time from the start of a job's execution to its end.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: runBuckets,
 		}, []string{"status"}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmwizard_reconciler_recoveries_total",
+			Help: "What this worker's reconciler repaired, by kind: reenqueued (a queued job's lost task), requeued (a lost worker's job queued again), failed_worker_lost (a lost worker's job out of attempts), webhook_swept (an overdue delivery queued again).",
+		}, []string{"kind"}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmwizard_reconciler_passes_total",
+			Help: "Reconciler passes this worker ran, by pass (full, lost_workers) and result (ok, error).",
+		}, []string{"pass", "result"}),
+	}
+	for _, k := range []string{"reenqueued", "requeued", "failed_worker_lost", "webhook_swept"} {
+		m.recoveries.WithLabelValues(k)
+	}
+	for _, p := range []string{"full", "lost_workers"} {
+		m.passes.WithLabelValues(p, "ok")
+		m.passes.WithLabelValues(p, "error")
 	}
 	m.compile = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "wasmwizard_module_compile_seconds", Help: "Compilations a job had to wait for (cache misses in the sandbox child).",
@@ -497,8 +543,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "wasmwizard_webhook_attempts_seconds", Help: "Webhook delivery attempts by outcome (delivered, pending = will retry, failed) and how long the receiver took.",
 		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 	}, []string{"outcome"})
-	reg.MustRegister(m.deliveries, m.finished, m.run, m.compile, m.webhooks)
+	for _, o := range []string{"delivered", "pending", "failed"} {
+		m.webhooks.WithLabelValues(o)
+	}
+	reg.MustRegister(m.deliveries, m.finished, m.run, m.compile, m.webhooks, m.recoveries, m.passes)
 	return m
+}
+
+// slots registers the worker's sandbox slots: how many it has and how many
+// run a claimed job.
+func (m *metrics) slots(reg prometheus.Registerer, total int, busy func() int) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wasmwizard_worker_slots", Help: "Jobs this worker runs at once (WIZARD_WORKER_CONCURRENCY).",
+	}, func() float64 { return float64(total) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wasmwizard_worker_busy_slots", Help: "Slots of this worker running a claimed job now.",
+	}, func() float64 { return float64(busy()) }))
 }
 
 func (m *metrics) JobDelivered(source, outcome string) {
@@ -515,4 +574,17 @@ func (m *metrics) JobFinished(status, errorCode string, run, compile time.Durati
 
 func (m *metrics) Delivered(outcome string, d time.Duration) {
 	m.webhooks.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// ReconcilerPass counts what a reconciler pass did.
+func (m *metrics) ReconcilerPass(pass string, st reconciler.Stats, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.passes.WithLabelValues(pass, result).Inc()
+	m.recoveries.WithLabelValues("reenqueued").Add(float64(st.Reenqueued))
+	m.recoveries.WithLabelValues("requeued").Add(float64(st.Requeued))
+	m.recoveries.WithLabelValues("failed_worker_lost").Add(float64(st.FailedLost))
+	m.recoveries.WithLabelValues("webhook_swept").Add(float64(st.Deliveries))
 }

@@ -30,11 +30,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
@@ -67,6 +71,9 @@ type Config struct {
 	Queue     string
 	// Slots limits deliveries in flight per account (nil: no limit).
 	Slots *AccountSlots
+	// Tracer makes a span of each attempt, in the trace of the job run that
+	// queued the delivery (nil: no spans).
+	Tracer trace.TracerProvider
 }
 
 // Sender delivers webhooks.
@@ -77,6 +84,7 @@ type Sender struct {
 	log    *zap.Logger
 	obs    Observer
 	now    func() time.Time
+	tracer trace.Tracer
 }
 
 // New returns a Sender.
@@ -84,7 +92,8 @@ func New(cfg Config) *Sender {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Sender{cfg: cfg, store: cfg.Store, client: cfg.Policy.Client(), log: cfg.Log, obs: cfg.Obs, now: time.Now}
+	return &Sender{cfg: cfg, store: cfg.Store, client: cfg.Policy.Client(), log: cfg.Log, obs: cfg.Obs, now: time.Now,
+		tracer: telemetry.Tracer(cfg.Tracer)}
 }
 
 // retryError asks asynq to try again after a given delay.
@@ -118,6 +127,9 @@ func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
+	// The attempt joins the trace of the run that queued the delivery, and
+	// so does the next attempt it queues.
+	ctx = telemetry.WithTraceparent(ctx, p.Traceparent)
 	if p.AccountID != uuid.Nil {
 		release, err := s.slot(ctx, p.AccountID)
 		if err != nil {
@@ -147,7 +159,15 @@ func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		defer release()
 	}
-	return s.attempt(ctx, d)
+	ctx, span := s.tracer.Start(ctx, "webhook.deliver", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("delivery_id", d.ID.String()), attribute.String("job_id", d.JobID.String()),
+			attribute.Int("attempt", d.Attempts+1)))
+	defer span.End()
+	err = s.attempt(ctx, d)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // slot takes one of the account's slots, or answers ErrAccountBusy.
@@ -190,10 +210,13 @@ func (s *Sender) attempt(ctx context.Context, d store.Delivery) error {
 	start := s.now()
 	res, err := s.client.Do(req)
 	a := store.Attempt{DurationMS: int(time.Since(start).Milliseconds())}
+	span := trace.SpanFromContext(ctx)
 	if err != nil {
 		a.Error = ptr(webhook.DescribeError(err))
+		span.SetAttributes(attribute.String("error", *a.Error))
 		return s.retryOrFail(ctx, d, a, 0)
 	}
+	span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
 	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, excerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
@@ -218,7 +241,7 @@ func (s *Sender) queueNext(ctx context.Context, d store.Delivery) error {
 		return nil
 	}
 	_, err := tasks.EnsureDeliverWebhook(ctx, s.cfg.Client, s.cfg.Inspector, d.ID, d.AccountID, d.Attempts,
-		s.cfg.Queue, d.NextAttemptAt, false)
+		telemetry.Traceparent(ctx), s.cfg.Queue, d.NextAttemptAt, false)
 	return err
 }
 
@@ -322,5 +345,6 @@ func deref(s *string) string {
 // has none yet) unless it is queued already; queued reports whether it was
 // not.
 func Enqueue(ctx context.Context, client tasks.TaskEnqueuer, inspector tasks.TaskInspector, d store.Delivery, queue string) (queued bool, err error) {
-	return tasks.EnsureDeliverWebhook(ctx, client, inspector, d.ID, d.AccountID, d.Attempts, queue, time.Time{}, false)
+	return tasks.EnsureDeliverWebhook(ctx, client, inspector, d.ID, d.AccountID, d.Attempts, telemetry.Traceparent(ctx), queue,
+		time.Time{}, false)
 }

@@ -110,7 +110,7 @@ func setup(t *testing.T, url string) bundle {
 func (b bundle) send(t *testing.T) error {
 	t.Helper()
 	d, _ := b.delivery(t)
-	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, d.Attempts, "q")
+	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, d.Attempts, "", "q")
 	require.NoError(t, err)
 	return b.sender.ProcessTask(context.Background(), task)
 }
@@ -204,7 +204,7 @@ func TestPrivateTargetsAreRefusedOnConnect(t *testing.T) {
 	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
 	require.NoError(t, err)
 	strict := delivery.New(delivery.Config{Store: b.st, Policy: webhook.Policy{AllowHTTP: true}})
-	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "q")
+	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "", "q")
 	require.NoError(t, err)
 	require.Error(t, strict.ProcessTask(context.Background(), task))
 	require.Empty(t, r.got, "nothing reached the loopback receiver")

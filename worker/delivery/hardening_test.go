@@ -61,7 +61,7 @@ func TestBigOutputMakesABoundedPayload(t *testing.T) {
 	errOut := append([]byte("x"), bytes.Repeat([]byte("é"), 2<<20)...)
 	d := finished(t, st, a, r.srv.URL, out, errOut)
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true}})
-	task, err := tasks.NewDeliverWebhook(d.ID, a.ID, 0, "q")
+	task, err := tasks.NewDeliverWebhook(d.ID, a.ID, 0, "", "q")
 	require.NoError(t, err)
 	require.NoError(t, sender.ProcessTask(ctx, task))
 
@@ -114,7 +114,7 @@ func TestHugeStoredPayloadIsRebuilt(t *testing.T) {
 	require.Nil(t, got.Payload, "too large to be read")
 
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true}})
-	task, err := tasks.NewDeliverWebhook(d.ID, a.ID, 0, "q")
+	task, err := tasks.NewDeliverWebhook(d.ID, a.ID, 0, "", "q")
 	require.NoError(t, err)
 	require.Error(t, sender.ProcessTask(ctx, task)) // 500: retried
 	require.Len(t, r.got, 1)
@@ -150,7 +150,7 @@ func TestAnAttemptIsMadeOnce(t *testing.T) {
 	r := newReceiver(t, b.acct.WebhookSecret, status(500))
 	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
 	require.NoError(t, err)
-	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "q")
+	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "", "q")
 	require.NoError(t, err)
 	require.Error(t, b.sender.ProcessTask(context.Background(), task))
 	// A second copy of the first attempt's task (asynq redelivering it, or

@@ -69,7 +69,7 @@ func TestMeasureBigOutputDelivery(t *testing.T) {
 	before := peakRSSMiB(t)
 
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true}})
-	task, err := tasks.NewDeliverWebhook(d.ID, a.ID, 0, "q")
+	task, err := tasks.NewDeliverWebhook(d.ID, a.ID, 0, "", "q")
 	require.NoError(t, err)
 	start := time.Now()
 	require.NoError(t, sender.ProcessTask(ctx, task))
@@ -87,7 +87,7 @@ func TestMeasureBigOutputDelivery(t *testing.T) {
 	_, err = st.DeliveryForJob(ctx, a.ID, d.JobID)
 	require.NoError(t, err)
 	t.Logf("after listing a delivery with a 200 MiB stored body: peak RSS %.0f MiB", peakRSSMiB(t))
-	task, err = tasks.NewDeliverWebhook(d.ID, a.ID, 1, "q")
+	task, err = tasks.NewDeliverWebhook(d.ID, a.ID, 1, "", "q")
 	require.NoError(t, err)
 	require.NoError(t, sender.ProcessTask(ctx, task))
 	t.Logf("after sending it: body %d bytes; peak RSS %.0f MiB", received.Load(), peakRSSMiB(t))

@@ -66,7 +66,7 @@ func TestJobFilesThroughTheStore(t *testing.T) {
 	require.NoError(t, err)
 	r := jobrunner.New(jobrunner.Deps{Store: st, Executor: executor.NewInProcess(""), Modules: mods, Assets: assets,
 		WorkerID: "test-worker", Log: zap.NewNop()})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(ctx, task))
 

@@ -14,10 +14,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 )
 
@@ -85,6 +89,7 @@ type Runner struct {
 	finished func(ctx context.Context, job store.Job)
 	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
 	live     func(jobID uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string))
+	tracer   trace.Tracer // nil: tracing off
 
 	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
 	fair   bool
@@ -121,13 +126,29 @@ type Deps struct {
 	// is written, "queued" when the job is handed back, "" when neither
 	// could be written. It takes precedence over Output.
 	Live func(jobID uuid.UUID, attempt int) (output func(executor.Stream, []byte), finish func(status string))
+	// Tracer makes the spans of each run (nil: none), in the trace of the
+	// submit that created the job (its traceparent).
+	Tracer trace.TracerProvider
 }
 
 // New returns a Runner.
 func New(d Deps) *Runner {
-	return &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, assets: d.Assets, compiler: d.Compiler,
+	r := &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, assets: d.Assets, compiler: d.Compiler,
 		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output, live: d.Live,
 		active: map[uuid.UUID]context.CancelFunc{}}
+	if d.Tracer != nil {
+		r.tracer = telemetry.Tracer(d.Tracer)
+	}
+	return r
+}
+
+// span starts a span when tracing is on; otherwise it returns ctx and its
+// (non-recording) span, at no cost.
+func (r *Runner) span(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if r.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return r.tracer.Start(ctx, name, opts...)
 }
 
 // EnableFairClaims makes each delivery run its tier's fairest queued job
@@ -169,6 +190,13 @@ func (r *Runner) runOfAnother(ctx context.Context, delivered uuid.UUID) (context
 		stopWatch()
 		cancel()
 	}
+}
+
+// Running is how many claimed jobs this Runner is running now.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.active)
 }
 
 // track registers the run of job id for Cancel until untrack is called.
@@ -241,19 +269,21 @@ func (r *Runner) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	return r.run(ctx, p.JobID, SourceAsynq)
+	return r.run(ctx, p, SourceAsynq)
 }
 
 // Run runs job id taken from the doorbell; see run.
-func (r *Runner) Run(ctx context.Context, id uuid.UUID) error { return r.run(ctx, id, SourceDoorbell) }
+func (r *Runner) Run(ctx context.Context, id uuid.UUID) error {
+	return r.run(ctx, tasks.RunJob{JobID: id}, SourceDoorbell)
+}
 
 // run runs job id: the work of a job:run delivery from source. It claims the job in Postgres first, so
 // however many deliveries a job gets, one attempt runs at a time and a
 // terminal job never runs again. An error wrapping ErrBusy means another
 // attempt holds the job.
-func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
-	p := tasks.RunJob{JobID: id}
+func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	log := r.log.With(zap.String("job_id", p.JobID.String()))
+	start := time.Now()
 	// The claim is not interrupted by the task's context: a claim that
 	// committed while the context was cancelled (a client's cancel arrives
 	// as soon as Postgres says running) must be seen, or the job would stay
@@ -265,6 +295,7 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	}
 	job, err := claim(cctx, p.JobID, r.workerID)
 	cancel()
+	claimed := time.Now()
 	r.delivered(source, err)
 	switch {
 	case errors.Is(err, store.ErrJobTerminal):
@@ -287,7 +318,10 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	}
 	ctx, untrack := r.track(ctx, job.ID)
 	defer untrack()
+	ctx, span := r.runSpan(ctx, p, job, source, start, claimed)
+	defer span.End()
 	log = log.With(zap.String("account_id", job.AccountID.String()), zap.Int("attempt", job.Attempts))
+	log = log.With(telemetry.LogFields(ctx)...)
 	if job.CancelRequestedAt != nil {
 		// Cancelled while an earlier attempt ran (and was lost): never run
 		// it again.
@@ -315,7 +349,8 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 	case r.output != nil:
 		live = r.output(job.ID)
 	}
-	res, err := r.exec.Execute(ctx, executor.Request{
+	ectx, espan := r.span(ctx, "sandbox.run")
+	res, err := r.exec.Execute(ectx, executor.Request{
 		ModuleKey:      hex.EncodeToString(job.ModuleSHA256),
 		ModulePath:     path,
 		Function:       job.Function,
@@ -330,8 +365,10 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		Output:         live,
 		Files:          files,
 	})
+	endRunSpan(espan, res, err)
 	if err != nil {
 		liveEnd = store.StatusQueued
+		span.SetStatus(codes.Error, "execute: "+err.Error())
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
 	}
 	if res.Status == executor.Cancelled && ctx.Err() != nil {
@@ -360,7 +397,8 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		log.Error("could not store the job's artifacts", zap.Error(err))
 		return fmt.Errorf("save artifacts: %w", err)
 	}
-	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+	rctx, rspan := r.span(wctx, "job.result")
+	ok, err := r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, store.Result{
 		ArtifactsTruncated: res.ArtifactsTruncated,
 		Status:             res.Status,
 		ExitCode:           res.ExitCode,
@@ -384,12 +422,19 @@ func (r *Runner) run(ctx context.Context, id uuid.UUID, source string) error {
 		res = executor.Result{Status: store.StatusFailed, ErrorCode: CodeResultRejected,
 			ErrorMessage:    fmt.Sprintf("the job ended (%s %s) but the platform could not store its result", res.Status, res.ErrorCode),
 			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime, CompileTime: res.CompileTime}
-		ok, err = r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+		ok, err = r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, store.Result{
 			Status: res.Status, ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage,
 			MemoryPeakBytes: res.MemoryPeakBytes, RunMS: int(res.RunTime.Milliseconds()),
 		})
 	}
 	if err != nil {
+		rspan.SetStatus(codes.Error, err.Error())
+	}
+	rspan.SetAttributes(attribute.Bool("written", ok))
+	rspan.End()
+	span.SetAttributes(attribute.String("status", res.Status), attribute.String("error_code", res.ErrorCode))
+	if err != nil {
+		span.SetStatus(codes.Error, "write result: "+err.Error())
 		// The result is lost with this attempt; the job is still running in
 		// Postgres and the retry takes it over once the claim expires.
 		log.Error("could not write the job's result; it runs again once its claim expires", zap.Error(err))
@@ -466,6 +511,47 @@ func (r *Runner) saveArtifacts(ctx context.Context, job store.Job, res executor.
 		files = append(files, store.ArtifactFile{Path: a.Path, Content: a.Content})
 	}
 	return r.store.SaveArtifacts(ctx, job.ID, files)
+}
+
+// runSpan starts the span of a claimed job's run ("job.run", from the
+// delivery's start, with the claim as its first child) in the trace of the
+// submit that created the job: the traceparent stored on the job, or the
+// delivering task's when the job has none. A delivery whose fair claim ran
+// another job links to its own job's trace.
+func (r *Runner) runSpan(ctx context.Context, p tasks.RunJob, job store.Job, source string, start, claimed time.Time) (context.Context, trace.Span) {
+	if r.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	tp := ""
+	if job.Traceparent != nil {
+		tp = *job.Traceparent
+	} else if job.ID == p.JobID {
+		tp = p.Traceparent
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
+		trace.WithAttributes(attribute.String("job_id", job.ID.String()), attribute.String("account_id", job.AccountID.String()),
+			attribute.String("queue", job.Queue), attribute.Int("attempt", job.Attempts), attribute.String("source", source),
+			attribute.String("worker_id", r.workerID))}
+	if p.Traceparent != "" && p.Traceparent != tp {
+		opts = append(opts, trace.WithLinks(trace.LinkFromContext(telemetry.WithTraceparent(context.Background(), p.Traceparent),
+			attribute.String("delivered_for", p.JobID.String()))))
+	}
+	ctx, span := r.tracer.Start(telemetry.WithTraceparent(ctx, tp), "job.run", opts...)
+	_, claim := r.tracer.Start(ctx, "job.claim", trace.WithTimestamp(start))
+	claim.End(trace.WithTimestamp(claimed))
+	return ctx, span
+}
+
+// endRunSpan ends the span of a sandbox run with what the run produced.
+func endRunSpan(span trace.Span, res executor.Result, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		span.SetAttributes(attribute.String("status", res.Status), attribute.String("error_code", res.ErrorCode),
+			attribute.Int64("run_ms", res.RunTime.Milliseconds()), attribute.Int64("compile_ms", res.CompileTime.Milliseconds()),
+			attribute.Int64("memory_peak_bytes", res.MemoryPeakBytes))
+	}
+	span.End()
 }
 
 // Wait waits until no handler is running or ctx ends. asynq's Shutdown can

@@ -58,7 +58,7 @@ func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, j, r := setup(t, fixtures.Hello, 5*time.Second)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 
 	require.NoError(t, r.ProcessTask(ctx, task))
@@ -77,7 +77,7 @@ func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {
 func TestInterruptedRunIsHandedBack(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.Loop, 30*time.Second)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	// The worker shuts down while the guest runs.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -93,7 +93,7 @@ func TestInterruptedRunIsHandedBack(t *testing.T) {
 func TestTaskForMissingJobIsDropped(t *testing.T) {
 	t.Parallel()
 	_, j, r := setup(t, fixtures.Hello, time.Second)
-	task, err := tasks.NewRunJob(store.NewID(), "q", time.Second)
+	task, err := tasks.NewRunJob(store.NewID(), "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(context.Background(), task))
 	_ = j
@@ -102,7 +102,7 @@ func TestTaskForMissingJobIsDropped(t *testing.T) {
 func TestCancelledRunEndsCancelled(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.Loop, 30*time.Second)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -144,7 +144,7 @@ func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
 	_, err = st.DB().ExecContext(ctx, `UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
 	require.NoError(t, err)
 
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(ctx, task))
 	got, err := st.GetJob(ctx, j.AccountID, j.ID)
@@ -158,7 +158,7 @@ func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
 func TestClaimUnderACancelledContextIsNotLost(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.Hello, time.Second)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -181,7 +181,7 @@ func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
 		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
 	})
 	require.NoError(t, err)
-	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second)
+	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second, "")
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- r.ProcessTask(ctx, task) }()
@@ -221,7 +221,7 @@ func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
 	})
 	require.NoError(t, err)
-	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second)
+	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second, "")
 	require.NoError(t, err)
 	tctx, cancelTask := context.WithCancel(ctx)
 	defer cancelTask()
@@ -280,7 +280,7 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 				}
 			}
 		})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -308,7 +308,7 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.TalkLoop, 200*time.Millisecond)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(context.Background(), task))
 	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)

@@ -22,7 +22,7 @@ func TestTrapWithANULInAFunctionNameEndsFailedOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, j, r := setupWith(t, fixtures.TrapNamed("a\x00b"), 5*time.Second, executor.NewInProcess(""))
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(ctx, task))
 	got, err := st.GetJob(ctx, j.AccountID, j.ID)
@@ -50,7 +50,7 @@ func TestRefusedResultEndsTheJobFailed(t *testing.T) {
 	st, j, r := setupWith(t, fixtures.Bytes(fixtures.Hello), 5*time.Second, fixedResult{executor.Result{
 		Status: executor.Succeeded, ExitCode: &zero, ReturnValues: []json.RawMessage{json.RawMessage(`"\u0000"`)},
 	}})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second)
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(ctx, task))
 	got, err := st.GetJob(ctx, j.AccountID, j.ID)

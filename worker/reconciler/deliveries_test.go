@@ -45,7 +45,7 @@ func TestSweepNeverDuplicatesAWaitingDelivery(t *testing.T) {
 	}
 	waiting, archived, lost := ds[0], ds[1], ds[2]
 	for _, d := range []store.Delivery{waiting, archived} {
-		task, err := tasks.NewDeliverWebhook(d.ID, d.AccountID, 0, webhooks, asynq.ProcessIn(time.Hour))
+		task, err := tasks.NewDeliverWebhook(d.ID, d.AccountID, 0, "", webhooks, asynq.ProcessIn(time.Hour))
 		require.NoError(t, err)
 		_, err = b.client.EnqueueContext(ctx, task)
 		require.NoError(t, err)

@@ -210,7 +210,7 @@ func TestRecoveryTaskIsDeliveredWhileTheLostTaskIsActive(t *testing.T) {
 
 	opt, err := asynq.ParseRedisURI(testenv.RedisURL())
 	require.NoError(t, err)
-	task, err := tasks.NewRunJob(j.ID, b.queue, time.Hour)
+	task, err := tasks.NewRunJob(j.ID, b.queue, time.Hour, "")
 	require.NoError(t, err)
 	_, err = b.client.Enqueue(task)
 	require.NoError(t, err)

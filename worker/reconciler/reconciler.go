@@ -75,6 +75,9 @@ type Config struct {
 	// DeliveryLate is how overdue a pending webhook delivery must be before
 	// the sweep looks at its task.
 	DeliveryLate time.Duration
+	// Observe, when set, is told what every pass that ran did, and err
+	// when it failed (metrics). pass is "full" or "lost_workers".
+	Observe func(pass string, st Stats, err error)
 }
 
 // Stats is what one pass did.
@@ -123,20 +126,23 @@ func (r *Reconciler) Run(ctx context.Context) {
 	if r.cfg.Lease > 0 {
 		go func() {
 			defer close(done)
-			r.every(ctx, r.cfg.LeaseCheck, r.RecoverLost, "lost-worker pass")
+			r.every(ctx, r.cfg.LeaseCheck, r.RecoverLost, "lost-worker pass", "lost_workers")
 		}()
 	} else {
 		close(done)
 	}
-	r.every(ctx, r.cfg.Interval, r.Pass, "reconciler pass")
+	r.every(ctx, r.cfg.Interval, r.Pass, "reconciler pass", "full")
 	<-done
 }
 
-func (r *Reconciler) every(ctx context.Context, d time.Duration, pass func(context.Context) (Stats, error), name string) {
+func (r *Reconciler) every(ctx context.Context, d time.Duration, pass func(context.Context) (Stats, error), name, kind string) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		st, err := pass(ctx)
+		if r.cfg.Observe != nil && ctx.Err() == nil && (st.Ran || err != nil) {
+			r.cfg.Observe(kind, st, err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.log.Warn(name+" failed", zap.Error(err))
@@ -250,7 +256,7 @@ func (r *Reconciler) enqueueRecovery(ctx context.Context, ref store.QueuedRef) e
 // ensureQueuedAdded makes sure the job's task is in Redis; it reports
 // whether it had to add it.
 func (r *Reconciler) ensureQueuedAdded(ctx context.Context, ref store.QueuedRef) (bool, error) {
-	task, err := tasks.NewRunJob(ref.ID, ref.Queue, time.Duration(ref.TimeoutMS)*time.Millisecond)
+	task, err := tasks.NewRunJob(ref.ID, ref.Queue, time.Duration(ref.TimeoutMS)*time.Millisecond, "")
 	if err != nil {
 		return false, err
 	}

@@ -97,7 +97,7 @@ func TestArchivedTaskIsReplaced(t *testing.T) {
 	t.Parallel()
 	b := setup(t, reconciler.Config{})
 	j := b.job(t)
-	task, err := tasks.NewRunJob(j.ID, b.queue, time.Second)
+	task, err := tasks.NewRunJob(j.ID, b.queue, time.Second, "")
 	require.NoError(t, err)
 	_, err = b.client.Enqueue(task)
 	require.NoError(t, err)
