@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"time"
 )
 
@@ -136,5 +135,5 @@ func (a *Admin) Audit(ctx context.Context, f AuditFilter) (*Page[AuditEvent], er
 		}
 	}
 	var p Page[AuditEvent]
-	return &p, a.c.get(ctx, "/v1/admin/audit", url.Values(q), &p)
+	return &p, a.c.get(ctx, "/v1/admin/audit", q, &p)
 }

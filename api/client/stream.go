@@ -156,7 +156,7 @@ func (c *Client) streamOnce(ctx context.Context, id, last string, maxEvent int, 
 func parseEvent(raw sseEvent) (*StreamEvent, error) {
 	ev := &StreamEvent{ID: raw.ID, Type: raw.Event, Raw: raw.Data}
 	bad := func(err error) (*StreamEvent, error) {
-		return nil, fmt.Errorf("%w: %s: %v", errBadEvent, raw.Event, err)
+		return nil, fmt.Errorf("%w: %s: %w", errBadEvent, raw.Event, err)
 	}
 	switch raw.Event {
 	case EventStdout, EventStderr:

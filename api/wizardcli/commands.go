@@ -370,4 +370,3 @@ func decodeOutput(text, b64 *string) []byte {
 	}
 	return nil
 }
-

@@ -23,11 +23,11 @@ import (
 
 type runFlags struct {
 	files, dirs, collect, env []string
-	stdin, out, function     string
-	timeout                  time.Duration
-	memory                   int
-	detach, deterministic    bool
-	name, idempotencyKey     string
+	stdin, out, function      string
+	timeout                   time.Duration
+	memory                    int
+	detach, deterministic     bool
+	name, idempotencyKey      string
 }
 
 func (a *app) runCmd() *cobra.Command {

@@ -110,7 +110,7 @@ func (v Verifier) Verify(h http.Header, body []byte) error {
 func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSecret, err)
+		return "", fmt.Errorf("%w: %w", ErrBadSecret, err)
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(id + "." + strconv.FormatInt(ts.Unix(), 10) + "."))
