@@ -200,7 +200,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return d/2 + mathrand.N(d/2+1)
+	return d/2 + mathrand.N(d/2+1) //nolint:gosec // jitter spreads retries, not a secret
 }
 
 // do makes the call and decodes a JSON answer into out (when not nil).

@@ -214,7 +214,7 @@ func (c *Client) DownloadArtifactsTar(ctx context.Context, id string) (*Download
 }
 
 func (c *Client) download(ctx context.Context, path string, q url.Values) (*Download, error) {
-	res, err := c.send(ctx, request{method: http.MethodGet, path: path, query: q, safe: true})
+	res, err := c.send(ctx, request{method: http.MethodGet, path: path, query: q, safe: true}) //nolint:bodyclose // the caller closes the Download
 	if err != nil {
 		return nil, err
 	}

@@ -145,7 +145,8 @@ func TestStreamErrors(t *testing.T) {
 	c, err = client.New(srv.URL, "k")
 	require.NoError(t, err)
 	n := 0
-	for range c.Stream(context.Background(), "j1", nil) {
+	for _, err := range c.Stream(context.Background(), "j1", nil) {
+		_ = err
 		n++
 		break
 	}

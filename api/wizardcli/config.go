@@ -39,7 +39,7 @@ func (a *app) config() (config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // the user's own configuration file
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &cfg); err != nil {
@@ -73,7 +73,7 @@ func (a *app) saveConfig(cfg config) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	b, err := json.MarshalIndent(cfg, "", "  ") //nolint:gosec // the key is meant to be stored here, in a file of mode 0600
 	if err != nil {
 		return "", err
 	}

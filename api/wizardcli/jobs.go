@@ -294,7 +294,7 @@ func (a *app) downloadArtifacts(ctx context.Context, c *client.Client, id string
 			return exitWith(ExitPlatform, fmt.Errorf("artifact path %q leaves the output directory; not written", x.Path))
 		}
 		dst := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 			return err
 		}
 		d, err := c.DownloadArtifact(ctx, id, x.Path)
@@ -302,7 +302,7 @@ func (a *app) downloadArtifacts(ctx context.Context, c *client.Client, id string
 			return err
 		}
 		bar := a.progress(x.SizeBytes, filepath.Base(dst))
-		f, err := os.Create(dst)
+		f, err := os.Create(dst) //nolint:gosec // dst is checked to stay under the output directory
 		if err != nil {
 			_ = d.Close()
 			return err

@@ -101,13 +101,18 @@ func (a *app) run(cmd *cobra.Command, target string, args []string, f *runFlags)
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			a.notef("cancelling job %s", job.ID)
-			if j, cerr := c.CancelJob(cctx, job.ID); cerr == nil {
+			_, cerr := c.CancelJob(cctx, job.ID)
+			if cerr == nil {
 				return exitWith(ExitCancelled, nil)
-			} else if !client.IsCode(cerr, client.CodeConflict) {
-				return exitWith(ExitPlatform, cerr)
-			} else if j, err = c.GetJob(cctx, job.ID); err == nil {
-				return a.jobExit(j)
 			}
+			if !client.IsCode(cerr, client.CodeConflict) {
+				return exitWith(ExitPlatform, cerr)
+			}
+			j, gerr := c.GetJob(cctx, job.ID)
+			if gerr == nil {
+				return a.jobExit(j) // it ended before the cancel
+			}
+			err = gerr
 		}
 		return exitWith(ExitPlatform, err)
 	}
@@ -215,7 +220,7 @@ func (a *app) moduleFor(cmd *cobra.Command, c *client.Client, target, name strin
 }
 
 func (a *app) ensureModule(cmd *cobra.Command, c *client.Client, file, name string) (*client.Module, bool, error) {
-	wasm, err := os.ReadFile(file)
+	wasm, err := os.ReadFile(file) //nolint:gosec // the module file the user named
 	if err != nil {
 		return nil, false, err
 	}
@@ -282,7 +287,7 @@ func (a *app) jobRequest(f *runFlags, args []string) (client.JobRequest, []clien
 		if err != nil {
 			return req, nil, err
 		}
-		b, err := os.ReadFile(local)
+		b, err := os.ReadFile(local) //nolint:gosec // a file the user named with --file
 		if err != nil {
 			return req, nil, usagef("--file %s: %v", spec, err)
 		}
@@ -301,7 +306,7 @@ func (a *app) jobRequest(f *runFlags, args []string) (client.JobRequest, []clien
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(p)
+			b, err := os.ReadFile(p) //nolint:gosec // a file under a directory the user named with --dir
 			if err != nil {
 				return err
 			}
