@@ -8,8 +8,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,16 +26,19 @@ import (
 // (expectations/wazero/linux.toml): they fail because of wazero's preview1
 // layer, which sits above any sys.FS, not because of the filesystem.
 var wasiTestsuiteSkips = map[string]string{
-	"dir_fd_op_failures":   "wazero's fd_prestat_dir_name accepts a zero-length buffer (the test wants EINVAL or ENAMETOOLONG)",
-	"fd_fdstat_set_rights": "wazero answers ENOSYS to fd_fdstat_set_rights (rights are not implemented)",
-	"overwrite_preopen":    "wazero refuses fd_renumber over a preopen with ENOTSUP",
-	"path_filestat":        "wazero's fd_fdstat_get does not report the SYNC fdflag a file was opened with",
-	"path_link":            "wazero's path_link ignores LOOKUPFLAGS_SYMLINK_FOLLOW (the test wants an error)",
-	"path_open_read_write": "wazero does not implement rights: a read-only descriptor reports the write right",
-	"readlink":             "wazero's path_readlink fails with ERANGE on a short buffer where the test wants the truncated target",
-	"renumber":             "wazero's fd_renumber accepts a destination descriptor that is not open",
-	"symlink_filestat":     "wazero's path_filestat_set_times follows the link even without LOOKUPFLAGS_SYMLINK_FOLLOW",
-	"truncation_rights":    "wazero answers ENOSYS to fd_fdstat_set_rights (rights are not implemented)",
+	"dir_fd_op_failures":     "wazero's fd_prestat_dir_name accepts a zero-length buffer (the test wants EINVAL or ENAMETOOLONG)",
+	"fd_fdstat_set_rights":   "wazero answers ENOSYS to fd_fdstat_set_rights (rights are not implemented)",
+	"overwrite_preopen":      "wazero refuses fd_renumber over a preopen with ENOTSUP",
+	"path_filestat":          "wazero's fd_fdstat_get does not report the SYNC fdflag a file was opened with",
+	"path_link":              "wazero's path_link ignores LOOKUPFLAGS_SYMLINK_FOLLOW (the test wants an error)",
+	"path_open_read_write":   "wazero does not implement rights: a read-only descriptor reports the write right",
+	"readlink":               "wazero's path_readlink fails with ERANGE on a short buffer where the test wants the truncated target",
+	"renumber":               "wazero's fd_renumber accepts a destination descriptor that is not open",
+	"symlink_filestat":       "wazero's path_filestat_set_times follows the link even without LOOKUPFLAGS_SYMLINK_FOLLOW",
+	"truncation_rights":      "wazero answers ENOSYS to fd_fdstat_set_rights (rights are not implemented)",
+	"poll_oneoff_stdio":      "wazero's poll_oneoff answers ENOTSUP to an FD_WRITE subscription on stdout/stderr (it supports reads of stdin only)",
+	"stdio":                  "wazero refuses fd_renumber of a stdio descriptor with ENOTSUP",
+	"sock_shutdown-not_sock": "wazero's sock_shutdown on a descriptor that is not a socket does not answer ENOTSOCK",
 }
 
 type wasiTestSpec struct {
@@ -85,6 +90,12 @@ func inputsFromDir(t testing.TB, dir string) []Input {
 // runGuest runs a WASI command against jfs with the given preopens.
 func runGuest(t testing.TB, wasm []byte, jfs *FS, preopens []string, args ...string) (exit uint32, stdout, stderr string) {
 	t.Helper()
+	return runGuestEnv(t, wasm, jfs, preopens, nil, args...)
+}
+
+// runGuestEnv is runGuest with environment variables.
+func runGuestEnv(t testing.TB, wasm []byte, jfs *FS, preopens []string, env map[string]string, args ...string) (exit uint32, stdout, stderr string) {
+	t.Helper()
 	ctx := context.Background()
 	r := sharedRuntime(t)
 	cm, err := r.CompileModule(ctx, wasm)
@@ -99,6 +110,9 @@ func runGuest(t testing.TB, wasm []byte, jfs *FS, preopens []string, args ...str
 	var out, errb bytes.Buffer
 	cfg := wazero.NewModuleConfig().WithName("").WithFSConfig(fsc).
 		WithStdout(&out).WithStderr(&errb).WithArgs(append([]string{"guest"}, args...)...)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		cfg = cfg.WithEnv(k, env[k])
+	}
 	mod, err := r.InstantiateModule(ctx, cm, cfg)
 	if mod != nil {
 		_ = mod.Close(ctx)
@@ -141,7 +155,7 @@ func TestWASITestsuite(t *testing.T) {
 	t.Cleanup(func() {
 		t.Logf("WASI testsuite: %d of %d run passed, %d skipped", passed, total-skipped, skipped)
 	})
-	for _, lang := range []string{"c", "rust"} {
+	for _, lang := range []string{"assemblyscript", "c", "rust"} {
 		dir := filepath.Join("testdata", "wasi-testsuite", lang)
 		files, err := filepath.Glob(filepath.Join(dir, "*.wasm.gz"))
 		if err != nil || len(files) == 0 {
@@ -171,7 +185,7 @@ func TestWASITestsuite(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				exit, stdout, stderr := runGuest(t, gunzipFile(t, wf), jfs, []string{"/"}, spec.Args...)
+				exit, stdout, stderr := runGuestEnv(t, gunzipFile(t, wf), jfs, []string{"/"}, spec.Env, spec.Args...)
 				if exit != spec.ExitCode {
 					t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", exit, spec.ExitCode, stdout, stderr)
 				}
