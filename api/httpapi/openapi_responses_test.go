@@ -568,8 +568,11 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, status)
 
 	// Module asset trees.
-	// The account is on basic now; its tier's asset limit is made small.
-	status, _ = v.json(t, http.MethodPatch, "/v1/admin/tiers/basic", admin, map[string]any{"max_asset_bytes": 100})
+	// The account is on basic now; its tier's asset limit is made small
+	// (and its upload rate, which asset uploads count against, large: the
+	// scenario has made many uploads by now).
+	status, _ = v.json(t, http.MethodPatch, "/v1/admin/tiers/basic", admin,
+		map[string]any{"max_asset_bytes": 100, "uploads_per_minute": 1000})
 	require.Equal(t, http.StatusOK, status)
 	assets := "/v1/modules/" + helloID + "/assets"
 	tree := tarOf(t, "share/a.txt", "hello")
