@@ -401,7 +401,9 @@ export async function job(main, params, signal) {
           if (el) clear(el).append(badge(st));
         },
       });
-      if (ended) { await draw(ended); return; }
+      // The end event's Job carries no outputs (the stream sent them):
+      // the page is drawn from the whole Job.
+      if (ended) { await draw(await api('GET', '/v1/jobs/' + encodeURIComponent(id), undefined, { signal })); return; }
     } catch (err) {
       if (signal.aborted) return;
     }
