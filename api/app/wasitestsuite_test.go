@@ -177,4 +177,10 @@ func TestJobFilesEndToEnd(t *testing.T) {
 	res = p.do(http.MethodGet, "/v1/jobs/"+id+"/artifacts/out/r.txt", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	require.Equal(t, "xxxxx", string(res.Body))
+
+	// The stream's end event lists the artifacts as GET /v1/jobs/{id} does.
+	evs := openStream(t, nil, p.baseURL, key, id, "").start().until("end")
+	arts, _ := evs[len(evs)-1].Data["artifacts"].([]any)
+	require.Len(t, arts, 1)
+	require.Equal(t, "/out/r.txt", arts[0].(map[string]any)["path"])
 }

@@ -551,6 +551,10 @@ func (st *sseStream) finish(ctx context.Context, j store.Job) error {
 	if err := st.sendStatus(j.Status, j.Attempts); err != nil {
 		return err
 	}
+	// The end event's Job lists the artifacts like GET /v1/jobs/{id}.
+	if err := st.s.store.LoadArtifacts(ctx, &j); err != nil {
+		return err
+	}
 	if err := st.event("end", jobview.Summary(j)); err != nil {
 		return err
 	}
