@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
@@ -438,14 +437,7 @@ func (s *Server) putAssets(c echo.Context) error {
 // is logged and the upload still succeeds.
 func (s *Server) prefetchAssets(ctx context.Context, sum string) {
 	task, err := tasks.NewPrefetchAssets(sum, s.queue)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
-		defer cancel()
-		_, err = s.enqueuer.EnqueueContext(ctx, task)
-	}
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		s.log.Info("asset prefetch not enqueued", zap.Error(err))
-	}
+	s.enqueueHint(ctx, task, err, "asset prefetch not enqueued")
 }
 
 // storeAssets checks and stores the uploaded tree (at most room bytes of

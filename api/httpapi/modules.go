@@ -221,13 +221,20 @@ func actorOf(c echo.Context) store.Actor {
 // is an optimisation: a failure is logged and the upload still succeeds.
 func (s *Server) precompile(ctx context.Context, sum []byte) {
 	task, err := tasks.NewCompileModule(sum, s.queue)
+	s.enqueueHint(ctx, task, err, "pre-compile not enqueued")
+}
+
+// enqueueHint enqueues task (built with err) for an optimisation the
+// request does not wait for: within the enqueue timeout, even if the
+// request ends; a failure, or the task already queued, is only logged.
+func (s *Server) enqueueHint(ctx context.Context, task *asynq.Task, err error, failed string) {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
 		defer cancel()
 		_, err = s.enqueuer.EnqueueContext(ctx, task)
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		s.log.Info("pre-compile not enqueued", zap.Error(err))
+		s.log.Info(failed, zap.Error(err))
 	}
 }
 
