@@ -53,11 +53,20 @@ export async function api(method, path, body, opts = {}) {
 }
 
 // download fetches a route's bytes with the credential and hands them to
-// the browser as a file (a plain link could not carry the header).
-export async function download(path, filename) {
+// the browser as a file (a plain link could not carry the header): a
+// blob: URL on a link with a download name, clicked. With sha256 (and a
+// browser that has Web Crypto: a secure context) the bytes are checked
+// against it first. It returns the number of bytes.
+export async function download(path, filename, sha256) {
   const res = await fetch(path, { headers: headers(), cache: 'no-store', credentials: 'omit' });
   if (!res.ok) return answer(res);
-  const url = URL.createObjectURL(await res.blob());
+  const blob = await res.blob();
+  if (sha256 && globalThis.crypto && crypto.subtle) {
+    const sum = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+    const hex = [...sum].map((b) => b.toString(16).padStart(2, '0')).join('');
+    if (hex !== sha256) throw new ApiError(0, { detail: 'the bytes received do not match the artifact\'s SHA-256; try again' });
+  }
+  const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = filename;
@@ -65,7 +74,7 @@ export async function download(path, filename) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-  return null;
+  return blob.size;
 }
 
 // uploadModule sends a module's bytes with upload progress (fetch has none).

@@ -74,12 +74,19 @@ export function fmtTime(iso) {
 
 export function fmtBytes(n) {
   if (n === null || n === undefined) return '—';
-  if (n === 0) return 'unlimited';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = n;
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return (i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)) + ' ' + units[i];
+}
+
+// fmtLimit shows a tier's limit: 0 is "none" for the file limits (no
+// input files, no writes, no artifacts) and "unlimited" for the others.
+const NONE_AT_ZERO = ['max_input_bytes', 'max_fs_bytes', 'max_artifact_bytes', 'max_asset_bytes'];
+export function fmtLimit(name, v) {
+  if (v === 0) return NONE_AT_ZERO.includes(name) ? 'none' : 'unlimited';
+  return name.endsWith('_bytes') ? fmtBytes(v) : String(v);
 }
 
 export function fmtMs(n) {

@@ -1,6 +1,6 @@
 // The pages of a signed-in account: modules, run, jobs, a job, account.
 import { api, session, uploadModule, download, pageURL } from './api.js';
-import { h, s, add, clear, field, shown, fmtTime, fmtBytes, fmtMs, badge, shortID, errorText } from './dom.js';
+import { h, s, add, clear, field, shown, fmtTime, fmtBytes, fmtLimit, fmtMs, badge, shortID, errorText } from './dom.js';
 
 const TERMINAL = ['succeeded', 'failed', 'timed_out', 'cancelled'];
 const STATUSES = ['queued', 'running', ...TERMINAL];
@@ -173,6 +173,7 @@ export async function run(main, params, signal) {
   const files = h('input', { type: 'file', multiple: true, name: 'files' });
   const filesDir = h('input', { name: 'files_dir', value: '/in', autocomplete: 'off' });
   const collect = h('input', { name: 'collect', placeholder: '/out/**', autocomplete: 'off' });
+  const chosen = h('div', { class: 'chosen', 'aria-live': 'polite' });
   const out = h('div', { role: 'status', 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit' }, 'Run');
 
@@ -191,13 +192,34 @@ export async function run(main, params, signal) {
   fillFunctions();
   showParams();
 
+  // The chosen files as the guest will see them, and their total against
+  // the tier's max_input_bytes (0: no input files at all).
+  const maxInput = L.max_input_bytes || 0;
+  const dirOf = () => filesDir.value.trim().replace(/\/+$/, '');
+  function showChosen() {
+    clear(chosen);
+    const list = [...files.files];
+    if (list.length === 0) {
+      chosen.append(h('p', { class: 'muted' }, maxInput ? 'No files chosen. Your tier takes up to ' + fmtBytes(maxInput) + ' of input files.' : 'Your tier takes no input files.'));
+      return;
+    }
+    const total = list.reduce((n, f) => n + f.size, 0);
+    chosen.append(h('ul', {}, list.map((f) => h('li', {}, h('code', {}, dirOf() + '/' + f.name), ' ', h('span', { class: 'muted' }, fmtBytes(f.size))))),
+      total > maxInput ? h('p', { class: 'error' }, tooMuch(list.length, total)) :
+        h('p', { class: 'muted' }, list.length + (list.length === 1 ? ' file, ' : ' files, ') + fmtBytes(total) + ' of the ' + fmtBytes(maxInput) + ' your tier takes.'));
+  }
+  const tooMuch = (n, total) => (n === 1 ? 'This file takes ' : 'These files take ') + total + ' bytes, more than the ' + maxInput + ' (' + fmtBytes(maxInput) + ') your tier takes.';
+  files.addEventListener('change', showChosen);
+  filesDir.addEventListener('input', showChosen);
+  showChosen();
+
   const form = h('form', { class: 'card', novalidate: true },
     h('div', { class: 'grid' }, field('Module', moduleSel), field('Function', fnSel, '_start runs a WASI command')),
     h('div', { class: 'grid' }, field('Arguments', args), field('Environment', env)),
     field('Standard input', stdin),
     paramsField,
-    h('h2', {}, 'Files'),
-    h('div', { class: 'grid' }, field('Input files', files, 'placed in the directory below'), field('Directory for input files', filesDir),
+    h('h2', { id: 'run-files' }, 'Files'),
+    h('div', { class: 'grid' }, h('div', {}, field('Input files', files, 'placed in the directory for input files'), chosen), field('Directory for input files', filesDir),
       field('Collect', collect, 'globs of files to keep, comma-separated')),
     h('h2', {}, 'Limits'),
     h('p', { class: 'muted' }, 'Your tier (' + acct.tier + ') allows up to ' + fmtMs(L.max_timeout_ms) + ', ' + L.max_memory_mb + ' MiB of memory and ' +
@@ -233,7 +255,13 @@ export async function run(main, params, signal) {
     if (Object.keys(md).length) req.metadata = md;
     if (collect.value.trim()) req.collect = collect.value.split(',').map((x) => x.trim()).filter(Boolean);
     if (files.files.length) {
-      const dir = filesDir.value.trim().replace(/\/+$/, '') || '';
+      const dir = dirOf();
+      const total = [...files.files].reduce((n, f) => n + f.size, 0);
+      if (dir !== '' && !dir.startsWith('/')) errors.push('Directory for input files: must start with /');
+      if (total > maxInput) errors.push(tooMuch(files.files.length, total));
+    }
+    if (files.files.length && errors.length === 0) {
+      const dir = dirOf();
       req.files = [];
       for (const f of files.files) {
         const bytes = new Uint8Array(await f.arrayBuffer());
@@ -324,6 +352,46 @@ function outputBlock(title, job, stream) {
     h('pre', { class: 'output', id: stream, tabindex: '0', 'aria-label': title }, body));
 }
 
+// artifactsSection lists the files a job kept (its collect patterns), each
+// with a button that downloads it, and one for all of them as a tar. The
+// bytes are fetched with the key in the Authorization header and saved
+// from a blob: URL: no link to the API could carry the key.
+function artifactsSection(j) {
+  if (!j.collect || j.collect.length === 0) return null;
+  const base = '/v1/jobs/' + encodeURIComponent(j.id) + '/artifacts';
+  const note = h('p', { role: 'status', 'aria-live': 'polite' });
+  const get = (btn, path, name, sha256) => {
+    btn.disabled = true;
+    note.className = '';
+    note.textContent = 'Downloading ' + name + '…';
+    download(path, name, sha256).then((n) => { note.textContent = 'Downloaded ' + name + ' (' + fmtBytes(n) + ').'; },
+      (err) => { note.className = 'error'; note.textContent = name + ': ' + errorText(err); })
+      .finally(() => { btn.disabled = false; });
+  };
+  let body;
+  if (!TERMINAL.includes(j.status)) body = h('p', { class: 'muted' }, 'The files matching the collect patterns are kept when the job ends.');
+  else if (!j.artifacts || j.artifacts.length === 0) {
+    body = h('p', { class: 'muted' }, j.artifacts_truncated ? 'Files matched, but none fitted in the tier\'s max_artifact_bytes.' : 'No file matched the collect patterns.');
+  }
+  else {
+    const all = h('button', { type: 'button', class: 'secondary' }, 'Download all (.tar)');
+    const tarName = 'job-' + j.id.slice(0, 8) + '-artifacts.tar';
+    all.addEventListener('click', () => get(all, base + '?format=tar', tarName));
+    body = [h('div', { class: 'scroll' }, h('table', { class: 'artifacts' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'File'), h('th', {}, 'Size'), h('th', { class: 'wide' }, 'SHA-256'))),
+      h('tbody', {}, j.artifacts.map((a) => {
+        const name = a.path.split('/').pop();
+        const btn = h('button', { type: 'button', class: 'link', 'aria-label': 'Download ' + a.path }, a.path);
+        btn.addEventListener('click', () => get(btn, base + a.path.split('/').map(encodeURIComponent).join('/'), name, a.sha256));
+        return h('tr', {}, h('td', { class: 'mono' }, btn), h('td', {}, fmtBytes(a.size_bytes)),
+          h('td', { class: 'wide mono' }, a.sha256));
+      })))),
+    j.artifacts_truncated ? h('p', { class: 'muted' }, 'More files matched than the tier keeps (max_artifact_bytes): some were left out.') : null,
+    h('p', {}, all)];
+  }
+  return h('section', { class: 'card', 'aria-label': 'Artifacts' }, h('h2', {}, 'Artifacts'), body, note);
+}
+
 export async function job(main, params, signal) {
   const id = params.id;
   const head = h('div', {});
@@ -354,15 +422,11 @@ export async function job(main, params, signal) {
         h('dt', {}, 'Attempts'), h('dd', {}, String(j.attempts)),
         h('dt', {}, 'Usage'), h('dd', {}, 'queued ' + fmtMs(j.usage.queue_ms) + ', ran ' + fmtMs(j.usage.run_ms) + ', memory peak ' + fmtBytes(j.usage.memory_peak_bytes)),
         h('dt', {}, 'Limits'), h('dd', {}, fmtMs(j.limits.timeout_ms) + ', ' + j.limits.memory_limit_mb + ' MiB, ' + fmtBytes(j.limits.max_output_bytes) + ' output'),
-        Object.keys(j.metadata || {}).length ? [h('dt', {}, 'Metadata'), h('dd', { class: 'mono' }, Object.entries(j.metadata).map(([k, v]) => k + '=' + v).join(' '))] : null),
+        Object.keys(j.metadata || {}).length ? [h('dt', {}, 'Metadata'), h('dd', { class: 'mono' }, Object.entries(j.metadata).map(([k, v]) => k + '=' + v).join(' '))] : null,
+        j.input_files || (j.collect && j.collect.length) ? [h('dt', {}, 'Files'), h('dd', {}, (j.input_files || 0) + (j.input_files === 1 ? ' input file' : ' input files'),
+          j.collect && j.collect.length ? [', collects ', j.collect.map((c, i) => [i ? ', ' : '', h('code', {}, c)])] : null)] : null),
       TERMINAL.includes(j.status) ? null : h('p', {}, cancel), msg));
-    const artifacts = j.artifacts && j.artifacts.length ? h('section', { class: 'card' }, h('h2', {}, 'Artifacts'),
-      h('ul', {}, j.artifacts.map((a) => {
-        const btn = h('button', { type: 'button', class: 'secondary' }, a.path);
-        btn.addEventListener('click', () => download('/v1/jobs/' + id + '/artifacts' + a.path.split('/').map(encodeURIComponent).join('/'),
-          a.path.split('/').pop()).catch((err) => { msg.textContent = errorText(err); }));
-        return h('li', {}, btn, ' ', fmtBytes(a.size_bytes));
-      })), j.artifacts_truncated ? h('p', { class: 'muted' }, 'More files matched than the tier keeps.') : null) : null;
+    const artifacts = artifactsSection(j);
     const dl = deliveries.data.length ? h('section', { class: 'card' }, h('h2', {}, 'Webhook deliveries'),
       deliveries.data.map((d) => {
         const retry = h('button', { type: 'button', class: 'secondary' }, 'Retry delivery');
@@ -525,7 +589,7 @@ export async function account(main, params, signal) {
         Object.entries(failures).sort((x, y) => y[1] - x[1]).map(([k, v]) => h('tr', {}, h('th', { scope: 'row', class: 'mono' }, k), h('td', {}, String(v))))))),
     h('section', { class: 'card' }, h('h2', {}, 'Limits of the ' + a.tier + ' tier'), h('div', { class: 'scroll' }, h('table', {}, h('tbody', {},
       Object.entries(L).map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k.replaceAll('_', ' ')),
-        h('td', {}, k.endsWith('_bytes') ? fmtBytes(v) : v === 0 ? 'unlimited' : String(v)))))))),
+        h('td', {}, fmtLimit(k, v)))))))),
     h('section', { class: 'card' }, h('h2', {}, 'Keys'), h('div', { class: 'scroll' }, h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, 'Prefix'), h('th', {}, 'Name'), h('th', {}, 'Last used'), h('th', { class: 'wide' }, 'Created'), h('th', {}, 'Revoked'))),
       h('tbody', {}, keys.data.map((k) => h('tr', {}, h('td', { class: 'mono' }, k.prefix), h('td', {}, k.name || '—'),
