@@ -1,11 +1,14 @@
 package app_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -170,6 +174,58 @@ func (b *browser) shots(name string, dark, phone bool) {
 	}
 }
 
+// phoneShot writes a screenshot of the screen a phone (390×844) shows
+// with the element sel scrolled into view, when -console.screenshots is
+// set.
+func (b *browser) phoneShot(name, sel string) {
+	b.t.Helper()
+	if *consoleShots == "" {
+		return
+	}
+	b.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector(`+quote(sel)+`).scrollIntoView({block: 'start'}); window.scrollBy(0, -12)`))
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	require.NoError(b.t, err)
+	require.NoError(b.t, os.WriteFile(filepath.Join(*consoleShots, name+"-phone.png"), png, 0o644))
+	b.do(chromedp.EmulateViewport(1280, 900), chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+}
+
+// download clicks the element sel and waits for the browser to have saved
+// the file the click started (the download-complete event), in a
+// directory of the test's. It returns the URL the browser downloaded from,
+// the file name the page suggested and the bytes saved.
+func (b *browser) download(sel string) (url, name string, data []byte) {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
+	require.NoError(b.t, err)
+	begins := chromedp.Events(ctx, cdpbrowser.DownloadWillBegin)
+	progress := chromedp.Events(ctx, cdpbrowser.DownloadProgress)
+	b.do(chromedp.Click(chromedp.CSS(sel)))
+	var guid string
+	for ev, err := range begins {
+		require.NoError(b.t, err, "waiting for the download of %s to begin", sel)
+		guid, url, name = ev.GUID, ev.URL, ev.SuggestedFilename
+		break
+	}
+	for ev, err := range progress {
+		require.NoError(b.t, err, "waiting for the download of %s to complete", sel)
+		if ev.GUID != guid {
+			continue
+		}
+		require.NotEqual(b.t, cdpbrowser.DownloadProgressStateCanceled, ev.State, "the download of %s was cancelled", sel)
+		if ev.State == cdpbrowser.DownloadProgressStateCompleted {
+			break
+		}
+	}
+	data, err = os.ReadFile(filepath.Join(dir, guid))
+	require.NoError(b.t, err)
+	return url, name, data
+}
+
 func (b *browser) scheme(s string) {
 	b.t.Helper()
 	_, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
@@ -247,7 +303,7 @@ func TestConsole(t *testing.T) {
 	// output subtest says so and is skipped.
 	live := slices.Contains(fixtures.Names(), "talkloop") &&
 		p.do(http.MethodGet, "/v1/jobs/"+uuid.NewString()+"/stream", key, "", nil).JSON(t)["detail"] != "no such route"
-	uploads := []string{fixtures.Echo, fixtures.Loop}
+	uploads := []string{fixtures.Echo, fixtures.Loop, fixtures.Reverse}
 	if live {
 		uploads = append(uploads, "talkloop")
 	}
@@ -265,6 +321,8 @@ func TestConsole(t *testing.T) {
 			b.do(chromedp.SendKeys(chromedp.CSS(`input[name=module]`), filepath.Join(dir, "talkloop.wasm")))
 			b.until(`[...document.querySelectorAll('main td a')].some((a) => a.textContent === 'talkloop')`)
 		}
+		b.do(chromedp.SendKeys(chromedp.CSS(`input[name=module]`), filepath.Join(dir, "reverse.wasm")))
+		b.until(`[...document.querySelectorAll('main td a')].some((a) => a.textContent === 'reverse')`)
 		b.do(chromedp.SendKeys(chromedp.CSS(`input[name=module]`), filepath.Join(dir, "loop.wasm")))
 		b.until(`[...document.querySelectorAll('main td a')].some((a) => a.textContent === 'loop')`)
 		b.shots("modules", true, true)
@@ -330,6 +388,78 @@ func TestConsole(t *testing.T) {
 		require.Equal(t, "echo done\n", eval[string](b, `document.getElementById('stderr').textContent`))
 		b.until(`[...document.querySelectorAll('.timeline strong')].map((e) => e.textContent).join(' ') === 'job.created job.started job.finished'`)
 		b.shots("job", true, true)
+	})
+
+	t.Run("run with an input file: download its artifact", func(t *testing.T) {
+		b := b.at(t)
+		// Every byte value, then text: the file goes through the page
+		// (base64 in the request), the guest (which writes it reversed
+		// to /out) and the download (a blob) unchanged.
+		in := make([]byte, 0, 300)
+		for i := range 256 {
+			in = append(in, byte(i))
+		}
+		in = append(in, "from the Wasm Wizard console\n"...)
+		want := slices.Clone(in)
+		slices.Reverse(want)
+		file := filepath.Join(dir, "input.bin")
+		require.NoError(t, os.WriteFile(file, in, 0o644))
+
+		b.page("#/run?module="+ids["reverse"], "run")
+		b.do(chromedp.SetValue(chromedp.CSS(`textarea[name=args]`), "/in/input.bin\n/out/input.rev"),
+			chromedp.SetUploadFiles(chromedp.CSS(`input[name=files]`), []string{file}),
+			chromedp.SetValue(chromedp.CSS(`input[name=collect]`), "/out/*"))
+		// The page shows the file as the guest will see it, and its size
+		// against the tier's max_input_bytes.
+		b.until(`(document.querySelector('.chosen code') || {}).textContent === '/in/input.bin'`)
+		require.Contains(t, eval[string](b, `document.querySelector('.chosen').textContent`), "1 file, 285 B of the 32 MiB your tier takes.")
+		b.shots("run-file", true, false)
+		b.phoneShot("run-file", "#run-files")
+		b.do(chromedp.Click(chromedp.CSS(`main form button[type=submit]`)))
+		b.until(`document.body.dataset.page === 'jobs/:id' && document.querySelector('#job-status').textContent === 'succeeded'`)
+		b.until(`document.getElementById('stdout').textContent === 'reverse /in/input.bin /out/input.rev: 285 bytes\n'`)
+		b.until(`(document.querySelector('section[aria-label=Artifacts] button.link') || {}).textContent === '/out/input.rev'`)
+		jobID := eval[string](b, `location.hash.slice('#/jobs/'.length)`)
+		require.Equal(t, "1 input file, collects /out/*", eval[string](b, `[...document.querySelectorAll('dl.kv dt')].find((e) => e.textContent === 'Files').nextElementSibling.textContent`))
+		require.Equal(t, "285 B", eval[string](b, `document.querySelector('table.artifacts tbody td:nth-child(2)').textContent`))
+
+		// The file through the page's button: fetched with the key in a
+		// header, checked against its SHA-256 and saved from a blob: URL
+		// (the key is never in a URL).
+		url, name, data := b.download(`table.artifacts button.link`)
+		require.True(t, strings.HasPrefix(url, "blob:"+p.baseURL+"/"), "saved from a blob: URL, not %q", url)
+		require.Equal(t, "input.rev", name)
+		require.Equal(t, want, data)
+		b.until(`document.querySelector('section[aria-label=Artifacts] [role=status]').textContent === 'Downloaded input.rev (285 B).'`)
+
+		// All of them as one tar.
+		url, name, data = b.download(`section[aria-label=Artifacts] p > button`)
+		require.True(t, strings.HasPrefix(url, "blob:"), url)
+		require.Equal(t, "job-"+jobID[:8]+"-artifacts.tar", name)
+		tr := tar.NewReader(bytes.NewReader(data))
+		hdr, err := tr.Next()
+		require.NoError(t, err)
+		require.Equal(t, "out/input.rev", hdr.Name)
+		got, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		_, err = tr.Next()
+		require.ErrorIs(t, err, io.EOF, "one file in the tar")
+
+		b.shots("job-artifacts", true, false)
+		b.phoneShot("job-artifacts", "section[aria-label=Artifacts]")
+	})
+
+	t.Run("input files above the tier's max_input_bytes are refused in the page", func(t *testing.T) {
+		b := b.at(t)
+		big := filepath.Join(dir, "big.bin")
+		require.NoError(t, os.WriteFile(big, make([]byte, 32<<20+1), 0o644))
+		b.page("#/run?module="+ids["reverse"], "run")
+		b.do(chromedp.SetUploadFiles(chromedp.CSS(`input[name=files]`), []string{big}))
+		b.until(`(document.querySelector('.chosen p.error') || {}).textContent === 'This file takes 33554433 bytes, more than the 33554432 (32 MiB) your tier takes.'`)
+		b.do(chromedp.Click(chromedp.CSS(`main form button[type=submit]`)))
+		b.until(`(document.querySelector('main [role=alert]') || {}).textContent === 'This file takes 33554433 bytes, more than the 33554432 (32 MiB) your tier takes.'`)
+		require.Equal(t, "run", eval[string](b, `document.body.dataset.page`), "nothing was sent")
 	})
 
 	t.Run("cancel a running job", func(t *testing.T) {
@@ -423,6 +553,17 @@ func TestConsole(t *testing.T) {
 		b.do(chromedp.Click(chromedp.Search(`//button[text()="Sign out"]`)))
 		b.until(`document.querySelector('input[name=credential]') !== null`)
 		require.Nil(t, eval[*string](b, `sessionStorage.getItem('wasmwizard.credential')`))
+	})
+
+	t.Run("a key refused while signed in", func(t *testing.T) {
+		b := b.at(t)
+		// As if the key had been revoked since sign-in: the first 401
+		// forgets it and returns to the sign-in form, saying why.
+		b.do(chromedp.Evaluate[chromedp.Void](`sessionStorage.setItem('wasmwizard.credential', 'ww_` + strings.Repeat("Y", 32) + `');
+			sessionStorage.setItem('wasmwizard.role', 'tenant'); location.hash = '#/jobs'`))
+		b.until(`document.querySelector('input[name=credential]') !== null && document.getElementById('flash').textContent === 'Your key was refused; sign in again.'`)
+		require.Nil(t, eval[*string](b, `sessionStorage.getItem('wasmwizard.credential')`), "the refused key is forgotten")
+		require.Equal(t, "#/signin", eval[string](b, `location.hash`))
 	})
 
 	t.Run("operator", func(t *testing.T) {
