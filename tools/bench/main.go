@@ -204,6 +204,7 @@ func (b *bench) setupDB(ctx context.Context) error {
 	if b.pg, err = startCluster(ctx, b.scratch); err != nil {
 		return err
 	}
+	statementsOn = b.pg.statements
 	b.dbName = fmt.Sprintf("ww_bench_%d", time.Now().Unix())
 	admin, err := sqlx.Open("postgres", b.pg.url("postgres"))
 	if err != nil {
@@ -871,6 +872,9 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		ratio: percentOf(r.rate, b.floorAQ)})
 	b.add(row{name: "  CPU per finished job", value: r.cpu})
 	b.add(row{name: "  Postgres per finished job", value: r.wal.String()})
+	if r.wal.statements != "" {
+		b.add(row{name: "  Postgres execution time by statement per finished job", value: r.wal.statements})
+	}
 	b.add(row{name: "  deliveries by source and claim", value: b.deliveries(ctx)})
 	return nil
 }
@@ -980,6 +984,9 @@ func (b *bench) realTier(ctx context.Context) error {
 		b.add(row{name: "  CPU per finished job", value: r.cpu})
 		b.add(row{name: "  Postgres per finished job", value: r.wal.String()})
 		b.add(row{name: "  WAL by record type per finished job", value: r.wal.top})
+		if r.wal.statements != "" {
+			b.add(row{name: "  Postgres execution time by statement per finished job", value: r.wal.statements})
+		}
 	}
 	return nil
 }
