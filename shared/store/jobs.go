@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -296,19 +297,37 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			last, window = true, exactWindow
 			continue
 		}
-		// A submit whose rows conflict with another's waits for it, then
-		// finds them.
-		if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
-			SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
-			j.AccountID, have, min(have+max(have, slotChunk), limit)-1); err != nil {
-			return Job{}, wrapDB(err, "make account slots")
-		}
-		if tx == nil {
-			// Made now (by this insert or a concurrent one); in a
-			// transaction, only once it commits (see sawSlotRows).
-			s.sawSlotRows(j.AccountID, min(have+max(have, slotChunk), limit))
+		if err := s.makeSlotRows(ctx, tx, j.AccountID, have, min(have+max(have, slotChunk), limit)); err != nil {
+			return Job{}, err
 		}
 	}
+}
+
+// makeSlotRows makes the account's slot rows from have up to to (not
+// included). The submits of one process that all found too few free rows
+// make them once: the others wait for the one making them (taking turns
+// per account), then find them made and go back to their search. Submits
+// of other processes whose rows conflict wait for theirs, then find them.
+func (s *Store) makeSlotRows(ctx context.Context, tx *sqlx.Tx, account uuid.UUID, have, to int) error {
+	if tx == nil {
+		mu, _ := s.slotGrowth.LoadOrStore(account, &sync.Mutex{})
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+		if s.knownSlotRows(account) > have {
+			return nil // made while this submit waited
+		}
+	}
+	if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
+		SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
+		account, have, to-1); err != nil {
+		return wrapDB(err, "make account slots")
+	}
+	if tx == nil {
+		// Made now (by this insert or a concurrent one); in a transaction,
+		// only once it commits (see sawSlotRows).
+		s.sawSlotRows(account, to)
+	}
+	return nil
 }
 
 // exactFirstUpTo is the largest limit for which a submit searches all of

@@ -32,6 +32,9 @@ type Store struct {
 	// known to have (see createJob): rows are made, never removed while
 	// the account lives, so a count once seen stays true.
 	slotRows sync.Map
+	// slotGrowth holds a *sync.Mutex per account: one submit at a time
+	// makes the account's slot rows (see makeSlotRows).
+	slotGrowth sync.Map
 }
 
 // Open connects to Postgres and checks the connection. Queries with
