@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -242,6 +243,13 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 	limit := min(j.MaxUnfinished, maxSlots)
 	last := false
 	window := float64(slotWindow)
+	// An account with a small limit whose rows all exist searches them
+	// all at once: as cheap as the bounded search at that size, and a
+	// submit at the limit is refused after one search instead of two.
+	exactFirst := limit > 0 && limit <= exactFirstUpTo && s.knownSlotRows(j.AccountID) >= limit
+	if exactFirst {
+		last, window = true, exactWindow
+	}
 	for {
 		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
 		if err == nil && len(j.inputs) > 0 {
@@ -251,7 +259,13 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			return out, wrapDB(err, "insert job")
 		}
 		// Either the module is not one of the account's live modules, or
-		// no slot was free. After the search of every row, no slot was.
+		// no slot was free. After the search of every row, no slot was
+		// (when that search came first, the module is checked first).
+		if exactFirst {
+			if live, err := s.moduleLive(ctx, tx, j); err != nil || !live {
+				return Job{}, err
+			}
+		}
 		if last {
 			return Job{}, apperr.New(apperr.QuotaExceeded,
 				"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", limit, limit)
@@ -276,18 +290,83 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
 		}
 		have := found.Have
+		if tx == nil {
+			s.sawSlotRows(j.AccountID, have)
+		}
 		if have >= limit {
 			last, window = true, exactWindow
 			continue
 		}
-		// A submit whose rows conflict with another's waits for it, then
-		// finds them.
-		if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
-			SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
-			j.AccountID, have, min(have+max(have, slotChunk), limit)-1); err != nil {
-			return Job{}, wrapDB(err, "make account slots")
+		if err := s.makeSlotRows(ctx, tx, j.AccountID, have, min(have+max(have, slotChunk), limit)); err != nil {
+			return Job{}, err
 		}
 	}
+}
+
+// makeSlotRows makes the account's slot rows from have up to to (not
+// included). The submits of one process that all found too few free rows
+// make them once: the others wait for the one making them (taking turns
+// per account), then find them made and go back to their search. Submits
+// of other processes whose rows conflict wait for theirs, then find them.
+func (s *Store) makeSlotRows(ctx context.Context, tx *sqlx.Tx, account uuid.UUID, have, to int) error {
+	if tx == nil {
+		mu, _ := s.slotGrowth.LoadOrStore(account, &sync.Mutex{})
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+		if s.knownSlotRows(account) > have {
+			return nil // made while this submit waited
+		}
+	}
+	if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
+		SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
+		account, have, to-1); err != nil {
+		return wrapDB(err, "make account slots")
+	}
+	if tx == nil {
+		// Made now (by this insert or a concurrent one); in a transaction,
+		// only once it commits (see sawSlotRows).
+		s.sawSlotRows(account, to)
+	}
+	return nil
+}
+
+// exactFirstUpTo is the largest limit for which a submit searches all of
+// the account's slot rows first (once they all exist): a walk of that many
+// rows in slot order reads a page or two, as the bounded search does.
+const exactFirstUpTo = 4 * slotWindow
+
+// knownSlotRows is how many slot rows the account is known to have (0: not
+// known).
+func (s *Store) knownSlotRows(account uuid.UUID) int {
+	if n, ok := s.slotRows.Load(account); ok {
+		return n.(int)
+	}
+	return 0
+}
+
+// sawSlotRows records that the account has at least n slot rows, read or
+// made outside any transaction that could still roll them back.
+func (s *Store) sawSlotRows(account uuid.UUID, n int) {
+	for {
+		old, loaded := s.slotRows.LoadOrStore(account, n)
+		if !loaded || old.(int) >= n || s.slotRows.CompareAndSwap(account, old, n) {
+			return
+		}
+	}
+}
+
+// moduleLive reports whether the job's module is one of its account's live
+// modules; a NotFound error when it is not.
+func (s *Store) moduleLive(ctx context.Context, tx *sqlx.Tx, j Job) (bool, error) {
+	var live bool
+	if err := sqlx.GetContext(ctx, s.ext(tx), &live, `SELECT EXISTS (SELECT 1 FROM modules
+		WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, j.ModuleID, j.AccountID); err != nil {
+		return false, wrapDB(err, "find module")
+	}
+	if !live {
+		return false, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+	}
+	return true, nil
 }
 
 // ext is tx when not nil, else the pool.
@@ -374,8 +453,9 @@ func insertJobSQL(limited, exact bool) string {
 // Store opens (see warm).
 var insertJobQueries = [2]string{insertJobSQL(false, false), insertJobSQL(true, false)}
 
-// insertJobExactSQL is insertJobSQL for the search of every slot row: not
-// prepared, since only an account at its limit runs it.
+// insertJobExactSQL is insertJobSQL for the search of every slot row: run
+// by an account at its limit, and first by an account with a small limit
+// (see exactFirstUpTo).
 var insertJobExactSQL = insertJobSQL(true, true)
 
 // insertJob is createJob's statement: sql.ErrNoRows when the module is not
@@ -391,7 +471,7 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 	switch {
 	case limit > 0 && window == exactWindow:
 		args = append(append(args, limit), files...)
-		err = sqlx.GetContext(ctx, s.ext(tx), &out, insertJobExactSQL, args...)
+		err = s.getPrepared(ctx, tx, &out, insertJobExactSQL, args...)
 	case limit > 0:
 		// The search for a free slot starts at a random place (see pos in
 		// the migration).

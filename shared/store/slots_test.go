@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -101,4 +103,55 @@ func TestARefusedSubmitWritesNothing(t *testing.T) {
 	wrote, err = b.st.CreateJobWrites(ctx, actor, b.limited(1))
 	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err))
 	require.False(t, wrote, "a refused submit writes nothing")
+}
+
+// An account with a small limit searches all its slot rows first once they
+// exist: the limit stays exact under concurrent submits, a freed slot is
+// found again, and a submit of a module that is gone is refused as
+// not_found, not as over the limit.
+func TestASmallLimitIsExactOnceItsRowsExist(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	actor := store.Actor{Name: "test"}
+	const limit = 5
+	submit := func(n int) (ids []uuid.UUID, refused int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				j, err := b.st.CreateJob(ctx, actor, b.limited(limit))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "%v", err)
+					refused++
+					return
+				}
+				ids = append(ids, j.ID)
+			})
+		}
+		wg.Wait()
+		return ids, refused
+	}
+	// The first submits make the rows; the next ones search them all.
+	ids, refused := submit(20)
+	require.Len(t, ids, limit)
+	require.Equal(t, 20-limit, refused)
+	for _, id := range ids[:2] {
+		_, err := b.st.CancelJob(ctx, actor, b.account.ID, id)
+		require.NoError(t, err)
+	}
+	again, refused := submit(10)
+	require.Len(t, again, 2, "exactly the freed slots are taken again")
+	require.Equal(t, 8, refused)
+	var unfinished int
+	require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT count(*) FROM jobs
+		WHERE account_id = $1 AND status IN ('queued', 'running')`, b.account.ID).Scan(&unfinished))
+	require.Equal(t, limit, unfinished)
+
+	_, err := b.st.DeleteModule(ctx, actor, b.account.ID, b.module.ID)
+	require.NoError(t, err)
+	_, err = b.st.CreateJob(ctx, actor, b.limited(limit))
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(err), "%v", err)
 }

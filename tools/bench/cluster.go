@@ -26,7 +26,13 @@ type cluster struct {
 	asPG      []string
 	// pid is the postmaster's: its children are the cluster's processes.
 	pid int
+	// statements: pg_stat_statements is loaded (see startCluster).
+	statements bool
 }
+
+// statementsOn is whether the cluster behind the harness's statistics
+// connections records statement times; set once the cluster started.
+var statementsOn bool
 
 // startCluster makes and starts a cluster in dir.
 func startCluster(ctx context.Context, dir string) (*cluster, error) {
@@ -56,8 +62,16 @@ func startCluster(ctx context.Context, dir string) (*cluster, error) {
 	if out, err := c.tool(ctx, "initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200", c.port, c.data)
+	// pg_stat_statements (Postgres's contrib, in Debian's server package)
+	// gives the time each statement took: the profile of a phase (see
+	// since). It costs a little CPU per statement, the same in every step.
+	if _, err := os.Stat(filepath.Join(c.bin, "..", "lib", "pg_stat_statements.so")); err == nil {
+		opts += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+		c.statements = true
+	}
 	if out, err := c.tool(ctx, "pg_ctl", "start", "-D", c.data, "-w", "-t", "60", "-l", filepath.Join(c.data, "server.log"),
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200", c.port, c.data)); err != nil {
+		"-o", opts); err != nil {
 		return nil, fmt.Errorf("pg_ctl start: %w: %s", err, out)
 	}
 	pid, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid")) //nolint:gosec // our own cluster
@@ -108,6 +122,14 @@ func mark(ctx context.Context, db *sqlx.DB) (walMark, error) {
 	if _, err := db.ExecContext(ctx, `CHECKPOINT`); err != nil {
 		return walMark{}, err
 	}
+	if statementsOn {
+		if _, err := db.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			return walMark{}, err
+		}
+		if _, err := db.ExecContext(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+			return walMark{}, err
+		}
+	}
 	return readMark(ctx, db)
 }
 
@@ -121,6 +143,9 @@ type walCost struct {
 	xacts float64
 	// top is the record types that wrote most of the bytes.
 	top string
+	// statements is the statements that took most of Postgres's time
+	// (pg_stat_statements; empty when it is not loaded).
+	statements string
 }
 
 // since measures the WAL the cluster wrote from m to now, per job, with
@@ -170,7 +195,49 @@ func since(ctx context.Context, db *sqlx.DB, m walMark, jobs int) (walCost, erro
 	}
 	c.bytes, c.syncs, c.xacts = float64(bytes)/j, float64(end.syncs-m.syncs)/j, float64(end.commits-m.commits)/j
 	c.top = strings.Join(top, ", ")
+	if statementsOn {
+		if c.statements, err = topStatements(ctx, db, j); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// topStatements is the statements that took most of Postgres's execution
+// time since the mark, per job: calls and µs, each named by its first words
+// (the harness's own statements left out).
+func topStatements(ctx context.Context, db *sqlx.DB, jobs float64) (string, error) {
+	var rows []struct {
+		Query string  `db:"query"`
+		Calls float64 `db:"calls"`
+		MS    float64 `db:"ms"`
+	}
+	if err := db.SelectContext(ctx, &rows, `SELECT query, calls::float8 AS calls, total_exec_time AS ms
+		FROM pg_stat_statements
+		WHERE query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_get_wal%' AND query NOT LIKE '%pg_current_wal%'
+			AND query NOT LIKE 'CHECKPOINT%' AND query NOT LIKE '%pg_switch_wal%'
+		ORDER BY total_exec_time DESC LIMIT 8`); err != nil {
+		return "", err
+	}
+	var all float64
+	if err := db.GetContext(ctx, &all, `SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements`); err != nil {
+		return "", err
+	}
+	out := []string{fmt.Sprintf("all %.0f µs", all*1000/jobs)}
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s %.2f× %.0f µs", statementName(r.Query), r.Calls/jobs, r.MS*1000/jobs))
+	}
+	return strings.Join(out, ", "), nil
+}
+
+// statementName is a statement's first words, enough to find it in the
+// code: its first CTE or verb and table.
+func statementName(q string) string {
+	f := strings.Fields(q)
+	if len(f) > 6 {
+		f = f[:6]
+	}
+	return "`" + strings.Join(f, " ") + "`"
 }
 
 func (c walCost) String() string {
