@@ -115,7 +115,7 @@ func (a *app) modulesCmd() *cobra.Command {
 			for _, m := range p.Data {
 				t.add(m.ID, orDash(m.Name), bytesHuman(m.SizeBytes), m.SHA256[:12], ts(m.CreatedAt))
 			}
-			return a.printPage(p, t, p.NextCursor)
+			return printPage(a, p, t)
 		},
 	}
 	listFlags(list, &lo)
@@ -185,14 +185,30 @@ func moduleTable(m *client.Module) *table {
 }
 
 // printPage prints a page and, on a table, how to get the next.
-func (a *app) printPage(v any, t *table, next string) error {
-	if err := a.print(v, t); err != nil {
+func printPage[T any](a *app, p *client.Page[T], t *table) error {
+	if err := a.print(apiPage(p), t); err != nil {
 		return err
 	}
-	if next != "" && a.output == "table" {
-		a.notef("more: --cursor %s", next)
+	if p.NextCursor != "" && a.output == "table" {
+		a.notef("more: --cursor %s", p.NextCursor)
 	}
 	return nil
+}
+
+// apiPage is a page as the API sends it: next_cursor is null on the last
+// page (the SDK's Page holds an empty string).
+func apiPage[T any](p *client.Page[T]) any {
+	v := struct {
+		Data       []T     `json:"data"`
+		NextCursor *string `json:"next_cursor"`
+	}{Data: p.Data}
+	if p.Data == nil {
+		v.Data = []T{}
+	}
+	if p.NextCursor != "" {
+		v.NextCursor = &p.NextCursor
+	}
+	return v
 }
 
 func (a *app) assetsCmd() *cobra.Command {

@@ -51,7 +51,7 @@ func (a *app) jobsCmd() *cobra.Command {
 				}
 				t.add(j.ID, j.ModuleID, a.statusText(j.Status), ptrInt(j.ExitCode), run, ts(j.CreatedAt))
 			}
-			return a.printPage(p, t, p.NextCursor)
+			return printPage(a, p, t)
 		},
 	}
 	listFlags(list, &f.ListOptions)
