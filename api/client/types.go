@@ -98,30 +98,39 @@ type JobRequest struct {
 
 // Job is a job and, once it is terminal, its result.
 type Job struct {
-	ID                 string            `json:"id"`
-	ModuleID           string            `json:"module_id"`
-	Function           string            `json:"function"`
-	Status             string            `json:"status"`
-	ExitCode           *int              `json:"exit_code"`
-	Stdout             *string           `json:"stdout"`
-	Stderr             *string           `json:"stderr"`
-	StdoutBase64       *string           `json:"stdout_base64,omitempty"`
-	StderrBase64       *string           `json:"stderr_base64,omitempty"`
-	OutputOmitted      bool              `json:"output_omitted,omitempty"`
-	StdoutTruncated    bool              `json:"stdout_truncated"`
-	StderrTruncated    bool              `json:"stderr_truncated"`
-	ReturnValues       []json.RawMessage `json:"return_values"`
-	Error              *JobError         `json:"error"`
-	Attempts           int               `json:"attempts"`
-	Limits             JobLimits         `json:"limits"`
-	Usage              JobUsage          `json:"usage"`
-	WebhookURL         *string           `json:"webhook_url"`
-	Metadata           map[string]string `json:"metadata"`
-	Artifacts          []Artifact        `json:"artifacts,omitempty"`
-	ArtifactsTruncated bool              `json:"artifacts_truncated,omitempty"`
-	CreatedAt          time.Time         `json:"created_at"`
-	StartedAt          *time.Time        `json:"started_at"`
-	FinishedAt         *time.Time        `json:"finished_at"`
+	ID              string            `json:"id"`
+	ModuleID        string            `json:"module_id"`
+	Function        string            `json:"function"`
+	Status          string            `json:"status"`
+	ExitCode        *int              `json:"exit_code"`
+	Stdout          *string           `json:"stdout"`
+	Stderr          *string           `json:"stderr"`
+	StdoutBase64    *string           `json:"stdout_base64,omitempty"`
+	StderrBase64    *string           `json:"stderr_base64,omitempty"`
+	OutputOmitted   bool              `json:"output_omitted,omitempty"`
+	StdoutTruncated bool              `json:"stdout_truncated"`
+	StderrTruncated bool              `json:"stderr_truncated"`
+	ReturnValues    []json.RawMessage `json:"return_values"`
+	Error           *JobError         `json:"error"`
+	Attempts        int               `json:"attempts"`
+	Limits          JobLimits         `json:"limits"`
+	Usage           JobUsage          `json:"usage"`
+	WebhookURL      *string           `json:"webhook_url"`
+	Metadata        map[string]string `json:"metadata"`
+	CreatedAt       time.Time         `json:"created_at"`
+	StartedAt       *time.Time        `json:"started_at"`
+	FinishedAt      *time.Time        `json:"finished_at"`
+
+	// The job's files (docs/API.md, "Files, assets, artifacts"): the
+	// request's preopens (with their default) and collect patterns, how
+	// many input files it brought (their contents are not returned), and
+	// the artifacts kept after the run, with ArtifactsTruncated when some
+	// matching files were left out (max_artifact_bytes).
+	Preopens           []string   `json:"preopens"`
+	Collect            []string   `json:"collect"`
+	InputFiles         int        `json:"input_files"`
+	Artifacts          []Artifact `json:"artifacts"`
+	ArtifactsTruncated bool       `json:"artifacts_truncated"`
 }
 
 // Terminal reports whether the job is finished.
@@ -133,11 +142,15 @@ type JobError struct {
 	Message string `json:"message"`
 }
 
-// JobLimits are a job's effective limits.
+// JobLimits are a job's effective limits. MaxFSBytes bounds what the job
+// may write to its filesystem, MaxArtifactBytes what is kept of its
+// artifacts (the tier's, at submit).
 type JobLimits struct {
-	TimeoutMS      int `json:"timeout_ms"`
-	MemoryLimitMB  int `json:"memory_limit_mb"`
-	MaxOutputBytes int `json:"max_output_bytes"`
+	TimeoutMS        int   `json:"timeout_ms"`
+	MemoryLimitMB    int   `json:"memory_limit_mb"`
+	MaxOutputBytes   int   `json:"max_output_bytes"`
+	MaxFSBytes       int64 `json:"max_fs_bytes"`
+	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
 }
 
 // JobUsage is what a job used.

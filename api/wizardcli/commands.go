@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/api/client/webhook"
@@ -23,7 +24,8 @@ func (a *app) loginCmd() *cobra.Command {
 		Short: "Store the API URL and key in the user's config dir (mode 0600)",
 		Long: `login checks an API key against the platform and stores it with the URL in
 $XDG_CONFIG_HOME/wasmwizard/config.json (~/.config/... by default), mode 0600.
-Without --key it reads the key from the first line of standard input.
+Without --key it asks for the key on a terminal, without echoing it, and
+otherwise reads it from the first line of standard input.
 WIZARD_API_URL and WIZARD_API_KEY override what is stored.`,
 		Example: `  wizard login --url http://127.0.0.1:8080 --key ww_...
   echo "$KEY" | wizard login --url https://wasm.example.com`,
@@ -37,14 +39,9 @@ WIZARD_API_URL and WIZARD_API_KEY override what is stored.`,
 				cfg.APIURL = url
 			}
 			if key == "" {
-				if a.io.terminal(a.io.Stdin) {
-					_, _ = fmt.Fprint(a.io.Stderr, "API key: ")
-				}
-				line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
-				if err != nil && !errors.Is(err, io.EOF) {
+				if key, err = a.readKey(); err != nil {
 					return err
 				}
-				key = strings.TrimSpace(line)
 			}
 			if key == "" {
 				return usagef("no API key given (--key, or a line on standard input)")
@@ -69,6 +66,38 @@ WIZARD_API_URL and WIZARD_API_KEY override what is stored.`,
 	cmd.Flags().StringVar(&url, "url", "", "API URL (default: the stored one, else "+DefaultAPIURL+")")
 	cmd.Flags().StringVar(&key, "key", "", "API key (ww_...); default: read from standard input")
 	return cmd
+}
+
+// readKey reads an API key from standard input: typed at a prompt without
+// echo when it is a terminal (Ctrl-C or Ctrl-D gives up), else its first
+// line (a pipe, a file).
+func (a *app) readKey() (string, error) {
+	if f, ok := a.io.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		// In raw mode the prompt is written once echo is off, so nothing
+		// typed after it shows; term.Terminal edits the line (at most 4096
+		// bytes) and echoes nothing of it.
+		fd := int(f.Fd())
+		state, err := term.MakeRaw(fd)
+		if err != nil {
+			return "", fmt.Errorf("read the key: %w", err)
+		}
+		defer func() { _ = term.Restore(fd, state) }()
+		t := term.NewTerminal(struct {
+			io.Reader
+			io.Writer
+		}{f, a.io.Stderr}, "")
+		key, err := t.ReadPassword("API key: ")
+		_, _ = io.WriteString(a.io.Stderr, "\r\n")
+		if errors.Is(err, io.EOF) {
+			return "", usagef("no API key typed")
+		}
+		return strings.TrimSpace(key), err
+	}
+	line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
 }
 
 func (a *app) logoutCmd() *cobra.Command {
@@ -115,7 +144,7 @@ func (a *app) modulesCmd() *cobra.Command {
 			for _, m := range p.Data {
 				t.add(m.ID, orDash(m.Name), bytesHuman(m.SizeBytes), m.SHA256[:12], ts(m.CreatedAt))
 			}
-			return a.printPage(p, t, p.NextCursor)
+			return printPage(a, p, t)
 		},
 	}
 	listFlags(list, &lo)
@@ -185,14 +214,30 @@ func moduleTable(m *client.Module) *table {
 }
 
 // printPage prints a page and, on a table, how to get the next.
-func (a *app) printPage(v any, t *table, next string) error {
-	if err := a.print(v, t); err != nil {
+func printPage[T any](a *app, p *client.Page[T], t *table) error {
+	if err := a.print(apiPage(p), t); err != nil {
 		return err
 	}
-	if next != "" && a.output == "table" {
-		a.notef("more: --cursor %s", next)
+	if p.NextCursor != "" && a.output == "table" {
+		a.notef("more: --cursor %s", p.NextCursor)
 	}
 	return nil
+}
+
+// apiPage is a page as the API sends it: next_cursor is null on the last
+// page (the SDK's Page holds an empty string).
+func apiPage[T any](p *client.Page[T]) any {
+	v := struct {
+		Data       []T     `json:"data"`
+		NextCursor *string `json:"next_cursor"`
+	}{Data: p.Data}
+	if p.Data == nil {
+		v.Data = []T{}
+	}
+	if p.NextCursor != "" {
+		v.NextCursor = &p.NextCursor
+	}
+	return v
 }
 
 func (a *app) assetsCmd() *cobra.Command {

@@ -2,6 +2,8 @@ package wizardcli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -51,7 +53,7 @@ func (a *app) jobsCmd() *cobra.Command {
 				}
 				t.add(j.ID, j.ModuleID, a.statusText(j.Status), ptrInt(j.ExitCode), run, ts(j.CreatedAt))
 			}
-			return a.printPage(p, t, p.NextCursor)
+			return printPage(a, p, t)
 		},
 	}
 	listFlags(list, &f.ListOptions)
@@ -286,41 +288,75 @@ func (a *app) truncationNotes(j *client.Job) {
 }
 
 // downloadArtifacts writes artifacts under dir, each at its guest path
-// (/out/a.wav → dir/out/a.wav); a path that would leave dir is refused.
+// (/out/a.wav → dir/out/a.wav). The paths come from the server, so they
+// are checked before anything is downloaded: one that would leave dir
+// (`/../x`) refuses the whole download. The files are created through an
+// os.Root of dir, so not even a symbolic link already inside dir leads a
+// write out of it. Each file's SHA-256 is checked against the listing.
 func (a *app) downloadArtifacts(ctx context.Context, c *client.Client, id string, list []client.Artifact, dir string) error {
-	for _, x := range list {
+	rels := make([]string, len(list))
+	for i, x := range list {
 		rel := filepath.FromSlash(strings.TrimLeft(x.Path, "/"))
 		if !filepath.IsLocal(rel) {
-			return exitWith(ExitPlatform, fmt.Errorf("artifact path %q leaves the output directory; not written", x.Path))
+			return exitWith(ExitPlatform, fmt.Errorf("artifact path %q leaves the output directory; nothing written", x.Path))
 		}
-		dst := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-			return err
-		}
-		d, err := c.DownloadArtifact(ctx, id, x.Path)
-		if err != nil {
-			return err
-		}
-		bar := a.progress(x.SizeBytes, filepath.Base(dst))
-		f, err := os.Create(dst) //nolint:gosec // dst is checked to stay under the output directory
-		if err != nil {
-			_ = d.Close()
-			return err
-		}
-		_, err = io.Copy(io.MultiWriter(f, barWriter(bar)), d)
-		_ = d.Close()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if bar != nil {
-			_ = bar.Finish()
-		}
-		if err != nil {
-			return fmt.Errorf("download %s: %w", x.Path, err)
+		rels[i] = rel
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	for i, x := range list {
+		if err := a.downloadArtifact(ctx, c, id, x, root, rels[i]); err != nil {
+			return exitWith(ExitPlatform, fmt.Errorf("download %s: %w", x.Path, err))
 		}
 	}
 	if a.output == "table" && len(list) > 0 {
 		a.notef("%d artifact(s) written under %s", len(list), dir)
 	}
 	return nil
+}
+
+// downloadArtifact writes one artifact at rel under root: into rel +
+// ".partial" first, renamed to rel once all its bytes have come and match
+// their SHA-256, so a failed download leaves no file that looks whole.
+func (a *app) downloadArtifact(ctx context.Context, c *client.Client, id string, x client.Artifact, root *os.Root, rel string) error {
+	if d := filepath.Dir(rel); d != "." {
+		if err := root.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
+	d, err := c.DownloadArtifact(ctx, id, x.Path)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	partial := rel + ".partial"
+	f, err := root.Create(partial)
+	if err != nil {
+		return err
+	}
+	bar := a.progress(x.SizeBytes, filepath.Base(rel))
+	sum := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, sum, barWriter(bar)), d)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err == nil && x.SHA256 != "" && hex.EncodeToString(sum.Sum(nil)) != x.SHA256 {
+		err = fmt.Errorf("the bytes' SHA-256 is %x, the listing's %s", sum.Sum(nil), x.SHA256)
+	}
+	if err == nil {
+		err = root.Rename(partial, rel)
+	}
+	if err != nil {
+		_ = root.Remove(partial)
+	}
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/api/client"
+	"github.com/wasmwizard/wasmwizard/api/wizardcli"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
@@ -150,4 +152,51 @@ func requireLiveOutput(t *testing.T, c *cli) {
 		}
 		require.NoError(t, err)
 	}
+}
+
+// wizard login on a terminal asks for the key without echoing it: the
+// typed key never shows on the terminal, line editing works, and Ctrl-C
+// gives up without storing anything. From a pipe the key is still read.
+func TestLoginOnATerminalDoesNotEchoTheKey(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	key := c.env["WIZARD_API_KEY"]
+	delete(c.env, "WIZARD_API_KEY")
+	delete(c.env, "WIZARD_API_URL")
+	config := filepath.Join(c.env["XDG_CONFIG_HOME"], "wasmwizard", "config.json")
+
+	term := startTerminal(t, c, "login", "--url", platform.URL)
+	term.waitFor("API key: ")
+	_, err := term.pty.Write([]byte{3}) // Ctrl-C
+	require.NoError(t, err)
+	require.Equal(t, wizardcli.ExitUsage, term.exit(), "%q", term.text())
+	require.NoFileExists(t, config)
+
+	term = startTerminal(t, c, "login", "--url", platform.URL)
+	term.waitFor("API key: ")
+	// A typo, erased with backspace, then the key and Enter.
+	_, err = term.pty.Write([]byte("oops\x7f\x7f\x7f\x7f" + key + "\r"))
+	require.NoError(t, err)
+	require.Equal(t, 0, term.exit(), "%q", term.text())
+	require.Contains(t, term.text(), "logged in to "+platform.URL)
+	require.NotContains(t, term.text(), key)
+	require.NotContains(t, term.text(), key[:8], "not even the key's start")
+	require.NotContains(t, term.text(), "oops")
+	b, err := os.ReadFile(config) //nolint:gosec // the test's own config dir
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"api_key": "`+key+`"`)
+
+	// From a pipe (not a terminal), as before.
+	require.NoError(t, os.Remove(config))
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(exe, "login", "--url", platform.URL) //nolint:noctx // ends by itself
+	cmd.Env = []string{underTest + "=1", "XDG_CONFIG_HOME=" + c.env["XDG_CONFIG_HOME"], "HOME=" + t.TempDir()}
+	cmd.Stdin = strings.NewReader(key + "\n")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.NotContains(t, string(out), "API key:", "no prompt on a pipe")
+	b, err = os.ReadFile(config) //nolint:gosec // the test's own config dir
+	require.NoError(t, err)
+	require.Contains(t, string(b), key)
 }

@@ -57,7 +57,7 @@ func main() {
 	write := flag.Bool("write", true, "rewrite the table in docs/BENCHMARKS.md")
 	profiles := flag.String("profiles", "", "save CPU profiles of the API and worker under end-to-end load in this directory")
 	profileFor := flag.Duration("profile-for", 0, "how long the CPU profiles run from the start of the end-to-end load (default 5s, quick 2s)")
-	only := flag.String("only", "", "comma-separated steps to run (floors,idle,get,submit,e2e,real,fairness,large,live,counts,sandbox); default all")
+	only := flag.String("only", "", "comma-separated steps to run (floors,idle,cli,get,submit,e2e,real,fairness,large,live,counts,sandbox); default all")
 	flag.Parse()
 	if *only != "" {
 		*write = false // a partial run does not replace the table
@@ -175,7 +175,7 @@ func (b *bench) run() error {
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
-	}{{"idle", b.idleWait}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"real", b.realTier},
+	}{{"idle", b.idleWait}, {"cli", b.cliRun}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"real", b.realTier},
 		{"fairness", b.fairness}, {"large", b.largeModule}, {"live", b.liveLatency}, {"counts", b.counts}}
 	fmt.Println("platform:")
 	started := false
@@ -665,6 +665,78 @@ func (b *bench) idleWait(ctx context.Context) error {
 	b.add(row{name: "idle submit-with-wait (hello) p50 / p99", value: fmt.Sprintf("%.1f / %.1f ms", ms(p50), ms(p99)),
 		floor: fmt.Sprintf("%.0f µs (wazero)", us(b.floorWZ)), ratio: fmt.Sprintf("%.0f× / %.0f×", ratio(p50, b.floorWZ), ratio(p99, b.floorWZ)),
 		target: "≤ 10 / 30 ms"})
+	return nil
+}
+
+// cliRun: `bin/wizard run hello.wasm` end to end on an idle platform, one
+// at a time after a pause, from the process's start to its exit: the
+// process's start, the module found by its hash (it was uploaded before),
+// the submit, the output streamed, the exit. Beside it, in the same loop
+// (alternating, so that both meet the same machine), the floor the CLI
+// cannot beat: POST /v1/jobs?wait=5s for the same module from this
+// process.
+func (b *bench) cliRun(ctx context.Context) error {
+	hello, err := b.upload(ctx, fixtures.Hello)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(b.scratch, "cli")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	wasm := filepath.Join(dir, "hello.wasm")
+	if err := os.WriteFile(wasm, fixtures.Bytes(fixtures.Hello), 0o600); err != nil {
+		return err
+	}
+	env := []string{"WIZARD_API_URL=http://" + b.api, "WIZARD_API_KEY=" + b.key, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir,
+		"PATH=" + os.Getenv("PATH")}
+	wizard := func(want string, args ...string) (time.Duration, error) {
+		cmd := exec.CommandContext(ctx, "bin/wizard", args...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		start := time.Now()
+		err := cmd.Run()
+		d := time.Since(start)
+		if err == nil && !strings.HasSuffix(out.String(), want) {
+			err = fmt.Errorf("stdout does not end in %q", want)
+		}
+		if err != nil {
+			return d, fmt.Errorf("bin/wizard %s: %w: %q %q (run make build)", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return d, nil
+	}
+	if _, err := wizard("hello, world\n", "run", wasm); err != nil { // warm
+		return err
+	}
+	_, _, _ = b.submit(ctx, hello, "?wait=5s")
+	var cli, floor, start []time.Duration
+	for range b.n(100, 30) {
+		time.Sleep(20 * time.Millisecond)
+		j, d, err := b.submit(ctx, hello, "?wait=5s")
+		if err != nil {
+			return err
+		}
+		if j["status"] != "succeeded" {
+			return fmt.Errorf("cli floor: job %v", j["status"])
+		}
+		floor = append(floor, d)
+		time.Sleep(20 * time.Millisecond)
+		if d, err = wizard("hello, world\n", "run", wasm); err != nil {
+			return err
+		}
+		cli = append(cli, d)
+		if d, err = wizard("\n", "--version"); err != nil {
+			return err
+		}
+		start = append(start, d)
+	}
+	p50, p99, f50, f99 := pct(cli, 50), pct(cli, 99), pct(floor, 50), pct(floor, 99)
+	b.add(row{name: "`wizard run hello.wasm` (process start to exit) p50 / p99", value: fmt.Sprintf("%.1f / %.1f ms", ms(p50), ms(p99)),
+		floor: fmt.Sprintf("%.1f / %.1f ms (submit-with-wait, same run)", ms(f50), ms(f99)),
+		ratio: fmt.Sprintf("%+.1f / %+.1f ms", ms(p50-f50), ms(p99-f99)), target: "≤ +30 ms"})
+	b.add(row{name: "  of which the process alone (`wizard --version`) p50 / p99",
+		value: fmt.Sprintf("%.1f / %.1f ms", ms(pct(start, 50)), ms(pct(start, 99)))})
 	return nil
 }
 
