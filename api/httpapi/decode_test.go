@@ -29,21 +29,24 @@ func FuzzDecodeJobRequest(f *testing.F) {
 	})
 }
 
-// The multipart reader never panics and fails only with application errors.
-func FuzzReadMultipartModule(f *testing.F) {
+// The module form reader (uploads and /api/execute alike) never panics,
+// fails only with application errors, and keeps to its limits.
+func FuzzReadModuleForm(f *testing.F) {
 	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"module\"; filename=\"m.wasm\"\r\n\r\n\x00asm\x01\x00\x00\x00\r\n--b--\r\n"))
 	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--b--\r\n"))
+	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"module\"; filename=\"m.wasm\"\r\n\r\n\x00asm\x01\x00\x00\x00\r\n--b\r\nContent-Disposition: form-data; name=\"input\"\r\n\r\nhi\r\n--b--\r\n"))
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		content, _, err := readMultipartModule(multipart.NewReader(bytes.NewReader(body), "b"), 1024, "")
+		content, texts, err := readModuleForm(multipart.NewReader(bytes.NewReader(body), "b"), "module", 1024,
+			map[string]int64{"name": maxModuleName, "input": 16})
 		if err != nil {
 			if apperr.As(err) == nil {
 				t.Fatalf("non-application error: %v", err)
 			}
 			return
 		}
-		if len(content) > 1024 {
-			t.Fatalf("read %d bytes past the limit", len(content))
+		if len(content) > 1024 || len(texts["name"]) > maxModuleName+1 || len(texts["input"]) > 17 || len(texts) > 2 {
+			t.Fatalf("read %d module bytes and text parts %v past their limits", len(content), texts)
 		}
 	})
 }

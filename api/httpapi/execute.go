@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -16,7 +15,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // executeMargin is how much longer than the job's own timeout POST
@@ -116,29 +114,20 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 		return store.Job{}, err
 	}
 	// The module, the input, and a little room for the form's framing.
-	body := http.MaxBytesReader(c.Response(), r.Body, p.Tier.MaxModuleBytes+maxStdinBytes+64<<10)
-	content, input, err := readExecuteForm(multipart.NewReader(body, params["boundary"]), p.Tier.MaxModuleBytes)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return store.Job{}, tooLarge(p.Tier.MaxModuleBytes)
-		}
+	if err := capModuleBody(r, p.Tier.MaxModuleBytes, maxStdinBytes+formRoom); err != nil {
 		return store.Job{}, err
 	}
-	ctx := r.Context()
-	meta, err := s.inspector.Inspect(ctx, content)
+	content, texts, err := readModuleForm(multipart.NewReader(r.Body, params["boundary"]), "wasm", p.Tier.MaxModuleBytes,
+		map[string]int64{"input": maxStdinBytes})
 	if err != nil {
-		var inv *wasmmeta.InvalidError
-		if errors.As(err, &inv) {
-			return store.Job{}, apperr.New(apperr.InvalidModule, "%s", inv.Reason)
-		}
-		return store.Job{}, fmt.Errorf("inspect module: %w", err)
+		return store.Job{}, err
 	}
-	if maxPages := uint32(p.Tier.MaxMemoryMB) * pagesPerMiB; meta.MemoryMinPages > maxPages {
-		return store.Job{}, apperr.New(apperr.InvalidModule, "the module declares a minimum memory of %d MiB, more than the %d MiB the %s tier allows",
-			meta.MemoryMinPages/pagesPerMiB, p.Tier.MaxMemoryMB, p.Tier.Name)
+	input := texts["input"]
+	if len(input) > maxStdinBytes {
+		return store.Job{}, apperr.Validation(apperr.FieldError{Field: "input", Message: fmt.Sprintf("is larger than %d bytes", maxStdinBytes)})
 	}
-	m, _, err := s.store.CreateModuleWithin(ctx, actorOf(c), p.AccountID, "", content, meta, moduleQuota(p.Tier))
+	ctx := r.Context()
+	m, _, err := s.ingestModule(ctx, actorOf(c), p, "", content)
 	if err != nil {
 		return store.Job{}, err
 	}
@@ -157,58 +146,4 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 	}
 	wait := time.Duration(job.TimeoutMS)*time.Millisecond + executeMargin
 	return s.awaitJob(ctx, job.AccountID, job.ID, wait)
-}
-
-// readExecuteForm reads the "wasm" and "input" parts of /api/execute.
-func readExecuteForm(mr *multipart.Reader, limit int64) (content, input []byte, err error) {
-	found := false
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) || apperr.As(err) != nil {
-				return nil, nil, err
-			}
-			return nil, nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body: " + err.Error()})
-		}
-		switch part.FormName() {
-		case "wasm":
-			if found {
-				return nil, nil, apperr.Validation(apperr.FieldError{Field: "wasm", Message: "send exactly one wasm part"})
-			}
-			found = true
-			if content, err = readCapped(part, limit); err != nil {
-				return nil, nil, err
-			}
-		case "input":
-			if input, err = io.ReadAll(io.LimitReader(part, maxStdinBytes+1)); err != nil {
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) || apperr.As(err) != nil {
-					return nil, nil, err
-				}
-				return nil, nil, apperr.Validation(apperr.FieldError{Field: "input", Message: "could not be read"})
-			}
-			if len(input) > maxStdinBytes {
-				return nil, nil, apperr.Validation(apperr.FieldError{Field: "input", Message: fmt.Sprintf("is larger than %d bytes", maxStdinBytes)})
-			}
-		default:
-			if _, err := io.Copy(io.Discard, part); err != nil {
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) || apperr.As(err) != nil {
-					return nil, nil, err
-				}
-				return nil, nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body"})
-			}
-		}
-	}
-	if !found {
-		return nil, nil, apperr.Validation(apperr.FieldError{Field: "wasm", Message: "the multipart form has no 'wasm' file part"})
-	}
-	if len(content) == 0 {
-		return nil, nil, apperr.New(apperr.InvalidModule, "the module is empty")
-	}
-	return content, input, nil
 }

@@ -13,12 +13,14 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
 
-// limitedBody fails a read past its limit with request_too_large, so a
-// handler that streams the body learns of it as an ordinary error.
+// limitedBody fails a read past its limit with request_too_large (or the
+// error tooLarge returns, when set), so a handler that streams the body
+// learns of it as an ordinary error.
 type limitedBody struct {
-	rc    io.ReadCloser
-	left  int64
-	limit int64
+	rc       io.ReadCloser
+	left     int64
+	limit    int64
+	tooLarge func() error
 }
 
 func (l *limitedBody) Read(p []byte) (int, error) {
@@ -27,6 +29,9 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := l.rc.Read(one[:])
 		if n > 0 {
+			if l.tooLarge != nil {
+				return 0, l.tooLarge()
+			}
 			return 0, apperr.New(apperr.RequestTooLarge, "the request body is larger than %d bytes", l.limit)
 		}
 		return 0, err

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -21,7 +19,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 const (
@@ -39,12 +36,9 @@ func (s *Server) createModule(c echo.Context) error {
 		return err
 	}
 	limit := p.Tier.MaxModuleBytes
-	if r.ContentLength > 0 && r.ContentLength > limit+64<<10 {
-		return tooLarge(limit)
+	if err := capModuleBody(r, limit, formRoom); err != nil {
+		return err
 	}
-	// The whole body, form fields included, is capped a little above the
-	// module limit.
-	r.Body = &limitedBody{rc: r.Body, left: limit + 64<<10, limit: limit + 64<<10}
 	name := c.QueryParam("name")
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	if err != nil {
@@ -55,7 +49,12 @@ func (s *Server) createModule(c echo.Context) error {
 	case "application/wasm":
 		content, err = readCapped(r.Body, limit)
 	case "multipart/form-data":
-		content, name, err = readMultipartModule(multipart.NewReader(r.Body, params["boundary"]), limit, name)
+		var texts map[string][]byte
+		content, texts, err = readModuleForm(multipart.NewReader(r.Body, params["boundary"]), "module", limit,
+			map[string]int64{"name": maxModuleName})
+		if b, ok := texts["name"]; ok {
+			name = string(b)
+		}
 	default:
 		return apperr.New(apperr.UnsupportedMediaType,
 			"send the module as Content-Type application/wasm or as the 'module' part of multipart/form-data")
@@ -63,25 +62,10 @@ func (s *Server) createModule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(content) == 0 {
-		return apperr.New(apperr.InvalidModule, "the module is empty")
-	}
 	if len(name) > maxModuleName || !store.ValidText(name) {
 		return apperr.Validation(apperr.FieldError{Field: "name", Message: "must be valid UTF-8 without NUL, of at most 200 bytes"})
 	}
-	meta, err := s.inspector.Inspect(r.Context(), content)
-	if err != nil {
-		var inv *wasmmeta.InvalidError
-		if errors.As(err, &inv) {
-			return apperr.New(apperr.InvalidModule, "%s", inv.Reason)
-		}
-		return fmt.Errorf("inspect module: %w", err)
-	}
-	if maxPages := uint32(p.Tier.MaxMemoryMB) * pagesPerMiB; meta.MemoryMinPages > maxPages {
-		return apperr.New(apperr.InvalidModule, "the module declares a minimum memory of %d MiB, more than the %d MiB the %s tier allows",
-			meta.MemoryMinPages/pagesPerMiB, p.Tier.MaxMemoryMB, p.Tier.Name)
-	}
-	m, created, err := s.store.CreateModuleWithin(r.Context(), actorOf(c), p.AccountID, name, content, meta, moduleQuota(p.Tier))
+	m, created, err := s.ingestModule(r.Context(), actorOf(c), p, name, content)
 	if err != nil {
 		return err
 	}
@@ -92,73 +76,6 @@ func (s *Server) createModule(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/modules/"+m.ID.String())
 	return c.JSON(status, viewModule(m))
-}
-
-func readMultipartModule(mr *multipart.Reader, limit int64, name string) ([]byte, string, error) {
-	var content []byte
-	found := false
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			if apperr.As(err) != nil {
-				return nil, "", err
-			}
-			return nil, "", apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body: " + err.Error()})
-		}
-		switch part.FormName() {
-		case "module":
-			if found {
-				return nil, "", apperr.Validation(apperr.FieldError{Field: "module", Message: "send exactly one module part"})
-			}
-			found = true
-			if content, err = readCapped(part, limit); err != nil {
-				return nil, "", err
-			}
-		case "name":
-			b, err := io.ReadAll(io.LimitReader(part, maxModuleName+1))
-			if err != nil {
-				if apperr.As(err) != nil {
-					return nil, "", err
-				}
-				return nil, "", apperr.Validation(apperr.FieldError{Field: "name", Message: "could not be read"})
-			}
-			name = string(b)
-		default:
-			if _, err := io.Copy(io.Discard, io.LimitReader(part, 1<<20)); err != nil {
-				if apperr.As(err) != nil {
-					return nil, "", err
-				}
-				return nil, "", apperr.Validation(apperr.FieldError{Field: "body", Message: "malformed multipart body"})
-			}
-		}
-	}
-	if !found {
-		return nil, "", apperr.Validation(apperr.FieldError{Field: "module", Message: "the multipart form has no 'module' file part"})
-	}
-	return content, name, nil
-}
-
-// readCapped reads all of r, failing with module_too_large once it passes
-// limit bytes.
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		if apperr.As(err) != nil {
-			return nil, err
-		}
-		return nil, apperr.Validation(apperr.FieldError{Field: "body", Message: "the upload could not be read: " + err.Error()})
-	}
-	if int64(len(b)) > limit {
-		return nil, tooLarge(limit)
-	}
-	return b, nil
-}
-
-func tooLarge(limit int64) error {
-	return apperr.New(apperr.ModuleTooLarge, "the module is larger than your tier's limit of %d bytes", limit)
 }
 
 func (s *Server) getModule(c echo.Context) error {

@@ -1,14 +1,10 @@
 package httpapi
 
 import (
-	"bytes"
-	"mime/multipart"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
 
 func TestParseWait(t *testing.T) {
@@ -35,26 +31,6 @@ func FuzzParseWait(f *testing.F) {
 		d, err := parseWait(raw)
 		if err == nil && (d < 0 || d > maxWait) {
 			t.Fatalf("parseWait(%q) = %s, outside 0..%s", raw, d, maxWait)
-		}
-	})
-}
-
-// The /api/execute form reader never panics, fails only with application
-// errors, and keeps to its limits.
-func FuzzReadExecuteForm(f *testing.F) {
-	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"wasm\"; filename=\"m.wasm\"\r\n\r\n\x00asm\x01\x00\x00\x00\r\n--b\r\nContent-Disposition: form-data; name=\"input\"\r\n\r\nhi\r\n--b--\r\n"))
-	f.Add([]byte("--b\r\nContent-Disposition: form-data; name=\"input\"\r\n\r\nx\r\n--b--\r\n"))
-	f.Add([]byte("garbage"))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		content, input, err := readExecuteForm(multipart.NewReader(bytes.NewReader(body), "b"), 1024)
-		if err != nil {
-			if apperr.As(err) == nil {
-				t.Fatalf("non-application error: %v", err)
-			}
-			return
-		}
-		if len(content) == 0 || len(content) > 1024 || len(input) > maxStdinBytes {
-			t.Fatalf("read %d module bytes and %d input bytes", len(content), len(input))
 		}
 	})
 }
