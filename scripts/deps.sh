@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services Wasm Wizard needs are running on this machine:
 # PostgreSQL (with the wasmwizard role and database) and Redis, and that the
-# Chromium the console's browser tests drive is installed. Installs them
+# Chromium the console's browser tests drive and the curl the files
+# walk-through test runs are installed. Installs them
 # with apt on Debian/Ubuntu when they are missing, starts them when they are
 # stopped, and otherwise says exactly what to do.
 #
@@ -125,10 +126,17 @@ ensure_chromium() {
   say "Chromium ready: $(command -v chromium)"
 }
 
+# The files walk-through test (api/app/walkthrough_test.go) runs the
+# curl commands of docs/API.md as written.
+ensure_curl() {
+  command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+  command -v curl >/dev/null 2>&1 || die "curl did not install"
+}
+
 case "${1:-all}" in
   postgres) ensure_postgres ;;
   redis) ensure_redis ;;
   chromium) ensure_chromium ;;
-  all) ensure_postgres; ensure_redis; ensure_chromium ;;
+  all) ensure_postgres; ensure_redis; ensure_chromium; ensure_curl ;;
   *) die "usage: $0 [all|postgres|redis|chromium]" ;;
 esac

@@ -97,14 +97,16 @@ cat <<TXT
 Wasm Wizard is running: API $API, worker health on $WIZARD_WORKER_HTTP_ADDR.
 
 Your development API key (also in data/dev.env):
-  export KEY=$KEY
+  export WIZARD_API_KEY=$KEY
 
-Upload a module, run it, and read the result:
-  curl -s -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/wasm' \\
+Run a module with the CLI (uploads it if the account lacks its bytes):
+  bin/wizard run shared/fixtures/wasm/hello.wasm
+
+Or with curl (docs/API.md walks through every route):
+  curl -s -H "Authorization: Bearer \$WIZARD_API_KEY" -H 'Content-Type: application/wasm' \\
        --data-binary @shared/fixtures/wasm/hello.wasm '$API/v1/modules?name=hello'
-  curl -s -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
+  curl -s -H "Authorization: Bearer \$WIZARD_API_KEY" -H 'Content-Type: application/json' \\
        -d '{"module_id":"<id from above>"}' $API/v1/jobs
-  curl -s -H "Authorization: Bearer \$KEY" $API/v1/jobs/<job id from above>
 
 The example module above: $module. Admin token: see data/dev.env.
 Press Ctrl-C to stop.
