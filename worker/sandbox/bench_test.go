@@ -303,36 +303,47 @@ func BenchmarkJobFiles(b *testing.B) {
 }
 
 // BenchmarkInputSequentialRead: a Go guest (jobfs's fsprobe, "cat") reads a
-// 64 MiB input in 64 KiB reads: as a job in the sandbox (the input sent to
-// the child with the request, the whole job measured) against the floor,
-// wazero's own host-directory mount of a tmpfs directory (/dev/shm) in this
-// process (instantiation and run measured).
+// 64 MiB input in 64 KiB reads: as a job in the sandbox (the whole job
+// measured; the input in shared memory, and, for comparison, sent through
+// the request pipe) against the floor, wazero's own host-directory mount of
+// a tmpfs directory (/dev/shm) in this process (instantiation and run
+// measured).
 func BenchmarkInputSequentialRead(b *testing.B) {
 	ctx := context.Background()
 	wasm := gunzipped(b, filepath.Join("..", "jobfs", "testdata", "fsprobe.wasm.gz"))
 	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20) // 64 MiB
 	want := strconv.Itoa(len(big)) + "\n"
-	b.Run("sandbox-job-input", func(b *testing.B) {
-		exe, err := os.Executable()
-		require.NoError(b, err)
-		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(), PrecompileTimeout: 2 * time.Minute})
-		require.NoError(b, err)
-		defer pool.Close()
-		path := filepath.Join(b.TempDir(), "fsprobe.wasm")
-		require.NoError(b, os.WriteFile(path, wasm, 0o600))
-		req := executor.Request{ModuleKey: "fsprobe", ModulePath: path, Function: "_start", Args: []string{"cat", "/in/big"},
-			Timeout: 2 * time.Minute, MemoryLimitMB: 256, MaxOutputBytes: 1 << 20,
-			Files: &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}}}
-		_, err = pool.Execute(ctx, req)
-		require.NoError(b, err)
-		b.SetBytes(int64(len(big)))
-		for b.Loop() {
-			res, err := pool.Execute(ctx, req)
-			if err != nil || string(res.Stdout) != want {
-				b.Fatalf("got %q %v %s %s", res.Stdout, err, res.ErrorMessage, res.Stderr)
+	for _, mode := range []struct {
+		name       string
+		sharedFrom int
+	}{{"sandbox-job-input", 0}, {"sandbox-job-input-pipe", -1}} {
+		b.Run(mode.name, func(b *testing.B) {
+			exe, err := os.Executable()
+			require.NoError(b, err)
+			pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(),
+				PrecompileTimeout: 2 * time.Minute, SharedInputBytes: mode.sharedFrom})
+			require.NoError(b, err)
+			defer pool.Close()
+			path := filepath.Join(b.TempDir(), "fsprobe.wasm")
+			require.NoError(b, os.WriteFile(path, wasm, 0o600))
+			req := executor.Request{ModuleKey: "fsprobe", ModulePath: path, Function: "_start", Args: []string{"cat", "/in/big"},
+				Timeout: 2 * time.Minute, MemoryLimitMB: 256, MaxOutputBytes: 1 << 20,
+				Files: &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}}}
+			_, err = pool.Execute(ctx, req)
+			require.NoError(b, err)
+			b.SetBytes(int64(len(big)))
+			parent, child := cpuTime(b)
+			for b.Loop() {
+				res, err := pool.Execute(ctx, req)
+				if err != nil || string(res.Stdout) != want {
+					b.Fatalf("got %q %v %s %s", res.Stdout, err, res.ErrorMessage, res.Stderr)
+				}
 			}
-		}
-	})
+			parent2, child2 := cpuTime(b)
+			b.ReportMetric(float64((parent2-parent).Microseconds())/float64(b.N)/1000, "parent-cpu-ms/op")
+			b.ReportMetric(float64((child2-child).Microseconds())/float64(b.N)/1000, "child-cpu-ms/op")
+		})
+	}
 	b.Run("wazero-host-dir-on-tmpfs", func(b *testing.B) {
 		dir, err := os.MkdirTemp("/dev/shm", "wasmwizard-bench-")
 		if err != nil {
@@ -372,4 +383,37 @@ func gunzipped(b *testing.B, path string) []byte {
 	out, err := io.ReadAll(zr)
 	require.NoError(b, err)
 	return out
+}
+
+// BenchmarkInputTransfer: a hello-world job (which does not read its files)
+// with one read-only input of each size, sent through the request pipe or
+// in shared memory: what each way costs a job, to place the threshold
+// (Config.SharedInputBytes) where shared memory starts to pay.
+func BenchmarkInputTransfer(b *testing.B) {
+	ctx := context.Background()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	for _, size := range []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20} {
+		for _, mode := range []struct {
+			name       string
+			sharedFrom int
+		}{{"pipe", -1}, {"shared", 1}} {
+			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode.name), func(b *testing.B) {
+				pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(), SharedInputBytes: mode.sharedFrom})
+				require.NoError(b, err)
+				defer pool.Close()
+				req := benchRequest(b, fixtures.Hello)
+				req.Files = &executor.Files{Inputs: []executor.Input{{Path: "/in/x", Mode: "ro", Content: bytes.Repeat([]byte("x"), size)}}}
+				_, err = pool.Execute(ctx, req) // compile outside the measurement
+				require.NoError(b, err)
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					res, err := pool.Execute(ctx, req)
+					if err != nil || string(res.Stdout) != "hello, world\n" {
+						b.Fatalf("got %q %v %s", res.Stdout, err, res.ErrorMessage)
+					}
+				}
+			})
+		}
+	}
 }
