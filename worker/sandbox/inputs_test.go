@@ -36,7 +36,7 @@ func inputsPool(t *testing.T, sharedFrom int) *sandbox.Pool {
 	return p
 }
 
-func inputsJob(t *testing.T, files *executor.Files, args ...string) executor.Request {
+func inputsJob(t testing.TB, files *executor.Files, args ...string) executor.Request {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "inputs.wasm")
 	wasm, err := os.ReadFile(filepath.Join("testdata", "inputs.wasm"))

@@ -5,6 +5,8 @@
 //	sum PATH        "sum PATH: SIZE HASH" (64-bit FNV-1a of the bytes, in hex), read in 64 KiB reads
 //	poke PATH TEXT  writes TEXT at offset 0 without truncating: "poke PATH: ok"
 //	trunc PATH N    truncates PATH to N bytes: "trunc PATH: ok"
+//	write PATH N    creates or truncates PATH and writes N bytes of 'x' in 64 KiB writes: "write PATH: ok"
+//	spin            prints "spin", flushes and loops forever (the job ends at its timeout or cancel)
 //
 // A failing operation prints "OP PATH: ERRNO-NAME" instead and the program
 // goes on. Rebuild (from the repository root):
@@ -83,6 +85,29 @@ static void trunc_to(const char *path, const char *size) {
     printf("trunc %s: ok\n", path);
 }
 
+static void write_n(const char *path, const char *count) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        printf("write %s: %s\n", path, errname(errno));
+        return;
+    }
+    memset(buf, 'x', sizeof buf);
+    for (long long left = atoll(count); left > 0;) {
+        size_t n = left < (long long)sizeof buf ? (size_t)left : sizeof buf;
+        ssize_t w = write(fd, buf, n);
+        if (w < 0) {
+            printf("write %s: %s\n", path, errname(errno));
+            close(fd);
+            return;
+        }
+        left -= w;
+    }
+    close(fd);
+    printf("write %s: ok\n", path);
+}
+
+static volatile unsigned long spins;
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "sum") == 0 && i + 1 < argc) {
@@ -94,6 +119,15 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "trunc") == 0 && i + 2 < argc) {
             trunc_to(argv[i + 1], argv[i + 2]);
             i += 2;
+        } else if (strcmp(argv[i], "write") == 0 && i + 2 < argc) {
+            write_n(argv[i + 1], argv[i + 2]);
+            i += 2;
+        } else if (strcmp(argv[i], "spin") == 0) {
+            printf("spin\n");
+            fflush(stdout);
+            for (;;) {
+                spins++;
+            }
         } else {
             fprintf(stderr, "inputs: bad operation %s\n", argv[i]);
             return 2;
