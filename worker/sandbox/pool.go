@@ -81,6 +81,14 @@ type Pool struct {
 	// precompiling are the children running a pre-compile, with the
 	// cancel that hands the child back to a job that needs it.
 	precompiling map[*child]context.CancelFunc
+	// precompiled are the modules (by key) a pre-compile is compiling
+	// now, each with a channel closed when that compilation ends;
+	// jobCompiling counts the jobs (on the engine pre-compiles are for) in
+	// their compilation phase, by module key. A job waits for the
+	// pre-compile of its module; a pre-compile is skipped while a job
+	// compiles the module.
+	precompiled  map[string]chan struct{}
+	jobCompiling map[string]int
 	// background are the modules whose compilation goes on after their
 	// job's time ran out (finishInBackground).
 	background map[string]bool
@@ -148,7 +156,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Log = zap.NewNop()
 	}
 	p := &Pool{cfg: cfg, ready: make(chan *child, cfg.Size), live: map[*child]struct{}{},
-		precompiling: map[*child]context.CancelFunc{}, background: map[string]bool{}, stop: make(chan struct{}),
+		precompiling: map[*child]context.CancelFunc{}, precompiled: map[string]chan struct{}{}, jobCompiling: map[string]int{}, background: map[string]bool{}, stop: make(chan struct{}),
 		failed: expirable.NewLRU[string, compileFailure](4096, nil, cfg.FailedCompileMemory)}
 	errs := make(chan error, cfg.Size)
 	for range cfg.Size {
@@ -697,7 +705,44 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 		out.stoppable = len(f.Collect) > 0 && req.Timeout > 0
 		out.maxArtifacts = f.MaxArtifactBytes
 	}
-	return p.run(ctx, rr, budget, req.Timeout, out)
+	timeout := req.Timeout
+	var waited time.Duration
+	if !out.stoppable {
+		// The upload's pre-compile of this module may be under way: the
+		// job waits for it (the compiled code is then in the on-disk
+		// cache) rather than compile the module a second time beside it.
+		// The wait counts against the job's time, as compiling would.
+		// (A cancel during the wait ends the job in run.)
+		if waited = p.awaitPrecompile(ctx, req.ModuleKey, budget); waited > 0 {
+			budget = max(budget-waited, time.Millisecond)
+			if timeout > 0 {
+				timeout = max(timeout-waited, time.Millisecond)
+			}
+		}
+	}
+	res, err := p.run(ctx, rr, budget, timeout, out)
+	res.CompileTime += waited // the job waited for the compiled code
+	return res, err
+}
+
+// awaitPrecompile waits, at most budget, for a pre-compile of module key
+// under way to end, and returns how long it waited.
+func (p *Pool) awaitPrecompile(ctx context.Context, key string, budget time.Duration) time.Duration {
+	p.mu.Lock()
+	compiled := p.precompiled[key]
+	p.mu.Unlock()
+	if compiled == nil {
+		return 0
+	}
+	start := time.Now()
+	limit := time.NewTimer(budget)
+	defer limit.Stop()
+	select {
+	case <-compiled:
+	case <-limit.C:
+	case <-ctx.Done():
+	}
+	return time.Since(start)
 }
 
 // Compile compiles a module in a child, filling that child's cache and the
@@ -715,24 +760,32 @@ func (p *Pool) Compile(ctx context.Context, key, path string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Taken and registered under p.mu, so that a job's take sees it.
+	// Taken and registered under p.mu, so that a job's take sees it, and
+	// a job of the same module waits for it (Execute).
 	var c *child
+	compiled := make(chan struct{})
 	p.mu.Lock()
-	select {
-	case c = <-p.ready:
-		p.precompiling[c] = cancel
-	default:
+	_, dup := p.precompiled[key]
+	if !dup && p.jobCompiling[key] == 0 {
+		select {
+		case c = <-p.ready:
+			p.precompiling[c] = cancel
+			p.precompiled[key] = compiled
+		default:
+		}
 	}
 	p.mu.Unlock()
 	if c == nil {
-		p.cfg.Log.Debug("pre-compile skipped: no idle sandbox child", zap.String("key", key))
+		p.cfg.Log.Debug("pre-compile skipped: no idle sandbox child, or the module is being compiled", zap.String("key", key))
 		return nil
 	}
 	res, err := p.runOn(ctx, c, wire.RunRequest{ModuleKey: key, ModulePath: path, CompileOnly: true},
 		p.cfg.PrecompileTimeout, 0, func() {
 			p.mu.Lock()
 			delete(p.precompiling, c)
+			delete(p.precompiled, key)
 			p.mu.Unlock()
+			close(compiled)
 		}, nil)
 	if err != nil {
 		return err
@@ -799,6 +852,24 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeo
 func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileBudget, timeout time.Duration,
 	compiled func(), out *output) (executor.Result, error) {
 	start := time.Now()
+	if key := rr.ModuleKey; key != "" && out != nil && !out.stoppable {
+		// A job of the engine pre-compiles are for: no pre-compile of its
+		// module starts while it compiles (it fills the on-disk cache).
+		p.mu.Lock()
+		p.jobCompiling[key]++
+		p.mu.Unlock()
+		before := compiled
+		compiled = func() {
+			p.mu.Lock()
+			if p.jobCompiling[key]--; p.jobCompiling[key] <= 0 {
+				delete(p.jobCompiling, key)
+			}
+			p.mu.Unlock()
+			if before != nil {
+				before()
+			}
+		}
+	}
 	endCompile := func() {
 		if compiled != nil {
 			compiled()
