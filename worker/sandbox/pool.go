@@ -707,6 +707,7 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 	}
 	timeout := req.Timeout
 	var waited time.Duration
+	var compiled func()
 	if !out.stoppable {
 		// The upload's pre-compile of this module may be under way: the
 		// job waits for it (the compiled code is then in the on-disk
@@ -719,10 +720,36 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 				timeout = max(timeout-waited, time.Millisecond)
 			}
 		}
+		// From before it takes a child until its compilation phase ends,
+		// no pre-compile of its module starts.
+		compiled = p.jobCompiles(req.ModuleKey)
+		defer compiled()
 	}
-	res, err := p.run(ctx, rr, budget, timeout, out)
+	res, err := p.run(ctx, rr, budget, timeout, compiled, out)
 	res.CompileTime += waited // the job waited for the compiled code
 	return res, err
+}
+
+// jobCompiles registers a job of the engine pre-compiles are for as
+// compiling module key, and returns the function (idempotent) that ends
+// it.
+func (p *Pool) jobCompiles(key string) func() {
+	if key == "" {
+		return func() {}
+	}
+	p.mu.Lock()
+	p.jobCompiling[key]++
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			if p.jobCompiling[key]--; p.jobCompiling[key] <= 0 {
+				delete(p.jobCompiling, key)
+			}
+			p.mu.Unlock()
+		})
+	}
 }
 
 // awaitPrecompile waits, at most budget, for a pre-compile of module key
@@ -826,7 +853,8 @@ func (p *Pool) take(ctx context.Context) (*child, error) {
 	}
 }
 
-func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration, out *output) (executor.Result, error) {
+func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration, compiled func(),
+	out *output) (executor.Result, error) {
 	start := time.Now()
 	// A missing module file is the platform's problem (the job is retried),
 	// not the guest's: check before a child trips over it.
@@ -843,7 +871,7 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeo
 	case err != nil:
 		return executor.Result{}, err
 	}
-	return p.runOn(ctx, c, rr, compileBudget, timeout, nil, out)
+	return p.runOn(ctx, c, rr, compileBudget, timeout, compiled, out)
 }
 
 // runOn runs rr on child c: compilation within compileBudget and, for a
@@ -852,24 +880,6 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeo
 func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileBudget, timeout time.Duration,
 	compiled func(), out *output) (executor.Result, error) {
 	start := time.Now()
-	if key := rr.ModuleKey; key != "" && out != nil && !out.stoppable {
-		// A job of the engine pre-compiles are for: no pre-compile of its
-		// module starts while it compiles (it fills the on-disk cache).
-		p.mu.Lock()
-		p.jobCompiling[key]++
-		p.mu.Unlock()
-		before := compiled
-		compiled = func() {
-			p.mu.Lock()
-			if p.jobCompiling[key]--; p.jobCompiling[key] <= 0 {
-				delete(p.jobCompiling, key)
-			}
-			p.mu.Unlock()
-			if before != nil {
-				before()
-			}
-		}
-	}
 	endCompile := func() {
 		if compiled != nil {
 			compiled()
