@@ -192,9 +192,11 @@ func (b *bench) largeFirstRun(ctx context.Context, wasm, tree []byte, collect bo
 
 // compileMeter reads the worker's wasmwizard_module_compile_seconds (the
 // time jobs spent getting compiled modules that their child did not have
-// in memory) and returns a function that tells what was added since.
+// in memory) and returns a function that tells what one more finished job
+// added (it waits for wasmwizard_jobs_finished_total to count the job: the
+// worker updates its metrics after the result is written).
 func (b *bench) compileMeter(ctx context.Context) func() string {
-	read := func() (sum, count float64, err error) {
+	read := func() (sum, count, finished float64, err error) {
 		page, err := b.workerMetrics(ctx)
 		for _, line := range strings.Split(page, "\n") {
 			if v, ok := strings.CutPrefix(line, "wasmwizard_module_compile_seconds_sum "); ok {
@@ -204,13 +206,20 @@ func (b *bench) compileMeter(ctx context.Context) func() string {
 				count, _ = strconv.ParseFloat(v, 64)
 			}
 		}
-		return sum, count, err
+		for _, m := range samples(page, "wasmwizard_jobs_finished_total") {
+			finished += m.value
+		}
+		return sum, count, finished, err
 	}
-	sum0, count0, err0 := read()
+	sum0, count0, finished0, err0 := read()
 	return func() string {
-		sum, count, err := read()
+		sum, count, finished, err := read()
+		for deadline := time.Now().Add(3 * time.Second); err == nil && finished <= finished0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			sum, count, finished, err = read()
+		}
 		switch {
-		case err0 != nil || err != nil:
+		case err0 != nil || err != nil || finished <= finished0:
 			return "metrics unavailable"
 		case count == count0:
 			return "none"
