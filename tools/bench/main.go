@@ -57,7 +57,7 @@ func main() {
 	write := flag.Bool("write", true, "rewrite the table in docs/BENCHMARKS.md")
 	profiles := flag.String("profiles", "", "save CPU profiles of the API and worker under end-to-end load in this directory")
 	profileFor := flag.Duration("profile-for", 0, "how long the CPU profiles run from the start of the end-to-end load (default 5s, quick 2s)")
-	only := flag.String("only", "", "comma-separated steps to run (floors,idle,cli,get,submit,e2e,real,fairness,large,live,counts,sandbox); default all")
+	only := flag.String("only", "", "comma-separated steps to run (floors,idle,cli,get,submit,e2e,real,fairness,large,large-first,live,counts,sandbox); default all")
 	flag.Parse()
 	if *only != "" {
 		*write = false // a partial run does not replace the table
@@ -176,7 +176,7 @@ func (b *bench) run() error {
 		name string
 		fn   func(context.Context) error
 	}{{"idle", b.idleWait}, {"cli", b.cliRun}, {"get", b.getLatency}, {"submit", b.submitThroughput}, {"e2e", b.endToEnd}, {"real", b.realTier},
-		{"fairness", b.fairness}, {"large", b.largeModule}, {"live", b.liveLatency}, {"counts", b.counts}}
+		{"fairness", b.fairness}, {"large", b.largeModule}, {"large-first", b.largeFirst}, {"live", b.liveLatency}, {"counts", b.counts}}
 	fmt.Println("platform:")
 	started := false
 	for _, step := range steps {

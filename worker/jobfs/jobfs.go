@@ -5,8 +5,9 @@
 //
 //   - asset trees (Tree): immutable, shared by every job that mounts them and
 //     never copied; anything under a mount answers EROFS to changes;
-//   - the job's input files: borrowed from the request (not copied), either
-//     read-only (EACCES to changes) or writable (copied on first change);
+//   - the job's input files: borrowed from the request (not copied, never
+//     written: they may be a read-only mapping), either read-only (EACCES to
+//     changes) or writable (copied on first change);
 //   - the writable layer: whatever the guest creates, capped at exactly
 //     Options.MaxBytes bytes of file contents (ENOSPC past it).
 //
@@ -73,7 +74,9 @@ type Mount struct {
 type Input struct {
 	// Path is absolute ("/in/a.txt"); parents are created.
 	Path string
-	// Data is borrowed, not copied: the caller must not change it.
+	// Data is borrowed, not copied, and never written (it may be a
+	// read-only mapping, as a sandbox child's large inputs are): the caller
+	// must not change it while the FS is in use.
 	Data []byte
 	// ReadOnly inputs cannot be written, truncated, renamed or removed
 	// (EACCES).

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -303,36 +304,47 @@ func BenchmarkJobFiles(b *testing.B) {
 }
 
 // BenchmarkInputSequentialRead: a Go guest (jobfs's fsprobe, "cat") reads a
-// 64 MiB input in 64 KiB reads: as a job in the sandbox (the input sent to
-// the child with the request, the whole job measured) against the floor,
-// wazero's own host-directory mount of a tmpfs directory (/dev/shm) in this
-// process (instantiation and run measured).
+// 64 MiB input in 64 KiB reads: as a job in the sandbox (the whole job
+// measured; the input in shared memory, and, for comparison, sent through
+// the request pipe) against the floor, wazero's own host-directory mount of
+// a tmpfs directory (/dev/shm) in this process (instantiation and run
+// measured).
 func BenchmarkInputSequentialRead(b *testing.B) {
 	ctx := context.Background()
 	wasm := gunzipped(b, filepath.Join("..", "jobfs", "testdata", "fsprobe.wasm.gz"))
 	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<20) // 64 MiB
 	want := strconv.Itoa(len(big)) + "\n"
-	b.Run("sandbox-job-input", func(b *testing.B) {
-		exe, err := os.Executable()
-		require.NoError(b, err)
-		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(), PrecompileTimeout: 2 * time.Minute})
-		require.NoError(b, err)
-		defer pool.Close()
-		path := filepath.Join(b.TempDir(), "fsprobe.wasm")
-		require.NoError(b, os.WriteFile(path, wasm, 0o600))
-		req := executor.Request{ModuleKey: "fsprobe", ModulePath: path, Function: "_start", Args: []string{"cat", "/in/big"},
-			Timeout: 2 * time.Minute, MemoryLimitMB: 256, MaxOutputBytes: 1 << 20,
-			Files: &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}}}
-		_, err = pool.Execute(ctx, req)
-		require.NoError(b, err)
-		b.SetBytes(int64(len(big)))
-		for b.Loop() {
-			res, err := pool.Execute(ctx, req)
-			if err != nil || string(res.Stdout) != want {
-				b.Fatalf("got %q %v %s %s", res.Stdout, err, res.ErrorMessage, res.Stderr)
+	for _, mode := range []struct {
+		name       string
+		sharedFrom int
+	}{{"sandbox-job-input", 0}, {"sandbox-job-input-pipe", -1}} {
+		b.Run(mode.name, func(b *testing.B) {
+			exe, err := os.Executable()
+			require.NoError(b, err)
+			pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(),
+				PrecompileTimeout: 2 * time.Minute, SharedInputBytes: mode.sharedFrom})
+			require.NoError(b, err)
+			defer pool.Close()
+			path := filepath.Join(b.TempDir(), "fsprobe.wasm")
+			require.NoError(b, os.WriteFile(path, wasm, 0o600))
+			req := executor.Request{ModuleKey: "fsprobe", ModulePath: path, Function: "_start", Args: []string{"cat", "/in/big"},
+				Timeout: 2 * time.Minute, MemoryLimitMB: 256, MaxOutputBytes: 1 << 20,
+				Files: &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}}}
+			_, err = pool.Execute(ctx, req)
+			require.NoError(b, err)
+			b.SetBytes(int64(len(big)))
+			parent, child := cpuTime(b)
+			for b.Loop() {
+				res, err := pool.Execute(ctx, req)
+				if err != nil || string(res.Stdout) != want {
+					b.Fatalf("got %q %v %s %s", res.Stdout, err, res.ErrorMessage, res.Stderr)
+				}
 			}
-		}
-	})
+			parent2, child2 := cpuTime(b)
+			b.ReportMetric(float64((parent2-parent).Microseconds())/float64(b.N)/1000, "parent-cpu-ms/op")
+			b.ReportMetric(float64((child2-child).Microseconds())/float64(b.N)/1000, "child-cpu-ms/op")
+		})
+	}
 	b.Run("wazero-host-dir-on-tmpfs", func(b *testing.B) {
 		dir, err := os.MkdirTemp("/dev/shm", "wasmwizard-bench-")
 		if err != nil {
@@ -372,4 +384,170 @@ func gunzipped(b *testing.B, path string) []byte {
 	out, err := io.ReadAll(zr)
 	require.NoError(b, err)
 	return out
+}
+
+// BenchmarkInputTransfer: a hello-world job (which does not read its files)
+// with one read-only input of each size, sent through the request pipe or
+// in shared memory: what each way costs a job, to place the threshold
+// (Config.SharedInputBytes) where shared memory starts to pay.
+func BenchmarkInputTransfer(b *testing.B) {
+	ctx := context.Background()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	for _, size := range []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20} {
+		for _, mode := range []struct {
+			name       string
+			sharedFrom int
+		}{{"pipe", -1}, {"shared", 1}} {
+			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode.name), func(b *testing.B) {
+				pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(), SharedInputBytes: mode.sharedFrom})
+				require.NoError(b, err)
+				defer pool.Close()
+				req := benchRequest(b, fixtures.Hello)
+				req.Files = &executor.Files{Inputs: []executor.Input{{Path: "/in/x", Mode: "ro", Content: bytes.Repeat([]byte("x"), size)}}}
+				_, err = pool.Execute(ctx, req) // compile outside the measurement
+				require.NoError(b, err)
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					res, err := pool.Execute(ctx, req)
+					if err != nil || string(res.Stdout) != "hello, world\n" {
+						b.Fatalf("got %q %v %s", res.Stdout, err, res.ErrorMessage)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkJobMemory: what a job's files add to its sandbox child's memory,
+// read from /proc while the guest (testdata/inputs.c) spins at the end of
+// its work: private memory (RssAnon: the Go heap, guest memory, compiled
+// code) and shared memory mapped (RssShmem: the input arena, the output
+// ring), each minus the same figure for the same job without files. Each
+// case runs in a fresh child after two jobs without files (the module
+// compiled), or, for the asset tree, two jobs that mounted it (the tree
+// parsed and cached: the measured job is the third to mount it).
+//
+//	go test -run '^$' -bench JobMemory -benchtime 1x ./worker/sandbox/
+func BenchmarkJobMemory(b *testing.B) {
+	ctx := context.Background()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	// Large enough that the Go heap's slack (a few MiB, as garbage
+	// collections fall) is small beside the figures.
+	const size = 128 << 20
+	big := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	share := treeAsset(b, 1000, 64<<10) // 62.5 MiB
+	cases := []struct {
+		name       string
+		sharedFrom int
+		files      func() *executor.Files
+		args       []string
+	}{
+		{"no-files", 0, func() *executor.Files { return &executor.Files{MaxFSBytes: 2 * size} }, nil},
+		{"128MiB-input-arena", 0, func() *executor.Files {
+			return &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}, MaxFSBytes: 2 * size}
+		}, []string{"sum", "/in/big"}},
+		{"64MiB-input-pipe", -1, func() *executor.Files { // the largest frame
+			return &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big[:size/2]}}, MaxFSBytes: 2 * size}
+		}, []string{"sum", "/in/big"}},
+		{"128MiB-rw-input-changed", 0, func() *executor.Files {
+			return &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "rw", Content: big}}, MaxFSBytes: 2 * size}
+		}, []string{"sum", "/in/big", "poke", "/in/big", "X"}},
+		{"128MiB-written", 0, func() *executor.Files { return &executor.Files{MaxFSBytes: 2 * size} },
+			[]string{"write", "/out", strconv.Itoa(size)}},
+		{"62MiB-asset-tree-third-job", 0, func() *executor.Files {
+			return &executor.Files{Assets: []executor.Asset{share}, MaxFSBytes: 2 * size}
+		}, []string{"sum", "/share/d2/f42"}},
+	}
+	var base [2]float64
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			var got [2]float64
+			for b.Loop() {
+				pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(), SharedInputBytes: tc.sharedFrom})
+				require.NoError(b, err)
+				prior, args := &executor.Files{}, []string(nil)
+				if strings.Contains(tc.name, "tree") {
+					prior, args = tc.files(), tc.args
+				}
+				for range 2 {
+					res, err := pool.Execute(ctx, inputsJob(b, prior, args...))
+					require.NoError(b, err)
+					require.Equal(b, executor.Succeeded, res.Status, res.ErrorMessage)
+				}
+				got = spinningChildMemory(b, pool, inputsJob(b, tc.files(), append(tc.args, "spin")...))
+				pool.Close()
+			}
+			if tc.name == "no-files" {
+				base = got
+			}
+			b.ReportMetric(got[0]-base[0], "private-MiB")
+			b.ReportMetric(got[1]-base[1], "shared-MiB")
+		})
+	}
+}
+
+// spinningChildMemory runs req, which ends in "spin", on a pool of one
+// child, reads the child's RssAnon and RssShmem (MiB) once the guest
+// spins, and cancels the job.
+func spinningChildMemory(b *testing.B, pool *sandbox.Pool, req executor.Request) [2]float64 {
+	b.Helper()
+	pids := pool.PIDs()
+	require.Len(b, pids, 1)
+	spinning := make(chan struct{})
+	var once sync.Once
+	var out bytes.Buffer
+	req.Output = func(_ executor.Stream, chunk []byte) {
+		out.Write(chunk)
+		if bytes.Contains(out.Bytes(), []byte("spin\n")) {
+			once.Do(func() { close(spinning) })
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan executor.Result, 1)
+	go func() {
+		res, _ := pool.Execute(ctx, req)
+		done <- res
+	}()
+	var mem [2]float64
+	select {
+	case <-spinning:
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
+		require.NoError(b, err)
+		for _, line := range strings.Split(string(status), "\n") {
+			for i, field := range []string{"RssAnon:", "RssShmem:"} {
+				if rest, ok := strings.CutPrefix(line, field); ok {
+					kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+					mem[i] = kb / 1024
+				}
+			}
+		}
+		cancel()
+		<-done
+	case res := <-done:
+		cancel()
+		b.Fatalf("the job ended before it spun: %s %s %s", res.Status, res.ErrorMessage, res.Stdout)
+	}
+	return mem
+}
+
+// treeAsset writes a tar of n files of size bytes (in ten directories,
+// d<i%10>/f<i>) and returns it as an asset mounted at /share.
+func treeAsset(b *testing.B, n, size int) executor.Asset {
+	b.Helper()
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	content := bytes.Repeat([]byte("a"), size)
+	for i := range n {
+		require.NoError(b, tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%d/f%d", i%10, i), Mode: 0o644,
+			Size: int64(len(content)), Typeflag: tar.TypeReg}))
+		_, err := tw.Write(content)
+		require.NoError(b, err)
+	}
+	require.NoError(b, tw.Close())
+	sum := sha256.Sum256(tarBuf.Bytes())
+	tarPath := filepath.Join(b.TempDir(), "tree.tar")
+	require.NoError(b, os.WriteFile(tarPath, tarBuf.Bytes(), 0o600))
+	return executor.Asset{Mount: "/share", SHA256: hex.EncodeToString(sum[:]), TarPath: tarPath}
 }

@@ -90,6 +90,55 @@ func TestPrecompileYieldsToJobs(t *testing.T) {
 	require.NoError(t, p.Compile(context.Background(), key, path))
 }
 
+// A job of the module a pre-compile is compiling waits for it instead of
+// taking the child from it and compiling the module again: the pre-compile
+// completes in its child, which then runs the job.
+func TestAJobWaitsForThePrecompileOfItsModule(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 1)
+	path := filepath.Join(t.TempDir(), "slowish.wasm")
+	require.NoError(t, os.WriteFile(path, fixtures.LocalsTimesBlocks(1000, 2000), 0o600)) // seconds to compile
+	key := "slowish-" + t.Name()
+	pids := p.PIDs()
+	done := make(chan error, 1)
+	go func() { done <- p.Compile(context.Background(), key, path) }()
+	require.Eventually(t, func() bool { return p.Idle() == 0 }, 10*time.Second, time.Millisecond)
+
+	res, err := p.Execute(context.Background(), executor.Request{ModuleKey: key, ModulePath: path, Function: "_start",
+		Timeout: 5 * time.Minute, MemoryLimitMB: 64, MaxOutputBytes: 100})
+	require.NoError(t, err)
+	require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+	require.Positive(t, res.CompileTime, "the wait counts as compiling")
+	require.NoError(t, <-done)
+	require.Equal(t, pids, p.PIDs(), "the pre-compile's child was not taken from it")
+}
+
+// A pre-compile of a module that a job is compiling now is skipped (the
+// job's compilation fills the on-disk cache) instead of compiling it a
+// second time on another child.
+func TestAPrecompileSkipsAModuleAJobIsCompiling(t *testing.T) {
+	t.Parallel()
+	p := newPool(t, 2)
+	key, path := slowToCompile(t)
+	jobDone := make(chan executor.Result, 1)
+	go func() {
+		res, _ := p.Execute(context.Background(), executor.Request{ModuleKey: key, ModulePath: path, Function: "_start",
+			Timeout: 3 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100})
+		jobDone <- res
+	}()
+	require.Eventually(t, func() bool { return p.Idle() == 1 }, 10*time.Second, time.Millisecond)
+	compiled := make(chan error, 1)
+	go func() { compiled <- p.Compile(context.Background(), key, path) }()
+	select {
+	case err := <-compiled:
+		require.NoError(t, err)
+		require.Equal(t, 1, p.Idle(), "the idle child was left idle")
+	case res := <-jobDone:
+		t.Fatalf("the pre-compile compiled beside the job, which ended first: %+v", res)
+	}
+	require.Equal(t, executor.TimedOut, (<-jobDone).Status)
+}
+
 // A module that needs more memory to compile than a child has ends its
 // job failed with a clear message (not sandbox_crashed, not retried), and
 // is not compiled again.

@@ -34,6 +34,7 @@ const (
 	EnvLRU         = "WIZARD_SANDBOX_COMPILED_LRU"  // compiled modules kept in memory
 	EnvParentCheck = "WIZARD_SANDBOX_PARENT_PID"    // the worker's pid
 	EnvOutputFD    = "WIZARD_SANDBOX_OUTPUT_FD"     // the shared output ring (wire.RingSize bytes)
+	EnvInputFD     = "WIZARD_SANDBOX_INPUT_FD"      // the input arena, read-only (wire.SharedSlices)
 	EnvTreeCache   = "WIZARD_SANDBOX_TREE_CACHE_MB" // parsed asset trees kept in memory, MiB
 )
 
@@ -110,6 +111,12 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 		fmt.Fprintf(logw, "sandbox: %v\n", err)
 		return 1
 	}
+	arenaFD, err := strconv.Atoi(os.Getenv(EnvInputFD))
+	if err != nil || arenaFD < 3 {
+		fmt.Fprintf(logw, "sandbox: no input arena (%s=%q)\n", EnvInputFD, os.Getenv(EnvInputFD))
+		return 1
+	}
+	inputs := &inputArena{fd: arenaFD}
 	if err := send(wire.Ready, nil, true); err != nil {
 		return 1
 	}
@@ -134,7 +141,7 @@ func ChildMain(in io.Reader, out io.Writer, logw io.Writer) int {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
-		if err := serve(ctx, engines, req, r, rw, send); err != nil {
+		if err := serve(ctx, engines, req, r, inputs, rw, send); err != nil {
 			fmt.Fprintf(logw, "sandbox: %v\n", err)
 			return 1
 		}
@@ -167,11 +174,19 @@ func (e *engines) get(ctx context.Context, interruptible bool) (*executor.Engine
 	return e.fast, err
 }
 
-// readFiles reads the inputs that follow a Run frame.
-func readFiles(r io.Reader, wf *wire.Files) (*executor.Files, error) {
+// readFiles reads the inputs that follow a Run frame; shared holds the
+// bytes of the inputs in the input arena (wire.SharedSlices).
+func readFiles(r io.Reader, wf *wire.Files, shared [][]byte) (*executor.Files, error) {
 	f := &executor.Files{Preopens: wf.Preopens, Collect: wf.Collect, MaxFSBytes: wf.MaxFSBytes,
 		MaxArtifactBytes: wf.MaxArtifactBytes}
-	for _, in := range wf.Inputs {
+	for i, in := range wf.Inputs {
+		if in.Shared {
+			// Borrowed from the read-only mapping: the job's filesystem
+			// never writes borrowed bytes (it copies a file on its
+			// first change).
+			f.Inputs = append(f.Inputs, executor.Input{Path: in.Path, Mode: in.Mode, Content: shared[i]})
+			continue
+		}
 		kind, b, err := wire.ReadFrame(r, in.Size)
 		if err != nil {
 			return nil, fmt.Errorf("input %q: %w", in.Path, err)
@@ -208,12 +223,25 @@ func sendArtifacts(arts []executor.Artifact, send func(wire.Kind, []byte, bool) 
 	return nil
 }
 
-func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader, rw *wire.RingWriter,
+func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader, inputs *inputArena, rw *wire.RingWriter,
 	send func(wire.Kind, []byte, bool) error) error {
 	var files *executor.Files
 	if req.Files != nil {
+		var shared [][]byte
+		if req.Files.SharedBytes > 0 {
+			mem, err := inputs.mapping()
+			if err != nil {
+				return err
+			}
+			// Nothing of the job refers to the mapping once the run is
+			// over and its artifacts (copies) are sent: the worker may
+			// then write the arena for the next job, or shrink it.
+			if shared, err = wire.SharedSlices(req.Files, mem); err != nil {
+				return err
+			}
+		}
 		var err error
-		if files, err = readFiles(r, req.Files); err != nil {
+		if files, err = readFiles(r, req.Files, shared); err != nil {
 			return err
 		}
 	}
@@ -290,6 +318,45 @@ func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader,
 	}
 	// Every byte of output is in the ring before the outcome leaves.
 	return send(wire.Result, b, true)
+}
+
+// inputArena is the child's side of its input arena: the read-only
+// descriptor the worker passed, and a read-only shared mapping of it as
+// large as the arena was when last mapped.
+type inputArena struct {
+	fd  int
+	mem []byte
+}
+
+// mapping returns the arena mapped whole, remapped if the worker resized
+// it since. Its length is the arena's real size (fstat), against which the
+// request's offsets and sizes are then checked.
+func (a *inputArena) mapping() ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(a.fd, &st); err != nil {
+		return nil, fmt.Errorf("input arena: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < 0 || st.Size > wire.MaxSharedBytes+arenaGrain {
+		return nil, fmt.Errorf("input arena: mode %#o, %d bytes", st.Mode, st.Size)
+	}
+	if int64(len(a.mem)) == st.Size {
+		return a.mem, nil
+	}
+	if a.mem != nil {
+		if err := unix.Munmap(a.mem); err != nil {
+			return nil, fmt.Errorf("input arena: %w", err)
+		}
+		a.mem = nil
+	}
+	if st.Size == 0 {
+		return nil, nil
+	}
+	m, err := unix.Mmap(a.fd, 0, int(st.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map the input arena: %w", err)
+	}
+	a.mem = m
+	return m, nil
 }
 
 // mapOutputRing maps the output ring the worker passed as descriptor fd.

@@ -45,6 +45,16 @@ type Config struct {
 	// PrecompileTimeout bounds an upload's pre-compile, and a job's
 	// compilation that goes on after the job's time ran out (default 30 s).
 	PrecompileTimeout time.Duration
+	// SharedInputBytes is the size from which an input file travels to the
+	// child in its input arena (memory the child maps) instead of through
+	// the request pipe: 0 means DefaultSharedInputBytes, a negative value
+	// never.
+	SharedInputBytes int
+	// ArenaKeepBytes is how much of its input arena a child keeps between
+	// jobs (0: DefaultArenaKeepBytes; negative: none): a job whose large
+	// inputs fit reuses memory already allocated; a larger arena is cut
+	// back to this after the job.
+	ArenaKeepBytes int64
 	// FailedCompileMemory is how long a module whose compilation failed
 	// within its budget (too slow, or out of memory) is remembered, so that
 	// its next jobs fail at once instead of compiling it again (default 10
@@ -71,6 +81,14 @@ type Pool struct {
 	// precompiling are the children running a pre-compile, with the
 	// cancel that hands the child back to a job that needs it.
 	precompiling map[*child]context.CancelFunc
+	// precompiled are the modules (by key) a pre-compile is compiling
+	// now, each with a channel closed when that compilation ends;
+	// jobCompiling counts the jobs (on the engine pre-compiles are for) in
+	// their compilation phase, by module key. A job waits for the
+	// pre-compile of its module; a pre-compile is skipped while a job
+	// compiles the module.
+	precompiled  map[string]chan struct{}
+	jobCompiling map[string]int
 	// background are the modules whose compilation goes on after their
 	// job's time ran out (finishInBackground).
 	background map[string]bool
@@ -98,10 +116,13 @@ type child struct {
 	waitErr error
 	stderr  *tail
 
-	// ringMu guards the output ring's mapping, unmapped by release.
+	// ringMu guards the output ring's mapping and the input arena, which
+	// release frees.
 	ringMu sync.Mutex
 	ring   []byte
 	reader *wire.RingReader
+	// arena holds a job's large inputs (see wire.SharedSlices).
+	arena *arena
 }
 
 // New starts cfg.Size children and waits until each is ready.
@@ -122,6 +143,12 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.PrecompileTimeout <= 0 {
 		cfg.PrecompileTimeout = 30 * time.Second
 	}
+	if cfg.SharedInputBytes == 0 {
+		cfg.SharedInputBytes = DefaultSharedInputBytes
+	}
+	if cfg.ArenaKeepBytes == 0 {
+		cfg.ArenaKeepBytes = DefaultArenaKeepBytes
+	}
 	if cfg.FailedCompileMemory <= 0 {
 		cfg.FailedCompileMemory = 10 * time.Minute
 	}
@@ -129,7 +156,7 @@ func New(cfg Config) (*Pool, error) {
 		cfg.Log = zap.NewNop()
 	}
 	p := &Pool{cfg: cfg, ready: make(chan *child, cfg.Size), live: map[*child]struct{}{},
-		precompiling: map[*child]context.CancelFunc{}, background: map[string]bool{}, stop: make(chan struct{}),
+		precompiling: map[*child]context.CancelFunc{}, precompiled: map[string]chan struct{}{}, jobCompiling: map[string]int{}, background: map[string]bool{}, stop: make(chan struct{}),
 		failed: expirable.NewLRU[string, compileFailure](4096, nil, cfg.FailedCompileMemory)}
 	errs := make(chan error, cfg.Size)
 	for range cfg.Size {
@@ -171,8 +198,16 @@ func (p *Pool) spawn() (*child, error) {
 		_ = unix.Munmap(ring)
 		return nil, err
 	}
+	ar, arenaRO, err := newArena()
+	if err != nil {
+		_ = ringFile.Close()
+		_ = unix.Munmap(ring)
+		return nil, err
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
+		ar.release()
+		_ = arenaRO.Close()
 		_ = ringFile.Close()
 		_ = unix.Munmap(ring)
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
@@ -181,6 +216,8 @@ func (p *Pool) spawn() (*child, error) {
 	if err != nil {
 		_ = inR.Close()
 		_ = inW.Close()
+		ar.release()
+		_ = arenaRO.Close()
 		_ = ringFile.Close()
 		_ = unix.Munmap(ring)
 		return nil, fmt.Errorf("sandbox: pipe: %w", err)
@@ -200,13 +237,14 @@ func (p *Pool) spawn() (*child, error) {
 		EnvLRU + "=" + strconv.Itoa(p.cfg.CompiledModules),
 		EnvParentCheck + "=" + strconv.Itoa(os.Getpid()),
 		EnvOutputFD + "=3", // ExtraFiles[0]
+		EnvInputFD + "=4",  // ExtraFiles[1]
 		EnvTreeCache + "=" + strconv.Itoa(p.cfg.AssetCacheMB),
 		// One job at a time runs on one goroutine: more processors only
 		// add threads to wake and to flush TLBs on (docs/BENCHMARKS.md).
 	}
 	cmd.Stdin, cmd.Stdout = inR, outW
-	cmd.ExtraFiles = []*os.File{ringFile}
-	c := &child{cmd: cmd, stdin: inW, frames: make(chan frame, 4), exited: make(chan struct{}), stderr: &tail{max: 4096},
+	cmd.ExtraFiles = []*os.File{ringFile, arenaRO}
+	c := &child{cmd: cmd, stdin: inW, arena: ar, frames: make(chan frame, 4), exited: make(chan struct{}), stderr: &tail{max: 4096},
 		ring: ring, reader: reader}
 	cmd.Stderr = c.stderr
 	// The child dies with the worker, and in its own process group.
@@ -215,6 +253,7 @@ func (p *Pool) spawn() (*child, error) {
 	_ = inR.Close()
 	_ = outW.Close()
 	_ = ringFile.Close()
+	_ = arenaRO.Close()
 	if err != nil {
 		_ = inW.Close()
 		_ = outR.Close()
@@ -268,13 +307,18 @@ func (c *child) kill() {
 	<-c.exited
 }
 
-// release unmaps the child's output ring; the child must be dead.
+// release unmaps the child's output ring and frees its input arena; the
+// child must be dead.
 func (c *child) release() {
 	c.ringMu.Lock()
 	defer c.ringMu.Unlock()
 	if c.ring != nil {
 		_ = unix.Munmap(c.ring)
 		c.ring, c.reader = nil, nil
+	}
+	if c.arena != nil {
+		c.arena.release()
+		c.arena = nil
 	}
 }
 
@@ -297,6 +341,130 @@ func (c *child) drain(out *output) error {
 		return wire.WriteFrame(c.stdin, wire.Ack, nil)
 	}
 	return nil
+}
+
+// DefaultSharedInputBytes is the size from which input files go to the
+// child in its input arena by default (Config.SharedInputBytes); below it
+// the request pipe is as fast (docs/BENCHMARKS.md, "Job files in the
+// sandbox").
+const DefaultSharedInputBytes = 64 << 10
+
+// DefaultArenaKeepBytes is how much of its input arena a child keeps
+// between jobs by default (Config.ArenaKeepBytes).
+const DefaultArenaKeepBytes = 64 << 20
+
+// arenaGrain rounds the input arena's size, so that inputs of similar sizes
+// reuse it as it is.
+const arenaGrain = 1 << 20
+
+// fillArena copies a job's large inputs into the child's arena.
+func (c *child) fillArena(contents [][]byte, size int64) error {
+	c.ringMu.Lock()
+	defer c.ringMu.Unlock()
+	if c.arena == nil {
+		return errors.New("sandbox: input arena released")
+	}
+	return c.arena.fill(contents, size)
+}
+
+// trimArena cuts the child's arena back to keep bytes after a job.
+func (c *child) trimArena(keep int64) error {
+	c.ringMu.Lock()
+	defer c.ringMu.Unlock()
+	if c.arena == nil {
+		return errors.New("sandbox: input arena released")
+	}
+	return c.arena.trim(keep)
+}
+
+// arena is the worker's side of a child's input arena: a memfd the child
+// has read-only, and the worker's writable mapping of it (nil while empty).
+// The worker writes it only while the child is between jobs.
+type arena struct {
+	f   *os.File
+	mem []byte
+}
+
+// newArena makes an empty input arena: the worker's side, and the
+// read-only descriptor of the same memory to pass to the child (with it
+// the child can neither change nor resize the arena).
+func newArena() (*arena, *os.File, error) {
+	fd, err := unix.MemfdCreate("wasmwizard-inputs", unix.MFD_CLOEXEC|unix.MFD_NOEXEC_SEAL)
+	if errors.Is(err, unix.EINVAL) { // before Linux 6.3
+		fd, err = unix.MemfdCreate("wasmwizard-inputs", unix.MFD_CLOEXEC)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: input arena: %w", err)
+	}
+	a := &arena{f: os.NewFile(uintptr(fd), "wasmwizard-inputs")}
+	ro, err := os.Open("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		a.release()
+		return nil, nil, fmt.Errorf("sandbox: input arena: a read-only descriptor: %w", err)
+	}
+	return a, ro, nil
+}
+
+// fill copies contents, one after the other (size bytes in all), to the
+// start of the arena, growing it if they do not fit.
+func (a *arena) fill(contents [][]byte, size int64) error {
+	if size > int64(len(a.mem)) {
+		if err := a.resize((size + arenaGrain - 1) / arenaGrain * arenaGrain); err != nil {
+			return err
+		}
+	}
+	off := 0
+	for _, b := range contents {
+		off += copy(a.mem[off:], b)
+	}
+	if int64(off) != size {
+		return fmt.Errorf("sandbox: input arena: copied %d bytes of %d", off, size)
+	}
+	return nil
+}
+
+// trim cuts an arena larger than keep bytes back to keep (none if
+// negative), giving the rest of its memory back.
+func (a *arena) trim(keep int64) error {
+	keep = max(keep, 0) / arenaGrain * arenaGrain
+	if int64(len(a.mem)) <= keep {
+		return nil
+	}
+	return a.resize(keep)
+}
+
+// resize sets the arena's size and remaps the worker's side.
+func (a *arena) resize(size int64) error {
+	if err := a.f.Truncate(size); err != nil {
+		return fmt.Errorf("sandbox: input arena: %w", err)
+	}
+	var err error
+	switch {
+	case size == 0:
+		err = unix.Munmap(a.mem)
+		a.mem = nil
+	case a.mem == nil:
+		a.mem, err = unix.Mmap(int(a.f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED) //nolint:gosec // a descriptor
+	default:
+		var m []byte
+		if m, err = unix.Mremap(a.mem, int(size), unix.MREMAP_MAYMOVE); err == nil {
+			a.mem = m
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: input arena: map %d bytes: %w", size, err)
+	}
+	return nil
+}
+
+// release frees the arena (the child's mapping keeps it until the child
+// is gone).
+func (a *arena) release() {
+	if a.mem != nil {
+		_ = unix.Munmap(a.mem)
+		a.mem = nil
+	}
+	_ = a.f.Close()
 }
 
 // newOutputRing makes the memory a child shares with the worker for its
@@ -332,7 +500,9 @@ type output struct {
 	cut   [2]bool
 	fn    func(executor.Stream, []byte)
 
-	inputs       [][]byte
+	inputs       [][]byte // sent in Input frames
+	shared       [][]byte // copied into the input arena, one after the other
+	sharedBytes  int64
 	stoppable    bool
 	maxArtifacts int64
 	received     int64
@@ -514,9 +684,17 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 	if f := req.Files; f != nil {
 		wf := &wire.Files{Preopens: f.Preopens, Collect: f.Collect, MaxFSBytes: f.MaxFSBytes, MaxArtifactBytes: f.MaxArtifactBytes}
 		for _, in := range f.Inputs {
-			wf.Inputs = append(wf.Inputs, wire.InputHeader{Path: in.Path, Mode: in.Mode, Size: len(in.Content)})
-			out.inputs = append(out.inputs, in.Content)
+			h := wire.InputHeader{Path: in.Path, Mode: in.Mode, Size: len(in.Content)}
+			if p.cfg.SharedInputBytes > 0 && len(in.Content) >= p.cfg.SharedInputBytes {
+				h.Shared, h.Offset = true, out.sharedBytes
+				out.shared = append(out.shared, in.Content)
+				out.sharedBytes += int64(len(in.Content))
+			} else {
+				out.inputs = append(out.inputs, in.Content)
+			}
+			wf.Inputs = append(wf.Inputs, h)
 		}
+		wf.SharedBytes = out.sharedBytes
 		for _, a := range f.Assets {
 			wf.Assets = append(wf.Assets, wire.Asset{Mount: a.Mount, SHA256: a.SHA256, TarPath: a.TarPath})
 		}
@@ -527,7 +705,71 @@ func (p *Pool) Execute(ctx context.Context, req executor.Request) (executor.Resu
 		out.stoppable = len(f.Collect) > 0 && req.Timeout > 0
 		out.maxArtifacts = f.MaxArtifactBytes
 	}
-	return p.run(ctx, rr, budget, req.Timeout, out)
+	timeout := req.Timeout
+	var waited time.Duration
+	var compiled func()
+	if !out.stoppable {
+		// The upload's pre-compile of this module may be under way: the
+		// job waits for it (the compiled code is then in the on-disk
+		// cache) rather than compile the module a second time beside it.
+		// The wait counts against the job's time, as compiling would.
+		// (A cancel during the wait ends the job in run.)
+		if waited = p.awaitPrecompile(ctx, req.ModuleKey, budget); waited > 0 {
+			budget = max(budget-waited, time.Millisecond)
+			if timeout > 0 {
+				timeout = max(timeout-waited, time.Millisecond)
+			}
+		}
+		// From before it takes a child until its compilation phase ends,
+		// no pre-compile of its module starts.
+		compiled = p.jobCompiles(req.ModuleKey)
+		defer compiled()
+	}
+	res, err := p.run(ctx, rr, budget, timeout, compiled, out)
+	res.CompileTime += waited // the job waited for the compiled code
+	return res, err
+}
+
+// jobCompiles registers a job of the engine pre-compiles are for as
+// compiling module key, and returns the function (idempotent) that ends
+// it.
+func (p *Pool) jobCompiles(key string) func() {
+	if key == "" {
+		return func() {}
+	}
+	p.mu.Lock()
+	p.jobCompiling[key]++
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			if p.jobCompiling[key]--; p.jobCompiling[key] <= 0 {
+				delete(p.jobCompiling, key)
+			}
+			p.mu.Unlock()
+		})
+	}
+}
+
+// awaitPrecompile waits, at most budget, for a pre-compile of module key
+// under way to end, and returns how long it waited.
+func (p *Pool) awaitPrecompile(ctx context.Context, key string, budget time.Duration) time.Duration {
+	p.mu.Lock()
+	compiled := p.precompiled[key]
+	p.mu.Unlock()
+	if compiled == nil {
+		return 0
+	}
+	start := time.Now()
+	limit := time.NewTimer(budget)
+	defer limit.Stop()
+	select {
+	case <-compiled:
+	case <-limit.C:
+	case <-ctx.Done():
+	}
+	return time.Since(start)
 }
 
 // Compile compiles a module in a child, filling that child's cache and the
@@ -545,24 +787,32 @@ func (p *Pool) Compile(ctx context.Context, key, path string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Taken and registered under p.mu, so that a job's take sees it.
+	// Taken and registered under p.mu, so that a job's take sees it, and
+	// a job of the same module waits for it (Execute).
 	var c *child
+	compiled := make(chan struct{})
 	p.mu.Lock()
-	select {
-	case c = <-p.ready:
-		p.precompiling[c] = cancel
-	default:
+	_, dup := p.precompiled[key]
+	if !dup && p.jobCompiling[key] == 0 {
+		select {
+		case c = <-p.ready:
+			p.precompiling[c] = cancel
+			p.precompiled[key] = compiled
+		default:
+		}
 	}
 	p.mu.Unlock()
 	if c == nil {
-		p.cfg.Log.Debug("pre-compile skipped: no idle sandbox child", zap.String("key", key))
+		p.cfg.Log.Debug("pre-compile skipped: no idle sandbox child, or the module is being compiled", zap.String("key", key))
 		return nil
 	}
 	res, err := p.runOn(ctx, c, wire.RunRequest{ModuleKey: key, ModulePath: path, CompileOnly: true},
 		p.cfg.PrecompileTimeout, 0, func() {
 			p.mu.Lock()
 			delete(p.precompiling, c)
+			delete(p.precompiled, key)
 			p.mu.Unlock()
+			close(compiled)
 		}, nil)
 	if err != nil {
 		return err
@@ -603,7 +853,8 @@ func (p *Pool) take(ctx context.Context) (*child, error) {
 	}
 }
 
-func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration, out *output) (executor.Result, error) {
+func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeout time.Duration, compiled func(),
+	out *output) (executor.Result, error) {
 	start := time.Now()
 	// A missing module file is the platform's problem (the job is retried),
 	// not the guest's: check before a child trips over it.
@@ -620,7 +871,7 @@ func (p *Pool) run(ctx context.Context, rr wire.RunRequest, compileBudget, timeo
 	case err != nil:
 		return executor.Result{}, err
 	}
-	return p.runOn(ctx, c, rr, compileBudget, timeout, nil, out)
+	return p.runOn(ctx, c, rr, compileBudget, timeout, compiled, out)
 }
 
 // runOn runs rr on child c: compilation within compileBudget and, for a
@@ -640,6 +891,13 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 	if err != nil {
 		p.ready <- c
 		return executor.Result{}, fmt.Errorf("sandbox: encode request: %w", err)
+	}
+	if out != nil && len(out.shared) > 0 {
+		// The child is between jobs: the arena is the worker's to write.
+		if err := c.fillArena(out.shared, out.sharedBytes); err != nil {
+			p.discard(c) // its arena may be half grown
+			return executor.Result{}, err
+		}
 	}
 	// The request and its input files leave in as few writes as the pipe
 	// takes.
@@ -770,7 +1028,12 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			if hdr.ErrorCode == executor.CodeTimeout {
 				hdr.ErrorMessage = fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
 			}
-			p.ready <- c
+			if err := c.trimArena(p.cfg.ArenaKeepBytes); err != nil {
+				p.cfg.Log.Warn("sandbox input arena not trimmed; replacing the child", zap.Error(err))
+				p.discard(c)
+			} else {
+				p.ready <- c
+			}
 			return out.into(executor.Result{
 				ArtifactsTruncated: hdr.ArtifactsTruncated,
 				Status:             hdr.Status, ExitCode: hdr.ExitCode,

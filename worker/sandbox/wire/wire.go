@@ -7,12 +7,15 @@
 // allocation. The conversation:
 //
 //	child  → Ready                          once, when the child can take work
-//	worker → Run (JSON RunRequest)          one job (or a compile-only request)
+//	worker → Run (JSON RunRequest)          one job (or a compile-only request); its large
+//	                                        input files are in the input arena (see SharedSlices)
+//	worker → Input                          one per input file not in the input arena
 //	child  → Compiled                       the module is compiled; the run's clock starts
 //	child  → Output                         output waits in the shared buffer (at most one
 //	                                        until the worker drains the buffer)
 //	child  → OutputFull                     the buffer is full: the child waits for Ack
 //	worker → Ack                            the worker drained the buffer
+//	child  → Artifact, ArtifactData…        the collected files, if the job collects any
 //	child  → Result (JSON ResultHeader)     the outcome; all output is in the buffer
 //
 // then the child waits for the next Run (skipping a late Ack). The worker
@@ -156,7 +159,8 @@ type RunRequest struct {
 	MaxOutputBytes int  `json:"max_output_bytes"`
 	Deterministic  bool `json:"deterministic,omitempty"`
 	// Files, when set, gives the guest a filesystem. The inputs' bytes
-	// follow the Run frame in Input frames.
+	// follow the Run frame in Input frames, or are in the input arena (see
+	// SharedSlices).
 	Files *Files `json:"files,omitempty"`
 	// TimeoutNanos is the job's timeout, compilation included: a run with
 	// collect patterns is stopped by the child itself at it (its guest is
@@ -172,13 +176,19 @@ type Files struct {
 	Collect          []string      `json:"collect,omitempty"`
 	MaxFSBytes       int64         `json:"max_fs_bytes"`
 	MaxArtifactBytes int64         `json:"max_artifact_bytes"`
+	// SharedBytes is how far the Shared inputs extend in the input arena
+	// (0: there are none).
+	SharedBytes int64 `json:"shared_bytes,omitempty"`
 }
 
-// InputHeader is an input file whose Size bytes follow in an Input frame.
+// InputHeader is an input file of Size bytes: in an Input frame after the
+// Run frame, or, if Shared, at Offset in the input arena.
 type InputHeader struct {
-	Path string `json:"path"`
-	Mode string `json:"mode"`
-	Size int    `json:"size"`
+	Path   string `json:"path"`
+	Mode   string `json:"mode"`
+	Size   int    `json:"size"`
+	Shared bool   `json:"shared,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
 }
 
 // Asset is an asset tree: its tar on the worker's disk (TarPath), by SHA-256.
@@ -201,11 +211,26 @@ func (f *Files) Validate() error {
 		return errors.New("wire: too many files, assets, preopens or patterns")
 	case f.MaxFSBytes < 0 || f.MaxArtifactBytes < 0:
 		return errors.New("wire: negative file limits")
+	case f.SharedBytes < 0 || f.SharedBytes > MaxSharedBytes:
+		return fmt.Errorf("wire: shared inputs extending to %d bytes", f.SharedBytes)
 	}
+	shared := false
 	for _, in := range f.Inputs {
-		if in.Size < 0 || in.Size > MaxFrame || len(in.Path) > MaxPathLen || (in.Mode != "ro" && in.Mode != "rw") {
+		if len(in.Path) > MaxPathLen || (in.Mode != "ro" && in.Mode != "rw") {
 			return fmt.Errorf("wire: bad input %q", in.Path)
 		}
+		switch {
+		case in.Shared:
+			shared = true
+			if !validShared(in, f.SharedBytes) {
+				return fmt.Errorf("wire: shared input %q at %d, %d bytes, outside %d bytes", in.Path, in.Offset, in.Size, f.SharedBytes)
+			}
+		case in.Size < 0 || in.Size > MaxFrame || in.Offset != 0:
+			return fmt.Errorf("wire: bad input %q", in.Path)
+		}
+	}
+	if shared != (f.SharedBytes > 0) {
+		return errors.New("wire: shared inputs without their extent, or an extent without them")
 	}
 	return nil
 }
