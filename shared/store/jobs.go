@@ -412,20 +412,23 @@ func insertJobSQL(limited, exact bool) string {
 		took = `took.slot FROM m, took`
 		files = fileParams(20)
 	case limited:
-		// The search looks at the rows whose pos is in [$20, hi), where hi
-		// is $20 + $21 / (the account's rows): about $21 rows (slotWindow),
-		// (see exactWindow for the search of all of them). Taken rows are in the index
-		// it walks and are skipped (see
-		// migrations/00008_hot_account_slots.sql). A window that would go
-		// past 1 is cut there (no wrap-around, which the planner served
-		// with a scan of the whole table): a start that close to 1 makes
-		// more rows a little sooner.
+		// The search looks at the rows whose pos is in [lo, lo + w), where
+		// w is $21 / (the account's rows): about $21 rows (slotWindow; see
+		// exactWindow for the search of all of them), and lo is the random
+		// $20 scaled into [0, 1 - w), so that the window never passes 1
+		// (a window cut there looked at fewer rows, found none free more
+		// often, and made the account's rows double for nothing; a
+		// wrap-around the planner served with a scan of the whole table).
+		// Taken rows are in the index it walks and are skipped (see
+		// migrations/00008_hot_account_slots.sql).
 		ctes = `
-		win AS (
-			SELECT $20::float8 + $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS hi
+		w AS MATERIALIZED (
+			SELECT $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS w
+		), win AS (
+			SELECT $20::float8 * greatest(1 - w, 0) AS lo, $20::float8 * greatest(1 - w, 0) + w AS hi FROM w
 		), slot AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND pos >= $20 AND pos < (SELECT hi FROM win)
+			WHERE account_id = $2 AND pos >= (SELECT lo FROM win) AND pos < (SELECT hi FROM win)
 				AND job_id IS NULL AND slot < $19
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
