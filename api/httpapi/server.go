@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -25,6 +24,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -132,7 +132,7 @@ type Server struct {
 	limiter        *ratelimit.Limiter
 	modules        *expirable.LRU[moduleKey, store.Module]
 	keys           *expirable.LRU[[32]byte, store.Principal] // nil: no auth cache
-	bellQuietUntil atomic.Int64                              // unix ns; see ring
+	bell           *doorbell.Bell                            // nil without Redis
 	webhooks       webhook.Policy
 	webhookQueue   string
 	bodyStall      time.Duration
@@ -178,6 +178,9 @@ func New(d Deps) *Server {
 	}
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
+	}
+	if d.Redis != nil {
+		s.bell = doorbell.NewBell(d.Redis, d.Queue, s.enqueueTimeout)
 	}
 	s.bodyStall = d.BodyStallTimeout
 	if s.bodyStall <= 0 {

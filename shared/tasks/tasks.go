@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -259,49 +258,6 @@ func ParseDeliverWebhook(payload []byte) (DeliverWebhook, error) {
 		p.Traceparent = ""
 	}
 	return p, nil
-}
-
-// The doorbell: a fast path around asynq's polling. After a run task is
-// enqueued, the API pushes "<job id> <unix ms>" on the queue's doorbell list;
-// a worker with a free slot blocks on that list (BRPOP: no commands while
-// idle) and runs the job at once, claiming it in Postgres like any delivery.
-// The asynq task stays queued as the durable copy: when asynq delivers it
-// later, the job is already terminal and the task is acknowledged. The list
-// holds hints only, trimmed to DoorbellMax entries and expiring when no
-// worker reads it.
-const (
-	DoorbellMax    = 1000
-	DoorbellExpiry = time.Minute
-)
-
-// DoorbellKey is the Redis list of a queue's doorbell.
-func DoorbellKey(queue string) string { return "wasmwizard:{" + queue + "}:doorbell" }
-
-// CancelChannel is the Redis pub/sub channel on which the API names jobs
-// whose running attempt must stop (for doorbell runs, which asynq's own
-// cancellation does not reach). The message is the job ID.
-func CancelChannel(queue string) string { return "wasmwizard:{" + queue + "}:cancel" }
-
-// DoorbellEntry encodes a doorbell entry for job id rung at t.
-func DoorbellEntry(id uuid.UUID, t time.Time) string {
-	return fmt.Sprintf("%s %d", id, t.UnixMilli())
-}
-
-// ParseDoorbellEntry decodes a doorbell entry.
-func ParseDoorbellEntry(s string) (uuid.UUID, time.Time, error) {
-	idPart, msPart, ok := strings.Cut(s, " ")
-	if !ok {
-		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: want \"<id> <ms>\"", s)
-	}
-	id, err := uuid.Parse(idPart)
-	if err != nil {
-		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: %w", s, err)
-	}
-	ms, err := strconv.ParseInt(msPart, 10, 64)
-	if err != nil {
-		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: %w", s, err)
-	}
-	return id, time.UnixMilli(ms), nil
 }
 
 // TaskEnqueuer puts a task on a queue (asynq's Client).

@@ -27,6 +27,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
@@ -36,7 +37,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
-	"github.com/wasmwizard/wasmwizard/worker/doorbell"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/liveness"
@@ -44,6 +44,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
+	"github.com/wasmwizard/wasmwizard/worker/slots"
 )
 
 // Version is set at build time.
@@ -110,7 +111,8 @@ type Worker struct {
 	hooks  *asynq.Server
 	pool   *sandbox.Pool
 	runner *jobrunner.Runner
-	bell   *doorbell.Doorbell
+	bell   *doorbell.Listener
+	slots  *slots.Slots // nil without the doorbell
 	beat   *liveness.Heartbeat
 	ID     string
 
@@ -260,9 +262,11 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	mux := asynq.NewServeMux()
 	var runJobs asynq.Handler = runner
 	if !cfg.DisableDoorbell {
-		w.bell = doorbell.Start(doorbell.Config{Redis: rdb, Queue: w.queue, Slots: cfg.Concurrency,
+		// asynq's deliveries and the doorbell's runs share the slots.
+		w.slots = slots.New(slots.Config{Slots: cfg.Concurrency})
+		w.bell = doorbell.Listen(doorbell.Config{Redis: rdb, Queue: w.queue, Slots: w.slots,
 			Runner: runner, Log: log.Named("doorbell")})
-		runJobs = w.bell.Track(runner)
+		runJobs = w.slots.Track(runner)
 		// The doorbell's cancel channel reaches every run of this worker
 		// (Runner.Cancel), which fair claims need.
 		runner.EnableFairClaims()
@@ -287,12 +291,12 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 				if errors.Is(err, jobrunner.ErrBusy) {
 					return 5 * time.Second
 				}
-				if errors.Is(err, doorbell.ErrNoSlot) {
+				if errors.Is(err, slots.ErrNoSlot) {
 					return time.Second
 				}
 				return min(time.Duration(n+1)*time.Second, 30*time.Second)
 			},
-			IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, doorbell.ErrNoSlot) },
+			IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, slots.ErrNoSlot) },
 		})
 	}
 	w.srv = &jobServer{build: queueConfig, handler: mux, store: st, namespace: cfg.QueueNamespace, log: log.Named("queues")}
@@ -459,9 +463,11 @@ func (w *Worker) Shutdown() {
 	w.close()
 }
 
-// stopBell stops the doorbell, letting its running jobs finish within grace.
+// stopBell stops the doorbell, letting its running jobs finish within grace;
+// asynq's deliveries that wait for a slot are handed back.
 func (w *Worker) stopBell(grace time.Duration) {
 	if w.bell != nil {
+		w.slots.Close()
 		w.bell.Shutdown(grace)
 	}
 }
