@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -138,6 +139,7 @@ type Server struct {
 	bodyStall      time.Duration
 	trusted        []*net.IPNet
 	authFails      *authFailures
+	background     background
 	outputBudget   *semaphore.Weighted // see outputBudget
 	outputWait     time.Duration
 	liveRedis      redis.UniversalClient
@@ -277,9 +279,38 @@ func New(d Deps) *Server {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Close writes the failed-authentication summaries still pending; call it
-// once the HTTP server has stopped.
-func (s *Server) Close() { s.authFails.close() }
+// Close writes the failed-authentication summaries still pending and waits
+// for the requests' background work; call it once the HTTP server has
+// stopped.
+func (s *Server) Close() {
+	s.authFails.close()
+	s.background.close()
+}
+
+// background runs the work requests leave behind them (recording a key's
+// use) and lets Close wait for it; once closed, it starts nothing more.
+type background struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs f in a goroutine of its own, unless the server is closing.
+func (b *background) Go(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.wg.Go(f)
+}
+
+func (b *background) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}
 
 // ipExtractor is how c.RealIP() finds the client's address: the TCP peer's,
 // unless the peer is a trusted proxy, in which case X-Forwarded-For is read

@@ -68,6 +68,7 @@ type Listener struct {
 	stop     chan struct{}
 	shutdown sync.Once
 	subDone  chan struct{}  // the cancel subscription's loop ended
+	popDone  chan struct{}  // the pop loop ended
 	jobs     sync.WaitGroup // doorbell runs
 	pubsub   *redis.PubSub
 	baseCtx  context.Context
@@ -83,7 +84,7 @@ func Listen(cfg Config) *Listener {
 		cfg.Block = 2 * time.Second
 	}
 	l := &Listener{cfg: cfg, log: cfg.Log, running: map[uuid.UUID]context.CancelFunc{},
-		stop: make(chan struct{}), subDone: make(chan struct{})}
+		stop: make(chan struct{}), subDone: make(chan struct{}), popDone: make(chan struct{})}
 	l.baseCtx, l.cancel = context.WithCancel(context.Background())
 	l.pubsub = cfg.Redis.Subscribe(l.baseCtx, CancelChannel(cfg.Queue))
 	go l.popLoop()
@@ -91,10 +92,11 @@ func Listen(cfg Config) *Listener {
 	return l
 }
 
-// popLoop takes jobs off the doorbell while a slot is free. It is not
-// waited for at shutdown: a BRPOP cannot be interrupted, and whatever it
-// returns after the stop is dropped (asynq delivers those jobs).
+// popLoop takes jobs off the doorbell while a slot is free. A BRPOP under
+// way when the listener stops cannot be interrupted: Shutdown waits for it
+// (at most Config.Block), and an entry it returns then is given back.
 func (l *Listener) popLoop() {
+	defer close(l.popDone)
 	key := Key(l.cfg.Queue)
 	for {
 		// Read only while a slot is free: a busy worker leaves the doorbell
@@ -217,8 +219,8 @@ func (l *Listener) cancelLoop() {
 
 // Shutdown stops reading the doorbell, lets running jobs finish for up to
 // grace, then interrupts them (the runner hands them back to the queue) and
-// waits for them to return.
-// Only the first call does anything.
+// waits for them, and for the pop under way (at most Config.Block), to
+// return. Only the first call does anything.
 func (l *Listener) Shutdown(grace time.Duration) {
 	l.shutdown.Do(func() { l.doShutdown(grace) })
 }
@@ -238,4 +240,5 @@ func (l *Listener) doShutdown(grace time.Duration) {
 	<-done
 	_ = l.pubsub.Close()
 	<-l.subDone
+	<-l.popDone
 }
