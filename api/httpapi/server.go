@@ -25,6 +25,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
@@ -136,6 +137,7 @@ type Server struct {
 	bell           *doorbell.Bell                            // nil without Redis
 	webhooks       webhook.Policy
 	webhookQueue   string
+	deliveries     deliveryqueue.Queue // the webhooks queue
 	bodyStall      time.Duration
 	trusted        []*net.IPNet
 	authFails      *authFailures
@@ -157,6 +159,7 @@ func New(d Deps) *Server {
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
 		outputBudget: newOutputBudget(), outputWait: outputWait,
+		deliveries: deliveryqueue.Queue{Client: d.Enqueuer, Name: d.WebhookQueue},
 	}
 	s.liveRedis = d.LiveRedis
 	if s.liveRedis == nil {
@@ -173,6 +176,7 @@ func New(d Deps) *Server {
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
+		s.deliveries.Inspector = s.queueInspector
 	}
 	s.modules = expirable.NewLRU[moduleKey, store.Module](10000, nil, moduleCacheTTL)
 	if d.AuthCacheTTL > 0 {

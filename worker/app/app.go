@@ -27,6 +27,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
@@ -227,19 +228,14 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 	if err != nil {
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
+	deliveries := &deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Name: webhookQueue}
 	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log, Tracer: tracer,
 		Finished: func(ctx context.Context, job store.Job) {
-			if job.WebhookURL == nil {
-				return
-			}
-			d, err := st.DeliveryForJob(ctx, job.AccountID, job.ID)
-			if err == nil {
-				_, err = delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
-			}
-			if err != nil { // the reconciler's sweep sends it later
+			// The first attempt of the job's delivery, if it has a webhook
+			// URL: it leaves at once.
+			if err := deliveries.EnsureForJob(ctx, st, job); err != nil { // the reconciler's sweep sends it later
 				log.Warn("webhook delivery not queued", zap.String("job_id", job.ID.String()), zap.Error(err))
 			}
 		}}
@@ -338,7 +334,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 	// most WIZARD_WEBHOOK_ACCOUNT_CONCURRENCY of them across the workers.
 	sender := delivery.New(delivery.Config{Store: st,
 		Policy: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
-		Log:    log.Named("webhooks"), Obs: m, Client: client, Inspector: inspector, Queue: webhookQueue,
+		Log:    log.Named("webhooks"), Obs: m, Tasks: deliveries,
 		Slots:  delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
 		Tracer: tracer,
 	})
@@ -366,9 +362,10 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 			RunningGrace: cfg.ReconcileRunningGrace, Lease: cfg.Lease,
 			MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
 			EnqueueDelivery: func(ctx context.Context, d store.Delivery) (bool, error) {
-				// The task of the delivery's next attempt: left alone when it
-				// waits, replaced when asynq archived it, added when lost.
-				return delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
+				// The task of an overdue delivery's next attempt: left alone
+				// when it waits, replaced when asynq archived it, added when
+				// lost.
+				return deliveries.Ensure(ctx, d, time.Time{}, false)
 			},
 			DeliveryLate: cfg.WebhookSweepAfter,
 			Observe:      m.ReconcilerPass,
