@@ -94,7 +94,7 @@ fmt: ## gofmt the tree
 fixtures: ## rebuild the WebAssembly test fixtures from their sources
 	bash scripts/fixtures.sh
 
-lint-deploy: ## lint the Dockerfiles and the Helm chart
+lint-deploy: ## lint the Dockerfiles and the Helm chart (tools/lintdeploy, after its own tests)
 	bash scripts/lint-deploy.sh
 
 clean:

@@ -12,8 +12,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
-	"github.com/wasmwizard/wasmwizard/shared/tasks"
-	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 )
 
 // secretOverlap is how long a rotated-out webhook secret keeps signing.
@@ -98,7 +96,7 @@ func (s *Server) retryDelivery(c echo.Context) error {
 	}
 	// The task of the delivery's next attempt: queued, or moved to now if
 	// it was scheduled later; one that waits already is left alone.
-	if _, err := s.ensureDelivery(ctx, d, true); err != nil {
+	if _, err := s.deliveries.Ensure(ctx, d, time.Time{}, true); err != nil {
 		// The delivery is pending and due: the reconciler's sweep sends it.
 		return apperr.Wrap(err, apperr.Unavailable, "the queue is unavailable; the delivery will be sent later")
 	}
@@ -107,17 +105,6 @@ func (s *Server) retryDelivery(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, v)
-}
-
-// ensureDelivery queues the task of a delivery's next attempt unless it is
-// queued already (see tasks.EnsureDeliverWebhook).
-func (s *Server) ensureDelivery(ctx context.Context, d store.Delivery, runNow bool) (bool, error) {
-	var inspector tasks.TaskInspector
-	if s.queueInspector != nil {
-		inspector = s.queueInspector
-	}
-	return tasks.EnsureDeliverWebhook(ctx, s.enqueuer, inspector, d.ID, d.AccountID, d.Attempts,
-		telemetry.Traceparent(ctx), s.webhookQueue, time.Time{}, runNow)
 }
 
 // rotateWebhookSecret is POST /v1/account/webhook-secret/rotate: a new
@@ -137,14 +124,10 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 // sendWebhook queues the delivery of a job the API itself made terminal (a
 // cancel), so it leaves at once rather than at the reconciler's next sweep.
 func (s *Server) sendWebhook(ctx context.Context, job store.Job) {
-	if job.WebhookURL == nil || s.webhookQueue == "" {
+	if s.webhookQueue == "" {
 		return
 	}
-	d, err := s.store.DeliveryForJob(ctx, job.AccountID, job.ID)
-	if err == nil {
-		_, err = s.ensureDelivery(ctx, d, false)
-	}
-	if err != nil {
+	if err := s.deliveries.EnsureForJob(ctx, s.store, job); err != nil {
 		s.log.Info("webhook delivery left to the reconciler's sweep", zap.String("job_id", job.ID.String()), zap.Error(err))
 	}
 }

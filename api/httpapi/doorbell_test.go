@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
+	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/tasks"
 )
 
 // A new job rings the doorbell (a hint for an idle worker) unless the
@@ -26,7 +26,7 @@ func TestTheDoorbellIsQuietWhileNobodyListens(t *testing.T) {
 		d.Enqueuer = asynq.NewClientFromRedisClient(rdb)
 	})
 	ctx := context.Background()
-	key := tasks.DoorbellKey(a.queue)
+	key := doorbell.Key(a.queue)
 	t.Cleanup(func() { _ = a.rdb.Del(context.Background(), key).Err() })
 	status, mod := a.post(t, "/v1/modules", "application/wasm", fixtures.Bytes(fixtures.Hello))
 	require.Equal(t, http.StatusCreated, status)
@@ -45,7 +45,7 @@ func TestTheDoorbellIsQuietWhileNobodyListens(t *testing.T) {
 	submit()
 	require.EqualValues(t, 1, length(), "a short doorbell is rung")
 	for range 100 {
-		require.NoError(t, a.rdb.LPush(ctx, key, tasks.DoorbellEntry(uuid.New(), time.Now())).Err())
+		require.NoError(t, a.rdb.LPush(ctx, key, doorbell.Entry(uuid.New(), time.Now())).Err())
 	}
 	submit()
 	require.EqualValues(t, 102, length(), "rung, and found long")

@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -229,51 +228,16 @@ func (s *Server) enqueue(ctx context.Context, job store.Job) error {
 	return err
 }
 
-// ring pushes the job on its queue's doorbell, so that an idle worker starts
-// it at once instead of at its next poll (see worker/doorbell). It is only a
-// hint: the queued task is what guarantees the run, so failures are ignored.
-//
-// The doorbell is one list per deployment: jobs of tiers that weigh more
-// than the lightest ring at its front, so that a flood of free jobs rung in
-// the last moments does not stand before a pro job.
+// ring rings the doorbell for the job, so that an idle worker starts it at
+// once (see shared/doorbell). It is only a hint: failures are ignored.
 func (s *Server) ring(ctx context.Context, job store.Job, weight int) {
-	if s.redis == nil || time.Now().UnixNano() < s.bellQuietUntil.Load() {
+	if s.bell == nil {
 		return
 	}
-	key := tasks.DoorbellKey(s.queue)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.enqueueTimeout)
-	defer cancel()
-	var push *redis.IntCmd
-	_, err := s.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if weight > 1 {
-			push = p.RPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now())) // popped next
-		} else {
-			push = p.LPush(ctx, key, tasks.DoorbellEntry(job.ID, time.Now()))
-		}
-		p.LTrim(ctx, key, 0, tasks.DoorbellMax-1)
-		p.PExpire(ctx, key, tasks.DoorbellExpiry)
-		return nil
-	})
-	if err != nil {
+	if err := s.bell.Ring(ctx, job.ID, weight); err != nil {
 		s.log.Debug("doorbell not rung", zap.String("job_id", job.ID.String()), zap.Error(err))
-		return
-	}
-	if push.Val() > doorbellBacklog {
-		// Nobody is taking hints: every worker is busy, and asynq hands
-		// them the queued jobs as slots free up. Ringing would only cost a
-		// Redis round trip per job, so stay quiet for a while.
-		s.bellQuietUntil.Store(time.Now().Add(doorbellQuiet).UnixNano())
 	}
 }
-
-// A doorbell longer than doorbellBacklog entries means no worker is
-// waiting on it; the API then stops ringing for doorbellQuiet (and looks
-// again with its next ring). Idle workers empty the list within a round
-// trip, so an idle platform never gets near it.
-const (
-	doorbellBacklog = 64
-	doorbellQuiet   = 500 * time.Millisecond
-)
 
 // maxBatch bounds POST /v1/jobs/batch.
 const maxBatch = 100
@@ -620,8 +584,8 @@ func (s *Server) cancelJob(c echo.Context) error {
 				s.log.Warn("could not send the cancellation", zap.String("job_id", j.ID.String()), zap.Error(err))
 			}
 		}
-		if s.redis != nil {
-			if err := s.redis.Publish(ctx, tasks.CancelChannel(s.queue), j.ID.String()).Err(); err != nil {
+		if s.bell != nil {
+			if err := s.bell.Cancel(ctx, j.ID); err != nil {
 				s.log.Warn("could not send the cancellation", zap.String("job_id", j.ID.String()), zap.Error(err))
 			}
 		}

@@ -208,13 +208,13 @@ func (s *Server) recordUse(p store.Principal) {
 	if p.LastUsedAt != nil && time.Since(*p.LastUsedAt) < store.KeyUseResolution {
 		return
 	}
-	go func() {
+	s.background.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.store.TouchKey(ctx, p.KeyID); err != nil {
 			s.log.Debug("key use not recorded", zap.Error(err))
 		}
-	}()
+	})
 }
 
 // forgetKeys empties the auth cache after a change to keys, accounts or

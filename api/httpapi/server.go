@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -25,6 +25,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
+	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -132,12 +134,14 @@ type Server struct {
 	limiter        *ratelimit.Limiter
 	modules        *expirable.LRU[moduleKey, store.Module]
 	keys           *expirable.LRU[[32]byte, store.Principal] // nil: no auth cache
-	bellQuietUntil atomic.Int64                              // unix ns; see ring
+	bell           *doorbell.Bell                            // nil without Redis
 	webhooks       webhook.Policy
 	webhookQueue   string
+	deliveries     deliveryqueue.Queue // the webhooks queue
 	bodyStall      time.Duration
 	trusted        []*net.IPNet
 	authFails      *authFailures
+	background     background
 	outputBudget   *semaphore.Weighted // see outputBudget
 	outputWait     time.Duration
 	liveRedis      redis.UniversalClient
@@ -155,6 +159,7 @@ func New(d Deps) *Server {
 		enqueueTimeout: d.EnqueueTimeout, version: d.Version,
 		metrics: newHTTPMetrics(d.Registry), limiter: d.Limiter, webhooks: d.Webhooks, webhookQueue: d.WebhookQueue,
 		outputBudget: newOutputBudget(), outputWait: outputWait,
+		deliveries: deliveryqueue.Queue{Client: d.Enqueuer, Name: d.WebhookQueue},
 	}
 	s.liveRedis = d.LiveRedis
 	if s.liveRedis == nil {
@@ -171,6 +176,7 @@ func New(d Deps) *Server {
 	}
 	if d.Redis != nil {
 		s.queueInspector = asynq.NewInspectorFromRedisClient(d.Redis)
+		s.deliveries.Inspector = s.queueInspector
 	}
 	s.modules = expirable.NewLRU[moduleKey, store.Module](10000, nil, moduleCacheTTL)
 	if d.AuthCacheTTL > 0 {
@@ -178,6 +184,9 @@ func New(d Deps) *Server {
 	}
 	if s.enqueueTimeout == 0 {
 		s.enqueueTimeout = 2 * time.Second
+	}
+	if d.Redis != nil {
+		s.bell = doorbell.NewBell(d.Redis, d.Queue, s.enqueueTimeout)
 	}
 	s.bodyStall = d.BodyStallTimeout
 	if s.bodyStall <= 0 {
@@ -274,9 +283,38 @@ func New(d Deps) *Server {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Close writes the failed-authentication summaries still pending; call it
-// once the HTTP server has stopped.
-func (s *Server) Close() { s.authFails.close() }
+// Close writes the failed-authentication summaries still pending and waits
+// for the requests' background work; call it once the HTTP server has
+// stopped.
+func (s *Server) Close() {
+	s.authFails.close()
+	s.background.close()
+}
+
+// background runs the work requests leave behind them (recording a key's
+// use) and lets Close wait for it; once closed, it starts nothing more.
+type background struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs f in a goroutine of its own, unless the server is closing.
+func (b *background) Go(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.wg.Go(f)
+}
+
+func (b *background) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+}
 
 // ipExtractor is how c.RealIP() finds the client's address: the TCP peer's,
 // unless the peer is a trusted proxy, in which case X-Forwarded-For is read

@@ -39,7 +39,8 @@ type Hub struct {
 	closed  bool
 
 	stop    chan struct{}
-	stopped chan struct{}
+	stopped chan struct{} // run returned
+	pinged  chan struct{} // ping returned
 }
 
 // Watch fires (its channel is closed) when its job may have become terminal,
@@ -74,7 +75,7 @@ func (w *Watch) Stop() {
 // It fails if the LISTEN is not in place within timeout.
 func Start(ctx context.Context, dsn string, timeout time.Duration, log *zap.Logger) (*Hub, error) {
 	h := &Hub{log: log, watches: map[uuid.UUID]map[*Watch]struct{}{},
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		stop: make(chan struct{}), stopped: make(chan struct{}), pinged: make(chan struct{})}
 	h.listener = pq.NewListener(dsn, 50*time.Millisecond, 5*time.Second, h.event)
 	listened := make(chan error, 1)
 	go func() { listened <- h.listener.Listen(Channel) }()
@@ -94,6 +95,7 @@ func Start(ctx context.Context, dsn string, timeout time.Duration, log *zap.Logg
 		return nil, fmt.Errorf("listen for job notifications: %w", ctx.Err())
 	}
 	go h.run()
+	go h.ping()
 	return h, nil
 }
 
@@ -110,8 +112,6 @@ func (h *Hub) event(ev pq.ListenerEventType, err error) {
 
 func (h *Hub) run() {
 	defer close(h.stopped)
-	ping := time.NewTicker(pingInterval)
-	defer ping.Stop()
 	for {
 		select {
 		case <-h.stop:
@@ -129,8 +129,24 @@ func (h *Hub) run() {
 					h.fire(id)
 				}
 			}
-		case <-ping.C:
-			go func() { _ = h.listener.Ping() }()
+		}
+	}
+}
+
+// ping checks the idle listener's connection every pingInterval, so that a
+// connection lost without a word is noticed (and re-established). It runs
+// beside run, which must keep reading notifications while a ping waits for
+// its answer on the same connection.
+func (h *Hub) ping() {
+	defer close(h.pinged)
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			_ = h.listener.Ping()
 		}
 	}
 }
@@ -205,5 +221,6 @@ func (h *Hub) Close() error {
 	close(h.stop)
 	err := h.listener.Close()
 	<-h.stopped
+	<-h.pinged
 	return err
 }

@@ -188,3 +188,18 @@ func TestOnlyWatchedJobsNotify(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, j.Watched)
 }
+
+// Close ends the hub's goroutines (the notification loop and the pinger).
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	// Not parallel: it compares the process's goroutines before and after.
+	url := testenv.DB(t)
+	start := func() {
+		hub, err := jobwatch.Start(context.Background(), url, 10*time.Second, zap.NewNop())
+		require.NoError(t, err)
+		require.NoError(t, hub.Close())
+	}
+	start() // what the process keeps for good is set up by now
+	before := testenv.Goroutines()
+	start()
+	testenv.NoGoroutinesLeft(t, before)
+}

@@ -147,7 +147,7 @@ type Worker struct {
 	// when the job ends) rather than slowing the guest.
 	LiveBufferBytes int // WIZARD_LIVE_BUFFER_BYTES, default 256 KiB
 	// DisableDoorbell turns off the fast path that picks new jobs up at once
-	// from the API's doorbell (see worker/doorbell); jobs then wait for the
+	// from the API's doorbell (see shared/doorbell); jobs then wait for the
 	// next poll.
 	DisableDoorbell bool // WIZARD_WORKER_DOORBELL=off, default on
 	// Executor is "sandbox" (guests in child processes, the default) or

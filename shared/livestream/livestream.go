@@ -34,7 +34,7 @@ const (
 )
 
 // Key is the Redis key of job id's stream in the deployment of base queue
-// queue (tasks.Queue), beside the deployment's other keys (tasks.DoorbellKey).
+// queue (tasks.Queue), beside the deployment's other keys (doorbell.Key).
 func Key(queue string, id uuid.UUID) string {
 	return "wasmwizard:{" + queue + "}:live:" + id.String()
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -261,49 +260,6 @@ func ParseDeliverWebhook(payload []byte) (DeliverWebhook, error) {
 	return p, nil
 }
 
-// The doorbell: a fast path around asynq's polling. After a run task is
-// enqueued, the API pushes "<job id> <unix ms>" on the queue's doorbell list;
-// a worker with a free slot blocks on that list (BRPOP: no commands while
-// idle) and runs the job at once, claiming it in Postgres like any delivery.
-// The asynq task stays queued as the durable copy: when asynq delivers it
-// later, the job is already terminal and the task is acknowledged. The list
-// holds hints only, trimmed to DoorbellMax entries and expiring when no
-// worker reads it.
-const (
-	DoorbellMax    = 1000
-	DoorbellExpiry = time.Minute
-)
-
-// DoorbellKey is the Redis list of a queue's doorbell.
-func DoorbellKey(queue string) string { return "wasmwizard:{" + queue + "}:doorbell" }
-
-// CancelChannel is the Redis pub/sub channel on which the API names jobs
-// whose running attempt must stop (for doorbell runs, which asynq's own
-// cancellation does not reach). The message is the job ID.
-func CancelChannel(queue string) string { return "wasmwizard:{" + queue + "}:cancel" }
-
-// DoorbellEntry encodes a doorbell entry for job id rung at t.
-func DoorbellEntry(id uuid.UUID, t time.Time) string {
-	return fmt.Sprintf("%s %d", id, t.UnixMilli())
-}
-
-// ParseDoorbellEntry decodes a doorbell entry.
-func ParseDoorbellEntry(s string) (uuid.UUID, time.Time, error) {
-	idPart, msPart, ok := strings.Cut(s, " ")
-	if !ok {
-		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: want \"<id> <ms>\"", s)
-	}
-	id, err := uuid.Parse(idPart)
-	if err != nil {
-		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: %w", s, err)
-	}
-	ms, err := strconv.ParseInt(msPart, 10, 64)
-	if err != nil {
-		return uuid.Nil, time.Time{}, fmt.Errorf("doorbell entry %q: %w", s, err)
-	}
-	return id, time.UnixMilli(ms), nil
-}
-
 // TaskEnqueuer puts a task on a queue (asynq's Client).
 type TaskEnqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
@@ -314,61 +270,4 @@ type TaskInspector interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	DeleteTask(queue, id string) error
 	RunTask(queue, id string) error
-}
-
-// EnsureDeliverWebhook makes sure the task of a delivery's next attempt
-// (number attempt+1, in the trace traceparent names, "" for none) is queued, to run at `at` (at once when at is past),
-// without ever making a second copy: an existing task of that attempt
-// (waiting, scheduled, put back, or being sent) is left as it is, except
-// that runNow moves a scheduled one to now; one that asynq archived or
-// completed is replaced. queued reports whether a task was added or moved.
-// inspector may be nil: an existing task is then always left alone.
-func EnsureDeliverWebhook(ctx context.Context, client TaskEnqueuer, inspector TaskInspector, id, accountID uuid.UUID,
-	attempt int, traceparent, queue string, at time.Time, runNow bool) (queued bool, err error) {
-	var opts []asynq.Option
-	if time.Until(at) > 0 {
-		opts = append(opts, asynq.ProcessAt(at))
-	}
-	task, err := NewDeliverWebhook(id, accountID, attempt, traceparent, queue, opts...)
-	if err != nil {
-		return false, err
-	}
-	_, err = client.EnqueueContext(ctx, task)
-	if err == nil {
-		return true, nil
-	}
-	if !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, fmt.Errorf("enqueue delivery: %w", err)
-	}
-	if inspector == nil {
-		return false, nil
-	}
-	tid := DeliverWebhookID(id, attempt)
-	info, err := inspector.GetTaskInfo(queue, tid)
-	if err != nil {
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return false, nil // gone meanwhile: whoever ran it recorded the attempt
-		}
-		return false, fmt.Errorf("inspect delivery task: %w", err)
-	}
-	switch info.State {
-	case asynq.TaskStateScheduled, asynq.TaskStateRetry:
-		if !runNow {
-			return false, nil
-		}
-		if err := inspector.RunTask(queue, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return false, fmt.Errorf("run delivery task: %w", err)
-		}
-		return true, nil
-	case asynq.TaskStateArchived, asynq.TaskStateCompleted:
-		if err := inspector.DeleteTask(queue, tid); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return false, fmt.Errorf("delete stale delivery task: %w", err)
-		}
-		if _, err := client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return false, fmt.Errorf("enqueue delivery: %w", err)
-		}
-		return true, nil
-	default: // pending, active, aggregating: it goes out as it is
-		return false, nil
-	}
 }

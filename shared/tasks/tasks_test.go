@@ -56,22 +56,6 @@ func FuzzParseRunJob(f *testing.F) {
 	})
 }
 
-func TestDoorbellEntries(t *testing.T) {
-	t.Parallel()
-	id := uuid.New()
-	at := time.UnixMilli(1_800_000_000_123)
-	gotID, gotAt, err := tasks.ParseDoorbellEntry(tasks.DoorbellEntry(id, at))
-	require.NoError(t, err)
-	require.Equal(t, id, gotID)
-	require.True(t, at.Equal(gotAt))
-	for _, bad := range []string{"", "x", id.String(), id.String() + " soon", "nope 123"} {
-		_, _, err := tasks.ParseDoorbellEntry(bad)
-		require.Error(t, err, bad)
-	}
-	require.NotEqual(t, tasks.DoorbellKey("a"), tasks.DoorbellKey("b"))
-	require.NotEqual(t, tasks.DoorbellKey("a"), tasks.CancelChannel("a"))
-}
-
 // BenchmarkRunPayload: the task payload's encode and decode, once per job.
 func BenchmarkRunPayload(b *testing.B) {
 	id := uuid.New()

@@ -27,6 +27,8 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/debugserver"
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
+	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
@@ -36,7 +38,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
-	"github.com/wasmwizard/wasmwizard/worker/doorbell"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/liveness"
@@ -44,6 +45,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
+	"github.com/wasmwizard/wasmwizard/worker/slots"
 )
 
 // Version is set at build time.
@@ -110,43 +112,76 @@ type Worker struct {
 	hooks  *asynq.Server
 	pool   *sandbox.Pool
 	runner *jobrunner.Runner
-	bell   *doorbell.Doorbell
+	bell   *doorbell.Listener
+	slots  *slots.Slots // nil without the doorbell
 	beat   *liveness.Heartbeat
 	ID     string
 
-	stopBeat func()
-	beatDone chan struct{}
-
+	// stopReconciler and stopSweeper stop their loops and wait for them.
 	stopReconciler func()
-	reconcilerDone chan struct{}
 	stopSweeper    func()
-	sweeperDone    chan struct{}
-	// stopTracing flushes the spans not yet exported.
-	stopTracing func(context.Context) error
+	// undo stops and closes what Start started, last first: all of it when
+	// a step of Start fails, and what Shutdown's own order leaves.
+	undo cleanup
+}
+
+// cleanup is a stack of functions that undo what was set up.
+type cleanup []func()
+
+func (c *cleanup) push(f func()) { *c = append(*c, f) }
+
+// run calls the functions, last pushed first, and empties the stack.
+func (c *cleanup) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// goUntil runs loop in a goroutine of its own, with a context that ends
+// only when the returned stop is called (not with ctx). stop waits for loop
+// to return; calling it again does nothing more.
+func goUntil(ctx context.Context, loop func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		loop(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // Start connects to Postgres and Redis and starts processing jobs and
-// serving health and metrics on cfg.HTTPAddr.
-func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, error) {
+// serving health and metrics on cfg.HTTPAddr. If a step fails, what the
+// steps before it started is stopped again.
+func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, err error) {
 	// The worker holds database credentials; its sandbox children, running
 	// as the same user, must not be able to read its memory or environment.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		log.Warn("could not make the worker non-dumpable", zap.Error(err))
 	}
+	var undo cleanup
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
 	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DBMaxOpenConns)
 	if err != nil {
 		return nil, err
 	}
+	undo.push(func() { _ = st.Close() })
 	rdb, err := redisconn.Connect(ctx, cfg.RedisURL, log)
 	if err != nil {
-		_ = st.Close()
 		return nil, err
 	}
+	undo.push(func() { _ = rdb.Close() })
 
 	cacheDir := filepath.Join(cfg.DataDir, "wazero-cache")
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
-		_ = st.Close()
-		_ = rdb.Close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: create %s: %w", cacheDir, err)
 	}
 
@@ -158,12 +193,15 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 	tracer, stopTracing, err := telemetry.ProviderFor(ctx, cfg.TracerProvider, cfg.Tracing, "wasmwizard-worker", Version)
 	if err != nil {
-		_ = st.Close()
-		_ = rdb.Close()
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID(),
-		stopTracing: stopTracing}
+	undo.push(func() {
+		// The spans not yet exported.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(ctx)
+	})
+	w := &Worker{cfg: cfg, log: log, store: st, rdb: rdb, queue: tasks.Queue(cfg.QueueNamespace), ID: workerID()}
 	// The worker registers before it takes a job: every job it claims is
 	// then recovered early should its heartbeat stop.
 	host, _ := os.Hostname()
@@ -171,15 +209,9 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	w.beat = &liveness.Heartbeat{Interval: cfg.HeartbeatInterval, Lease: cfg.Lease, Log: log.Named("heartbeat"),
 		Beat: func(ctx context.Context) error { return st.Heartbeat(ctx, info) }}
 	if err := w.beat.Start(ctx); err != nil {
-		w.close()
 		return nil, fmt.Errorf("register the worker: %w", err)
 	}
-	bctx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
-	w.stopBeat, w.beatDone = stopBeat, make(chan struct{})
-	go func() {
-		defer close(w.beatDone)
-		w.beat.Run(bctx)
-	}()
+	undo.push(goUntil(ctx, w.beat.Run))
 	if cfg.ModuleCacheBytes <= 0 { // a Worker built in code without config.LoadWorker
 		cfg.ModuleCacheBytes = config.DefaultModuleCacheBytes
 	}
@@ -188,29 +220,22 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	}
 	mods, err := modstore.NewBounded(filepath.Join(cfg.DataDir, "modules"), st.ModuleContent, cfg.ModuleCacheBytes)
 	if err != nil {
-		w.close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
 	}
 	// Module asset trees' tars, streamed from Postgres to disk once per
 	// worker; the sandbox children parse them from there.
 	assets, err := modstore.NewStreamed(filepath.Join(cfg.DataDir, "assets"), ".tar", st.WriteBlobTo, cfg.ModuleCacheBytes)
 	if err != nil {
-		w.close()
 		return nil, fmt.Errorf("WIZARD_DATA_DIR: %w", err)
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
+	deliveries := &deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Name: webhookQueue}
 	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log, Tracer: tracer,
 		Finished: func(ctx context.Context, job store.Job) {
-			if job.WebhookURL == nil {
-				return
-			}
-			d, err := st.DeliveryForJob(ctx, job.AccountID, job.ID)
-			if err == nil {
-				_, err = delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
-			}
-			if err != nil { // the reconciler's sweep sends it later
+			// The first attempt of the job's delivery, if it has a webhook
+			// URL: it leaves at once.
+			if err := deliveries.EnsureForJob(ctx, st, job); err != nil { // the reconciler's sweep sends it later
 				log.Warn("webhook delivery not queued", zap.String("job_id", job.ID.String()), zap.Error(err))
 			}
 		}}
@@ -224,9 +249,9 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 			CompileTimeout: cfg.CompileTimeout, PrecompileTimeout: cfg.PrecompileTimeout, Log: log.Named("sandbox"),
 		})
 		if err != nil {
-			w.close()
 			return nil, err
 		}
+		undo.push(w.pool.Close)
 		deps.Executor, deps.Compiler = w.pool, w.pool
 	}
 	reg := prometheus.NewRegistry()
@@ -260,9 +285,12 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	mux := asynq.NewServeMux()
 	var runJobs asynq.Handler = runner
 	if !cfg.DisableDoorbell {
-		w.bell = doorbell.Start(doorbell.Config{Redis: rdb, Queue: w.queue, Slots: cfg.Concurrency,
+		// asynq's deliveries and the doorbell's runs share the slots.
+		w.slots = slots.New(slots.Config{Slots: cfg.Concurrency})
+		w.bell = doorbell.Listen(doorbell.Config{Redis: rdb, Queue: w.queue, Slots: w.slots,
 			Runner: runner, Log: log.Named("doorbell")})
-		runJobs = w.bell.Track(runner)
+		runJobs = w.slots.Track(runner)
+		undo.push(func() { w.stopBell(0) })
 		// The doorbell's cancel channel reaches every run of this worker
 		// (Runner.Cancel), which fair claims need.
 		runner.EnableFairClaims()
@@ -287,27 +315,26 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 				if errors.Is(err, jobrunner.ErrBusy) {
 					return 5 * time.Second
 				}
-				if errors.Is(err, doorbell.ErrNoSlot) {
+				if errors.Is(err, slots.ErrNoSlot) {
 					return time.Second
 				}
 				return min(time.Duration(n+1)*time.Second, 30*time.Second)
 			},
-			IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, doorbell.ErrNoSlot) },
+			IsFailure: func(err error) bool { return jobrunner.IsFailure(err) && !errors.Is(err, slots.ErrNoSlot) },
 		})
 	}
 	w.srv = &jobServer{build: queueConfig, handler: mux, store: st, namespace: cfg.QueueNamespace, log: log.Named("queues")}
 	if err := w.srv.start(ctx); err != nil {
-		w.stopBell(0)
-		w.close()
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
+	undo.push(w.srv.shutdown)
 
 	// Webhook deliveries on an asynq server of their own: a slow receiver
 	// holds a delivery slot, never a job slot, and one account holds at
 	// most WIZARD_WEBHOOK_ACCOUNT_CONCURRENCY of them across the workers.
 	sender := delivery.New(delivery.Config{Store: st,
 		Policy: webhook.Policy{AllowPrivate: cfg.WebhookAllowPrivate, AllowHTTP: cfg.WebhookAllowHTTP},
-		Log:    log.Named("webhooks"), Obs: m, Client: client, Inspector: inspector, Queue: webhookQueue,
+		Log:    log.Named("webhooks"), Obs: m, Tasks: deliveries,
 		Slots:  delivery.NewAccountSlots(rdb, cfg.QueueNamespace, cfg.WebhookAccountConcurrency, delivery.SlotLease),
 		Tracer: tracer,
 	})
@@ -324,39 +351,31 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 		IsFailure:         delivery.IsFailure,
 	})
 	if err := w.hooks.Start(hooks); err != nil {
-		w.srv.shutdown()
-		w.stopBell(0)
-		w.close()
 		return nil, fmt.Errorf("start webhook server: %w", err)
 	}
+	undo.push(w.hooks.Shutdown)
 
+	w.stopReconciler = func() {}
 	if cfg.ReconcileInterval > 0 {
-		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		w.stopReconciler = cancel
 		rec := reconciler.New(reconciler.Config{
 			Interval: cfg.ReconcileInterval, QueuedAfter: cfg.ReconcileQueuedAfter,
 			RunningGrace: cfg.ReconcileRunningGrace, Lease: cfg.Lease,
 			MaxAttempts: cfg.MaxAttempts, Retention: cfg.Retention,
 			EnqueueDelivery: func(ctx context.Context, d store.Delivery) (bool, error) {
-				// The task of the delivery's next attempt: left alone when it
-				// waits, replaced when asynq archived it, added when lost.
-				return delivery.Enqueue(ctx, client, inspector, d, webhookQueue)
+				// The task of an overdue delivery's next attempt: left alone
+				// when it waits, replaced when asynq archived it, added when
+				// lost.
+				return deliveries.Ensure(ctx, d, time.Time{}, false)
 			},
 			DeliveryLate: cfg.WebhookSweepAfter,
 			Observe:      m.ReconcilerPass,
 		}, st, asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb), log.Named("reconciler"))
-		w.reconcilerDone = make(chan struct{})
-		go func() {
-			defer close(w.reconcilerDone)
-			rec.Run(rctx)
-		}()
+		w.stopReconciler = goUntil(ctx, rec.Run)
+		undo.push(w.stopReconciler)
 	}
 
 	w.ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
-		w.srv.shutdown()
-		w.stopBell(0)
-		w.close()
 		return nil, fmt.Errorf("WIZARD_WORKER_HTTP_ADDR: listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	hm := http.NewServeMux()
@@ -368,19 +387,24 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (*Worker, er
 	// holds one of the worker's descriptors for long.
 	w.http = &http.Server{Handler: closeOnBody(hm), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		IdleTimeout: 2 * time.Minute}
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		if err := w.http.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server stopped", zap.Error(err))
 		}
 	}()
+	undo.push(func() {
+		_ = w.http.Close() // its listener too
+		<-served
+	})
 	// The local module store and the compilation cache stay within their
 	// bounds.
-	sctx, stopSweeper := context.WithCancel(context.WithoutCancel(ctx))
-	w.stopSweeper, w.sweeperDone = stopSweeper, make(chan struct{})
-	go func() {
-		defer close(w.sweeperDone)
-		sweepCaches(sctx, mods, st.GoneModules, cacheDir, cfg.CompileCacheBytes, compiledBytes, log.Named("caches"))
-	}()
+	w.stopSweeper = goUntil(ctx, func(ctx context.Context) {
+		sweepCaches(ctx, mods, st.GoneModules, cacheDir, cfg.CompileCacheBytes, compiledBytes, log.Named("caches"))
+	})
+	undo.push(w.stopSweeper)
+	w.undo = undo
 	return w, nil
 }
 
@@ -435,11 +459,7 @@ func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
 // connections.
 func (w *Worker) Shutdown() {
 	w.stopSweeper()
-	<-w.sweeperDone
-	if w.stopReconciler != nil {
-		w.stopReconciler()
-		<-w.reconcilerDone
-	}
+	w.stopReconciler()
 	bellDone := make(chan struct{})
 	go func() { w.stopBell(w.cfg.ShutdownTimeout); close(bellDone) }()
 	w.srv.shutdown()
@@ -456,30 +476,18 @@ func (w *Worker) Shutdown() {
 		w.log.Warn("could not mark the worker stopped; its jobs, if any, are recovered once its lease runs out", zap.Error(err))
 	}
 	_ = w.http.Shutdown(ctx)
-	w.close()
+	// The rest, last started first: the servers above find themselves
+	// stopped already; then the sandbox pool, the heartbeat, tracing, Redis
+	// and Postgres.
+	w.undo.run()
 }
 
-// stopBell stops the doorbell, letting its running jobs finish within grace.
+// stopBell stops the doorbell, letting its running jobs finish within grace;
+// asynq's deliveries that wait for a slot are handed back.
 func (w *Worker) stopBell(grace time.Duration) {
 	if w.bell != nil {
+		w.slots.Close()
 		w.bell.Shutdown(grace)
-	}
-}
-
-func (w *Worker) close() {
-	if w.stopBeat != nil {
-		w.stopBeat()
-		<-w.beatDone
-	}
-	if w.pool != nil {
-		w.pool.Close()
-	}
-	_ = w.rdb.Close()
-	_ = w.store.Close()
-	if w.stopTracing != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = w.stopTracing(ctx)
 	}
 }
 

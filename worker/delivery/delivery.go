@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
@@ -63,12 +64,10 @@ type Config struct {
 	Policy webhook.Policy
 	Log    *zap.Logger
 	Obs    Observer // nil: no metrics
-	// Client and Inspector queue the task of each retry; Queue is the
-	// webhooks queue. Without Client, a retry is asked of asynq instead
-	// (the task is retried after RetryDelay).
-	Client    tasks.TaskEnqueuer
-	Inspector tasks.TaskInspector
-	Queue     string
+	// Tasks queues the task of each retry on the webhooks queue. Without
+	// it, a retry is asked of asynq instead (the task is retried after
+	// RetryDelay).
+	Tasks *deliveryqueue.Queue
 	// Slots limits deliveries in flight per account (nil: no limit).
 	Slots *AccountSlots
 	// Tracer makes a span of each attempt, in the trace of the job run that
@@ -235,13 +234,13 @@ func (s *Sender) attempt(ctx context.Context, d store.Delivery) error {
 	}
 }
 
-// queueNext makes sure the task of the delivery's next attempt is queued.
+// queueNext makes sure the task of the delivery's next attempt is queued,
+// for its time.
 func (s *Sender) queueNext(ctx context.Context, d store.Delivery) error {
-	if s.cfg.Client == nil {
+	if s.cfg.Tasks == nil {
 		return nil
 	}
-	_, err := tasks.EnsureDeliverWebhook(ctx, s.cfg.Client, s.cfg.Inspector, d.ID, d.AccountID, d.Attempts,
-		telemetry.Traceparent(ctx), s.cfg.Queue, d.NextAttemptAt, false)
+	_, err := s.cfg.Tasks.Ensure(ctx, d, d.NextAttemptAt, false)
 	return err
 }
 
@@ -258,7 +257,7 @@ func (s *Sender) retryOrFail(ctx context.Context, d store.Delivery, a store.Atte
 	if err := s.finish(ctx, d, a, "pending", next); err != nil {
 		return err
 	}
-	if s.cfg.Client == nil {
+	if s.cfg.Tasks == nil {
 		return &retryError{after: delay, cause: deref(a.Error)}
 	}
 	// The next attempt is a task of its own; should queuing it fail, this
@@ -339,12 +338,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-// Enqueue queues the send of a delivery's next attempt (the first when it
-// has none yet) unless it is queued already; queued reports whether it was
-// not.
-func Enqueue(ctx context.Context, client tasks.TaskEnqueuer, inspector tasks.TaskInspector, d store.Delivery, queue string) (queued bool, err error) {
-	return tasks.EnsureDeliverWebhook(ctx, client, inspector, d.ID, d.AccountID, d.Attempts, telemetry.Traceparent(ctx), queue,
-		time.Time{}, false)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -174,7 +175,8 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	client, inspector := asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb)
+	hooks := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Name: queue}
 
 	attacker, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "attacker", "free")
 	require.NoError(t, err)
@@ -211,7 +213,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	victimDelivery := finished(t, st, victim, fast.URL, []byte("y"), nil)
 
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
-		Log: zap.NewNop(), Client: client, Inspector: inspector, Queue: queue,
+		Log: zap.NewNop(), Tasks: &hooks,
 		Slots: delivery.NewAccountSlots(rdb, ns, 1, time.Minute)})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeDeliverWebhook, sender)
@@ -221,10 +223,10 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 		ShutdownTimeout: time.Second})
 	// The attacker's deliveries are queued first, the victim's last.
 	for _, d := range attackerDeliveries {
-		_, err := delivery.Enqueue(ctx, client, inspector, d, queue)
+		_, err := hooks.Ensure(ctx, d, time.Time{}, false)
 		require.NoError(t, err)
 	}
-	_, err = delivery.Enqueue(ctx, client, inspector, victimDelivery, queue)
+	_, err = hooks.Ensure(ctx, victimDelivery, time.Time{}, false)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(mux))
 	t.Cleanup(srv.Shutdown)

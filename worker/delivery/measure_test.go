@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -110,7 +111,8 @@ func TestMeasureSlowReceivers(t *testing.T) {
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	client, inspector := asynq.NewClientFromRedisClient(rdb), asynq.NewInspectorFromRedisClient(rdb)
+	hooks := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
+		Name: queue}
 	attacker, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "attacker", "free")
 	require.NoError(t, err)
 	victim, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "victim", "free")
@@ -135,7 +137,7 @@ func TestMeasureSlowReceivers(t *testing.T) {
 	t.Cleanup(func() { close(stop); slow.Close(); fast.Close() })
 
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
-		Log: zap.NewNop(), Client: client, Inspector: inspector, Queue: queue,
+		Log: zap.NewNop(), Tasks: &hooks,
 		Slots: delivery.NewAccountSlots(rdb, ns, 3, delivery.SlotLease)})
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeDeliverWebhook, sender)
@@ -144,7 +146,7 @@ func TestMeasureSlowReceivers(t *testing.T) {
 		LogLevel: asynq.FatalLevel, ShutdownTimeout: time.Second})
 	for range 40 {
 		d := finished(t, st, attacker, slow.URL, []byte("x"), nil)
-		_, err := delivery.Enqueue(ctx, client, inspector, d, queue)
+		_, err := hooks.Ensure(ctx, d, time.Time{}, false)
 		require.NoError(t, err)
 	}
 	require.NoError(t, srv.Start(mux))
@@ -154,7 +156,7 @@ func TestMeasureSlowReceivers(t *testing.T) {
 	for range 40 {
 		d := finished(t, st, victim, fast.URL, []byte("y"), nil)
 		sent[d.ID.String()] = time.Now()
-		_, err := delivery.Enqueue(ctx, client, inspector, d, queue)
+		_, err := hooks.Ensure(ctx, d, time.Time{}, false)
 		require.NoError(t, err)
 		time.Sleep(500 * time.Millisecond)
 	}

@@ -8,9 +8,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
-	"github.com/wasmwizard/wasmwizard/worker/delivery"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 )
 
@@ -24,7 +24,7 @@ func TestSweepNeverDuplicatesAWaitingDelivery(t *testing.T) {
 	var b bundle
 	webhooks := ""
 	b = setup(t, reconciler.Config{DeliveryLate: time.Second, EnqueueDelivery: func(ctx context.Context, d store.Delivery) (bool, error) {
-		return delivery.Enqueue(ctx, b.client, b.inspector, d, webhooks)
+		return deliveryqueue.Queue{Client: b.client, Inspector: b.inspector, Name: webhooks}.Ensure(ctx, d, time.Time{}, false)
 	}})
 	webhooks = b.queue + "-webhooks"
 	url := "https://hooks.example/x"

@@ -70,7 +70,7 @@ type Config struct {
 	// EnqueueDelivery makes sure the task of a pending webhook delivery's
 	// next attempt is queued, and reports whether it had to queue it (nil:
 	// deliveries are not swept). It must not duplicate a task that is
-	// waiting (delivery.Enqueue does not).
+	// waiting (deliveryqueue.Queue.Ensure does not).
 	EnqueueDelivery func(ctx context.Context, d store.Delivery) (bool, error)
 	// DeliveryLate is how overdue a pending webhook delivery must be before
 	// the sweep looks at its task.

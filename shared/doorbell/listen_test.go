@@ -2,18 +2,17 @@ package doorbell_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/worker/doorbell"
 )
 
 const patience = 30 * time.Second
@@ -41,41 +40,87 @@ func (r *runner) Run(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
+// slots is the worker's slot accounting reduced to a count of free slots
+// (worker/slots adds asynq's deliveries and handoffs to it).
+type slots struct {
+	mu    sync.Mutex
+	free  int
+	freed chan struct{} // closed (and replaced) whenever a slot frees
+}
+
+func newSlots(n int) *slots { return &slots{free: n, freed: make(chan struct{})} }
+
+func (s *slots) TakeForBell() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.free == 0 {
+		return false
+	}
+	s.free--
+	return true
+}
+
+func (s *slots) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.free++
+	close(s.freed)
+	s.freed = make(chan struct{})
+}
+
+func (s *slots) WaitForBell(stop <-chan struct{}) bool {
+	for {
+		s.mu.Lock()
+		free, ch := s.free > 0, s.freed
+		s.mu.Unlock()
+		if free {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-stop:
+			return false
+		}
+	}
+}
+
 type bundle struct {
 	rdb   redis.UniversalClient
 	queue string
 	run   *runner
-	bell  *doorbell.Doorbell
+	slots *slots
+	bell  *doorbell.Listener
 }
 
-func setup(t *testing.T, slots int) bundle {
+func setup(t *testing.T, n int) bundle {
 	t.Helper()
-	return setupWith(t, func(c *doorbell.Config) { c.Slots = slots })
+	return setupWith(t, n, func(*doorbell.Config) {})
 }
 
-// setupWith starts a doorbell of one slot on its own queue, with what adjust
-// changes in its configuration.
-func setupWith(t *testing.T, adjust func(*doorbell.Config)) bundle {
+// setupWith starts a listener with n slots on its own queue, with what
+// adjust changes in its configuration.
+func setupWith(t *testing.T, n int, adjust func(*doorbell.Config)) bundle {
 	t.Helper()
 	opt, err := redis.ParseURL(testenv.RedisURL())
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	queue := testenv.Namespace(t) + "jobs"
 	r := newRunner()
-	cfg := doorbell.Config{Redis: rdb, Queue: queue, Slots: 1, Runner: r, Log: zap.NewNop(), Block: time.Second}
+	s := newSlots(n)
+	cfg := doorbell.Config{Redis: rdb, Queue: queue, Slots: s, Runner: r, Log: zap.NewNop(), Block: time.Second}
 	adjust(&cfg)
-	bell := doorbell.Start(cfg)
+	bell := doorbell.Listen(cfg)
 	t.Cleanup(func() {
 		bell.Shutdown(0)
-		_ = rdb.Del(context.Background(), tasks.DoorbellKey(queue)).Err()
+		_ = rdb.Del(context.Background(), doorbell.Key(queue)).Err()
 		_ = rdb.Close()
 	})
-	return bundle{rdb: rdb, queue: queue, run: r, bell: bell}
+	return bundle{rdb: rdb, queue: queue, run: r, slots: s, bell: bell}
 }
 
 func (b bundle) ring(t *testing.T, id uuid.UUID, at time.Time) {
 	t.Helper()
-	require.NoError(t, b.rdb.LPush(context.Background(), tasks.DoorbellKey(b.queue), tasks.DoorbellEntry(id, at)).Err())
+	require.NoError(t, b.rdb.LPush(context.Background(), doorbell.Key(b.queue), doorbell.Entry(id, at)).Err())
 }
 
 func started(t *testing.T, r *runner) uuid.UUID {
@@ -105,7 +150,7 @@ func TestStaleAndMalformedEntriesAreDropped(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
 	ctx := context.Background()
-	key := tasks.DoorbellKey(b.queue)
+	key := doorbell.Key(b.queue)
 	require.NoError(t, b.rdb.LPush(ctx, key, "not an entry").Err())
 	b.ring(t, uuid.New(), time.Now().Add(-time.Minute))
 	fresh := uuid.New()
@@ -118,34 +163,19 @@ func TestABusyWorkerLeavesTheDoorbell(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
 	ctx := context.Background()
-	// asynq runs a job in the only slot.
-	inside, leave := make(chan struct{}), make(chan struct{})
-	h := b.bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
-		close(inside)
-		<-leave
-		return nil
-	}))
-	done := make(chan error, 1)
-	go func() { done <- h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)) }()
-	<-inside
+	// Another run (one of asynq's) holds the only slot.
+	require.True(t, b.slots.TakeForBell())
 
 	id := uuid.New()
 	b.ring(t, id, time.Now())
 	time.Sleep(500 * time.Millisecond) // ample time for a pop, were one to happen
-	n, err := b.rdb.LLen(ctx, tasks.DoorbellKey(b.queue)).Result()
+	n, err := b.rdb.LLen(ctx, doorbell.Key(b.queue)).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "the entry is left for a worker with a free slot")
 
-	close(leave)
-	require.NoError(t, <-done)
+	b.slots.Release()
 	b.ring(t, id, time.Now()) // the first entry may have gone stale meanwhile
 	require.Equal(t, id, started(t, b.run))
-
-	// Now the doorbell holds the slot: asynq's delivery waits for it, and
-	// gives up when its context ends.
-	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	require.Error(t, h.ProcessTask(tctx, asynq.NewTask(tasks.TypeRunJob, nil)))
 	close(b.run.release)
 }
 
@@ -164,7 +194,7 @@ func TestCancelReachesADoorbellRun(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
-				_ = b.rdb.Publish(context.Background(), tasks.CancelChannel(b.queue), id.String()).Err()
+				_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), id.String()).Err()
 			}
 		}
 	}()
@@ -185,58 +215,6 @@ func TestShutdownInterruptsRunsAfterTheGrace(t *testing.T) {
 	require.ErrorIs(t, <-b.run.ended, context.Canceled, "the run is handed back")
 }
 
-// A delivery that finds every slot busy for SlotWait is handed back with
-// ErrNoSlot (not a failure) before asynq's deadline can fail it.
-func TestDeliveryWithoutASlotIsHandedBack(t *testing.T) {
-	t.Parallel()
-	b := setupWith(t, func(c *doorbell.Config) { c.SlotWait = 50 * time.Millisecond })
-	r := b.run
-	b.ring(t, uuid.New(), time.Now())
-	started(t, r)
-
-	ran := false
-	h := b.bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { ran = true; return nil }))
-	err := h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil))
-	require.ErrorIs(t, err, doorbell.ErrNoSlot)
-	require.False(t, ran)
-
-	close(r.release)
-	require.NoError(t, <-r.ended)
-	// Once the doorbell run lets go of the slot, deliveries run.
-	require.Eventually(t, func() bool {
-		return h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeRunJob, nil)) == nil
-	}, patience, 10*time.Millisecond)
-	require.True(t, ran)
-}
-
-// A slot that one of asynq's runs frees is kept for asynq's next delivery
-// for the handoff, so that under load asynq, not the doorbell, runs the
-// jobs (a doorbell run costs a second delivery of the job's task); once the
-// handoff lapses, the doorbell takes the slot.
-func TestAFreedSlotIsHandedToAsynqFirst(t *testing.T) {
-	t.Parallel()
-	const handoff = 2 * time.Second // far longer than any pause between the two deliveries below
-	b := setupWith(t, func(c *doorbell.Config) {
-		c.Handoff, c.MaxAge = handoff, time.Minute // the entry must outlive the handoff
-	})
-	r := b.run
-	ctx := context.Background()
-	var runs int
-	h := b.bell.Track(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { runs++; return nil }))
-
-	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)))
-	freed := time.Now()
-	id := uuid.New()
-	b.ring(t, id, time.Now())
-	// asynq's next delivery gets the slot at once, handoff or not.
-	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(tasks.TypeRunJob, nil)))
-	require.Equal(t, 2, runs)
-	// The doorbell waits out the handoff the second run left, then runs its job.
-	require.Equal(t, id, started(t, r))
-	require.GreaterOrEqual(t, time.Since(freed), handoff, "the doorbell took a slot kept for asynq")
-	close(r.release)
-}
-
 // cancellingRunner is a Canceller: it records the IDs it is asked to cancel.
 type cancellingRunner struct {
 	*runner
@@ -251,7 +229,7 @@ func (r cancellingRunner) Cancel(id uuid.UUID) { r.cancelled <- id }
 func TestCancelGoesToACancellerRunner(t *testing.T) {
 	t.Parallel()
 	cr := cancellingRunner{runner: newRunner(), cancelled: make(chan uuid.UUID, 64)}
-	b := setupWith(t, func(c *doorbell.Config) { c.Runner = cr })
+	b := setupWith(t, 1, func(c *doorbell.Config) { c.Runner = cr })
 	b.run = cr.runner
 	id := uuid.New()
 	b.ring(t, id, time.Now())
@@ -265,7 +243,7 @@ func TestCancelGoesToACancellerRunner(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
-				_ = b.rdb.Publish(context.Background(), tasks.CancelChannel(b.queue), other.String()).Err()
+				_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), other.String()).Err()
 			}
 		}
 	}()
@@ -275,7 +253,7 @@ func TestCancelGoesToACancellerRunner(t *testing.T) {
 	case <-time.After(patience):
 		t.Fatal("the runner was not asked to cancel")
 	}
-	_ = b.rdb.Publish(context.Background(), tasks.CancelChannel(b.queue), id.String()).Err()
+	_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), id.String()).Err()
 	require.Eventually(t, func() bool {
 		for {
 			select {

@@ -1,0 +1,121 @@
+package deliveryqueue_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+type bundle struct {
+	st        *store.Store
+	queue     deliveryqueue.Queue
+	inspector *asynq.Inspector
+	// finished makes a job terminal: with a webhook URL, the trigger gives
+	// it a delivery.
+	finished func(url *string) store.Job
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	ctx := context.Background()
+	st := testenv.Store(t)
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	q := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: inspector, Name: tasks.WebhookQueue(testenv.Namespace(t))}
+	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
+	require.NoError(t, err)
+	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
+	require.NoError(t, err)
+	return bundle{st: st, queue: q, inspector: inspector, finished: func(url *string) store.Job {
+		j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
+			Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100, WebhookURL: url})
+		require.NoError(t, err)
+		_, err = st.ClaimJob(ctx, j.ID, "w")
+		require.NoError(t, err)
+		ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded})
+		require.NoError(t, err)
+		require.True(t, ok)
+		return j
+	}}
+}
+
+func (b bundle) state(t *testing.T, d store.Delivery) asynq.TaskState {
+	t.Helper()
+	info, err := b.inspector.GetTaskInfo(b.queue.Name, tasks.DeliverWebhookID(d.ID, d.Attempts))
+	require.NoError(t, err)
+	return info.State
+}
+
+// A terminal job's delivery (made by the trigger) is queued once, however
+// often it is asked for; a job without a webhook URL has none to queue.
+func TestEnsureForJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	url := "https://hooks.example/x"
+	job := b.finished(&url)
+	require.NoError(t, b.queue.EnsureForJob(ctx, b.st, job))
+	require.NoError(t, b.queue.EnsureForJob(ctx, b.st, job))
+	d, err := b.st.DeliveryForJob(ctx, job.AccountID, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStatePending, b.state(t, d))
+	pending, err := b.inspector.ListPendingTasks(b.queue.Name)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+
+	require.NoError(t, b.queue.EnsureForJob(ctx, b.st, b.finished(nil)))
+	pending, err = b.inspector.ListPendingTasks(b.queue.Name)
+	require.NoError(t, err)
+	require.Len(t, pending, 1, "nothing queued for a job without a webhook")
+}
+
+// A task scheduled for later is left alone unless asked to run now; one
+// asynq archived is replaced; without an inspector, one that is queued is
+// left alone whatever its state.
+func TestEnsure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	url := "https://hooks.example/x"
+	job := b.finished(&url)
+	d, err := b.st.DeliveryForJob(ctx, job.AccountID, job.ID)
+	require.NoError(t, err)
+
+	queued, err := b.queue.Ensure(ctx, d, time.Now().Add(time.Hour), false)
+	require.NoError(t, err)
+	require.True(t, queued)
+	require.Equal(t, asynq.TaskStateScheduled, b.state(t, d))
+	queued, err = b.queue.Ensure(ctx, d, time.Time{}, false)
+	require.NoError(t, err)
+	require.False(t, queued, "a scheduled task waits for its time")
+	require.Equal(t, asynq.TaskStateScheduled, b.state(t, d))
+	queued, err = b.queue.Ensure(ctx, d, time.Time{}, true)
+	require.NoError(t, err)
+	require.True(t, queued, "run now moves it")
+	require.Equal(t, asynq.TaskStatePending, b.state(t, d))
+
+	require.NoError(t, b.inspector.ArchiveTask(b.queue.Name, tasks.DeliverWebhookID(d.ID, d.Attempts)))
+	blind := deliveryqueue.Queue{Client: b.queue.Client, Name: b.queue.Name}
+	queued, err = blind.Ensure(ctx, d, time.Time{}, true)
+	require.NoError(t, err)
+	require.False(t, queued, "without an inspector a queued task is left alone")
+	require.Equal(t, asynq.TaskStateArchived, b.state(t, d))
+	queued, err = b.queue.Ensure(ctx, d, time.Time{}, false)
+	require.NoError(t, err)
+	require.True(t, queued, "an archived task is replaced")
+	require.Equal(t, asynq.TaskStatePending, b.state(t, d))
+}
