@@ -46,9 +46,12 @@ type slots struct {
 	mu    sync.Mutex
 	free  int
 	freed chan struct{} // closed (and replaced) whenever a slot frees
+	waits chan struct{} // receives when the listener waits for a slot
 }
 
-func newSlots(n int) *slots { return &slots{free: n, freed: make(chan struct{})} }
+func newSlots(n int) *slots {
+	return &slots{free: n, freed: make(chan struct{}), waits: make(chan struct{}, 1)}
+}
 
 func (s *slots) TakeForBell() bool {
 	s.mu.Lock()
@@ -75,6 +78,10 @@ func (s *slots) WaitForBell(stop <-chan struct{}) bool {
 		s.mu.Unlock()
 		if free {
 			return true
+		}
+		select {
+		case s.waits <- struct{}{}:
+		default:
 		}
 		select {
 		case <-ch:
@@ -163,18 +170,22 @@ func TestABusyWorkerLeavesTheDoorbell(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
 	ctx := context.Background()
-	// Another run (one of asynq's) holds the only slot.
+	// Another run (one of asynq's) holds the only slot: once its read under
+	// way ends, the listener waits for a slot instead of reading.
 	require.True(t, b.slots.TakeForBell())
+	select {
+	case <-b.slots.waits:
+	case <-time.After(patience):
+		t.Fatal("the listener did not wait for a slot")
+	}
 
 	id := uuid.New()
 	b.ring(t, id, time.Now())
-	time.Sleep(500 * time.Millisecond) // ample time for a pop, were one to happen
 	n, err := b.rdb.LLen(ctx, doorbell.Key(b.queue)).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "the entry is left for a worker with a free slot")
 
 	b.slots.Release()
-	b.ring(t, id, time.Now()) // the first entry may have gone stale meanwhile
 	require.Equal(t, id, started(t, b.run))
 	close(b.run.release)
 }
