@@ -130,6 +130,19 @@ func (b bundle) ring(t *testing.T, id uuid.UUID, at time.Time) {
 	require.NoError(t, b.rdb.LPush(context.Background(), doorbell.Key(b.queue), doorbell.Entry(id, at)).Err())
 }
 
+// cancel names job id on the cancel channel, once the listener is
+// subscribed to it.
+func (b bundle) cancel(t *testing.T, id uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	ch := doorbell.CancelChannel(b.queue)
+	require.Eventually(t, func() bool {
+		n, err := b.rdb.PubSubNumSub(ctx, ch).Result()
+		return err == nil && n[ch] > 0
+	}, patience, 10*time.Millisecond, "the listener never subscribed to its cancel channel")
+	require.NoError(t, b.rdb.Publish(ctx, ch, id.String()).Err())
+}
+
 func started(t *testing.T, r *runner) uuid.UUID {
 	t.Helper()
 	select {
@@ -196,19 +209,7 @@ func TestCancelReachesADoorbellRun(t *testing.T) {
 	id := uuid.New()
 	b.ring(t, id, time.Now())
 	require.Equal(t, id, started(t, b.run))
-	// Publish until the run sees it (the subscription may still be starting).
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), id.String()).Err()
-			}
-		}
-	}()
+	b.cancel(t, id)
 	select {
 	case err := <-b.run.ended:
 		require.ErrorIs(t, err, context.Canceled)
@@ -245,38 +246,15 @@ func TestCancelGoesToACancellerRunner(t *testing.T) {
 	id := uuid.New()
 	b.ring(t, id, time.Now())
 	require.Equal(t, id, started(t, b.run))
-	other := uuid.New()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), other.String()).Err()
-			}
+	for _, want := range []uuid.UUID{uuid.New(), id} { // another job's run, then this one's
+		b.cancel(t, want)
+		select {
+		case got := <-cr.cancelled:
+			require.Equal(t, want, got)
+		case <-time.After(patience):
+			t.Fatal("the runner was not asked to cancel")
 		}
-	}()
-	select {
-	case got := <-cr.cancelled:
-		require.Equal(t, other, got)
-	case <-time.After(patience):
-		t.Fatal("the runner was not asked to cancel")
 	}
-	_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), id.String()).Err()
-	require.Eventually(t, func() bool {
-		for {
-			select {
-			case got := <-cr.cancelled:
-				if got == id {
-					return true
-				}
-			default:
-				return false
-			}
-		}
-	}, patience, 10*time.Millisecond)
 	select {
 	case err := <-b.run.ended:
 		t.Fatalf("the doorbell run was interrupted by the doorbell itself: %v", err)
