@@ -1,6 +1,8 @@
 // Package migrations holds the SQL schema migrations, embedded in the API
-// binary, and applies them with goose under a Postgres advisory lock so that
-// several replicas may run `migrate` at once.
+// binary.
+//
+// It applies them with goose under a Postgres advisory lock so that several
+// replicas may run `migrate` at once.
 package migrations
 
 import (

@@ -1,6 +1,8 @@
-// Package app wires the API binary: its subcommands (serve, migrate, and the
-// account and key bootstrap commands), configuration, logging, Postgres,
-// Redis and the HTTP server. Run is what main calls; Start is what tests call.
+// Package app wires the API binary: subcommands, configuration, Postgres,
+// Redis and the HTTP server.
+//
+// Its subcommands are serve, migrate, and the account and key bootstrap
+// commands. Run is what main calls; Start is what tests call.
 package app
 
 import (

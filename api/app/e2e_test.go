@@ -126,6 +126,36 @@ func (p *platform) do(method, path, token, contentType string, body []byte) resp
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
+// walkPages GETs a listing, path with its query, and then each page after
+// it by its next_cursor; it returns the items of every page in order, each
+// decoded into a T, and how many pages there were.
+func walkPages[T any](p *platform, path, token string) (items []T, pages int) {
+	p.t.Helper()
+	const maxPages = 10000 // a cursor that never ends the walk
+	cursor := ""
+	for pages < maxPages {
+		next := path
+		if cursor != "" {
+			next += "&cursor=" + cursor
+		}
+		res := p.do(http.MethodGet, next, token, "", nil)
+		require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
+		var page struct {
+			Data       []T    `json:"data"`
+			NextCursor string `json:"next_cursor"`
+		}
+		require.NoError(p.t, json.Unmarshal(res.Body, &page), "body: %s", res.Body)
+		items = append(items, page.Data...)
+		pages++
+		if page.NextCursor == "" {
+			return items, pages
+		}
+		cursor = page.NextCursor
+	}
+	p.t.Fatalf("%s: more than %d pages", path, maxPages)
+	return nil, pages
+}
+
 func (p *platform) postJSON(path, token string, v any) response {
 	p.t.Helper()
 	b, err := json.Marshal(v)
@@ -540,25 +570,10 @@ func TestModulesAreStoredOncePerAccountAndContent(t *testing.T) {
 
 	// Pagination walks every module exactly once.
 	seen := map[string]bool{}
-	cursor := ""
-	for {
-		path := "/v1/modules?limit=1"
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		res := p.do(http.MethodGet, path, key, "", nil)
-		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-		page := res.JSON(t)
-		for _, d := range page["data"].([]any) {
-			id := d.(map[string]any)["id"].(string)
-			require.False(t, seen[id])
-			seen[id] = true
-		}
-		next, _ := page["next_cursor"].(string)
-		if next == "" {
-			break
-		}
-		cursor = next
+	modules, _ := walkPages[struct{ ID string }](p, "/v1/modules?limit=1", key)
+	for _, m := range modules {
+		require.False(t, seen[m.ID])
+		seen[m.ID] = true
 	}
 	require.Len(t, seen, 2)
 }

@@ -432,25 +432,9 @@ func TestPaginationWhileJobsAreInserted(t *testing.T) {
 		}
 	}()
 	seen := map[string]int{}
-	cursor := ""
-	pages := 0
-	for {
-		path := "/v1/jobs?limit=4"
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		res := p.do(http.MethodGet, path, key, "", nil)
-		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-		page := res.JSON(t)
-		for _, d := range page["data"].([]any) {
-			seen[d.(map[string]any)["id"].(string)]++
-		}
-		pages++
-		next, _ := page["next_cursor"].(string)
-		if next == "" {
-			break
-		}
-		cursor = next
+	jobs, pages := walkPages[struct{ ID string }](p, "/v1/jobs?limit=4", key)
+	for _, j := range jobs {
+		seen[j.ID]++
 	}
 	close(stop)
 	t.Logf("%d pages; %d jobs inserted while paging", pages, <-inserted)

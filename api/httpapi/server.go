@@ -1,5 +1,8 @@
-// Package httpapi is the HTTP API (Echo v4): routes, authentication, request
-// validation and the mapping of application errors to RFC 9457 problems.
+// Package httpapi is the HTTP API (Echo v4): routes, authentication,
+// validation and error mapping.
+//
+// Application errors become RFC 9457 problems through one table of codes and
+// statuses (errors.go).
 package httpapi
 
 import (

@@ -1,7 +1,9 @@
 // Package ratelimit enforces per-account and per-key limits shared by every
-// API replica through Redis, with GCRA (go-redis/redis_rate): a limit of N per
-// minute admits N at once and then one every 60/N seconds, at any rate (no
-// per-second buckets).
+// API replica.
+//
+// The counters are in Redis, kept with GCRA (go-redis/redis_rate): a limit
+// of N per minute admits N at once and then one every 60/N seconds, at any
+// rate (no per-second buckets).
 package ratelimit
 
 import (

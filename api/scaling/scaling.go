@@ -1,9 +1,11 @@
 // Package scaling turns the work Postgres says is waiting or running into
-// the autoscaling figures: queued and running jobs per queue, the slots a
-// worker has, and the workers that work needs. GET /v1/admin/scaling (read
-// by the chart's KEDA ScaledObject) and the wasmwizard_jobs{state,queue}
-// gauges on the API's /metrics are both served from one Cache, so the
-// autoscaler and the dashboards see the same numbers.
+// autoscaling figures.
+//
+// The figures are the queued and running jobs per queue, the slots a worker
+// has, and the workers that work needs. GET /v1/admin/scaling (read by the
+// chart's KEDA ScaledObject) and the wasmwizard_jobs{state,queue} gauges on
+// the API's /metrics are both served from one Cache, so the autoscaler and
+// the dashboards see the same numbers.
 package scaling
 
 import (

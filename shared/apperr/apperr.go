@@ -1,6 +1,9 @@
-// Package apperr defines the application's error type: a stable code, a
-// human-readable detail and optional field errors. Every layer returns these
-// (or wraps them); the HTTP layer maps codes to statuses in exactly one table.
+// Package apperr defines the application's error type: a code, a detail,
+// field errors.
+//
+// The code is stable, the detail human-readable, the field errors optional.
+// Every layer returns these (or wraps them); the HTTP layer maps codes to
+// statuses in exactly one table.
 package apperr
 
 import (

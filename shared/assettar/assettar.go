@@ -1,7 +1,9 @@
-// Package assettar checks an uploaded asset tree (a tar, or a gzipped tar)
-// while it streams and writes it out normalised: the API stores the
-// normalised tar, and a worker builds the read-only tree a job mounts from
-// it without checking anything again.
+// Package assettar checks an uploaded asset tree while it streams, and
+// writes it normalised.
+//
+// The upload is a tar or a gzipped tar. The API stores the normalised tar,
+// and a worker builds the read-only tree a job mounts from it without
+// checking anything again.
 //
 // The normalised tar holds, in the upload's order, only directories
 // (names ending in "/"), regular files, symbolic links whose targets stay

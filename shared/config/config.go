@@ -1,6 +1,8 @@
-// Package config reads the WIZARD_* environment variables of both binaries,
-// applies defaults that work on a developer machine and validates the result
-// with messages that name the variable at fault.
+// Package config reads and validates the WIZARD_* environment variables of
+// both binaries.
+//
+// It applies defaults that work on a developer machine and validates the
+// result with messages that name the variable at fault.
 package config
 
 import (

@@ -1,7 +1,8 @@
 // Package debugserver serves Go's profiling endpoints (net/http/pprof) on an
-// address of their own, off unless WIZARD_PPROF_ADDR names one: they reveal
-// internals and cost CPU while profiling, so they never share the public
-// port.
+// address of their own.
+//
+// They are off unless WIZARD_PPROF_ADDR names one: they reveal internals and
+// cost CPU while profiling, so they never share the public port.
 package debugserver
 
 import (

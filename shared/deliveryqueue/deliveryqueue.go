@@ -1,4 +1,5 @@
-// Package deliveryqueue queues the tasks of webhook deliveries, never two of one attempt.
+// Package deliveryqueue queues the tasks of webhook deliveries, never two of
+// one attempt.
 //
 // A job with a webhook URL gets its delivery row from Postgres itself: the
 // trigger jobs_webhook_delivery (migrations/00003_webhooks.sql) inserts it

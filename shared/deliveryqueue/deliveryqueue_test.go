@@ -95,27 +95,28 @@ func TestEnsure(t *testing.T) {
 	d, err := b.st.DeliveryForJob(ctx, job.AccountID, job.ID)
 	require.NoError(t, err)
 
-	queued, err := b.queue.Ensure(ctx, d, time.Now().Add(time.Hour), false)
-	require.NoError(t, err)
-	require.True(t, queued)
-	require.Equal(t, asynq.TaskStateScheduled, b.state(t, d))
-	queued, err = b.queue.Ensure(ctx, d, time.Time{}, false)
-	require.NoError(t, err)
-	require.False(t, queued, "a scheduled task waits for its time")
-	require.Equal(t, asynq.TaskStateScheduled, b.state(t, d))
-	queued, err = b.queue.Ensure(ctx, d, time.Time{}, true)
-	require.NoError(t, err)
-	require.True(t, queued, "run now moves it")
-	require.Equal(t, asynq.TaskStatePending, b.state(t, d))
-
-	require.NoError(t, b.inspector.ArchiveTask(b.queue.Name, tasks.DeliverWebhookID(d.ID, d.Attempts)))
 	blind := deliveryqueue.Queue{Client: b.queue.Client, Name: b.queue.Name}
-	queued, err = blind.Ensure(ctx, d, time.Time{}, true)
-	require.NoError(t, err)
-	require.False(t, queued, "without an inspector a queued task is left alone")
-	require.Equal(t, asynq.TaskStateArchived, b.state(t, d))
-	queued, err = b.queue.Ensure(ctx, d, time.Time{}, false)
-	require.NoError(t, err)
-	require.True(t, queued, "an archived task is replaced")
-	require.Equal(t, asynq.TaskStatePending, b.state(t, d))
+	for _, step := range []struct {
+		what    string
+		archive bool // the task first
+		q       deliveryqueue.Queue
+		at      time.Time
+		runNow  bool
+		queued  bool
+		state   asynq.TaskState
+	}{
+		{what: "queued for later", q: b.queue, at: time.Now().Add(time.Hour), queued: true, state: asynq.TaskStateScheduled},
+		{what: "a scheduled task waits for its time", q: b.queue, state: asynq.TaskStateScheduled},
+		{what: "run now moves it", q: b.queue, runNow: true, queued: true, state: asynq.TaskStatePending},
+		{what: "without an inspector a queued task is left alone", archive: true, q: blind, runNow: true, state: asynq.TaskStateArchived},
+		{what: "an archived task is replaced", q: b.queue, queued: true, state: asynq.TaskStatePending},
+	} {
+		if step.archive {
+			require.NoError(t, b.inspector.ArchiveTask(b.queue.Name, tasks.DeliverWebhookID(d.ID, d.Attempts)))
+		}
+		queued, err := step.q.Ensure(ctx, d, step.at, step.runNow)
+		require.NoError(t, err, step.what)
+		require.Equal(t, step.queued, queued, step.what)
+		require.Equal(t, step.state, b.state(t, d), step.what)
+	}
 }

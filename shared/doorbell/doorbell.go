@@ -1,4 +1,5 @@
-// Package doorbell is the fast path around asynq's polling: the API rings, idle workers answer.
+// Package doorbell is the fast path around asynq's polling: the API rings,
+// idle workers answer.
 //
 // An idle asynq server finds a new task only at its next poll of Redis, so a
 // short poll interval buys latency with a steady stream of Redis commands

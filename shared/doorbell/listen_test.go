@@ -46,9 +46,12 @@ type slots struct {
 	mu    sync.Mutex
 	free  int
 	freed chan struct{} // closed (and replaced) whenever a slot frees
+	waits chan struct{} // receives when the listener waits for a slot
 }
 
-func newSlots(n int) *slots { return &slots{free: n, freed: make(chan struct{})} }
+func newSlots(n int) *slots {
+	return &slots{free: n, freed: make(chan struct{}), waits: make(chan struct{}, 1)}
+}
 
 func (s *slots) TakeForBell() bool {
 	s.mu.Lock()
@@ -75,6 +78,10 @@ func (s *slots) WaitForBell(stop <-chan struct{}) bool {
 		s.mu.Unlock()
 		if free {
 			return true
+		}
+		select {
+		case s.waits <- struct{}{}:
+		default:
 		}
 		select {
 		case <-ch:
@@ -123,6 +130,19 @@ func (b bundle) ring(t *testing.T, id uuid.UUID, at time.Time) {
 	require.NoError(t, b.rdb.LPush(context.Background(), doorbell.Key(b.queue), doorbell.Entry(id, at)).Err())
 }
 
+// cancel names job id on the cancel channel, once the listener is
+// subscribed to it.
+func (b bundle) cancel(t *testing.T, id uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	ch := doorbell.CancelChannel(b.queue)
+	require.Eventually(t, func() bool {
+		n, err := b.rdb.PubSubNumSub(ctx, ch).Result()
+		return err == nil && n[ch] > 0
+	}, patience, 10*time.Millisecond, "the listener never subscribed to its cancel channel")
+	require.NoError(t, b.rdb.Publish(ctx, ch, id.String()).Err())
+}
+
 func started(t *testing.T, r *runner) uuid.UUID {
 	t.Helper()
 	select {
@@ -163,18 +183,22 @@ func TestABusyWorkerLeavesTheDoorbell(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
 	ctx := context.Background()
-	// Another run (one of asynq's) holds the only slot.
+	// Another run (one of asynq's) holds the only slot: once its read under
+	// way ends, the listener waits for a slot instead of reading.
 	require.True(t, b.slots.TakeForBell())
+	select {
+	case <-b.slots.waits:
+	case <-time.After(patience):
+		t.Fatal("the listener did not wait for a slot")
+	}
 
 	id := uuid.New()
 	b.ring(t, id, time.Now())
-	time.Sleep(500 * time.Millisecond) // ample time for a pop, were one to happen
 	n, err := b.rdb.LLen(ctx, doorbell.Key(b.queue)).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n, "the entry is left for a worker with a free slot")
 
 	b.slots.Release()
-	b.ring(t, id, time.Now()) // the first entry may have gone stale meanwhile
 	require.Equal(t, id, started(t, b.run))
 	close(b.run.release)
 }
@@ -185,19 +209,7 @@ func TestCancelReachesADoorbellRun(t *testing.T) {
 	id := uuid.New()
 	b.ring(t, id, time.Now())
 	require.Equal(t, id, started(t, b.run))
-	// Publish until the run sees it (the subscription may still be starting).
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), id.String()).Err()
-			}
-		}
-	}()
+	b.cancel(t, id)
 	select {
 	case err := <-b.run.ended:
 		require.ErrorIs(t, err, context.Canceled)
@@ -234,38 +246,15 @@ func TestCancelGoesToACancellerRunner(t *testing.T) {
 	id := uuid.New()
 	b.ring(t, id, time.Now())
 	require.Equal(t, id, started(t, b.run))
-	other := uuid.New()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), other.String()).Err()
-			}
+	for _, want := range []uuid.UUID{uuid.New(), id} { // another job's run, then this one's
+		b.cancel(t, want)
+		select {
+		case got := <-cr.cancelled:
+			require.Equal(t, want, got)
+		case <-time.After(patience):
+			t.Fatal("the runner was not asked to cancel")
 		}
-	}()
-	select {
-	case got := <-cr.cancelled:
-		require.Equal(t, other, got)
-	case <-time.After(patience):
-		t.Fatal("the runner was not asked to cancel")
 	}
-	_ = b.rdb.Publish(context.Background(), doorbell.CancelChannel(b.queue), id.String()).Err()
-	require.Eventually(t, func() bool {
-		for {
-			select {
-			case got := <-cr.cancelled:
-				if got == id {
-					return true
-				}
-			default:
-				return false
-			}
-		}
-	}, patience, 10*time.Millisecond)
 	select {
 	case err := <-b.run.ended:
 		t.Fatalf("the doorbell run was interrupted by the doorbell itself: %v", err)

@@ -1,9 +1,11 @@
 //go:build unix
 
 // Package fdlimit raises the process's limit on open files (RLIMIT_NOFILE)
-// at start: every client connection of the API and every connection,
-// pipe and file of the worker is a descriptor, and a process that reaches
-// the limit can no longer accept connections, its health checks included.
+// at start.
+//
+// Every client connection of the API and every connection, pipe and file of
+// the worker is a descriptor, and a process that reaches the limit can no
+// longer accept connections, its health checks included.
 package fdlimit
 
 import "syscall"

@@ -1,8 +1,10 @@
-// Package guestpath validates the paths a job request or an asset upload
-// names inside a guest's filesystem: input file paths, preopen names, asset
-// mounts and collect patterns. The API checks requests with it before they
-// are stored; its rules are those of the worker's job filesystem
-// (worker/jobfs), so what the API accepts the worker can mount.
+// Package guestpath validates the guest paths that job requests and asset
+// uploads name.
+//
+// They are input file paths, preopen names, asset mounts and collect
+// patterns. The API checks requests with it before they are stored; its
+// rules are those of the worker's job filesystem (worker/jobfs), so what the
+// API accepts the worker can mount.
 package guestpath
 
 import (

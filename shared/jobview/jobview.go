@@ -1,5 +1,7 @@
-// Package jobview renders a stored job as the Job object the API returns and
-// webhook payloads carry (docs/API.md).
+// Package jobview renders a stored job as the Job object of the API and
+// webhooks.
+//
+// The API returns it and webhook payloads carry it (docs/API.md).
 //
 // Outputs are the one part of a Job whose size a guest chooses (up to its
 // max_output_bytes), so they are rendered with care: JSON is written

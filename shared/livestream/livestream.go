@@ -1,7 +1,9 @@
-// Package livestream is the protocol of a running job's live output between
-// the worker, which publishes it to one Redis stream per job, and the API,
-// which serves it as Server-Sent Events: the stream's key, the format of its
-// entries and the event IDs a client resumes from.
+// Package livestream is the protocol of a running job's live output, from
+// worker to API.
+//
+// The worker publishes the output to one Redis stream per job, and the API
+// serves it as Server-Sent Events; the protocol is the stream's key, the
+// format of its entries and the event IDs a client resumes from.
 //
 // An output entry carries its byte offset in its stream (stdout or stderr)
 // within the job's attempt. The offsets are what make a resume exact: a

@@ -1,5 +1,7 @@
-// Package logging builds the zap logger both binaries use: JSON by default,
-// console format for humans, writing to the given stream.
+// Package logging builds the zap logger both binaries use.
+//
+// It writes JSON by default, or the console format for humans, to the given
+// stream.
 package logging
 
 import (

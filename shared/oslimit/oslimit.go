@@ -1,6 +1,8 @@
-// Package oslimit holds the OS limits the platform's child processes (the
-// worker's sandbox children, the API's upload-check children) put on
-// themselves before they touch untrusted bytes.
+// Package oslimit holds the OS limits child processes put on themselves
+// before untrusted bytes.
+//
+// The children are the worker's sandbox children and the API's upload-check
+// children.
 package oslimit
 
 import (

@@ -1,7 +1,8 @@
-// Package redisconn opens the Redis client both binaries share with asynq,
-// from a redis:// or rediss:// URL (user name, password, database and TLS
-// included), with timeouts short enough that an outage surfaces as an error
-// within a second or two rather than a hang.
+// Package redisconn opens the Redis client both binaries share with asynq.
+//
+// The client is built from a redis:// or rediss:// URL (user name, password,
+// database and TLS included), with timeouts short enough that an outage
+// surfaces as an error within a second or two rather than a hang.
 package redisconn
 
 import (

@@ -1,6 +1,7 @@
-// Package store is the Postgres data layer (sqlx + lib/pq) shared by the API
-// and the worker. Postgres is the source of truth: every state change of a job
-// is a conditional update here, written together with its audit row.
+// Package store is the Postgres data layer (sqlx + lib/pq) both binaries share.
+//
+// Postgres is the source of truth: every state change of a job is a
+// conditional update here, written together with its audit row.
 package store
 
 import (

@@ -1,6 +1,9 @@
-// Package tasks is the contract between the API and the worker: the asynq
-// task types, their payloads and the queue names. The asynq task ID of a run
-// is the job ID, so asynq itself refuses to hold two copies of one job.
+// Package tasks is the contract between the API and the worker: task types,
+// payloads, queues.
+//
+// They are asynq's task types and payloads and the queue names. The asynq
+// task ID of a run is the job ID, so asynq itself refuses to hold two copies
+// of one job.
 package tasks
 
 import (

@@ -1,7 +1,9 @@
-// Package telemetry holds what both binaries share for observability: the
-// build-info and dependency metrics, a Redis hook counting errors, and the
-// OpenTelemetry tracing set-up with the W3C trace context that jobs carry
-// from the API to the worker (see docs/OPERATIONS.md).
+// Package telemetry holds the metrics and the tracing set-up both binaries
+// share.
+//
+// It has the build-info and dependency metrics, a Redis hook counting
+// errors, and the OpenTelemetry tracing set-up with the W3C trace context
+// that jobs carry from the API to the worker (see docs/OPERATIONS.md).
 package telemetry
 
 import (

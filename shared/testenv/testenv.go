@@ -1,6 +1,7 @@
-// Package testenv gives tests their own real Postgres database and their own
-// Redis queue namespace, so that tests run in parallel and never touch a
-// developer's running instance.
+// Package testenv gives each test its own Postgres database and Redis queue
+// namespace.
+//
+// Tests then run in parallel and never touch a developer's running instance.
 //
 // Postgres: a migrated template database is made once per schema version
 // (named after a hash of the migration files) and each test gets a fresh
@@ -9,6 +10,9 @@
 //
 // WIZARD_TEST_DATABASE_URL (a role that may CREATE DATABASE) and
 // WIZARD_TEST_REDIS_URL override the defaults, which match scripts/deps.sh.
+//
+// Goroutines and NoGoroutinesLeft check that what a test stopped left no
+// goroutine running (such a test must not be parallel).
 package testenv
 
 import (

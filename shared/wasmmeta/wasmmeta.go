@@ -1,7 +1,9 @@
-// Package wasmmeta validates an uploaded module without compiling it to
-// native code (wazero's interpreter decodes and validates it) and describes
-// its imports and exports. Only WASI preview1 imports are allowed: the
-// sandbox offers nothing else.
+// Package wasmmeta validates an uploaded module without compiling it and
+// describes its imports and exports.
+//
+// wazero's interpreter decodes and validates it; nothing is compiled to
+// native code. Only WASI preview1 imports are allowed: the sandbox offers
+// nothing else.
 package wasmmeta
 
 import (

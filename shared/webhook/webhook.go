@@ -1,8 +1,10 @@
-// Package webhook signs and sends webhook deliveries per the Standard
-// Webhooks specification, and keeps them from being aimed inside the
-// network: URLs are checked when a job is submitted, and every connection is
-// checked again on the address actually dialled (so a DNS answer that
-// changes between the two, a rebinding, cannot reach a private address).
+// Package webhook signs and sends webhook deliveries and keeps them out of
+// the network.
+//
+// Deliveries are signed per the Standard Webhooks specification. URLs are
+// checked when a job is submitted, and every connection is checked again on
+// the address actually dialled (so a DNS answer that changes between the
+// two, a rebinding, cannot reach a private address).
 package webhook
 
 import (

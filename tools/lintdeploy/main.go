@@ -145,15 +145,8 @@ func checkDockerfiles(ctx context.Context, r *reporter) {
 	r.step("Dockerfiles: BuildKit lint rules (docker build --check, offline)")
 	var out bytes.Buffer
 	bad, err := buildkitLint(ctx, &out, "Dockerfile.api", "Dockerfile.worker")
-	if err != nil {
-		fmt.Fprintln(&out, err)
-	}
-	if bad || err != nil {
-		r.indent(out.String())
-		r.fail("BuildKit lint reported problems in the Dockerfiles")
-	} else {
-		r.ok("Dockerfile.api, Dockerfile.worker: no BuildKit lint warnings")
-	}
+	r.tool(out.String(), bad, err, false, "Dockerfile.api, Dockerfile.worker: no BuildKit lint warnings",
+		"BuildKit lint reported problems in the Dockerfiles")
 
 	r.step("Dockerfiles: project policy")
 	gomod, _ := os.ReadFile("go.mod")
@@ -185,15 +178,9 @@ func checkBuildContext(ctx context.Context, r *reporter, t *tools, cfg config, w
 	}
 	var out bytes.Buffer
 	bad, err := checkContext(&out, ".", export, required, forbiddenInContext)
-	if err != nil {
-		fmt.Fprintln(&out, err)
-	}
-	r.indent(out.String())
-	if bad || err != nil {
-		r.fail(".dockerignore problems")
-	} else {
-		r.ok(fmt.Sprintf("needed paths (%s) are in the context; %s are not", strings.Join(required, ","), strings.Join(forbiddenInContext, ", ")))
-	}
+	r.tool(out.String(), bad, err, true,
+		fmt.Sprintf("needed paths (%s) are in the context; %s are not", strings.Join(required, ","), strings.Join(forbiddenInContext, ", ")),
+		".dockerignore problems")
 	if !cfg.build {
 		return
 	}
@@ -260,15 +247,8 @@ func checkChart(ctx context.Context, r *reporter, t *tools, cfg config, work str
 	if len(rendered) > 0 {
 		var out bytes.Buffer
 		bad, err := lintManifestFiles(&out, rendered...)
-		if err != nil {
-			fmt.Fprintln(&out, err)
-		}
-		r.indent(out.String())
-		if bad || err != nil {
-			r.fail("rendered manifests have problems")
-		} else {
-			r.ok("all rendered manifests pass strict API decoding and the cross-checks")
-		}
+		r.tool(out.String(), bad, err, true, "all rendered manifests pass strict API decoding and the cross-checks",
+			"rendered manifests have problems")
 	}
 	r.report(checkRendered(func(name string) string {
 		b, _ := os.ReadFile(file(name))

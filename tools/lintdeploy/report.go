@@ -32,6 +32,24 @@ func (r *reporter) report(results ...result) {
 	}
 }
 
+// tool reports a check that a tool made, writing out: what the tool wrote
+// (on failure only, unless always), then err, which fails the check like bad
+// does.
+func (r *reporter) tool(out string, bad bool, err error, always bool, ok, fail string) {
+	if err != nil {
+		out += err.Error() + "\n"
+	}
+	failed := bad || err != nil
+	if always || failed {
+		r.indent(out)
+	}
+	if failed {
+		r.fail(fail)
+	} else {
+		r.ok(ok)
+	}
+}
+
 // indent writes a tool's output under the step, without its trailing
 // newlines.
 func (r *reporter) indent(out string) {

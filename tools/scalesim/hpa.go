@@ -1,5 +1,7 @@
-// Package scalesim checks the workers' autoscaling without a cluster: a
-// small controller applies the Kubernetes HorizontalPodAutoscaler's rule,
+// Package scalesim checks the workers' autoscaling without a cluster, on
+// real worker processes.
+//
+// A small controller applies the Kubernetes HorizontalPodAutoscaler's rule,
 // with the chart's behavior (stabilization windows, scaling policies) and
 // KEDA's fallback, to the API's GET /v1/admin/scaling, and starts and
 // SIGTERMs real worker processes (the test in sim_test.go). It also draws

@@ -1,6 +1,9 @@
-// Package app wires the worker binary: configuration, logging, Postgres, the
-// asynq server with the job runner, and the health and metrics endpoint. Run
-// is what main calls; Start is what tests call.
+// Package app wires the worker binary and serves its health and metrics
+// endpoint.
+//
+// It wires configuration, logging, Postgres, Redis, the asynq servers of the
+// job runner and of the webhook sender, the doorbell, the reconciler and the
+// heartbeat. Run is what main calls; Start is what tests call.
 package app
 
 import (

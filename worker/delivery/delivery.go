@@ -1,6 +1,8 @@
-// Package delivery sends webhook deliveries: the asynq handler for
-// tasks.TypeDeliverWebhook, on the webhooks queue, served by its own asynq
-// server in the worker so that slow receivers never hold up jobs.
+// Package delivery sends webhook deliveries: the asynq handler of
+// tasks.TypeDeliverWebhook.
+//
+// It runs on the webhooks queue, served by an asynq server of its own in the
+// worker so that slow receivers never hold up jobs.
 //
 // A delivery is tried immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h,
 // 10 h and 10 h (each ±10 %), or after the receiver's Retry-After when that is

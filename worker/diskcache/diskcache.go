@@ -1,6 +1,8 @@
 // Package diskcache bounds a directory that others fill, such as wazero's
-// compilation cache, which has no bound of its own: Trim removes the least
-// recently used files until the directory's files fit a number of bytes.
+// compilation cache.
+//
+// wazero's cache has no bound of its own: Trim removes the least recently
+// used files until the directory's files fit a number of bytes.
 //
 // Trim is safe while other processes read and write the directory, as
 // wazero's file cache does: it writes an entry to a temporary file and

@@ -1,7 +1,8 @@
-// Package jobrunner is the worker's asynq handler for job runs: it claims the
-// job in Postgres, runs it through an Executor and writes the result with a
-// conditional update, so a duplicate delivery never runs a finished job again
-// or overwrites its result.
+// Package jobrunner is the worker's asynq handler for job runs.
+//
+// It claims the job in Postgres, runs it through an Executor and writes the
+// result with a conditional update, so a duplicate delivery never runs a
+// finished job again or overwrites its result.
 package jobrunner
 
 import (

@@ -1,6 +1,8 @@
-// Package liveness is what a worker's /healthz answers from: the heartbeat
-// that proves to the reconciler that the worker is alive (a row in the
-// workers table, refreshed every few seconds), and a set of named checks of
+// Package liveness is the worker's heartbeat and the checks its /healthz
+// answers from.
+//
+// The heartbeat proves to the reconciler that the worker is alive (a row in
+// the workers table, refreshed every few seconds); the named checks cover
 // the parts without which the worker takes jobs it cannot run (its queue
 // server, its sandbox pool, its heartbeat).
 package liveness

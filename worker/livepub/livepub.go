@@ -1,6 +1,8 @@
-// Package livepub publishes a running job's output to its Redis stream
-// (shared/livestream) as the guest writes it, for the API's live output
-// (GET /v1/jobs/{id}/stream).
+// Package livepub publishes a running job's output to its Redis stream as
+// the guest writes.
+//
+// The stream (shared/livestream) feeds the API's live output (GET
+// /v1/jobs/{id}/stream).
 //
 // Publishing never slows the guest: the executor's output hook copies each
 // chunk into a buffer of at most Config.BufferBytes per run and returns; one

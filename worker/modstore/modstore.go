@@ -1,7 +1,8 @@
 // Package modstore is the worker's local content-addressed store of module
-// bytes: each module is fetched from Postgres when first needed, verified
-// against its SHA-256 and kept as a file that sandbox children read
-// directly.
+// bytes.
+//
+// Each module is fetched from Postgres when first needed, verified against
+// its SHA-256 and kept as a file that sandbox children read directly.
 //
 // The store is a cache bounded by bytes: past its bound it removes the
 // least recently used files that no run is using (a later run fetches the

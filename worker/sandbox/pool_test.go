@@ -94,8 +94,18 @@ func TestCancelKillsTheChild(t *testing.T) {
 	p := newPool(t, 1)
 	before := p.PIDs()
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
-	res, err := p.Execute(ctx, request(t, fixtures.Loop))
+	defer cancel()
+	req := request(t, fixtures.TalkLoop)
+	col := newCollector("partial err\n")
+	req.Output = col.hook
+	go func() {
+		select {
+		case <-col.seen: // the guest runs in the child, and spins now
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	res, err := p.Execute(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, executor.Cancelled, res.Status)
 	require.False(t, alive(before[0]))
@@ -105,11 +115,19 @@ func TestACrashedChildEndsItsJobAndIsReplaced(t *testing.T) {
 	t.Parallel()
 	p := newPool(t, 1)
 	pid := p.PIDs()[0]
+	req := request(t, fixtures.TalkLoop)
+	col := newCollector("partial err\n")
+	req.Output = col.hook
+	ran := make(chan struct{})
+	defer close(ran)
 	go func() {
-		time.Sleep(100 * time.Millisecond)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		select {
+		case <-col.seen: // the guest runs in the child, and spins now
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		case <-ran:
+		}
 	}()
-	res, err := p.Execute(context.Background(), request(t, fixtures.Loop))
+	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
 	require.Equal(t, executor.Failed, res.Status)
 	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)

@@ -1,4 +1,5 @@
-// Package slots shares a worker's job slots between asynq's deliveries and doorbell runs.
+// Package slots shares a worker's job slots between asynq's deliveries and
+// doorbell runs.
 //
 // A task asynq delivers waits for a free slot before it claims its job
 // (Track), so a job is never running in Postgres while it waits for a

@@ -1,5 +1,6 @@
-// Command wizard runs WebAssembly on a Wasm Wizard platform and manages
-// modules, jobs and the account (docs/CLI.md).
+// Command wizard runs WebAssembly on a Wasm Wizard platform (docs/CLI.md).
+//
+// It also manages modules, jobs and the account.
 package main
 
 import (
