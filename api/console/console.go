@@ -1,8 +1,9 @@
-// Package console serves the web console at /console/: static files
-// embedded in the binary (plain JavaScript modules and CSS, no build step),
-// compressed once at startup, under a Content-Security-Policy that allows
-// only the console's own scripts and styles and refuses HTML string sinks.
-// The console talks to the API from the browser with the key the user
+// Package console serves the web console at /console/, embedded in the binary.
+//
+// Its files are static (plain JavaScript modules and CSS, no build step),
+// compressed once at startup and served under a Content-Security-Policy that
+// allows only the console's own scripts and styles and refuses HTML string
+// sinks. The console talks to the API from the browser with the key the user
 // signs in with; this package serves files only.
 package console
 

@@ -14,9 +14,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
-// secretOverlap is how long a rotated-out webhook secret keeps signing.
-const secretOverlap = 24 * time.Hour
-
 type deliveryView struct {
 	ID            uuid.UUID       `json:"id"`
 	JobID         uuid.UUID       `json:"job_id"`
@@ -105,20 +102,6 @@ func (s *Server) retryDelivery(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, v)
-}
-
-// rotateWebhookSecret is POST /v1/account/webhook-secret/rotate: a new
-// secret at once; the old one signs too (a second signature) for 24 h.
-func (s *Server) rotateWebhookSecret(c echo.Context) error {
-	p := principal(c)
-	secret, err := s.store.RotateWebhookSecret(c.Request().Context(), actorOf(c), p.AccountID, secretOverlap)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"webhook_secret":          secret,
-		"previous_secret_expires": time.Now().Add(secretOverlap).UTC().Format(time.RFC3339),
-	})
 }
 
 // sendWebhook queues the delivery of a job the API itself made terminal (a

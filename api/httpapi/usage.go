@@ -28,17 +28,3 @@ func (s *Server) getAccountUsage(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"data": data})
 }
-
-// listAccountKeys is GET /v1/account/keys: the caller's account's keys
-// (never their secrets), with when each was last used.
-func (s *Server) listAccountKeys(c echo.Context) error {
-	limit, err := pageLimit(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.store.ListKeys(c.Request().Context(), principal(c).AccountID, c.QueryParam("cursor"), limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, viewPage(page, viewKey))
-}

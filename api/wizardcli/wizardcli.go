@@ -1,7 +1,8 @@
-// Package wizardcli is the wizard command line (bin/wizard, docs/CLI.md):
-// run a WebAssembly module on the platform like wasmtime runs it locally,
-// and manage modules, assets, jobs and the account. It is built on the Go
-// SDK (api/client) and spf13/cobra.
+// Package wizardcli is the wizard command line (bin/wizard, docs/CLI.md).
+//
+// It runs a WebAssembly module on the platform like wasmtime runs it
+// locally, and manages modules, assets, jobs and the account. It is built on
+// the Go SDK (api/client) and spf13/cobra.
 package wizardcli
 
 import (

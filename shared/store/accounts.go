@@ -10,43 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 
-	"github.com/wasmwizard/wasmwizard/shared/apikey"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
-
-// Tier is a row of tiers: the limits an account's tier grants.
-type Tier struct {
-	Name               string    `db:"name" json:"name"`
-	RunsPerMinute      int       `db:"runs_per_minute" json:"runs_per_minute"`
-	RunsPerDay         int       `db:"runs_per_day" json:"runs_per_day"`
-	MaxConcurrentRuns  int       `db:"max_concurrent_runs" json:"max_concurrent_runs"`
-	DefaultTimeoutMS   int       `db:"default_timeout_ms" json:"default_timeout_ms"`
-	MaxTimeoutMS       int       `db:"max_timeout_ms" json:"max_timeout_ms"`
-	DefaultMemoryMB    int       `db:"default_memory_mb" json:"default_memory_mb"`
-	MaxMemoryMB        int       `db:"max_memory_mb" json:"max_memory_mb"`
-	DefaultOutputBytes int       `db:"default_output_bytes" json:"default_output_bytes"`
-	MaxOutputBytes     int       `db:"max_output_bytes" json:"max_output_bytes"`
-	MaxModuleBytes     int64     `db:"max_module_bytes" json:"max_module_bytes"`
-	QueueWeight        int       `db:"queue_weight" json:"queue_weight"`
-	ReadsPerMinute     int       `db:"reads_per_minute" json:"reads_per_minute"`
-	CreatedAt          time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt          time.Time `db:"updated_at" json:"updated_at"`
-
-	// Upload limits (0: unlimited): module uploads per minute, live modules
-	// held, and the bytes of those modules.
-	UploadsPerMinute      int   `db:"uploads_per_minute" json:"uploads_per_minute"`
-	MaxModules            int   `db:"max_modules" json:"max_modules"`
-	MaxModuleStorageBytes int64 `db:"max_module_storage_bytes" json:"max_module_storage_bytes"`
-
-	// File limits (bytes; migrations/00009_files.sql): the files of a job
-	// request, what a job may write to its filesystem, what is kept of its
-	// artifacts, and a module's asset trees (all mounts together).
-	MaxInputBytes    int64 `db:"max_input_bytes" json:"max_input_bytes"`
-	MaxFSBytes       int64 `db:"max_fs_bytes" json:"max_fs_bytes"`
-	MaxArtifactBytes int64 `db:"max_artifact_bytes" json:"max_artifact_bytes"`
-	MaxAssetBytes    int64 `db:"max_asset_bytes" json:"max_asset_bytes"`
-}
 
 // Account owns keys, modules and jobs.
 type Account struct {
@@ -61,53 +28,6 @@ type Account struct {
 	CreatedAt               time.Time  `db:"created_at"`
 	UpdatedAt               time.Time  `db:"updated_at"`
 	DisabledAt              *time.Time `db:"disabled_at"`
-}
-
-// APIKey is a stored key: never its plaintext.
-type APIKey struct {
-	ID         uuid.UUID  `db:"id"`
-	AccountID  uuid.UUID  `db:"account_id"`
-	Name       string     `db:"name"`
-	Prefix     string     `db:"prefix"`
-	Hash       []byte     `db:"hash"`
-	CreatedAt  time.Time  `db:"created_at"`
-	LastUsedAt *time.Time `db:"last_used_at"`
-	RevokedAt  *time.Time `db:"revoked_at"`
-}
-
-// Principal is who a request acts as, resolved from an API key.
-type Principal struct {
-	KeyID     uuid.UUID
-	AccountID uuid.UUID
-	Tier      Tier
-	// LastUsedAt is when the key's use was last recorded (see TouchKey).
-	LastUsedAt *time.Time
-}
-
-// GetTier returns a tier by name.
-func (s *Store) GetTier(ctx context.Context, name string) (Tier, error) {
-	var t Tier
-	err := s.db.GetContext(ctx, &t, `SELECT * FROM tiers WHERE name = $1`, name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Tier{}, apperr.New(apperr.NotFound, "tier %q does not exist", name)
-	}
-	return t, wrapDB(err, "get tier")
-}
-
-// MaxTimeoutMS is the largest max_timeout_ms a tier may have (an hour).
-const MaxTimeoutMS = 3_600_000
-
-// ListTiers returns all tiers by name.
-func (s *Store) ListTiers(ctx context.Context) ([]Tier, error) {
-	var ts []Tier
-	err := s.db.SelectContext(ctx, &ts, `SELECT * FROM tiers ORDER BY name`)
-	return ts, wrapDB(err, "list tiers")
-}
-
-// Actor says who did something, for audit rows.
-type Actor struct {
-	Name      string // "admin", "cli", "key:<id>", "worker", "reconciler", "anonymous"
-	RequestID string
 }
 
 // CreateAccount creates an account on an existing tier with a fresh webhook
@@ -160,84 +80,96 @@ func (s *Store) ListAccounts(ctx context.Context) ([]Account, error) {
 	return as, wrapDB(err, "list accounts")
 }
 
-// CreateKey mints a key for an account and returns the stored row with the
-// plaintext, which is not kept anywhere.
-func (s *Store) CreateKey(ctx context.Context, actor Actor, accountID uuid.UUID, name string) (APIKey, string, error) {
-	k, err := apikey.Generate()
+// ListAccountsPage returns a page of accounts, newest first.
+func (s *Store) ListAccountsPage(ctx context.Context, cursor string, limit int) (Page[Account], error) {
+	after, err := cursorOrMax(cursor)
 	if err != nil {
-		return APIKey{}, "", err
+		return Page[Account]{}, err
+	}
+	var as []Account
+	err = s.db.SelectContext(ctx, &as, `SELECT * FROM accounts WHERE id < $1 ORDER BY id DESC LIMIT $2`, after, limit+1)
+	if err != nil {
+		return Page[Account]{}, wrapDB(err, "list accounts")
+	}
+	return paginate(as, limit, func(a Account) uuid.UUID { return a.ID }), nil
+}
+
+// UpdateAccountTier moves an account to another existing tier.
+func (s *Store) UpdateAccountTier(ctx context.Context, actor Actor, id uuid.UUID, tier string) (Account, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return Account{}, wrapDB(err, "begin")
+	}
+	defer func() { _ = tx.Rollback() }()
+	var prev string
+	if err := tx.GetContext(ctx, &prev, `SELECT tier FROM accounts WHERE id = $1 FOR UPDATE`, id); errors.Is(err, sql.ErrNoRows) {
+		return Account{}, apperr.New(apperr.NotFound, "account %s does not exist", id)
+	} else if err != nil {
+		return Account{}, wrapDB(err, "read account")
+	}
+	var a Account
+	err = tx.GetContext(ctx, &a, `UPDATE accounts SET tier = $2, updated_at = now() WHERE id = $1 RETURNING *`, id, tier)
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23503" {
+		return Account{}, apperr.Validation(apperr.FieldError{Field: "tier", Message: fmt.Sprintf("tier %q does not exist", tier)})
+	}
+	if err != nil {
+		return Account{}, wrapDB(err, "update account")
+	}
+	if err := audit(ctx, tx, Event{AccountID: &id, Actor: actor, Action: "account.tier_changed", SubjectType: "account",
+		SubjectID: id.String(), Data: map[string]any{"from": prev, "to": tier}}); err != nil {
+		return Account{}, err
+	}
+	return a, wrapDB(tx.Commit(), "commit account")
+}
+
+// WebhookSecrets returns the account's signing secrets: the current one and,
+// during a rotation's overlap, the previous one.
+func (s *Store) WebhookSecrets(ctx context.Context, accountID uuid.UUID) ([]string, error) {
+	var row struct {
+		Current  string     `db:"webhook_secret"`
+		Previous *string    `db:"previous_webhook_secret"`
+		Expires  *time.Time `db:"previous_secret_expires_at"`
+	}
+	err := s.db.GetContext(ctx, &row, `
+		SELECT webhook_secret, previous_webhook_secret, previous_secret_expires_at FROM accounts WHERE id = $1`, accountID)
+	if err != nil {
+		return nil, wrapDB(err, "webhook secrets")
+	}
+	out := []string{row.Current}
+	if row.Previous != nil && row.Expires != nil && time.Now().Before(*row.Expires) {
+		out = append(out, *row.Previous)
+	}
+	return out, nil
+}
+
+// RotateWebhookSecret gives the account a new secret; the old one keeps
+// signing (as a second signature) until overlap has passed.
+func (s *Store) RotateWebhookSecret(ctx context.Context, actor Actor, accountID uuid.UUID, overlap time.Duration) (string, error) {
+	secret, err := webhookSecret()
+	if err != nil {
+		return "", err
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return APIKey{}, "", wrapDB(err, "begin")
+		return "", wrapDB(err, "begin")
 	}
 	defer func() { _ = tx.Rollback() }()
-	var row APIKey
-	err = tx.GetContext(ctx, &row, `
-		INSERT INTO api_keys (id, account_id, name, prefix, hash)
-		SELECT $1, id, $3, $4, $5 FROM accounts WHERE id = $2
-		RETURNING *`, newID(), accountID, name, k.Prefix, k.Hash[:])
-	if errors.Is(err, sql.ErrNoRows) {
-		return APIKey{}, "", apperr.New(apperr.NotFound, "account %s does not exist", accountID)
-	}
+	res, err := tx.ExecContext(ctx, `
+		UPDATE accounts SET previous_webhook_secret = webhook_secret, webhook_secret = $2,
+			previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now()
+		WHERE id = $1`, accountID, secret, overlap.Seconds())
 	if err != nil {
-		return APIKey{}, "", wrapDB(err, "insert key")
+		return "", wrapDB(err, "rotate secret")
 	}
-	if err := audit(ctx, tx, Event{AccountID: &accountID, Actor: actor, Action: "key.created",
-		SubjectType: "api_key", SubjectID: row.ID.String(), Data: map[string]any{"name": name, "prefix": k.Prefix}}); err != nil {
-		return APIKey{}, "", err
+	if n, _ := res.RowsAffected(); n != 1 {
+		return "", apperr.New(apperr.NotFound, "account %s does not exist", accountID)
 	}
-	if err := tx.Commit(); err != nil {
-		return APIKey{}, "", wrapDB(err, "commit key")
+	if err := audit(ctx, tx, Event{AccountID: &accountID, Actor: actor, Action: "account.webhook_secret_rotated",
+		SubjectType: "account", SubjectID: accountID.String(), Data: map[string]any{"overlap_seconds": int(overlap.Seconds())}}); err != nil {
+		return "", err
 	}
-	return row, k.Plaintext, nil
-}
-
-// LookupKey resolves a presented key to its principal. A revoked key, a key
-// of a disabled account and an unknown key all answer unauthorized alike.
-func (s *Store) LookupKey(ctx context.Context, presented string) (Principal, error) {
-	unauthorized := apperr.New(apperr.Unauthorized, "the API key is not valid")
-	if !apikey.WellFormed(presented) {
-		return Principal{}, unauthorized
-	}
-	hash := apikey.Hash(presented)
-	var row struct {
-		KeyID      uuid.UUID  `db:"key_id"`
-		AccountID  uuid.UUID  `db:"account_id"`
-		Hash       []byte     `db:"hash"`
-		LastUsedAt *time.Time `db:"last_used_at"`
-		Tier
-	}
-	err := s.getPrepared(ctx, nil, &row, `
-		SELECT k.id AS key_id, k.account_id, k.hash, k.last_used_at, t.name, `+tierColumns+`, t.created_at, t.updated_at
-		FROM api_keys k
-		JOIN accounts a ON a.id = k.account_id
-		JOIN tiers t ON t.name = a.tier
-		WHERE k.hash = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL`, hash[:])
-	if errors.Is(err, sql.ErrNoRows) {
-		return Principal{}, unauthorized
-	}
-	if err != nil {
-		return Principal{}, wrapDB(err, "look up key")
-	}
-	if !apikey.Equal(row.Hash, hash[:]) {
-		return Principal{}, unauthorized
-	}
-	return Principal{KeyID: row.KeyID, AccountID: row.AccountID, Tier: row.Tier, LastUsedAt: row.LastUsedAt}, nil
-}
-
-// KeyUseResolution is how precisely last_used_at follows a key's use: it is
-// written at most once per key in that time, so that recording use costs
-// no write per request.
-const KeyUseResolution = time.Minute
-
-// TouchKey records that a key was used now, unless that was recorded less
-// than KeyUseResolution ago.
-func (s *Store) TouchKey(ctx context.Context, keyID uuid.UUID) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = now()
-		WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))`,
-		keyID, KeyUseResolution.Seconds())
-	return wrapDB(err, "record key use")
+	return secret, wrapDB(tx.Commit(), "commit rotation")
 }
 
 // webhookSecret returns a Standard Webhooks secret: "whsec_" + base64 of 32

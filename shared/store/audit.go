@@ -2,10 +2,15 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
 
 // Event is an audit row. Data must never hold secrets or guest output.
@@ -22,6 +27,12 @@ type Event struct {
 	Data        map[string]any       `db:"-"`
 	DataJSON    JSON[map[string]any] `db:"data"`
 	CreatedAt   time.Time            `db:"created_at"`
+}
+
+// Actor says who did something, for audit rows.
+type Actor struct {
+	Name      string // "admin", "cli", "key:<id>", "worker", "reconciler", "anonymous"
+	RequestID string
 }
 
 func audit(ctx context.Context, ex sqlx.ExecerContext, e Event) error {
@@ -49,4 +60,67 @@ func (s *Store) JobEvents(ctx context.Context, accountID, jobID uuid.UUID) ([]Ev
 		es[i].Data = es[i].DataJSON.V
 	}
 	return es, wrapDB(err, "list job events")
+}
+
+// AuditFilter narrows ListAudit.
+type AuditFilter struct {
+	AccountID     uuid.UUID
+	Action        string
+	JobID         uuid.UUID
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+}
+
+// ListAudit returns a page of audit events, newest first, by keyset on id.
+func (s *Store) ListAudit(ctx context.Context, f AuditFilter, cursor string, limit int) (Page[Event], error) {
+	before := int64(1<<63 - 1)
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || len(b) != 8 {
+			return Page[Event]{}, apperr.Validation(apperr.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
+		}
+		before = int64(binary.BigEndian.Uint64(b))
+	}
+	q := `SELECT id, account_id, actor, action, subject_type, subject_id, job_id, request_id, data, created_at
+		FROM audit_events WHERE id < $1`
+	args := []any{before}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		q += fmt.Sprintf(" AND "+cond, len(args))
+	}
+	if f.AccountID != uuid.Nil {
+		add("account_id = $%d", f.AccountID)
+	}
+	if f.Action != "" {
+		add("action = $%d", f.Action)
+	}
+	if f.JobID != uuid.Nil {
+		add("job_id = $%d", f.JobID)
+	}
+	if !f.CreatedAfter.IsZero() {
+		add("created_at > $%d", f.CreatedAfter)
+	}
+	if !f.CreatedBefore.IsZero() {
+		add("created_at < $%d", f.CreatedBefore)
+	}
+	args = append(args, limit+1)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	var es []Event
+	if err := s.db.SelectContext(ctx, &es, q, args...); err != nil {
+		return Page[Event]{}, wrapDB(err, "list audit events")
+	}
+	for i := range es {
+		es[i].Data = es[i].DataJSON.V
+	}
+	p := Page[Event]{Items: es}
+	if len(es) > limit {
+		p.Items = es[:limit]
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(es[limit-1].ID))
+		p.NextCursor = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	if p.Items == nil {
+		p.Items = []Event{}
+	}
+	return p, nil
 }

@@ -196,18 +196,6 @@ func (s *Store) ModuleContent(ctx context.Context, sum []byte) ([]byte, error) {
 	return content, wrapDB(err, "get module content")
 }
 
-func paginate[T any](items []T, limit int, id func(T) uuid.UUID) Page[T] {
-	p := Page[T]{Items: items}
-	if len(items) > limit {
-		p.Items = items[:limit]
-		p.NextCursor = EncodeCursor(id(items[limit-1]))
-	}
-	if p.Items == nil {
-		p.Items = []T{}
-	}
-	return p
-}
-
 // DeleteModule soft-deletes one of the account's live modules (deleted_at;
 // its bytes stay for jobs that already run it) and ends its queued jobs as
 // failed with module_deleted, in one transaction. It returns those jobs' IDs

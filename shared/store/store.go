@@ -229,6 +229,25 @@ func DecodeCursor(s string) (uuid.UUID, error) {
 	return uuid.UUID(b), nil
 }
 
+func cursorOrMax(cursor string) (uuid.UUID, error) {
+	if cursor == "" {
+		return uuid.Max, nil
+	}
+	return DecodeCursor(cursor)
+}
+
+func paginate[T any](items []T, limit int, id func(T) uuid.UUID) Page[T] {
+	p := Page[T]{Items: items}
+	if len(items) > limit {
+		p.Items = items[:limit]
+		p.NextCursor = EncodeCursor(id(items[limit-1]))
+	}
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	return p
+}
+
 // newID returns a time-ordered UUIDv7.
 func newID() uuid.UUID {
 	id, err := uuid.NewV7()

@@ -81,3 +81,41 @@ func (s *Store) HourlyUsage(ctx context.Context, accountID uuid.UUID, hours int)
 	}
 	return out, nil
 }
+
+// Usage is an account's activity today (UTC) and now.
+type Usage struct {
+	RunsToday int `db:"runs_today" json:"runs_today"`
+	Running   int `db:"running" json:"running"`
+	Queued    int `db:"queued" json:"queued"`
+	// Modules and ModuleBytes are the account's live modules and their
+	// bytes: what max_modules and max_module_storage_bytes limit.
+	Modules     int   `db:"modules" json:"modules"`
+	ModuleBytes int64 `db:"module_bytes" json:"module_bytes"`
+}
+
+// AccountUsage counts the account's jobs created today and those
+// unfinished, and its live modules.
+func (s *Store) AccountUsage(ctx context.Context, accountID uuid.UUID) (Usage, error) {
+	var u Usage
+	err := s.db.GetContext(ctx, &u, `
+		SELECT count(*) AS modules, coalesce(sum(size_bytes), 0)::bigint AS module_bytes
+		FROM modules WHERE account_id = $1 AND deleted_at IS NULL`, accountID)
+	if err != nil {
+		return u, wrapDB(err, "account usage")
+	}
+	err = s.db.GetContext(ctx, &u, `
+		SELECT count(*) FILTER (WHERE created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS runs_today,
+			count(*) FILTER (WHERE status = 'running') AS running,
+			count(*) FILTER (WHERE status = 'queued') AS queued
+		FROM jobs WHERE account_id = $1
+			AND (status IN ('queued', 'running') OR created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')`, accountID)
+	return u, wrapDB(err, "account usage")
+}
+
+// UnfinishedJobs counts the account's queued and running jobs.
+func (s *Store) UnfinishedJobs(ctx context.Context, accountID uuid.UUID) (int, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, `
+		SELECT count(*) FROM jobs WHERE account_id = $1 AND status IN ('queued', 'running')`, accountID)
+	return n, wrapDB(err, "count unfinished jobs")
+}

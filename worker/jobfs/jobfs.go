@@ -1,5 +1,6 @@
-// Package jobfs is the per-job filesystem held in memory: a job's files live
-// here, never in a host directory.
+// Package jobfs is the per-job filesystem, held in memory.
+//
+// A job's files live here, never in a host directory.
 //
 // An FS is made of three layers in one namespace:
 //

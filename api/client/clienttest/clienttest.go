@@ -1,7 +1,8 @@
-// Package clienttest starts the real platform (the API and a worker, in
-// process, on their own Postgres database and Redis namespace) for the
-// tests of the Go SDK and the CLI. It is for tests only: it imports the
-// server packages, which the SDK itself never does.
+// Package clienttest starts the real platform for the tests of the Go SDK and CLI.
+//
+// It runs the API and a worker in process, on their own Postgres database
+// and Redis namespace. It is for tests only: it imports the server
+// packages, which the SDK itself never does.
 package clienttest
 
 import (

@@ -1,5 +1,6 @@
-// Package webhook verifies the signed deliveries Wasm Wizard sends to a
-// job's webhook_url (docs/API.md, "Webhooks"): Standard Webhooks, an
+// Package webhook verifies the signed deliveries Wasm Wizard sends to a job's webhook_url.
+//
+// The signatures are Standard Webhooks (docs/API.md, "Webhooks"): an
 // HMAC-SHA256 over "<webhook-id>.<webhook-timestamp>.<body>" keyed with the
 // account's whsec_ secret.
 //

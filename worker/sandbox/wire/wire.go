@@ -1,6 +1,7 @@
-// Package wire is the framed protocol between the worker and its sandbox
-// child processes, spoken over the child's stdin (worker → child) and stdout
-// (child → worker).
+// Package wire is the framed protocol between the worker and its sandbox child processes.
+//
+// It is spoken over the child's stdin (worker → child) and stdout (child →
+// worker).
 //
 // A frame is a 4-byte big-endian payload length, a 1-byte kind and the
 // payload. Frames larger than the reader's limit are refused before any

@@ -1,6 +1,7 @@
-// Command fsprobe exercises the WASI preview1 file surface the way a POSIX
-// program does and prints one line per check; jobfs's TestGuestProbe runs it
-// against a job filesystem and compares the lines.
+// Command fsprobe exercises the WASI preview1 file surface the way a POSIX program does.
+//
+// It prints one line per check; jobfs's TestGuestProbe runs it against a job
+// filesystem and compares the lines.
 //
 // With the arguments "cat FILE" it only reads FILE sequentially in 64 KiB
 // reads and prints the byte count (BenchmarkGuestSequentialRead).

@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -162,6 +159,14 @@ func validateTier(t store.Tier) []apperr.FieldError {
 	return errs
 }
 
+func (s *Server) adminListTiers(c echo.Context) error {
+	ts, err := s.store.ListTiers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": ts})
+}
+
 func (s *Server) adminCreateTier(c echo.Context) error {
 	var f tierFields
 	if err := decodeJSON(c, &f); err != nil {
@@ -215,155 +220,4 @@ func (s *Server) adminUpdateTier(c echo.Context) error {
 	}
 	s.forgetKeys()
 	return c.JSON(http.StatusOK, out)
-}
-
-func (s *Server) adminUpdateAccount(c echo.Context) error {
-	id, err := pathID(c, "account")
-	if err != nil {
-		return err
-	}
-	var req struct {
-		Tier string `json:"tier"`
-	}
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	if strings.TrimSpace(req.Tier) == "" {
-		return apperr.Validation(apperr.FieldError{Field: "tier", Message: "is required"})
-	}
-	if !tierName.MatchString(req.Tier) {
-		return apperr.Validation(apperr.FieldError{Field: "tier", Message: fmt.Sprintf("tier %q does not exist", printable(req.Tier))})
-	}
-	a, err := s.store.UpdateAccountTier(c.Request().Context(), actorOf(c), id, req.Tier)
-	if err != nil {
-		return err
-	}
-	s.forgetKeys()
-	v := viewAccount(a)
-	v.WebhookSecret = ""
-	return c.JSON(http.StatusOK, v)
-}
-
-type keyListView struct {
-	ID         uuid.UUID  `json:"id"`
-	AccountID  uuid.UUID  `json:"account_id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-}
-
-func viewKey(k store.APIKey) keyListView {
-	return keyListView{ID: k.ID, AccountID: k.AccountID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt,
-		LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt}
-}
-
-func (s *Server) adminListKeys(c echo.Context) error {
-	limit, err := pageLimit(c)
-	if err != nil {
-		return err
-	}
-	var account uuid.UUID
-	if v := c.QueryParam("account_id"); v != "" {
-		if account, err = uuid.Parse(v); err != nil {
-			return apperr.Validation(apperr.FieldError{Field: "account_id", Message: "is not an account ID"})
-		}
-	}
-	page, err := s.store.ListKeys(c.Request().Context(), account, c.QueryParam("cursor"), limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, viewPage(page, viewKey))
-}
-
-func (s *Server) adminRevokeKey(c echo.Context) error {
-	id, err := pathID(c, "key")
-	if err != nil {
-		return err
-	}
-	if _, err := s.store.RevokeKey(c.Request().Context(), actorOf(c), id); err != nil {
-		return err
-	}
-	s.forgetKeys()
-	return c.NoContent(http.StatusNoContent)
-}
-
-type auditView struct {
-	ID          int64          `json:"id"`
-	AccountID   *uuid.UUID     `json:"account_id"`
-	Actor       string         `json:"actor"`
-	Action      string         `json:"action"`
-	SubjectType string         `json:"subject_type"`
-	SubjectID   string         `json:"subject_id"`
-	JobID       *uuid.UUID     `json:"job_id"`
-	RequestID   string         `json:"request_id"`
-	Data        map[string]any `json:"data"`
-	CreatedAt   time.Time      `json:"created_at"`
-}
-
-func viewAudit(e store.Event) auditView {
-	return auditView{ID: e.ID, AccountID: e.AccountID, Actor: e.ActorName, Action: e.Action, SubjectType: e.SubjectType,
-		SubjectID: e.SubjectID, JobID: e.JobID, RequestID: e.RequestID, Data: e.Data, CreatedAt: e.CreatedAt}
-}
-
-func (s *Server) adminAudit(c echo.Context) error {
-	limit, err := pageLimit(c)
-	if err != nil {
-		return err
-	}
-	var f store.AuditFilter
-	var errs []apperr.FieldError
-	parseID := func(name string, dst *uuid.UUID) {
-		if v := c.QueryParam(name); v != "" {
-			id, err := uuid.Parse(v)
-			if err != nil {
-				errs = append(errs, apperr.FieldError{Field: name, Message: "is not an ID"})
-			}
-			*dst = id
-		}
-	}
-	parseID("account_id", &f.AccountID)
-	parseID("job_id", &f.JobID)
-	f.Action = c.QueryParam("action")
-	errs = append(errs, createdRange(c, &f.CreatedAfter, &f.CreatedBefore)...)
-	if len(errs) > 0 {
-		return apperr.Validation(errs...)
-	}
-	page, err := s.store.ListAudit(c.Request().Context(), f, c.QueryParam("cursor"), limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, viewPage(page, viewAudit))
-}
-
-// getAccount is GET /v1/account: the caller's account, its tier's limits and
-// today's usage.
-func (s *Server) getAccount(c echo.Context) error {
-	p := principal(c)
-	ctx := c.Request().Context()
-	a, err := s.store.GetAccount(ctx, p.AccountID)
-	if err != nil {
-		return err
-	}
-	usage, err := s.store.AccountUsage(ctx, p.AccountID)
-	if err != nil {
-		return err
-	}
-	t := p.Tier
-	return c.JSON(http.StatusOK, map[string]any{
-		"id": a.ID, "name": a.Name, "tier": a.Tier, "webhook_secret": a.WebhookSecret, "created_at": a.CreatedAt,
-		"limits": map[string]any{
-			"runs_per_minute": t.RunsPerMinute, "runs_per_day": t.RunsPerDay, "max_concurrent_runs": t.MaxConcurrentRuns,
-			"default_timeout_ms": t.DefaultTimeoutMS, "max_timeout_ms": t.MaxTimeoutMS,
-			"default_memory_mb": t.DefaultMemoryMB, "max_memory_mb": t.MaxMemoryMB,
-			"default_output_bytes": t.DefaultOutputBytes, "max_output_bytes": t.MaxOutputBytes,
-			"max_module_bytes": t.MaxModuleBytes, "reads_per_minute": t.ReadsPerMinute,
-			"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules,
-			"max_module_storage_bytes": t.MaxModuleStorageBytes,
-			"max_input_bytes":          t.MaxInputBytes, "max_fs_bytes": t.MaxFSBytes,
-			"max_artifact_bytes": t.MaxArtifactBytes, "max_asset_bytes": t.MaxAssetBytes,
-		},
-		"usage": usage,
-	})
 }
