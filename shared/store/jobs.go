@@ -346,12 +346,15 @@ func insertJobSQL(limited, exact bool) string {
 		slot AS (` + freeSlotSQL("$2", "$19", "$20::integer") + `),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)")
 		files = fileParams(21)
 	case limited:
-		// $21 slots from slot $20, wrapping at the limit $19.
+		// $21 slots from slot $20, wrapping at the limit $19, each looked
+		// up in the unique index until one is free (a subquery per slot: as
+		// NOT EXISTS, a generic plan could hash all of the account's
+		// unfinished jobs instead, a cost that grows with them).
 		ctes = `
 		slot AS (
 			SELECT g % $19 AS slot FROM generate_series($20::integer, $20::integer + $21::integer - 1) AS g
-			WHERE NOT EXISTS (SELECT 1 FROM jobs l
-				WHERE l.account_id = $2 AND l.slot = g % $19 AND l.status IN ('queued', 'running'))
+			WHERE (SELECT true FROM jobs l
+				WHERE l.account_id = $2 AND l.slot = g % $19 AND l.status IN ('queued', 'running') LIMIT 1) IS NULL
 			LIMIT 1
 		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)")
 		files = fileParams(22)
