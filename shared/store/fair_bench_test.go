@@ -1,0 +1,57 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+)
+
+// The fair claim with many accounts waiting in one queue: each step
+// submits a job for a random one of 50 accounts (20 jobs queued each),
+// claims the fairest job with the new job's delivery, and finishes it, so
+// the queue stays as deep. What pick_fair_job costs per claim grows with
+// the accounts it ranks (docs/BENCHMARKS.md, "Postgres execution time by
+// statement").
+//
+//	go test -run '^$' -bench 'FairClaim' -count 6 ./shared/store/
+func BenchmarkFairClaimManyAccounts(b *testing.B) {
+	ctx := context.Background()
+	bd := setupB(b)
+	accounts := []bundle{bd}
+	for i := range 49 {
+		a, err := bd.st.CreateAccount(ctx, store.Actor{Name: "bench"}, fmt.Sprintf("acct%d", i), "free")
+		require.NoError(b, err)
+		m, _, err := bd.st.CreateModule(ctx, store.Actor{Name: "bench"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello),
+			wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true})
+		require.NoError(b, err)
+		accounts = append(accounts, bundle{st: bd.st, account: a, module: m})
+	}
+	for _, a := range accounts {
+		for range 20 {
+			a.create(b, 0)
+		}
+	}
+	zero := 0
+	res := store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
+	b.ResetTimer()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			j := accounts[rand.IntN(len(accounts))].create(b, 0) //nolint:gosec // spreads load
+			c, err := bd.st.ClaimFairJob(ctx, j.ID, "w")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ok, err := bd.st.FinishJob(ctx, c.ID, c.Attempts, "w", res); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+}
