@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -22,7 +22,7 @@ import (
 )
 
 // wasiSuiteDir holds the vendored WASI testsuite programs (see its README).
-var wasiSuiteDir = filepath.Join("..", "..", "worker", "jobfs", "testdata", "wasi-testsuite")
+var wasiSuiteDir = filepath.Join(repoRoot, "worker", "jobfs", "testdata", "wasi-testsuite")
 
 // wasiSuiteDiffers are the programs the testsuite's own expectations list as
 // failing on wazero (expectations/wazero/linux.toml): what the guest sees is

@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -30,7 +30,7 @@ import (
 
 // The walk-through in docs/API.md, and the flite build it runs.
 var (
-	walkthroughDoc     = filepath.Join("..", "..", "docs", "API.md")
+	walkthroughDoc     = filepath.Join(repoRoot, "docs", "API.md")
 	walkthroughHeading = "### A walk-through: text to speech with a file in and an artifact out"
 	fliteDir           = filepath.Join("testdata", "flite")
 )

@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 )
 
 // repoRoot is the repository's top directory (tests run in their package's).
-const repoRoot = "../.."
+const repoRoot = ".."
 
 // promtool finds Prometheus's promtool: $PROMTOOL, the copy scripts/promtool.sh
 // installs under .cache/tools, or the PATH. make test installs it first.

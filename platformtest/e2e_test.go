@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"bytes"
@@ -630,36 +630,4 @@ func TestHealth(t *testing.T) {
 			require.Contains(t, string(body), "\nwasmwizard_compile_cache_bytes ")
 		}
 	}
-}
-
-func TestSubcommands(t *testing.T) {
-	t.Parallel()
-	dbURL := testenv.DB(t)
-	env := func(k string) string {
-		return map[string]string{"WIZARD_DATABASE_URL": dbURL, "WIZARD_LOG_LEVEL": "error"}[k]
-	}
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, app.Run(context.Background(), []string{"migrate"}, env, &out, &errOut), errOut.String())
-	require.Contains(t, out.String(), "up to date")
-
-	out.Reset()
-	require.Equal(t, 0, app.Run(context.Background(), []string{"accounts", "create", "--name", "cli", "--tier", "basic"}, env, &out, &errOut), errOut.String())
-	var acct map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &acct))
-	require.Equal(t, "basic", acct["tier"])
-
-	out.Reset()
-	require.Equal(t, 0, app.Run(context.Background(), []string{"keys", "create", "--account", acct["id"].(string)}, env, &out, &errOut), errOut.String())
-	var key map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &key))
-	require.Regexp(t, `^ww_[0-9A-Za-z]{32}$`, key["key"])
-
-	errOut.Reset()
-	require.Equal(t, 1, app.Run(context.Background(), []string{"accounts", "create", "--name", "x", "--tier", "gold"}, env, &out, &errOut))
-	require.Contains(t, errOut.String(), "gold")
-	require.Equal(t, 2, app.Run(context.Background(), []string{"frobnicate"}, env, &out, &errOut))
-	badEnv := func(k string) string { return map[string]string{"WIZARD_HTTP_ADDR": "nope"}[k] }
-	errOut.Reset()
-	require.Equal(t, 2, app.Run(context.Background(), []string{"serve"}, badEnv, &out, &errOut))
-	require.Contains(t, errOut.String(), "WIZARD_HTTP_ADDR")
 }

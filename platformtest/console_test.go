@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -60,7 +60,7 @@ func chromiumPath(t *testing.T) string {
 		if chromium.path = find(); chromium.path != "" {
 			return
 		}
-		out, err := exec.Command("bash", "../../scripts/deps.sh", "chromium").CombinedOutput()
+		out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts", "deps.sh"), "chromium").CombinedOutput()
 		if chromium.path = find(); chromium.path == "" {
 			chromium.err = fmt.Errorf("scripts/deps.sh chromium: %w: %s", err, out)
 		}
