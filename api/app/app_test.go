@@ -24,15 +24,20 @@ func TestSubcommands(t *testing.T) {
 
 	out.Reset()
 	require.Equal(t, 0, app.Run(context.Background(), []string{"accounts", "create", "--name", "cli", "--tier", "basic"}, env, &out, &errOut), errOut.String())
-	var acct map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &acct))
-	require.Equal(t, "basic", acct["tier"])
+	var acct struct {
+		ID   string `json:"id"`
+		Tier string `json:"tier"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &acct), out.String())
+	require.Equal(t, "basic", acct.Tier)
 
 	out.Reset()
-	require.Equal(t, 0, app.Run(context.Background(), []string{"keys", "create", "--account", acct["id"].(string)}, env, &out, &errOut), errOut.String())
-	var key map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &key))
-	require.Regexp(t, `^ww_[0-9A-Za-z]{32}$`, key["key"])
+	require.Equal(t, 0, app.Run(context.Background(), []string{"keys", "create", "--account", acct.ID}, env, &out, &errOut), errOut.String())
+	var key struct {
+		Key string `json:"key"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &key), out.String())
+	require.Regexp(t, `^ww_[0-9A-Za-z]{32}$`, key.Key)
 
 	errOut.Reset()
 	require.Equal(t, 1, app.Run(context.Background(), []string{"accounts", "create", "--name", "x", "--tier", "gold"}, env, &out, &errOut))
