@@ -104,7 +104,7 @@ func TestMetricsExposition(t *testing.T) {
 	p := startPlatform(t)
 	key := p.account("pro")
 	job := p.run(key, fixtures.Hello, nil)
-	require.Equal(t, "succeeded", job["status"])
+	require.Equal(t, "succeeded", job.Status)
 
 	apiBody, api := scrape(t, p.baseURL+"/metrics")
 	workerBody, worker := scrape(t, p.workerURL+"/metrics")

@@ -25,6 +25,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -120,7 +121,7 @@ func TestWalkthroughFlite(t *testing.T) {
 	require.Len(t, jobs.Data, 2)
 	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	account := uuid.MustParse(res.JSON(t)["id"].(string))
+	account := uuid.MustParse(decode[client.Account](t, res).ID)
 	st := p.storeOf()
 	for _, j := range jobs.Data {
 		require.Equal(t, "succeeded", j.Status)
