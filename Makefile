@@ -54,7 +54,7 @@ bench-sandbox: ## sandbox micro-benchmarks against uninterrupted wazero (results
 
 bench-pickup: ## idle submit-with-wait latency and idle Redis traffic, doorbell on/off by poll interval (results: docs/BENCHMARKS.md)
 	bash scripts/deps.sh
-	$(GO) test -run '^$$' -bench IdleSubmitWait -benchtime 200x -timeout 60m ./api/app/
+	$(GO) test -run '^$$' -bench IdleSubmitWait -benchtime 200x -timeout 60m ./platformtest/
 
 chaos: build ## fault-injection suite: real binaries, private Postgres and Redis, faults under load
 	bash scripts/deps.sh
@@ -66,7 +66,7 @@ chaos-short: build ## the chaos suite's short form (CI)
 
 console-screenshots: ## run the console's browser tests and write their screenshots to docs/console/
 	bash scripts/deps.sh
-	$(GO) test -count=1 -run '^TestConsole$$' ./api/app/ -args -console.screenshots=$(CURDIR)/docs/console
+	$(GO) test -count=1 -run '^TestConsole$$' ./platformtest/ -args -console.screenshots=$(CURDIR)/docs/console
 
 scaling-sim: ## the autoscaling simulation with the 2,000-job burst; rewrites docs/scaling-timeline.svg (make test runs a 300-job burst)
 	bash scripts/deps.sh

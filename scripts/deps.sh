@@ -111,7 +111,7 @@ ensure_redis() {
   say "Redis ready on 127.0.0.1:$REDIS_PORT_DEFAULT"
 }
 
-# The console's browser tests (api/app/console_test.go) drive a headless
+# The console's browser tests (platformtest/console_test.go) drive a headless
 # Chromium. WIZARD_CHROMIUM names one to use instead.
 ensure_chromium() {
   if [ -n "${WIZARD_CHROMIUM:-}" ]; then
@@ -126,7 +126,7 @@ ensure_chromium() {
   say "Chromium ready: $(command -v chromium)"
 }
 
-# The files walk-through test (api/app/walkthrough_test.go) runs the
+# The files walk-through test (platformtest/walkthrough_test.go) runs the
 # curl commands of docs/API.md as written.
 ensure_curl() {
   command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure Prometheus's promtool is available for the tests that lint the
-# metrics and unit-test the alert rules (api/app). Uses $PROMTOOL or one on
+# metrics and unit-test the alert rules (platformtest). Uses $PROMTOOL or one on
 # the PATH if there is one; otherwise takes promtool out of Debian's
 # `prometheus` package (without installing the package, so no Prometheus
 # server is set up) into .cache/tools/promtool.

@@ -49,7 +49,7 @@ func TestJobFilesInTheSandbox(t *testing.T) {
 	if raceEnabled {
 		// A race-instrumented child takes minutes to compile the 2.8 MB Go
 		// fixture (twice: the interruptible engine too) on a loaded machine.
-		// Under -race the WASI testsuite run through the platform (api/app)
+		// Under -race the WASI testsuite run through the platform (platformtest)
 		// covers inputs and preopens in the sandbox with small modules.
 		t.Skip("the Go fixture compiles too slowly under the race detector")
 	}

@@ -1,9 +1,10 @@
-package app_test
+package platformtest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/app"
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -101,11 +103,32 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) JSON(t testing.TB) map[string]any {
+// decode decodes an answer's JSON body into a T: a body of another shape
+// fails the test where it is read instead of panicking where it is used.
+func decode[T any](t testing.TB, r response) T {
 	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
+	var v T
+	require.NoError(t, json.Unmarshal(r.Body, &v), "body: %s", r.Body)
+	return v
+}
+
+// members is a JSON object's members, undecoded: for checks of which
+// members an answer has, whatever their values.
+func members(t testing.TB, body []byte) map[string]json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(body, &m), "body: %s", body)
 	return m
+}
+
+// asJSON is v as JSON, for failure messages (in which %v would show the
+// addresses of v's pointers rather than what they point to).
+func asJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%+v", v)
+	}
+	return string(b)
 }
 
 func (p *platform) do(method, path, token, contentType string, body []byte) response {
@@ -140,11 +163,7 @@ func walkPages[T any](p *platform, path, token string) (items []T, pages int) {
 		}
 		res := p.do(http.MethodGet, next, token, "", nil)
 		require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
-		var page struct {
-			Data       []T    `json:"data"`
-			NextCursor string `json:"next_cursor"`
-		}
-		require.NoError(p.t, json.Unmarshal(res.Body, &page), "body: %s", res.Body)
+		page := decode[client.Page[T]](p.t, res)
 		items = append(items, page.Data...)
 		pages++
 		if page.NextCursor == "" {
@@ -168,34 +187,34 @@ func (p *platform) account(tier string) string {
 	p.t.Helper()
 	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "test " + tier, "tier": tier})
 	require.Equal(p.t, http.StatusCreated, res.Status, "%s", res.Body)
-	acct := res.JSON(p.t)
-	require.True(p.t, strings.HasPrefix(acct["webhook_secret"].(string), "whsec_"))
-	res = p.postJSON("/v1/admin/accounts/"+acct["id"].(string)+"/keys", adminToken, map[string]string{"name": "k"})
+	acct := decode[client.AdminAccount](p.t, res)
+	require.True(p.t, strings.HasPrefix(acct.WebhookSecret, "whsec_"))
+	res = p.postJSON("/v1/admin/accounts/"+acct.ID+"/keys", adminToken, map[string]string{"name": "k"})
 	require.Equal(p.t, http.StatusCreated, res.Status, "%s", res.Body)
-	key := res.JSON(p.t)
-	require.Equal(p.t, acct["id"], key["account_id"])
-	return key["key"].(string)
+	key := decode[client.Key](p.t, res)
+	require.Equal(p.t, acct.ID, key.AccountID)
+	return key.Key
 }
 
 func (p *platform) upload(key, fixture string) string {
 	p.t.Helper()
 	res := p.do(http.MethodPost, "/v1/modules?name="+fixture, key, "application/wasm", fixtures.Bytes(fixture))
 	require.Contains(p.t, []int{http.StatusCreated, http.StatusOK}, res.Status, "%s", res.Body)
-	return res.JSON(p.t)["id"].(string)
+	return decode[client.Module](p.t, res).ID
 }
 
 func (p *platform) submit(key string, req map[string]any) string {
 	p.t.Helper()
 	res := p.postJSON("/v1/jobs", key, req)
 	require.Equal(p.t, http.StatusCreated, res.Status, "%s", res.Body)
-	job := res.JSON(p.t)
-	require.Equal(p.t, "queued", job["status"])
-	require.Equal(p.t, "/v1/jobs/"+job["id"].(string), res.Header.Get("Location"))
-	return job["id"].(string)
+	job := decode[client.Job](p.t, res)
+	require.Equal(p.t, "queued", job.Status)
+	require.Equal(p.t, "/v1/jobs/"+job.ID, res.Header.Get("Location"))
+	return job.ID
 }
 
 // await polls the job until it is terminal.
-func (p *platform) await(key, id string) map[string]any {
+func (p *platform) await(key, id string) client.Job {
 	p.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -205,18 +224,17 @@ func (p *platform) await(key, id string) map[string]any {
 			continue
 		}
 		require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
-		job := res.JSON(p.t)
-		switch job["status"] {
-		case "succeeded", "failed", "timed_out", "cancelled":
+		job := decode[client.Job](p.t, res)
+		if job.Terminal() {
 			return job
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	p.t.Fatalf("job %s did not finish", id)
-	return nil
+	return client.Job{}
 }
 
-func (p *platform) run(key, fixture string, req map[string]any) map[string]any {
+func (p *platform) run(key, fixture string, req map[string]any) client.Job {
 	p.t.Helper()
 	if req == nil {
 		req = map[string]any{}
@@ -225,10 +243,30 @@ func (p *platform) run(key, fixture string, req map[string]any) map[string]any {
 	return p.await(key, p.submit(key, req))
 }
 
-func errorCode(job map[string]any) string {
-	e, _ := job["error"].(map[string]any)
-	c, _ := e["code"].(string)
-	return c
+// errorCode is the code of the job's error, "" when it has none.
+func errorCode(job client.Job) string {
+	if job.Error == nil {
+		return ""
+	}
+	return job.Error.Code
+}
+
+// firstField is the field named by a validation problem's first error.
+func firstField(t testing.TB, problem client.Error) string {
+	t.Helper()
+	require.NotEmpty(t, problem.Fields, "no field errors: %+v", problem)
+	return problem.Fields[0].Field
+}
+
+// returnValues is the job's return values as JSON values (numbers as
+// float64, 64-bit integers past 2^53 as strings).
+func returnValues(t testing.TB, job client.Job) []any {
+	t.Helper()
+	out := make([]any, len(job.ReturnValues))
+	for i, v := range job.ReturnValues {
+		require.NoError(t, json.Unmarshal(v, &out[i]), "return value %d: %s", i, v)
+	}
+	return out
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -239,24 +277,24 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("hello succeeds and records its lifecycle", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Hello, nil)
-		require.Equal(t, "succeeded", job["status"])
-		require.Equal(t, "hello, world\n", job["stdout"])
-		require.Equal(t, "", job["stderr"])
-		require.EqualValues(t, 0, job["exit_code"])
-		require.Nil(t, job["error"])
-		require.EqualValues(t, 1, job["attempts"])
-		usage := job["usage"].(map[string]any)
-		require.NotNil(t, usage["queue_ms"])
-		require.NotNil(t, usage["run_ms"])
-		require.Greater(t, usage["memory_peak_bytes"].(float64), 0.0)
-		require.NotNil(t, job["started_at"])
-		require.NotNil(t, job["finished_at"])
+		require.Equal(t, "succeeded", job.Status)
+		require.Equal(t, new("hello, world\n"), job.Stdout)
+		require.Equal(t, new(""), job.Stderr)
+		require.Equal(t, new(0), job.ExitCode)
+		require.Nil(t, job.Error)
+		require.Equal(t, 1, job.Attempts)
+		require.NotNil(t, job.Usage.QueueMS)
+		require.NotNil(t, job.Usage.RunMS)
+		require.NotNil(t, job.Usage.MemoryPeakBytes)
+		require.Positive(t, *job.Usage.MemoryPeakBytes)
+		require.NotNil(t, job.StartedAt)
+		require.NotNil(t, job.FinishedAt)
 
-		res := p.do(http.MethodGet, "/v1/jobs/"+job["id"].(string)+"/events", key, "", nil)
+		res := p.do(http.MethodGet, "/v1/jobs/"+job.ID+"/events", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
 		var actions []string
-		for _, e := range res.JSON(t)["data"].([]any) {
-			actions = append(actions, e.(map[string]any)["action"].(string))
+		for _, e := range decode[client.Page[client.Event]](t, res).Data {
+			actions = append(actions, e.Action)
 		}
 		require.Equal(t, []string{"job.created", "job.started", "job.finished"}, actions)
 	})
@@ -266,16 +304,16 @@ func TestEndToEnd(t *testing.T) {
 		job := p.run(key, fixtures.Echo, map[string]any{
 			"args": []string{"a", "b c"}, "env": map[string]string{"GREETING": "hi"}, "stdin": "from stdin",
 		})
-		require.Equal(t, "succeeded", job["status"], "%v", job)
-		require.Equal(t, "a b c\nGREETING=hi\nfrom stdin", job["stdout"])
-		require.Equal(t, "echo done\n", job["stderr"])
+		require.Equal(t, "succeeded", job.Status, "%s", asJSON(job))
+		require.Equal(t, new("a b c\nGREETING=hi\nfrom stdin"), job.Stdout)
+		require.Equal(t, new("echo done\n"), job.Stderr)
 	})
 
 	t.Run("stdin_base64", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Echo, map[string]any{"stdin_base64": "AAEC"})
-		require.Equal(t, "succeeded", job["status"])
-		require.Equal(t, "\nGREETING=\n\x00\x01\x02", job["stdout"], "NUL bytes are valid UTF-8")
+		require.Equal(t, "succeeded", job.Status)
+		require.Equal(t, new("\nGREETING=\n\x00\x01\x02"), job.Stdout, "NUL bytes are valid UTF-8")
 	})
 
 	t.Run("a Go wasip1 program", func(t *testing.T) {
@@ -286,88 +324,89 @@ func TestEndToEnd(t *testing.T) {
 			t.Skip("too slow to compile under the race detector")
 		}
 		job := p.run(key, fixtures.GoHello, nil)
-		require.Equal(t, "succeeded", job["status"], "%v", job)
-		require.Equal(t, "hello from Go\n", job["stdout"])
+		require.Equal(t, "succeeded", job.Status, "%s", asJSON(job))
+		require.Equal(t, new("hello from Go\n"), job.Stdout)
 	})
 
 	t.Run("non-zero exit fails with exit_nonzero", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Exit3, nil)
-		require.Equal(t, "failed", job["status"])
+		require.Equal(t, "failed", job.Status)
 		require.Equal(t, "exit_nonzero", errorCode(job))
-		require.EqualValues(t, 3, job["exit_code"])
-		require.Equal(t, "bye\n", job["stderr"])
+		require.Equal(t, new(3), job.ExitCode)
+		require.Equal(t, new("bye\n"), job.Stderr)
 	})
 
 	t.Run("a trap fails with trap", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Trap, nil)
-		require.Equal(t, "failed", job["status"])
+		require.Equal(t, "failed", job.Status)
 		require.Equal(t, "trap", errorCode(job))
-		require.Contains(t, job["error"].(map[string]any)["message"], "unreachable")
-		require.Nil(t, job["exit_code"])
+		require.Contains(t, job.Error.Message, "unreachable")
+		require.Nil(t, job.ExitCode)
 	})
 
 	t.Run("an infinite loop times out", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Loop, map[string]any{"timeout_ms": 200})
-		require.Equal(t, "timed_out", job["status"])
+		require.Equal(t, "timed_out", job.Status)
 		require.Equal(t, "timeout", errorCode(job))
-		require.EqualValues(t, 200, job["limits"].(map[string]any)["timeout_ms"])
+		require.Equal(t, 200, job.Limits.TimeoutMS)
 	})
 
 	t.Run("a module needing more memory than the job's limit", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 128})
-		require.Equal(t, "failed", job["status"])
-		require.Equal(t, "memory_limit", errorCode(job), "%v", job["error"])
+		require.Equal(t, "failed", job.Status)
+		require.Equal(t, "memory_limit", errorCode(job), "%+v", job.Error)
 		// With enough memory the same module runs.
 		job = p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 512})
-		require.Equal(t, "succeeded", job["status"], "%v", job["error"])
+		require.Equal(t, "succeeded", job.Status, "%+v", job.Error)
 	})
 
 	t.Run("output past the cap is cut and flagged", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Spam, map[string]any{"max_output_bytes": 1000})
-		require.Equal(t, "succeeded", job["status"])
-		require.Len(t, job["stdout"], 1000)
-		require.Equal(t, true, job["stdout_truncated"])
-		require.Equal(t, false, job["stderr_truncated"])
+		require.Equal(t, "succeeded", job.Status)
+		require.NotNil(t, job.Stdout)
+		require.Len(t, *job.Stdout, 1000)
+		require.True(t, job.StdoutTruncated)
+		require.False(t, job.StderrTruncated)
 	})
 
 	t.Run("output that is not UTF-8 comes back as base64", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.BinOut, nil)
-		require.Equal(t, "succeeded", job["status"])
-		require.Nil(t, job["stdout"])
-		require.Equal(t, "//4AgA==", job["stdout_base64"])
+		require.Equal(t, "succeeded", job.Status)
+		require.Nil(t, job.Stdout)
+		require.Equal(t, new("//4AgA=="), job.StdoutBase64)
 	})
 
 	t.Run("deterministic jobs get a fixed clock and random seed", func(t *testing.T) {
 		t.Parallel()
 		det := map[string]any{"deterministic": true}
 		a, b := p.run(key, fixtures.ClockRand, det), p.run(key, fixtures.ClockRand, map[string]any{"deterministic": true})
-		require.Equal(t, "succeeded", a["status"], "%v", a["error"])
-		require.Equal(t, a["stdout"], b["stdout"])
+		require.Equal(t, "succeeded", a.Status, "%+v", a.Error)
+		require.Equal(t, a.Stdout, b.Stdout)
 		c, d := p.run(key, fixtures.ClockRand, nil), p.run(key, fixtures.ClockRand, nil)
-		require.NotEqual(t, c["stdout"], d["stdout"], "real randomness differs between runs")
-		require.NotEqual(t, a["stdout"], c["stdout"])
+		require.NotEqual(t, c.Stdout, d.Stdout, "real randomness differs between runs")
+		require.NotEqual(t, a.Stdout, c.Stdout)
 	})
 
 	t.Run("an exported function with params", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Reactor, map[string]any{"function": "add", "params": []any{2, 3}})
-		require.Equal(t, "succeeded", job["status"], "%v", job["error"])
-		require.Equal(t, []any{5.0}, job["return_values"])
+		require.Equal(t, "succeeded", job.Status, "%+v", job.Error)
+		require.Equal(t, []any{5.0}, returnValues(t, job))
 		// _initialize runs first.
 		job = p.run(key, fixtures.Reactor, map[string]any{"function": "add_base", "params": []any{"5"}})
-		require.Equal(t, []any{15.0}, job["return_values"])
+		require.Equal(t, []any{15.0}, returnValues(t, job))
 		// i64 results beyond 2^53 come back as strings.
 		job = p.run(key, fixtures.Reactor, map[string]any{"function": "mul64", "params": []any{"4294967296", 4194304}})
-		require.Equal(t, "succeeded", job["status"])
-		require.Equal(t, []any{"18014398509481984"}, job["return_values"])
+		require.Equal(t, "succeeded", job.Status)
+		require.Equal(t, []any{"18014398509481984"}, returnValues(t, job))
 		job = p.run(key, fixtures.Reactor, map[string]any{"function": "mul64", "params": []any{-3, 5}})
-		require.Equal(t, []any{-15.0}, job["return_values"])
+		require.Equal(t, []any{-15.0}, returnValues(t, job))
 	})
 }
 
@@ -378,22 +417,18 @@ func TestRequestsAreValidated(t *testing.T) {
 	other := p.account("free")
 	hello := p.upload(key, fixtures.Hello)
 
-	problem := func(t *testing.T, res response, status int, code string) map[string]any {
+	problem := func(t *testing.T, res response, status int, code string) client.Error {
 		t.Helper()
 		require.Equal(t, status, res.Status, "%s", res.Body)
 		require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-		body := res.JSON(t)
-		require.Equal(t, code, body["code"])
-		require.EqualValues(t, status, body["status"])
-		require.NotEmpty(t, body["detail"])
-		require.NotEmpty(t, body["title"])
-		require.Equal(t, "urn:wasmwizard:error:"+code, body["type"])
-		require.Equal(t, res.Header.Get("X-Request-ID"), body["request_id"])
+		body := decode[client.Error](t, res)
+		require.Equal(t, code, body.Code)
+		require.Equal(t, status, body.Status)
+		require.NotEmpty(t, body.Detail)
+		require.NotEmpty(t, body.Title)
+		require.Equal(t, "urn:wasmwizard:error:"+code, body.Type)
+		require.Equal(t, res.Header.Get("X-Request-ID"), body.RequestID)
 		return body
-	}
-	fieldOf := func(body map[string]any) string {
-		errs := body["errors"].([]any)
-		return errs[0].(map[string]any)["field"].(string)
 	}
 
 	t.Run("no key", func(t *testing.T) {
@@ -420,7 +455,7 @@ func TestRequestsAreValidated(t *testing.T) {
 		t.Parallel()
 		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", []byte("hello, not wasm")),
 			http.StatusBadRequest, "invalid_module")
-		require.Contains(t, body["detail"], "not a WebAssembly module")
+		require.Contains(t, body.Detail, "not a WebAssembly module")
 	})
 	t.Run("empty module", func(t *testing.T) {
 		t.Parallel()
@@ -430,14 +465,14 @@ func TestRequestsAreValidated(t *testing.T) {
 		t.Parallel()
 		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", fixtures.Bytes(fixtures.BadImport)),
 			http.StatusBadRequest, "invalid_module")
-		require.Contains(t, body["detail"], `"host_log"`)
-		require.Contains(t, body["detail"], `"env"`)
+		require.Contains(t, body.Detail, `"host_log"`)
+		require.Contains(t, body.Detail, `"env"`)
 	})
 	t.Run("memory minimum above the tier", func(t *testing.T) {
 		t.Parallel()
 		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, "application/wasm", fixtures.Bytes(fixtures.BigMem)),
 			http.StatusBadRequest, "invalid_module")
-		require.Contains(t, body["detail"], "256 MiB")
+		require.Contains(t, body.Detail, "256 MiB")
 	})
 	t.Run("wrong content type", func(t *testing.T) {
 		t.Parallel()
@@ -457,7 +492,7 @@ func TestRequestsAreValidated(t *testing.T) {
 		require.NoError(t, mw.Close())
 		body := problem(t, p.do(http.MethodPost, "/v1/modules", key, mw.FormDataContentType(), buf.Bytes()),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "module", fieldOf(body))
+		require.Equal(t, "module", firstField(t, body))
 	})
 	t.Run("unknown module", func(t *testing.T) {
 		t.Parallel()
@@ -478,42 +513,42 @@ func TestRequestsAreValidated(t *testing.T) {
 		problem(t, p.do(http.MethodGet, "/v1/jobs/"+job+"/events", other, "", nil), http.StatusNotFound, "not_found")
 		list := p.do(http.MethodGet, "/v1/modules", other, "", nil)
 		require.Equal(t, http.StatusOK, list.Status)
-		require.Empty(t, list.JSON(t)["data"])
+		require.Empty(t, decode[client.Page[client.Module]](t, list).Data)
 	})
 	t.Run("malformed JSON names the problem", func(t *testing.T) {
 		t.Parallel()
 		body := problem(t, p.do(http.MethodPost, "/v1/jobs", key, "application/json", []byte(`{"module_id": `)),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "body", fieldOf(body))
+		require.Equal(t, "body", firstField(t, body))
 		body = problem(t, p.do(http.MethodPost, "/v1/jobs", key, "application/json", []byte(`{"module_id":"`+hello+`","timeout_ms":"soon"}`)),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "timeout_ms", fieldOf(body))
+		require.Equal(t, "timeout_ms", firstField(t, body))
 		body = problem(t, p.do(http.MethodPost, "/v1/jobs", key, "application/json", []byte(`{"module_id":"`+hello+`","colour":"red"}`)),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "colour", fieldOf(body))
+		require.Equal(t, "colour", firstField(t, body))
 		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{}), http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "module_id", fieldOf(body))
+		require.Equal(t, "module_id", firstField(t, body))
 	})
 	t.Run("limits above the tier are refused, not lowered", func(t *testing.T) {
 		t.Parallel()
 		body := problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello, "timeout_ms": 5001}),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "timeout_ms", fieldOf(body))
+		require.Equal(t, "timeout_ms", firstField(t, body))
 		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello, "memory_limit_mb": 129}),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "memory_limit_mb", fieldOf(body))
+		require.Equal(t, "memory_limit_mb", firstField(t, body))
 	})
 	t.Run("function and params must match the module", func(t *testing.T) {
 		t.Parallel()
 		body := problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello, "function": "nope"}),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "function", fieldOf(body))
+		require.Equal(t, "function", firstField(t, body))
 		reactor := p.upload(key, fixtures.Reactor)
 		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": reactor}), http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "function", fieldOf(body))
+		require.Equal(t, "function", firstField(t, body))
 		body = problem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": reactor, "function": "add", "params": []any{1}}),
 			http.StatusBadRequest, "validation_failed")
-		require.Equal(t, "params", fieldOf(body))
+		require.Equal(t, "params", firstField(t, body))
 	})
 	t.Run("request IDs are echoed when sane", func(t *testing.T) {
 		t.Parallel()
@@ -544,7 +579,7 @@ func TestModulesAreStoredOncePerAccountAndContent(t *testing.T) {
 	require.Equal(t, http.StatusCreated, first.Status)
 	again := p.do(http.MethodPost, "/v1/modules?name=b", key, "application/wasm", fixtures.Bytes(fixtures.Hello))
 	require.Equal(t, http.StatusOK, again.Status)
-	require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
+	require.Equal(t, decode[client.Module](t, first).ID, decode[client.Module](t, again).ID)
 
 	// Multipart upload with a name field.
 	var buf bytes.Buffer
@@ -557,16 +592,16 @@ func TestModulesAreStoredOncePerAccountAndContent(t *testing.T) {
 	require.NoError(t, mw.Close())
 	res := p.do(http.MethodPost, "/v1/modules", key, mw.FormDataContentType(), buf.Bytes())
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	m := res.JSON(t)
-	require.Equal(t, "echo", m["name"])
-	require.Equal(t, true, m["wasi"])
-	require.Len(t, m["sha256"], 64)
+	m := decode[client.Module](t, res)
+	require.Equal(t, "echo", m.Name)
+	require.True(t, m.WASI)
+	require.Len(t, m.SHA256, 64)
 
 	// Another account uploading the same bytes gets its own module.
 	other := p.account("free")
 	res = p.do(http.MethodPost, "/v1/modules", other, "application/wasm", fixtures.Bytes(fixtures.Hello))
 	require.Equal(t, http.StatusCreated, res.Status)
-	require.NotEqual(t, first.JSON(t)["id"], res.JSON(t)["id"])
+	require.NotEqual(t, decode[client.Module](t, first).ID, decode[client.Module](t, res).ID)
 
 	// Pagination walks every module exactly once.
 	seen := map[string]bool{}
@@ -589,14 +624,14 @@ func TestJobListFilters(t *testing.T) {
 		res := p.do(http.MethodGet, "/v1/jobs"+q, key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 		var ids []string
-		for _, d := range res.JSON(t)["data"].([]any) {
-			ids = append(ids, d.(map[string]any)["id"].(string))
+		for _, j := range decode[client.Page[client.Job]](t, res).Data {
+			ids = append(ids, j.ID)
 		}
 		return ids
 	}
-	require.Equal(t, []string{bad["id"].(string), ok["id"].(string)}, list(""), "newest first")
-	require.Equal(t, []string{ok["id"].(string)}, list("?status=succeeded"))
-	require.Equal(t, []string{bad["id"].(string)}, list("?module_id="+bad["module_id"].(string)))
+	require.Equal(t, []string{bad.ID, ok.ID}, list(""), "newest first")
+	require.Equal(t, []string{ok.ID}, list("?status=succeeded"))
+	require.Equal(t, []string{bad.ID}, list("?module_id="+bad.ModuleID))
 	require.Empty(t, list("?created_after="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
 	res := p.do(http.MethodGet, "/v1/jobs?status=done", key, "", nil)
 	require.Equal(t, http.StatusBadRequest, res.Status)
@@ -630,36 +665,4 @@ func TestHealth(t *testing.T) {
 			require.Contains(t, string(body), "\nwasmwizard_compile_cache_bytes ")
 		}
 	}
-}
-
-func TestSubcommands(t *testing.T) {
-	t.Parallel()
-	dbURL := testenv.DB(t)
-	env := func(k string) string {
-		return map[string]string{"WIZARD_DATABASE_URL": dbURL, "WIZARD_LOG_LEVEL": "error"}[k]
-	}
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, app.Run(context.Background(), []string{"migrate"}, env, &out, &errOut), errOut.String())
-	require.Contains(t, out.String(), "up to date")
-
-	out.Reset()
-	require.Equal(t, 0, app.Run(context.Background(), []string{"accounts", "create", "--name", "cli", "--tier", "basic"}, env, &out, &errOut), errOut.String())
-	var acct map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &acct))
-	require.Equal(t, "basic", acct["tier"])
-
-	out.Reset()
-	require.Equal(t, 0, app.Run(context.Background(), []string{"keys", "create", "--account", acct["id"].(string)}, env, &out, &errOut), errOut.String())
-	var key map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &key))
-	require.Regexp(t, `^ww_[0-9A-Za-z]{32}$`, key["key"])
-
-	errOut.Reset()
-	require.Equal(t, 1, app.Run(context.Background(), []string{"accounts", "create", "--name", "x", "--tier", "gold"}, env, &out, &errOut))
-	require.Contains(t, errOut.String(), "gold")
-	require.Equal(t, 2, app.Run(context.Background(), []string{"frobnicate"}, env, &out, &errOut))
-	badEnv := func(k string) string { return map[string]string{"WIZARD_HTTP_ADDR": "nope"}[k] }
-	errOut.Reset()
-	require.Equal(t, 2, app.Run(context.Background(), []string{"serve"}, badEnv, &out, &errOut))
-	require.Contains(t, errOut.String(), "WIZARD_HTTP_ADDR")
 }

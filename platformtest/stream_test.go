@@ -1,10 +1,11 @@
-package app_test
+package platformtest
 
 import (
 	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,25 +18,50 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/app"
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
 const streamPatience = 60 * time.Second
 
-// sseEvent is one Server-Sent Event.
+// sseEvent is one Server-Sent Event. Its data is JSON, which eventData
+// decodes into the type the event's name calls for.
 type sseEvent struct {
 	ID, Name string
-	Data     map[string]any
+	Data     json.RawMessage
+}
+
+// sseOutput is the data of a stdout or stderr event: text, or base64 when
+// the bytes are not UTF-8.
+type sseOutput struct {
+	Text   *string `json:"text"`
+	Base64 *string `json:"base64"`
+}
+
+// sseStatus is the data of a status event.
+type sseStatus struct {
+	Status  string `json:"status"`
+	Attempt int    `json:"attempt"`
+}
+
+// eventData decodes e's data into a T.
+func eventData[T any](t *testing.T, e sseEvent) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal(e.Data, &v), "%s event: %s", e.Name, e.Data)
+	return v
 }
 
 // bytes is an output event's bytes.
 func (e sseEvent) bytes(t *testing.T) []byte {
 	t.Helper()
-	if s, ok := e.Data["text"].(string); ok {
-		return []byte(s)
+	out := eventData[sseOutput](t, e)
+	if out.Text != nil {
+		return []byte(*out.Text)
 	}
-	b, err := base64.StdEncoding.DecodeString(e.Data["base64"].(string))
+	require.NotNil(t, out.Base64, "%s event without text or base64: %s", e.Name, e.Data)
+	b, err := base64.StdEncoding.DecodeString(*out.Base64)
 	require.NoError(t, err)
 	return b
 }
@@ -50,8 +76,8 @@ type sseClient struct {
 }
 
 // openStream opens job id's stream on base with key, resuming after
-// lastID when it is not empty; client may be nil.
-func openStream(t *testing.T, client *http.Client, base, key, id, lastID string) *sseClient {
+// lastID when it is not empty; hc may be nil (http.DefaultClient).
+func openStream(t *testing.T, hc *http.Client, base, key, id, lastID string) *sseClient {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+"/v1/jobs/"+id+"/stream", nil)
 	require.NoError(t, err)
@@ -59,10 +85,10 @@ func openStream(t *testing.T, client *http.Client, base, key, id, lastID string)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	if client == nil {
-		client = http.DefaultClient
+	if hc == nil {
+		hc = http.DefaultClient
 	}
-	res, err := client.Do(req)
+	res, err := hc.Do(req)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, "text/event-stream", res.Header.Get("Content-Type"))
@@ -98,10 +124,12 @@ func (c *sseClient) start() *sseClient {
 			case strings.HasPrefix(line, "event: "):
 				ev.Name = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
-				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.Data); err != nil {
-					c.done <- err
+				data := []byte(strings.TrimPrefix(line, "data: "))
+				if !json.Valid(data) {
+					c.done <- fmt.Errorf("event data is not JSON: %s", data)
 					return
 				}
+				ev.Data = data
 			}
 		}
 	}()
@@ -158,7 +186,7 @@ func (p *platform) status(key, id string) string {
 	p.t.Helper()
 	res := p.do(http.MethodGet, "/v1/jobs/"+id, key, "", nil)
 	require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
-	return res.JSON(p.t)["status"].(string)
+	return decode[client.Job](p.t, res).Status
 }
 
 // replica starts another API on the platform's database and Redis, with
@@ -201,9 +229,9 @@ func TestStreamLiveOutputResumeAndEnd(t *testing.T) {
 	require.Equal(t, "running", p.status(key, id))
 	running := false
 	for _, ev := range append([]sseEvent{first}, seen...) {
-		running = running || ev.Name == "status" && ev.Data["status"] == "running" && ev.Data["attempt"] == 1.0
+		running = running || ev.Name == "status" && eventData[sseStatus](t, ev) == sseStatus{Status: "running", Attempt: 1}
 	}
-	require.True(t, running, "a status event says the job runs: %v %v", first, seen)
+	require.True(t, running, "a status event says the job runs: %s %s", asJSON(first), asJSON(seen))
 
 	// Break the connection after stdout; resume after it.
 	s.close()
@@ -214,11 +242,11 @@ func TestStreamLiveOutputResumeAndEnd(t *testing.T) {
 	stdout, stderr := outputs(t, evs)
 	require.Empty(t, stdout, "nothing is sent twice")
 	require.Equal(t, "partial err\n", stderr)
-	require.Equal(t, map[string]any{"status": "cancelled", "attempt": 1.0}, evs[len(evs)-2].Data)
-	end := evs[len(evs)-1].Data
-	require.Equal(t, id, end["id"])
-	require.Equal(t, "cancelled", end["status"])
-	require.Equal(t, true, end["output_omitted"])
+	require.JSONEq(t, `{"status": "cancelled", "attempt": 1}`, string(evs[len(evs)-2].Data))
+	end := eventData[client.Job](t, evs[len(evs)-1])
+	require.Equal(t, id, end.ID)
+	require.Equal(t, "cancelled", end.Status)
+	require.True(t, end.OutputOmitted)
 	_, ok := <-resumed.events
 	require.False(t, ok, "the stream ends after end")
 
@@ -263,27 +291,27 @@ func TestStreamFinishedJobs(t *testing.T) {
 	p := startPlatform(t)
 	key := p.account("free")
 	hello := p.run(key, fixtures.Hello, nil)
-	evs := openStream(t, nil, p.baseURL, key, hello["id"].(string), "").start().until("end")
+	evs := openStream(t, nil, p.baseURL, key, hello.ID, "").start().until("end")
 	stdout, _ := outputs(t, evs)
-	require.Equal(t, hello["stdout"], stdout)
-	require.Equal(t, "succeeded", evs[len(evs)-1].Data["status"])
+	require.Equal(t, hello.Stdout, &stdout)
+	require.Equal(t, "succeeded", eventData[client.Job](t, evs[len(evs)-1]).Status)
 
 	bin := p.run(key, fixtures.BinOut, nil)
-	evs = openStream(t, nil, p.baseURL, key, bin["id"].(string), "").start().until("end")
+	evs = openStream(t, nil, p.baseURL, key, bin.ID, "").start().until("end")
 	for _, ev := range evs {
 		if ev.Name == "stdout" {
-			require.Equal(t, base64.StdEncoding.EncodeToString([]byte{0xff, 0xfe, 0x00, 0x80}), ev.Data["base64"])
+			require.Equal(t, new(base64.StdEncoding.EncodeToString([]byte{0xff, 0xfe, 0x00, 0x80})), eventData[sseOutput](t, ev).Base64)
 		}
 	}
 	stdout, _ = outputs(t, evs)
 	require.Equal(t, string([]byte{0xff, 0xfe, 0x00, 0x80}), stdout)
 
 	stranger := p.account("free")
-	res := p.do(http.MethodGet, "/v1/jobs/"+hello["id"].(string)+"/stream", stranger, "", nil)
+	res := p.do(http.MethodGet, "/v1/jobs/"+hello.ID+"/stream", stranger, "", nil)
 	require.Equal(t, http.StatusNotFound, res.Status)
-	require.Equal(t, "not_found", res.JSON(t)["code"])
+	require.Equal(t, "not_found", decode[client.Error](t, res).Code)
 
-	req, err := http.NewRequest(http.MethodGet, p.baseURL+"/v1/jobs/"+hello["id"].(string)+"/stream", nil)
+	req, err := http.NewRequest(http.MethodGet, p.baseURL+"/v1/jobs/"+hello.ID+"/stream", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Last-Event-ID", "1-0.1.x.0")
@@ -320,7 +348,7 @@ func TestStreamSlowReader(t *testing.T) {
 	evs := fast.until("end")
 	stdout, _ := outputs(t, evs)
 	require.Equal(t, strings.Repeat("x", 1<<20), stdout)
-	require.Equal(t, "succeeded", evs[len(evs)-1].Data["status"])
+	require.Equal(t, "succeeded", eventData[client.Job](t, evs[len(evs)-1]).Status)
 	require.Equal(t, "succeeded", p.status(key, id))
 
 	evs = slow.start().until("end")

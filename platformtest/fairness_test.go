@@ -1,13 +1,13 @@
-package app_test
+package platformtest
 
 import (
 	"context"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -33,10 +33,10 @@ func TestProJobsAreNotStarvedByAFreeFlood(t *testing.T) {
 	}
 	res := p.postJSON("/v1/jobs?wait=60s", pro, map[string]any{"module_id": proMod})
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	proJob := res.JSON(t)
-	require.Equal(t, "succeeded", proJob["status"])
-	proStarted, err := time.Parse(time.RFC3339Nano, proJob["started_at"].(string))
-	require.NoError(t, err)
+	proJob := decode[client.Job](t, res)
+	require.Equal(t, "succeeded", proJob.Status)
+	require.NotNil(t, proJob.StartedAt)
+	proStarted := *proJob.StartedAt
 
 	st, err := store.Open(context.Background(), p.common.DatabaseURL, 2)
 	require.NoError(t, err)
@@ -70,10 +70,10 @@ func TestOneTenantsBacklogDoesNotHoldBackAnother(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 	res = p.postJSON("/v1/jobs?wait=60s", victim, map[string]any{"module_id": victimMod})
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	job := res.JSON(t)
-	require.Equal(t, "succeeded", job["status"])
-	started, err := time.Parse(time.RFC3339Nano, job["started_at"].(string))
-	require.NoError(t, err)
+	job := decode[client.Job](t, res)
+	require.Equal(t, "succeeded", job.Status)
+	require.NotNil(t, job.StartedAt)
+	started := *job.StartedAt
 
 	st, err := store.Open(context.Background(), p.common.DatabaseURL, 2)
 	require.NoError(t, err)

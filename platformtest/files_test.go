@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -89,17 +90,16 @@ func TestJobFiles(t *testing.T) {
 			},
 			"preopens": []string{"/in", "out"}, "collect": []string{"/out/**"}})
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-		job := res.JSON(t)
-		require.Equal(t, []any{"/in", "out"}, job["preopens"])
-		require.Equal(t, []any{"/out/**"}, job["collect"])
-		require.EqualValues(t, 2, job["input_files"])
-		require.Equal(t, []any{}, job["artifacts"])
-		require.Equal(t, false, job["artifacts_truncated"])
-		limits := job["limits"].(map[string]any)
-		require.EqualValues(t, 1000, limits["max_fs_bytes"])
-		require.EqualValues(t, 2000, limits["max_artifact_bytes"])
+		job := decode[client.Job](t, res)
+		require.Equal(t, []string{"/in", "out"}, job.Preopens)
+		require.Equal(t, []string{"/out/**"}, job.Collect)
+		require.Equal(t, 2, job.InputFiles)
+		require.Equal(t, []client.Artifact{}, job.Artifacts)
+		require.False(t, job.ArtifactsTruncated)
+		require.EqualValues(t, 1000, job.Limits.MaxFSBytes)
+		require.EqualValues(t, 2000, job.Limits.MaxArtifactBytes)
 
-		in, err := st.JobInputs(context.Background(), uuid.MustParse(job["id"].(string)))
+		in, err := st.JobInputs(context.Background(), uuid.MustParse(job.ID))
 		require.NoError(t, err)
 		require.Equal(t, []store.JobInput{
 			{Path: "/in/a.txt", Mode: "rw", Content: []byte("hello")},
@@ -111,9 +111,9 @@ func TestJobFiles(t *testing.T) {
 		t.Parallel()
 		res := p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello})
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-		job := res.JSON(t)
-		require.Equal(t, []any{"/"}, job["preopens"])
-		require.EqualValues(t, 0, job["input_files"])
+		job := decode[client.Job](t, res)
+		require.Equal(t, []string{"/"}, job.Preopens)
+		require.Equal(t, 0, job.InputFiles)
 	})
 
 	t.Run("one byte over the cap is refused", func(t *testing.T) {
@@ -121,7 +121,7 @@ func TestJobFiles(t *testing.T) {
 		res := p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello,
 			"files": []map[string]any{{"path": "/a", "content": "hello"}, {"path": "/b", "content": "world!"}}})
 		body := requireProblem(t, res, http.StatusRequestEntityTooLarge, "input_too_large")
-		require.Contains(t, body["detail"], "max_input_bytes")
+		require.Contains(t, body.Detail, "max_input_bytes")
 	})
 
 	t.Run("multipart at the cap, and one byte over", func(t *testing.T) {
@@ -130,7 +130,7 @@ func TestJobFiles(t *testing.T) {
 			[2]string{"/in/one", "12345"}, [2]string{"/in/deep/two", "67890"})
 		res := p.do(http.MethodPost, "/v1/jobs", key, ct, body)
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-		id := uuid.MustParse(res.JSON(t)["id"].(string))
+		id := uuid.MustParse(decode[client.Job](t, res).ID)
 		in, err := st.JobInputs(context.Background(), id)
 		require.NoError(t, err)
 		require.Equal(t, []store.JobInput{
@@ -152,7 +152,7 @@ func TestJobFiles(t *testing.T) {
 		require.NoError(t, mw.Close())
 		body := requireProblem(t, p.do(http.MethodPost, "/v1/jobs", key, mw.FormDataContentType(), buf.Bytes()),
 			http.StatusBadRequest, "validation_failed")
-		require.Contains(t, body["detail"], "no job part")
+		require.Contains(t, body.Detail, "no job part")
 
 		buf.Reset()
 		mw = multipart.NewWriter(&buf)
@@ -163,7 +163,7 @@ func TestJobFiles(t *testing.T) {
 		require.NoError(t, mw.Close())
 		body = requireProblem(t, p.do(http.MethodPost, "/v1/jobs", key, mw.FormDataContentType(), buf.Bytes()),
 			http.StatusBadRequest, "validation_failed")
-		require.Contains(t, body["detail"], "filename")
+		require.Contains(t, body.Detail, "filename")
 
 		buf.Reset()
 		mw = multipart.NewWriter(&buf)
@@ -205,10 +205,10 @@ func TestJobFiles(t *testing.T) {
 			c.req["module_id"] = hello
 			body := requireProblem(t, p.postJSON("/v1/jobs", key, c.req), http.StatusBadRequest, "validation_failed")
 			var fields []string
-			for _, e := range body["errors"].([]any) {
-				fields = append(fields, e.(map[string]any)["field"].(string))
+			for _, e := range body.Fields {
+				fields = append(fields, e.Field)
 			}
-			require.Contains(t, fields, c.field, "%v: %s", c.req, body["detail"])
+			require.Contains(t, fields, c.field, "%v: %s", c.req, body.Detail)
 		}
 		files := make([]map[string]any, 1001)
 		for i := range files {
@@ -232,7 +232,7 @@ func TestJobFiles(t *testing.T) {
 		require.NoError(t, err)
 		again := p.doWith(http.MethodPost, "/v1/jobs", key, h, same)
 		require.Equal(t, http.StatusOK, again.Status, "%s", again.Body)
-		require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
+		require.Equal(t, decode[client.Job](t, first).ID, decode[client.Job](t, again).ID)
 		other, err := jsonMarshal(map[string]any{"module_id": hello, "files": []map[string]any{{"path": "/a", "content": "abd"}}})
 		require.NoError(t, err)
 		requireProblem(t, p.doWith(http.MethodPost, "/v1/jobs", key, h, other), http.StatusUnprocessableEntity, "idempotency_key_reused")
@@ -245,16 +245,19 @@ func TestJobFiles(t *testing.T) {
 			{"module_id": hello, "files": []map[string]any{{"path": "/a", "content": "01234567890"}}},
 		}})
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-		items := res.JSON(t)["data"].([]any)
-		require.EqualValues(t, 1, items[0].(map[string]any)["job"].(map[string]any)["input_files"])
-		require.Equal(t, "input_too_large", items[1].(map[string]any)["error"].(map[string]any)["code"])
+		items := decode[client.Page[client.BatchItem]](t, res).Data
+		require.Len(t, items, 2)
+		require.NotNil(t, items[0].Job, "%s", res.Body)
+		require.Equal(t, 1, items[0].Job.InputFiles)
+		require.NotNil(t, items[1].Error, "%s", res.Body)
+		require.Equal(t, "input_too_large", items[1].Error.Code)
 	})
 
 	t.Run("the account shows the file limits", func(t *testing.T) {
 		t.Parallel()
 		res := p.do(http.MethodGet, "/v1/account", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		limits := res.JSON(t)["limits"].(map[string]any)
+		limits := decode[client.Account](t, res).Limits
 		require.EqualValues(t, 10, limits["max_input_bytes"])
 		require.EqualValues(t, 1000, limits["max_fs_bytes"])
 		require.EqualValues(t, 2000, limits["max_artifact_bytes"])
@@ -267,13 +270,12 @@ func TestJobFiles(t *testing.T) {
 		requireProblem(t, res, http.StatusBadRequest, "validation_failed")
 		res = p.do(http.MethodGet, "/v1/admin/tiers", adminToken, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		for _, tier := range res.JSON(t)["data"].([]any) {
-			tr := tier.(map[string]any)
-			if tr["name"] == "pro" {
-				require.EqualValues(t, 32<<20, tr["max_input_bytes"])
-				require.EqualValues(t, 256<<20, tr["max_fs_bytes"])
-				require.EqualValues(t, 128<<20, tr["max_artifact_bytes"])
-				require.EqualValues(t, 1<<30, tr["max_asset_bytes"])
+		for _, tr := range decode[client.Page[store.Tier]](t, res).Data {
+			if tr.Name == "pro" {
+				require.EqualValues(t, 32<<20, tr.MaxInputBytes)
+				require.EqualValues(t, 256<<20, tr.MaxFSBytes)
+				require.EqualValues(t, 128<<20, tr.MaxArtifactBytes)
+				require.EqualValues(t, 1<<30, tr.MaxAssetBytes)
 			}
 		}
 	})
@@ -305,16 +307,16 @@ func TestArtifacts(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 
-	want := []any{
-		map[string]any{"path": "/out/big.bin", "size_bytes": float64(len(big)), "sha256": hexOf(big)},
-		map[string]any{"path": "/out/sub/small.txt", "size_bytes": float64(5), "sha256": hexOf([]byte("small"))},
+	want := []client.Artifact{
+		{Path: "/out/big.bin", SizeBytes: int64(len(big)), SHA256: hexOf(big)},
+		{Path: "/out/sub/small.txt", SizeBytes: 5, SHA256: hexOf([]byte("small"))},
 	}
 	job := p.job(key, id)
-	require.Equal(t, want, job["artifacts"])
-	require.Equal(t, true, job["artifacts_truncated"])
+	require.Equal(t, want, job.Artifacts)
+	require.True(t, job.ArtifactsTruncated)
 	res := p.do(http.MethodGet, "/v1/jobs/"+id+"/artifacts", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	require.Equal(t, want, res.JSON(t)["data"])
+	require.Equal(t, want, decode[client.Page[client.Artifact]](t, res).Data)
 
 	t.Run("download with length and ETag", func(t *testing.T) {
 		res := p.do(http.MethodGet, "/v1/jobs/"+id+"/artifacts/out/big.bin", key, "", nil)
@@ -374,7 +376,7 @@ func TestArtifacts(t *testing.T) {
 		requireProblem(t, p.do(http.MethodGet, "/v1/jobs/"+uuid.NewString()+"/artifacts", key, "", nil), http.StatusNotFound, "not_found")
 		res := p.do(http.MethodGet, "/v1/jobs/"+p.submit(key, map[string]any{"module_id": hello})+"/artifacts", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		require.Equal(t, []any{}, res.JSON(t)["data"])
+		require.Equal(t, []client.Artifact{}, decode[client.Page[client.Artifact]](t, res).Data)
 	})
 }
 
@@ -418,10 +420,10 @@ func TestModuleAssetsAPI(t *testing.T) {
 
 	res := put("/share", "application/x-tar", tree)
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	a := res.JSON(t)
-	require.Equal(t, "/share", a["mount"])
-	require.EqualValues(t, 9, a["size_bytes"])
-	require.EqualValues(t, 2, a["files"])
+	a := decode[client.Asset](t, res)
+	require.Equal(t, "/share", a.Mount)
+	require.EqualValues(t, 9, a.SizeBytes)
+	require.EqualValues(t, 2, a.Files)
 
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -429,7 +431,7 @@ func TestModuleAssetsAPI(t *testing.T) {
 	require.NoError(t, zw.Close())
 	res = put("/share", "application/gzip", gz.Bytes())
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	require.Equal(t, a["sha256"], res.JSON(t)["sha256"], "the same tree, normalised the same")
+	require.Equal(t, a.SHA256, decode[client.Asset](t, res).SHA256, "the same tree, normalised the same")
 
 	// The other mount has 1 byte left: exactly 1 fits, 2 do not.
 	res = put("/lib", "application/x-tar", makeTar(t, tarEntry{name: "x", data: "12"}))
@@ -439,9 +441,9 @@ func TestModuleAssetsAPI(t *testing.T) {
 
 	res = p.do(http.MethodGet, "/v1/modules/"+hello+"/assets", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
-	list := res.JSON(t)["data"].([]any)
+	list := decode[client.Page[client.Asset]](t, res).Data
 	require.Len(t, list, 2)
-	require.Equal(t, "/lib", list[0].(map[string]any)["mount"])
+	require.Equal(t, "/lib", list[0].Mount)
 
 	t.Run("refused uploads", func(t *testing.T) {
 		cases := []struct {

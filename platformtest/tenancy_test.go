@@ -1,13 +1,15 @@
-package app_test
+package platformtest
 
 import (
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
@@ -34,15 +36,15 @@ func TestTenantIsolation(t *testing.T) {
 		{http.MethodPost, "/v1/jobs/%s/cancel"},
 	}
 	shape := func(res response, id string) (int, string, string, []string) {
-		body := res.JSON(t)
-		keys := make([]string, 0, len(body))
-		for k := range body {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		detail, _ := body["detail"].(string)
-		code, _ := body["code"].(string)
-		return res.Status, code, strings.ReplaceAll(detail, id, "<id>"), keys
+		keys := slices.Sorted(maps.Keys(members(t, res.Body)))
+		// Only the members compared are decoded, so that a body of
+		// another shape (a job, if the route answered one) fails on its
+		// status below rather than here.
+		body := decode[struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}](t, res)
+		return res.Status, body.Code, strings.ReplaceAll(body.Detail, id, "<id>"), keys
 	}
 	for _, r := range routes {
 		id := job
@@ -64,11 +66,11 @@ func TestTenantIsolation(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, res.Status)
 	res = p.do(http.MethodGet, "/v1/jobs?module_id="+module, intruder, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
-	require.Empty(t, res.JSON(t)["data"])
+	require.Empty(t, decode[client.Page[client.Job]](t, res).Data)
 
 	// The owner's job and module are untouched by all of that.
 	res = p.do(http.MethodGet, "/v1/jobs/"+job, owner, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
-	require.NotEqual(t, "cancelled", res.JSON(t)["status"])
+	require.NotEqual(t, "cancelled", decode[client.Job](t, res).Status)
 	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/modules/"+module, owner, "", nil).Status)
 }

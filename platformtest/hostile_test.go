@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"crypto/rand"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
@@ -33,7 +34,7 @@ func TestHostileModules(t *testing.T) {
 		req     map[string]any
 		status  string
 		code    string
-		check   func(t *testing.T, job map[string]any)
+		check   func(t *testing.T, job client.Job)
 	}{
 		{name: "infinite loop in _start", fixture: fixtures.Loop, req: map[string]any{"timeout_ms": 300},
 			status: "timed_out", code: "timeout"},
@@ -41,25 +42,27 @@ func TestHostileModules(t *testing.T) {
 			status: "timed_out", code: "timeout"},
 		{name: "runaway recursion", fixture: fixtures.Recurse, key: pro, req: map[string]any{"timeout_ms": 30000},
 			status: "failed", code: "trap",
-			check: func(t *testing.T, job map[string]any) {
-				require.Contains(t, job["error"].(map[string]any)["message"], "stack overflow")
+			check: func(t *testing.T, job client.Job) {
+				require.Contains(t, job.Error.Message, "stack overflow")
 			}},
 		{name: "memory bomb", fixture: fixtures.Grow, req: map[string]any{"memory_limit_mb": 64}, status: "failed", code: "memory_limit",
-			check: func(t *testing.T, job map[string]any) {
-				require.LessOrEqual(t, job["usage"].(map[string]any)["memory_peak_bytes"].(float64), float64(64<<20))
+			check: func(t *testing.T, job client.Job) {
+				require.NotNil(t, job.Usage.MemoryPeakBytes)
+				require.LessOrEqual(t, *job.Usage.MemoryPeakBytes, int64(64<<20))
 			}},
 		{name: "stack exhaustion in linear memory", fixture: fixtures.StackBomb, status: "failed", code: "trap"},
 		{name: "output flood", fixture: fixtures.Flood, status: "succeeded",
-			check: func(t *testing.T, job map[string]any) {
-				require.Equal(t, true, job["stdout_truncated"])
-				require.Len(t, job["stdout"], 1<<20)
+			check: func(t *testing.T, job client.Job) {
+				require.True(t, job.StdoutTruncated)
+				require.NotNil(t, job.Stdout)
+				require.Len(t, *job.Stdout, 1<<20)
 			}},
 		{name: "proc_exit(3)", fixture: fixtures.Exit3, status: "failed", code: "exit_nonzero",
-			check: func(t *testing.T, job map[string]any) { require.EqualValues(t, 3, job["exit_code"]) }},
+			check: func(t *testing.T, job client.Job) { require.Equal(t, new(3), job.ExitCode) }},
 		{name: "unreachable", fixture: fixtures.Trap, status: "failed", code: "trap"},
 		{name: "divide by zero", fixture: fixtures.DivZero, status: "failed", code: "trap",
-			check: func(t *testing.T, job map[string]any) {
-				require.Contains(t, job["error"].(map[string]any)["message"], "divide by zero")
+			check: func(t *testing.T, job client.Job) {
+				require.Contains(t, job.Error.Message, "divide by zero")
 			}},
 	}
 	for _, tc := range cases {
@@ -70,8 +73,8 @@ func TestHostileModules(t *testing.T) {
 				k = tc.key
 			}
 			job := p.run(k, tc.fixture, tc.req)
-			require.Equal(t, tc.status, job["status"], "%v", job["error"])
-			require.Equal(t, tc.code, errorCode(job), "%v", job["error"])
+			require.Equal(t, tc.status, job.Status, "%+v", job.Error)
+			require.Equal(t, tc.code, errorCode(job), "%+v", job.Error)
 			if tc.check != nil {
 				tc.check(t, job)
 			}
@@ -94,7 +97,7 @@ func TestHostileModules(t *testing.T) {
 		} {
 			res := p.do(http.MethodPost, "/v1/modules", key, "application/wasm", body)
 			require.Equal(t, http.StatusBadRequest, res.Status, "%s: %s", name, res.Body)
-			require.Equal(t, "invalid_module", res.JSON(t)["code"], name)
+			require.Equal(t, "invalid_module", decode[client.Error](t, res).Code, name)
 		}
 	})
 
@@ -105,7 +108,7 @@ func TestHostileModules(t *testing.T) {
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 		res = p.do(http.MethodPost, "/v1/modules", key, "application/wasm", paddedModule(t, limit+1))
 		require.Equal(t, http.StatusRequestEntityTooLarge, res.Status, "%s", res.Body)
-		require.Equal(t, "module_too_large", res.JSON(t)["code"])
+		require.Equal(t, "module_too_large", decode[client.Error](t, res).Code)
 	})
 
 	// Third-party WASI programs shipped with wazero's own tests (zig, tinygo
@@ -126,23 +129,24 @@ func TestHostileModules(t *testing.T) {
 			require.NoError(t, err)
 			res := p.do(http.MethodPost, "/v1/modules?name="+prog.name, key, "application/wasm", bin)
 			require.Contains(t, []int{http.StatusCreated, http.StatusOK}, res.Status, "%s: %s", prog.name, res.Body)
-			id := res.JSON(t)["id"].(string)
+			id := decode[client.Module](t, res).ID
 			job := p.await(key, p.submit(key, map[string]any{"module_id": id, "args": []string{prog.arg}}))
-			require.Equal(t, "succeeded", job["status"], "%s: %v %v", prog.name, job["error"], job["stderr"])
-			require.Contains(t, job["stdout"], prog.stdout, prog.name)
+			require.Equal(t, "succeeded", job.Status, "%s: %+v %s", prog.name, job.Error, asJSON(job.Stderr))
+			require.NotNil(t, job.Stdout, prog.name)
+			require.Contains(t, *job.Stdout, prog.stdout, prog.name)
 		}
 		bin, err := os.ReadFile(filepath.Join(dir, "zig-cc", "wasi.wasm"))
 		require.NoError(t, err)
 		res := p.do(http.MethodPost, "/v1/modules", key, "application/wasm", bin)
-		job := p.await(key, p.submit(key, map[string]any{"module_id": res.JSON(t)["id"], "args": []string{"poll", "1", "0"}, "stdin": "x"}))
-		require.Equal(t, "STDIN\n", job["stdout"], "%v", job["error"])
+		job := p.await(key, p.submit(key, map[string]any{"module_id": decode[client.Module](t, res).ID, "args": []string{"poll", "1", "0"}, "stdin": "x"}))
+		require.Equal(t, new("STDIN\n"), job.Stdout, "%+v", job.Error)
 	})
 
 	t.Cleanup(func() {
 		// After all of that, the worker still runs jobs.
 		job := p.run(key, fixtures.Hello, nil)
-		if job["status"] != "succeeded" {
-			t.Errorf("the worker is unhealthy after the hostile suite: %v", job)
+		if job.Status != "succeeded" {
+			t.Errorf("the worker is unhealthy after the hostile suite: %s", asJSON(job))
 		}
 	})
 }

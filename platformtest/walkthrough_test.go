@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -25,12 +25,13 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
 // The walk-through in docs/API.md, and the flite build it runs.
 var (
-	walkthroughDoc     = filepath.Join("..", "..", "docs", "API.md")
+	walkthroughDoc     = filepath.Join(repoRoot, "docs", "API.md")
 	walkthroughHeading = "### A walk-through: text to speech with a file in and an artifact out"
 	fliteDir           = filepath.Join("testdata", "flite")
 )
@@ -120,7 +121,7 @@ func TestWalkthroughFlite(t *testing.T) {
 	require.Len(t, jobs.Data, 2)
 	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	account := uuid.MustParse(res.JSON(t)["id"].(string))
+	account := uuid.MustParse(decode[client.Account](t, res).ID)
 	st := p.storeOf()
 	for _, j := range jobs.Data {
 		require.Equal(t, "succeeded", j.Status)

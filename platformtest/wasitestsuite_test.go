@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -18,11 +18,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
 // wasiSuiteDir holds the vendored WASI testsuite programs (see its README).
-var wasiSuiteDir = filepath.Join("..", "..", "worker", "jobfs", "testdata", "wasi-testsuite")
+var wasiSuiteDir = filepath.Join(repoRoot, "worker", "jobfs", "testdata", "wasi-testsuite")
 
 // wasiSuiteDiffers are the programs the testsuite's own expectations list as
 // failing on wazero (expectations/wazero/linux.toml): what the guest sees is
@@ -69,7 +70,7 @@ func TestWASITestsuiteThroughThePlatform(t *testing.T) {
 				}
 				res := p.do(http.MethodPost, "/v1/modules?name="+name, key, "application/wasm", gunzip(t, prog))
 				require.Contains(t, []int{http.StatusCreated, http.StatusOK}, res.Status, "%s", res.Body)
-				req := map[string]any{"module_id": res.JSON(t)["id"], "timeout_ms": 30000}
+				req := map[string]any{"module_id": decode[client.Module](t, res).ID, "timeout_ms": 30000}
 				if len(spec.Args) > 0 {
 					req["args"] = spec.Args
 				}
@@ -84,11 +85,14 @@ func TestWASITestsuiteThroughThePlatform(t *testing.T) {
 					}
 				}
 				job := p.await(key, p.submit(key, req))
-				exit, _ := job["exit_code"].(float64)
-				require.EqualValues(t, spec.ExitCode, exit, "status %s, error %v, stdout %v, stderr %v",
-					job["status"], job["error"], job["stdout"], job["stderr"])
+				exit := 0
+				if job.ExitCode != nil {
+					exit = *job.ExitCode
+				}
+				require.Equal(t, spec.ExitCode, exit, "status %s, error %+v, stdout %s, stderr %s",
+					job.Status, job.Error, asJSON(job.Stdout), asJSON(job.Stderr))
 				if spec.Stdout != nil {
-					require.Equal(t, *spec.Stdout, job["stdout"])
+					require.Equal(t, spec.Stdout, job.Stdout)
 				}
 				mu.Lock()
 				ran++
@@ -161,7 +165,7 @@ func TestJobFilesEndToEnd(t *testing.T) {
 	// timeout): warm it first, so the timed job spends its time running.
 	warm := p.await(key, p.submit(key, map[string]any{"module_id": mod, "timeout_ms": 30000, "args": []string{"ls", "/"},
 		"collect": []string{"/out/*"}}))
-	require.Equal(t, "succeeded", warm["status"], "%v", warm["error"])
+	require.Equal(t, "succeeded", warm.Status, "%+v", warm.Error)
 
 	id := p.submit(key, map[string]any{"module_id": mod, "timeout_ms": 3000,
 		"args": []string{"cat", "/in/x.txt", "cat", "/share/lib/hard", "cat", "/share/lib/soft", "write", "/share/lib/a.txt", "1",
@@ -169,10 +173,10 @@ func TestJobFilesEndToEnd(t *testing.T) {
 		"files":   []map[string]any{{"path": "/in/x.txt", "content": "input X", "mode": "ro"}},
 		"collect": []string{"/out/*"}})
 	job := p.await(key, id)
-	require.Equal(t, "timed_out", job["status"], "%v", job["error"])
-	require.Equal(t, "cat /in/x.txt: input X\ncat /share/lib/hard: asset A\ncat /share/lib/soft: asset A\n"+
-		"write /share/lib/a.txt: EROFS\nmkdir /out: ok\nwrite /out/r.txt: ok\n", job["stdout"])
-	require.Equal(t, false, job["artifacts_truncated"])
+	require.Equal(t, "timed_out", job.Status, "%+v", job.Error)
+	require.Equal(t, new("cat /in/x.txt: input X\ncat /share/lib/hard: asset A\ncat /share/lib/soft: asset A\n"+
+		"write /share/lib/a.txt: EROFS\nmkdir /out: ok\nwrite /out/r.txt: ok\n"), job.Stdout)
+	require.False(t, job.ArtifactsTruncated)
 
 	res = p.do(http.MethodGet, "/v1/jobs/"+id+"/artifacts/out/r.txt", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
@@ -180,7 +184,7 @@ func TestJobFilesEndToEnd(t *testing.T) {
 
 	// The stream's end event lists the artifacts as GET /v1/jobs/{id} does.
 	evs := openStream(t, nil, p.baseURL, key, id, "").start().until("end")
-	arts, _ := evs[len(evs)-1].Data["artifacts"].([]any)
+	arts := eventData[client.Job](t, evs[len(evs)-1]).Artifacts
 	require.Len(t, arts, 1)
-	require.Equal(t, "/out/r.txt", arts[0].(map[string]any)["path"])
+	require.Equal(t, "/out/r.txt", arts[0].Path)
 }

@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 )
 
 // repoRoot is the repository's top directory (tests run in their package's).
-const repoRoot = "../.."
+const repoRoot = ".."
 
 // promtool finds Prometheus's promtool: $PROMTOOL, the copy scripts/promtool.sh
 // installs under .cache/tools, or the PATH. make test installs it first.
@@ -104,7 +104,7 @@ func TestMetricsExposition(t *testing.T) {
 	p := startPlatform(t)
 	key := p.account("pro")
 	job := p.run(key, fixtures.Hello, nil)
-	require.Equal(t, "succeeded", job["status"])
+	require.Equal(t, "succeeded", job.Status)
 
 	apiBody, api := scrape(t, p.baseURL+"/metrics")
 	workerBody, worker := scrape(t, p.workerURL+"/metrics")

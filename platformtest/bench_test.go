@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"bufio"
@@ -38,7 +38,7 @@ import (
 // "10ms,100ms,1s"). The platform uses its own Redis database, whose
 // commands MONITOR tells apart.
 //
-//	go test -run '^$' -bench IdleSubmitWait -benchtime 200x ./api/app/
+//	go test -run '^$' -bench IdleSubmitWait -benchtime 200x ./platformtest/
 func BenchmarkIdleSubmitWait(b *testing.B) {
 	intervals := os.Getenv("WIZARD_BENCH_POLL_INTERVALS")
 	if intervals == "" {

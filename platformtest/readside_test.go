@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
@@ -31,16 +32,17 @@ func TestBigOutputsAreAnsweredAtTheirSize(t *testing.T) {
 	require.NoError(t, enc.Encode(map[string]any{"module_id": echo, "stdin": lt, "max_output_bytes": 2 << 20}))
 	res := p.do(http.MethodPost, "/v1/jobs", key, "application/json", req.Bytes())
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	id := res.JSON(t)["id"].(string)
+	id := decode[client.Job](t, res).ID
 	p.await(key, id)
 	res = p.do(http.MethodGet, "/v1/jobs/"+id, key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
 	require.Less(t, len(res.Body), n+4096, "the answer is the output's size (HTML escaping made it six times that)")
-	job := res.JSON(t)
-	require.Equal(t, "succeeded", job["status"])
-	require.True(t, strings.HasSuffix(job["stdout"].(string), lt))
-	require.Equal(t, "echo done\n", job["stderr"])
-	require.NotContains(t, job, "output_omitted")
+	job := decode[client.Job](t, res)
+	require.Equal(t, "succeeded", job.Status)
+	require.NotNil(t, job.Stdout)
+	require.True(t, strings.HasSuffix(*job.Stdout, lt))
+	require.Equal(t, new("echo done\n"), job.Stderr)
+	require.NotContains(t, members(t, res.Body), "output_omitted")
 
 	ctl := bytes.Repeat([]byte{1}, n)
 	id2 := p.submit(key, map[string]any{"module_id": echo, "stdin_base64": base64.StdEncoding.EncodeToString(ctl),
@@ -49,9 +51,10 @@ func TestBigOutputsAreAnsweredAtTheirSize(t *testing.T) {
 	res = p.do(http.MethodGet, "/v1/jobs/"+id2, key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
 	require.Less(t, len(res.Body), n*4/3+4096, "control characters are carried in base64")
-	job = res.JSON(t)
-	require.Nil(t, job["stdout"])
-	out, err := base64.StdEncoding.DecodeString(job["stdout_base64"].(string))
+	job = decode[client.Job](t, res)
+	require.Nil(t, job.Stdout)
+	require.NotNil(t, job.StdoutBase64)
+	out, err := base64.StdEncoding.DecodeString(*job.StdoutBase64)
 	require.NoError(t, err)
 	require.True(t, bytes.HasSuffix(out, ctl))
 
@@ -59,14 +62,15 @@ func TestBigOutputsAreAnsweredAtTheirSize(t *testing.T) {
 	res = p.do(http.MethodGet, "/v1/jobs?limit=5", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
 	require.Less(t, len(res.Body), 8<<10)
-	var page struct {
-		Data []map[string]any `json:"data"`
-	}
-	require.NoError(t, json.Unmarshal(res.Body, &page))
+	page := decode[client.Page[client.Job]](t, res)
 	require.Len(t, page.Data, 2)
 	for _, item := range page.Data {
-		require.Equal(t, true, item["output_omitted"])
-		require.Nil(t, item["stdout"])
+		require.True(t, item.OutputOmitted)
+		require.Nil(t, item.Stdout)
+	}
+	// Nor do they have the member stdout_base64.
+	raw := decode[client.Page[map[string]json.RawMessage]](t, res)
+	for _, item := range raw.Data {
 		require.NotContains(t, item, "stdout_base64")
 	}
 
@@ -74,7 +78,11 @@ func TestBigOutputsAreAnsweredAtTheirSize(t *testing.T) {
 	res = p.execute(key, fixtures.Bytes(fixtures.Echo), &lt)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	require.Less(t, len(res.Body), n+4096)
-	require.True(t, strings.HasSuffix(res.JSON(t)["output"].(string), lt))
+	executed := decode[struct {
+		Output *string `json:"output"`
+	}](t, res)
+	require.NotNil(t, executed.Output)
+	require.True(t, strings.HasSuffix(*executed.Output, lt))
 }
 
 // Text that Postgres cannot store (NUL) is refused with 400 naming the
@@ -95,9 +103,9 @@ func TestNULIsRefusedBeforeAnythingIsSpent(t *testing.T) {
 	} {
 		res := p.postJSON("/v1/jobs", key, req)
 		require.Equal(t, http.StatusBadRequest, res.Status, "%s: %s", field, res.Body)
-		body := res.JSON(t)
-		require.Equal(t, "validation_failed", body["code"])
-		require.Equal(t, field, body["errors"].([]any)[0].(map[string]any)["field"], "%s", res.Body)
+		body := decode[client.Error](t, res)
+		require.Equal(t, "validation_failed", body.Code)
+		require.Equal(t, field, firstField(t, body), "%s", res.Body)
 		res = p.postJSON("/v1/jobs/batch", key, map[string]any{"jobs": []any{req}})
 		require.Equal(t, http.StatusCreated, res.Status)
 		require.Contains(t, string(res.Body), `"validation_failed"`)
@@ -109,11 +117,11 @@ func TestNULIsRefusedBeforeAnythingIsSpent(t *testing.T) {
 	// Modules: a name, or an export name, with NUL.
 	res = p.do(http.MethodPost, "/v1/modules?name=a%00b", key, "application/wasm", fixtures.Bytes(fixtures.Hello))
 	require.Equal(t, http.StatusBadRequest, res.Status, "%s", res.Body)
-	require.Equal(t, "validation_failed", res.JSON(t)["code"])
+	require.Equal(t, "validation_failed", decode[client.Error](t, res).Code)
 	wasm := bytes.Replace(fixtures.Bytes(fixtures.Trap), []byte("_start"), []byte("_s\x00art"), 1)
 	res = p.do(http.MethodPost, "/v1/modules", key, "application/wasm", wasm)
 	require.Equal(t, http.StatusBadRequest, res.Status, "%s", res.Body)
-	require.Equal(t, "invalid_module", res.JSON(t)["code"])
+	require.Equal(t, "invalid_module", decode[client.Error](t, res).Code)
 
 	// The admin API: names and tiers.
 	for _, body := range []map[string]string{{"name": "a\x00b"}, {"name": "n", "tier": "pro\x00"}} {
@@ -133,9 +141,9 @@ func TestTrapNamingAFunctionWithNULEndsFailedOnce(t *testing.T) {
 	key := p.account("free")
 	res := p.do(http.MethodPost, "/v1/modules?name=named", key, "application/wasm", fixtures.TrapNamed("a\x00b"))
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	job := p.await(key, p.submit(key, map[string]any{"module_id": res.JSON(t)["id"]}))
-	require.Equal(t, "failed", job["status"])
+	job := p.await(key, p.submit(key, map[string]any{"module_id": decode[client.Module](t, res).ID}))
+	require.Equal(t, "failed", job.Status)
 	require.Equal(t, "trap", errorCode(job))
-	require.Contains(t, job["error"].(map[string]any)["message"], "a\uFFFDb")
-	require.EqualValues(t, 1, job["attempts"])
+	require.Contains(t, job.Error.Message, "a\uFFFDb")
+	require.Equal(t, 1, job.Attempts)
 }

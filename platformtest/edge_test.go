@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"bufio"
@@ -252,7 +252,7 @@ func TestStalledBodyIsCutOff(t *testing.T) {
 // (p50, p99), and how many descriptors the API process holds for the
 // stalled connections, two seconds after they were opened.
 //
-//	go test -run '^$' -bench StalledBodies -benchtime 500x ./api/app/
+//	go test -run '^$' -bench StalledBodies -benchtime 500x ./platformtest/
 func BenchmarkStalledBodies(b *testing.B) {
 	raiseFileLimit(b, stalledBodies)
 	p := startAPI(b, nil)

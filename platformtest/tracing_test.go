@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/api/app"
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -83,8 +84,8 @@ func TestOneTraceAcrossAPIAndWorker(t *testing.T) {
 	res := p.doWith(http.MethodPost, "/v1/jobs", key, map[string]string{"Content-Type": "application/json", "traceparent": clientTrace},
 		[]byte(`{"module_id":"`+p.upload(key, fixtures.Hello)+`","webhook_url":"`+hook.url()+`"}`))
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	id := res.JSON(t)["id"].(string)
-	require.Equal(t, "succeeded", p.await(key, id)["status"])
+	id := decode[client.Job](t, res).ID
+	require.Equal(t, "succeeded", p.await(key, id).Status)
 	hook.wait(1)
 
 	a := spansNamed(t, apiSpans, "POST /v1/jobs", "job.enqueue")
@@ -141,6 +142,6 @@ func TestNoTraceWhenTracingIsOff(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = db.Close() }()
 	var stored sql.NullString
-	require.NoError(t, db.QueryRow(`SELECT traceparent FROM jobs WHERE id = $1`, res.JSON(t)["id"]).Scan(&stored))
+	require.NoError(t, db.QueryRow(`SELECT traceparent FROM jobs WHERE id = $1`, decode[client.Job](t, res).ID).Scan(&stored))
 	require.False(t, stored.Valid)
 }

@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"crypto/hmac"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
@@ -107,9 +108,9 @@ func TestWebhooks(t *testing.T) {
 	t.Parallel()
 	p := startPlatformWith(t, func(c *config.Common) { c.WebhookAllowPrivate, c.WebhookAllowHTTP = true, true })
 	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "hooks", "tier": "pro"})
-	acct := res.JSON(t)
-	secret := acct["webhook_secret"].(string)
-	key := p.postJSON("/v1/admin/accounts/"+acct["id"].(string)+"/keys", adminToken, map[string]string{}).JSON(t)["key"].(string)
+	acct := decode[client.AdminAccount](t, res)
+	secret := acct.WebhookSecret
+	key := decode[client.Key](t, p.postJSON("/v1/admin/accounts/"+acct.ID+"/keys", adminToken, map[string]string{})).Key
 
 	t.Run("a finished job's event arrives signed", func(t *testing.T) {
 		t.Parallel()
@@ -117,22 +118,24 @@ func TestWebhooks(t *testing.T) {
 		job := p.run(key, fixtures.Exit3, map[string]any{"webhook_url": r.url()})
 		m := r.wait(1)[0]
 		require.True(t, verify(secret, m), "the signature verifies")
-		var event map[string]any
-		require.NoError(t, json.Unmarshal(m.body, &event))
-		require.Equal(t, "job.failed", event["type"])
-		data := event["data"].(map[string]any)
-		require.Equal(t, job["id"], data["id"])
-		require.Equal(t, "exit_nonzero", data["error"].(map[string]any)["code"])
+		var event struct {
+			Type string     `json:"type"`
+			Data client.Job `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(m.body, &event), "%s", m.body)
+		require.Equal(t, "job.failed", event.Type)
+		require.Equal(t, job.ID, event.Data.ID)
+		require.Equal(t, "exit_nonzero", errorCode(event.Data))
 
-		id := job["id"].(string)
-		var ds []any
+		id := job.ID
+		var ds []client.Delivery
 		require.Eventually(t, func() bool {
-			ds = p.do(http.MethodGet, "/v1/jobs/"+id+"/deliveries", key, "", nil).JSON(t)["data"].([]any)
-			return len(ds) == 1 && ds[0].(map[string]any)["status"] == "delivered"
+			ds = decode[client.Page[client.Delivery]](t, p.do(http.MethodGet, "/v1/jobs/"+id+"/deliveries", key, "", nil)).Data
+			return len(ds) == 1 && ds[0].Status == "delivered"
 		}, 10*time.Second, 20*time.Millisecond)
-		attempts := ds[0].(map[string]any)["attempts"].([]any)
+		attempts := ds[0].Attempts
 		require.Len(t, attempts, 1)
-		require.EqualValues(t, 200, attempts[0].(map[string]any)["status_code"])
+		require.Equal(t, new(200), attempts[0].StatusCode)
 
 		// A manual retry sends the same message again.
 		res := p.postJSON("/v1/jobs/"+id+"/deliveries/retry", key, nil)
@@ -147,10 +150,10 @@ func TestWebhooks(t *testing.T) {
 		r := newHookReceiver(t)
 		r.stop()
 		job := p.run(key, fixtures.Hello, map[string]any{"webhook_url": r.url()})
-		id := job["id"].(string)
+		id := job.ID
 		require.Eventually(t, func() bool {
-			ds := p.do(http.MethodGet, "/v1/jobs/"+id+"/deliveries", key, "", nil).JSON(t)["data"].([]any)
-			return len(ds) == 1 && len(ds[0].(map[string]any)["attempts"].([]any)) >= 1
+			ds := decode[client.Page[client.Delivery]](t, p.do(http.MethodGet, "/v1/jobs/"+id+"/deliveries", key, "", nil)).Data
+			return len(ds) == 1 && len(ds[0].Attempts) >= 1
 		}, 10*time.Second, 20*time.Millisecond, "the first attempt failed")
 		r.start()
 		m := r.wait(1)[0] // the retry 5 s later
@@ -160,10 +163,10 @@ func TestWebhooks(t *testing.T) {
 	t.Run("jobs without a webhook have no deliveries", func(t *testing.T) {
 		t.Parallel()
 		job := p.run(key, fixtures.Hello, nil)
-		res := p.do(http.MethodGet, "/v1/jobs/"+job["id"].(string)+"/deliveries", key, "", nil)
+		res := p.do(http.MethodGet, "/v1/jobs/"+job.ID+"/deliveries", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		require.Empty(t, res.JSON(t)["data"])
-		require.Equal(t, http.StatusNotFound, p.postJSON("/v1/jobs/"+job["id"].(string)+"/deliveries/retry", key, nil).Status)
+		require.Empty(t, decode[client.Page[client.Delivery]](t, res).Data)
+		require.Equal(t, http.StatusNotFound, p.postJSON("/v1/jobs/"+job.ID+"/deliveries/retry", key, nil).Status)
 	})
 }
 
@@ -171,15 +174,15 @@ func TestWebhookSecretRotation(t *testing.T) {
 	t.Parallel()
 	p := startPlatformWith(t, func(c *config.Common) { c.WebhookAllowPrivate, c.WebhookAllowHTTP = true, true })
 	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "rot", "tier": "pro"})
-	acct := res.JSON(t)
-	old := acct["webhook_secret"].(string)
-	key := p.postJSON("/v1/admin/accounts/"+acct["id"].(string)+"/keys", adminToken, map[string]string{}).JSON(t)["key"].(string)
+	acct := decode[client.AdminAccount](t, res)
+	old := acct.WebhookSecret
+	key := decode[client.Key](t, p.postJSON("/v1/admin/accounts/"+acct.ID+"/keys", adminToken, map[string]string{})).Key
 
 	res = p.postJSON("/v1/account/webhook-secret/rotate", key, nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	fresh := res.JSON(t)["webhook_secret"].(string)
+	fresh := decode[client.SecretRotation](t, res).WebhookSecret
 	require.NotEqual(t, old, fresh)
-	require.Equal(t, fresh, p.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["webhook_secret"])
+	require.Equal(t, fresh, decode[client.Account](t, p.do(http.MethodGet, "/v1/account", key, "", nil)).WebhookSecret)
 
 	r := newHookReceiver(t)
 	p.run(key, fixtures.Hello, map[string]any{"webhook_url": r.url()})

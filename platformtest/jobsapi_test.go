@@ -1,10 +1,9 @@
-package app_test
+package platformtest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/api/app"
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -48,17 +48,17 @@ func (p *platform) doWith(method, path, token string, headers map[string]string,
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
-func (p *platform) job(key, id string) map[string]any {
+func (p *platform) job(key, id string) client.Job {
 	p.t.Helper()
 	res := p.do(http.MethodGet, "/v1/jobs/"+id, key, "", nil)
 	require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
-	return res.JSON(p.t)
+	return decode[client.Job](p.t, res)
 }
 
 // awaitStatus waits until the job has the given status.
 func (p *platform) awaitStatus(key, id, status string) {
 	p.t.Helper()
-	require.Eventually(p.t, func() bool { return p.job(key, id)["status"] == status },
+	require.Eventually(p.t, func() bool { return p.job(key, id).Status == status },
 		patience, 5*time.Millisecond, "job %s never became %s", id, status)
 }
 
@@ -67,18 +67,18 @@ func (p *platform) actions(key, id string) []string {
 	res := p.do(http.MethodGet, "/v1/jobs/"+id+"/events", key, "", nil)
 	require.Equal(p.t, http.StatusOK, res.Status, "%s", res.Body)
 	var out []string
-	for _, e := range res.JSON(p.t)["data"].([]any) {
-		out = append(out, e.(map[string]any)["action"].(string))
+	for _, e := range decode[client.Page[client.Event]](p.t, res).Data {
+		out = append(out, e.Action)
 	}
 	return out
 }
 
-func requireProblem(t *testing.T, res response, status int, code string) map[string]any {
+func requireProblem(t *testing.T, res response, status int, code string) client.Error {
 	t.Helper()
 	require.Equal(t, status, res.Status, "%s", res.Body)
 	require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-	body := res.JSON(t)
-	require.Equal(t, code, body["code"], "%s", res.Body)
+	body := decode[client.Error](t, res)
+	require.Equal(t, code, body.Code, "%s", res.Body)
 	return body
 }
 
@@ -93,10 +93,10 @@ func TestWait(t *testing.T) {
 		t.Parallel()
 		res := p.postJSON("/v1/jobs?wait=30s", key, map[string]any{"module_id": hello})
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-		job := res.JSON(t)
-		require.Equal(t, "succeeded", job["status"])
-		require.Equal(t, "hello, world\n", job["stdout"])
-		require.Equal(t, "/v1/jobs/"+job["id"].(string), res.Header.Get("Location"))
+		job := decode[client.Job](t, res)
+		require.Equal(t, "succeeded", job.Status)
+		require.Equal(t, new("hello, world\n"), job.Stdout)
+		require.Equal(t, "/v1/jobs/"+job.ID, res.Header.Get("Location"))
 	})
 
 	t.Run("seconds work as well as durations", func(t *testing.T) {
@@ -104,7 +104,7 @@ func TestWait(t *testing.T) {
 		id := p.submit(key, map[string]any{"module_id": hello})
 		res := p.do(http.MethodGet, "/v1/jobs/"+id+"?wait=30", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		require.Equal(t, "succeeded", res.JSON(t)["status"])
+		require.Equal(t, "succeeded", decode[client.Job](t, res).Status)
 	})
 
 	t.Run("a wait that ends first answers the job as it is", func(t *testing.T) {
@@ -112,7 +112,7 @@ func TestWait(t *testing.T) {
 		id := p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 30000})
 		res := p.do(http.MethodGet, "/v1/jobs/"+id+"?wait=100ms", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		require.Contains(t, []any{"queued", "running"}, res.JSON(t)["status"])
+		require.Contains(t, []string{"queued", "running"}, decode[client.Job](t, res).Status)
 		res = p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	})
@@ -126,8 +126,8 @@ func TestWait(t *testing.T) {
 		start := time.Now()
 		res := other.do(http.MethodGet, "/v1/jobs/"+id+"?wait=60s", key, "", nil)
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-		job := res.JSON(t)
-		require.Equal(t, "timed_out", job["status"], "answered when the job ended, not when the wait did")
+		job := decode[client.Job](t, res)
+		require.Equal(t, "timed_out", job.Status, "answered when the job ended, not when the wait did")
 		require.Less(t, time.Since(start), 60*time.Second)
 	})
 
@@ -144,7 +144,7 @@ func TestWait(t *testing.T) {
 			wg.Go(func() {
 				res := api.do(http.MethodGet, "/v1/jobs/"+id+"?wait=60s", key, "", nil)
 				require.Equal(t, http.StatusOK, res.Status)
-				require.Equal(t, "timed_out", res.JSON(t)["status"])
+				require.Equal(t, "timed_out", decode[client.Job](t, res).Status)
 			})
 		}
 		wg.Wait()
@@ -155,7 +155,7 @@ func TestWait(t *testing.T) {
 		id := p.submit(key, map[string]any{"module_id": hello})
 		for _, v := range []string{"61s", "61", "-1s", "-1", "soon", "1e400", "NaN", "2m"} {
 			body := requireProblem(t, p.do(http.MethodGet, "/v1/jobs/"+id+"?wait="+v, key, "", nil), http.StatusBadRequest, "validation_failed")
-			require.Equal(t, "wait", body["errors"].([]any)[0].(map[string]any)["field"], v)
+			require.Equal(t, "wait", firstField(t, body), v)
 			requireProblem(t, p.postJSON("/v1/jobs?wait="+v, key, map[string]any{"module_id": hello}), http.StatusBadRequest, "validation_failed")
 		}
 		requireProblem(t, p.do(http.MethodGet, "/v1/jobs/0190b0a0-0000-7000-8000-000000000000?wait=5s", key, "", nil),
@@ -177,10 +177,10 @@ func TestCancel(t *testing.T) {
 		p.awaitStatus(key, id, "running")
 		res := p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-		job := res.JSON(t)
-		require.Equal(t, "cancelled", job["status"])
+		job := decode[client.Job](t, res)
+		require.Equal(t, "cancelled", job.Status)
 		require.Equal(t, "cancelled", errorCode(job))
-		require.NotNil(t, job["finished_at"])
+		require.NotNil(t, job.FinishedAt)
 		require.Equal(t, []string{"job.created", "job.started", "job.cancel_requested", "job.cancelled"}, p.actions(key, id))
 
 		requireProblem(t, p.postJSON("/v1/jobs/"+id+"/cancel", key, nil), http.StatusConflict, "conflict")
@@ -189,9 +189,9 @@ func TestCancel(t *testing.T) {
 	t.Run("terminal jobs conflict", func(t *testing.T) {
 		t.Parallel()
 		res := p.postJSON("/v1/jobs?wait=30s", key, map[string]any{"module_id": hello})
-		job := res.JSON(t)
-		require.Equal(t, "succeeded", job["status"])
-		requireProblem(t, p.postJSON("/v1/jobs/"+job["id"].(string)+"/cancel", key, nil), http.StatusConflict, "conflict")
+		job := decode[client.Job](t, res)
+		require.Equal(t, "succeeded", job.Status)
+		requireProblem(t, p.postJSON("/v1/jobs/"+job.ID+"/cancel", key, nil), http.StatusConflict, "conflict")
 	})
 
 	t.Run("unknown and other accounts' jobs are not found", func(t *testing.T) {
@@ -228,13 +228,13 @@ func TestCancel(t *testing.T) {
 			job := p.await(key, id)
 			switch codes[i] {
 			case http.StatusOK:
-				require.Equal(t, "cancelled", job["status"])
+				require.Equal(t, "cancelled", job.Status)
 			case http.StatusConflict:
-				require.Equal(t, "succeeded", job["status"])
+				require.Equal(t, "succeeded", job.Status)
 			default:
 				t.Fatalf("cancel answered %d", codes[i])
 			}
-			outcomes[job["status"].(string)]++
+			outcomes[job.Status]++
 			acts := p.actions(key, id)
 			terminals := 0
 			for _, a := range acts {
@@ -243,7 +243,7 @@ func TestCancel(t *testing.T) {
 				}
 			}
 			require.Equal(t, 1, terminals, "%s: %v", id, acts)
-			if job["status"] == "cancelled" && !strings.Contains(strings.Join(acts, ","), "job.started") {
+			if job.Status == "cancelled" && !strings.Contains(strings.Join(acts, ","), "job.started") {
 				require.Equal(t, []string{"job.created", "job.cancelled"}, acts, "a job cancelled while queued never runs")
 			}
 		}
@@ -273,8 +273,8 @@ func TestIdempotencyKey(t *testing.T) {
 		again := p.doWith(http.MethodPost, "/v1/jobs?wait=30s", key, h, []byte(`{ "env": {"B":"2","A":"1"}, "module_id": "`+hello+`" }`))
 		require.Equal(t, http.StatusOK, again.Status, "%s", again.Body)
 		require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
-		require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
-		require.Equal(t, "succeeded", again.JSON(t)["status"], "a replay may wait too")
+		require.Equal(t, decode[client.Job](t, first).ID, decode[client.Job](t, again).ID)
+		require.Equal(t, "succeeded", decode[client.Job](t, again).Status, "a replay may wait too")
 		require.Equal(t, first.Header.Get("Location"), again.Header.Get("Location"))
 
 		reused := p.doWith(http.MethodPost, "/v1/jobs", key, h, body(map[string]any{"module_id": echo}))
@@ -290,7 +290,7 @@ func TestIdempotencyKey(t *testing.T) {
 		b := p.doWith(http.MethodPost, "/v1/jobs", other, h, body(map[string]any{"module_id": otherHello}))
 		require.Equal(t, http.StatusCreated, a.Status)
 		require.Equal(t, http.StatusCreated, b.Status)
-		require.NotEqual(t, a.JSON(t)["id"], b.JSON(t)["id"])
+		require.NotEqual(t, decode[client.Job](t, a).ID, decode[client.Job](t, b).ID)
 	})
 
 	t.Run("concurrent requests with one key make exactly one job", func(t *testing.T) {
@@ -305,7 +305,7 @@ func TestIdempotencyKey(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		ids := map[any]bool{}
+		ids := map[string]bool{}
 		created := 0
 		for _, r := range res {
 			require.Contains(t, []int{http.StatusCreated, http.StatusOK}, r.Status, "%s", r.Body)
@@ -314,7 +314,7 @@ func TestIdempotencyKey(t *testing.T) {
 			} else {
 				require.Equal(t, "true", r.Header.Get("Idempotent-Replayed"))
 			}
-			ids[r.JSON(t)["id"]] = true
+			ids[decode[client.Job](t, r).ID] = true
 		}
 		require.Equal(t, 1, created)
 		require.Len(t, ids, 1)
@@ -329,7 +329,7 @@ func TestIdempotencyKey(t *testing.T) {
 		require.Equal(t, http.StatusNoContent, p.do(http.MethodDelete, "/v1/modules/"+exit3, key, "", nil).Status)
 		again := p.doWith(http.MethodPost, "/v1/jobs", key, h, body(map[string]any{"module_id": exit3}))
 		require.Equal(t, http.StatusOK, again.Status, "%s", again.Body)
-		require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
+		require.Equal(t, decode[client.Job](t, first).ID, decode[client.Job](t, again).ID)
 		// Without the key, the deleted module is not found.
 		requireProblem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": exit3}), http.StatusNotFound, "not_found")
 	})
@@ -348,7 +348,7 @@ func TestIdempotencyKey(t *testing.T) {
 		for _, k := range []string{strings.Repeat("k", 256), "tab\there"} {
 			body := requireProblem(t, p.doWith(http.MethodPost, "/v1/jobs", key, map[string]string{"Idempotency-Key": k},
 				body(map[string]any{"module_id": hello})), http.StatusBadRequest, "validation_failed")
-			require.Equal(t, "Idempotency-Key", body["errors"].([]any)[0].(map[string]any)["field"])
+			require.Equal(t, "Idempotency-Key", firstField(t, body))
 		}
 		res := p.doWith(http.MethodPost, "/v1/jobs", key, map[string]string{"Idempotency-Key": strings.Repeat("k", 255)},
 			body(map[string]any{"module_id": hello}))
@@ -372,23 +372,24 @@ func TestBatch(t *testing.T) {
 		map[string]any{"module_id": hello, "args": []string{"second"}},
 	}})
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	data := res.JSON(t)["data"].([]any)
+	data := decode[client.Page[client.BatchItem]](t, res).Data
 	require.Len(t, data, 5)
-	item := func(i int) map[string]any { return data[i].(map[string]any) }
 	for _, i := range []int{0, 4} {
-		require.Nil(t, item(i)["error"])
-		job := item(i)["job"].(map[string]any)
-		require.Equal(t, "queued", job["status"])
-		require.Equal(t, "succeeded", p.await(key, job["id"].(string))["status"])
+		require.Nil(t, data[i].Error)
+		job := data[i].Job
+		require.NotNil(t, job, "item %d", i)
+		require.Equal(t, "queued", job.Status)
+		require.Equal(t, "succeeded", p.await(key, job.ID).Status)
 	}
 	for i, want := range map[int]string{1: "validation_failed", 2: "not_found", 3: "validation_failed"} {
-		require.Nil(t, item(i)["job"])
-		prob := item(i)["error"].(map[string]any)
-		require.Equal(t, want, prob["code"], "item %d", i)
-		require.NotEmpty(t, prob["detail"])
-		require.Equal(t, res.Header.Get("X-Request-ID"), prob["request_id"])
+		require.Nil(t, data[i].Job)
+		prob := data[i].Error
+		require.NotNil(t, prob, "item %d", i)
+		require.Equal(t, want, prob.Code, "item %d", i)
+		require.NotEmpty(t, prob.Detail)
+		require.Equal(t, res.Header.Get("X-Request-ID"), prob.RequestID)
 	}
-	require.Equal(t, "module_id", item(1)["error"].(map[string]any)["errors"].([]any)[0].(map[string]any)["field"])
+	require.Equal(t, "module_id", firstField(t, *data[1].Error))
 
 	t.Run("refused batches", func(t *testing.T) {
 		t.Parallel()
@@ -472,14 +473,14 @@ func TestDeleteModule(t *testing.T) {
 
 	for _, id := range queued {
 		job := p.job(key, id)
-		require.Equal(t, "failed", job["status"])
+		require.Equal(t, "failed", job.Status)
 		require.Equal(t, "module_deleted", errorCode(job))
 		require.Equal(t, []string{"job.created", "job.finished"}, p.actions(key, id))
 	}
 	requireProblem(t, p.do(http.MethodGet, "/v1/modules/"+hello, key, "", nil), http.StatusNotFound, "not_found")
 	requireProblem(t, p.do(http.MethodDelete, "/v1/modules/"+hello, key, "", nil), http.StatusNotFound, "not_found")
 	requireProblem(t, p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello}), http.StatusNotFound, "not_found")
-	list := p.do(http.MethodGet, "/v1/modules", key, "", nil).JSON(t)["data"].([]any)
+	list := decode[client.Page[client.Module]](t, p.do(http.MethodGet, "/v1/modules", key, "", nil)).Data
 	require.Len(t, list, 1, "a deleted module is not listed")
 
 	// Running jobs of a deleted module finish; uploading the bytes again
@@ -487,7 +488,7 @@ func TestDeleteModule(t *testing.T) {
 	res = p.do(http.MethodDelete, "/v1/modules/"+loop, key, "", nil)
 	require.Equal(t, http.StatusNoContent, res.Status)
 	for _, id := range busy {
-		require.Equal(t, "running", p.job(key, id)["status"], "events: %v", p.actions(key, id))
+		require.Equal(t, "running", p.job(key, id).Status, "events: %v", p.actions(key, id))
 		require.Equal(t, http.StatusOK, p.postJSON("/v1/jobs/"+id+"/cancel", key, nil).Status)
 	}
 	again := p.upload(key, fixtures.Hello)
@@ -521,46 +522,52 @@ func TestExecute(t *testing.T) {
 	p := startPlatform(t)
 	key := p.account("free")
 	str := func(s string) *string { return &s }
-	answer := func(t *testing.T, res response, status int) (output, errMsg any) {
+	answer := func(t *testing.T, res response, status int) (output, errMsg *string) {
 		t.Helper()
 		require.Equal(t, status, res.Status, "%s", res.Body)
 		require.Equal(t, "application/json", strings.Split(res.Header.Get("Content-Type"), ";")[0])
-		var body map[string]any
-		require.NoError(t, json.Unmarshal(res.Body, &body))
-		require.Len(t, body, 2, "%s", res.Body)
-		return body["output"], body["error"]
+		require.Len(t, members(t, res.Body), 2, "%s", res.Body)
+		body := decode[struct {
+			Output *string `json:"output"`
+			Error  *string `json:"error"`
+		}](t, res)
+		return body.Output, body.Error
 	}
 
 	t.Run("hello", func(t *testing.T) {
 		t.Parallel()
 		out, errMsg := answer(t, p.execute(key, fixtures.Bytes(fixtures.Hello), nil), http.StatusOK)
-		require.Equal(t, "hello, world\n", out)
+		require.Equal(t, new("hello, world\n"), out)
 		require.Nil(t, errMsg)
 	})
 	t.Run("input is stdin", func(t *testing.T) {
 		t.Parallel()
 		res := p.execute(key, fixtures.Bytes(fixtures.Echo), str("from input"))
 		out, errMsg := answer(t, res, http.StatusOK)
-		require.Equal(t, "\nGREETING=\nfrom input", out)
+		require.Equal(t, new("\nGREETING=\nfrom input"), out)
 		require.Nil(t, errMsg)
 		// It is an ordinary job of the account.
-		require.Equal(t, "succeeded", p.job(key, strings.TrimPrefix(res.Header.Get("Location"), "/v1/jobs/"))["status"])
+		require.Equal(t, "succeeded", p.job(key, strings.TrimPrefix(res.Header.Get("Location"), "/v1/jobs/")).Status)
 	})
 	t.Run("a failing guest", func(t *testing.T) {
 		t.Parallel()
 		out, errMsg := answer(t, p.execute(key, fixtures.Bytes(fixtures.Exit3), nil), http.StatusOK)
-		require.Equal(t, "", out)
-		require.Contains(t, errMsg, "exit_nonzero")
+		require.Equal(t, new(""), out)
+		require.NotNil(t, errMsg)
+		require.Contains(t, *errMsg, "exit_nonzero")
 	})
 	t.Run("request errors", func(t *testing.T) {
 		t.Parallel()
 		out, errMsg := answer(t, p.execute(key, nil, str("x")), http.StatusBadRequest)
 		require.Nil(t, out)
-		require.Contains(t, errMsg, "wasm")
+		require.NotNil(t, errMsg)
+		require.Contains(t, *errMsg, "wasm")
 		_, errMsg = answer(t, p.execute(key, []byte("not wasm"), nil), http.StatusBadRequest)
-		require.Contains(t, errMsg, "not a WebAssembly module")
+		require.NotNil(t, errMsg)
+		require.Contains(t, *errMsg, "not a WebAssembly module")
 		_, errMsg = answer(t, p.execute(key, fixtures.Bytes(fixtures.BadImport), nil), http.StatusBadRequest)
-		require.Contains(t, errMsg, "host_log")
+		require.NotNil(t, errMsg)
+		require.Contains(t, *errMsg, "host_log")
 		_, _ = answer(t, p.execute(key, append(fixtures.Bytes(fixtures.Hello), make([]byte, 10<<20)...), nil), http.StatusRequestEntityTooLarge)
 		_, _ = answer(t, p.do(http.MethodPost, "/api/execute", key, "application/wasm", fixtures.Bytes(fixtures.Hello)), http.StatusUnsupportedMediaType)
 		requireProblem(t, p.execute("", fixtures.Bytes(fixtures.Hello), nil), http.StatusUnauthorized, "unauthorized")
@@ -573,8 +580,8 @@ func TestBadWaitIsNotAJob(t *testing.T) {
 	key := p.account("free")
 	hello := p.upload(key, fixtures.Hello)
 	requireProblem(t, p.postJSON("/v1/jobs?wait=forever", key, map[string]any{"module_id": hello}), http.StatusBadRequest, "validation_failed")
-	list := p.do(http.MethodGet, "/v1/jobs", key, "", nil).JSON(t)["data"].([]any)
-	require.Empty(t, list, fmt.Sprintf("%v", list))
+	list := decode[client.Page[client.Job]](t, p.do(http.MethodGet, "/v1/jobs", key, "", nil)).Data
+	require.Empty(t, list, asJSON(list))
 }
 
 // With a worker that polls Redis only every few seconds, jobs still start at
@@ -613,9 +620,9 @@ func TestDoorbellStartsJobsBetweenPolls(t *testing.T) {
 	for range 3 {
 		res := p.postJSON("/v1/jobs?wait=20s", key, map[string]any{"module_id": hello})
 		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-		job := res.JSON(t)
-		require.Equal(t, "succeeded", job["status"])
-		info, err := inspector.GetTaskInfo(tasks.TierQueue(common.QueueNamespace, "free"), job["id"].(string))
+		job := decode[client.Job](t, res)
+		require.Equal(t, "succeeded", job.Status)
+		info, err := inspector.GetTaskInfo(tasks.TierQueue(common.QueueNamespace, "free"), job.ID)
 		if err == nil && info.State == asynq.TaskStatePending {
 			beforeAsynq++
 		}
@@ -627,5 +634,5 @@ func TestDoorbellStartsJobsBetweenPolls(t *testing.T) {
 	p.awaitStatus(key, id, "running")
 	res := p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	require.Equal(t, "cancelled", res.JSON(t)["status"])
+	require.Equal(t, "cancelled", decode[client.Job](t, res).Status)
 }

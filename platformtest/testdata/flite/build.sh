@@ -9,7 +9,7 @@
 #                   file flite loads with -voice, dumped by a native build of
 #                   the same source, as a tar for PUT /v1/modules/{id}/assets
 #
-# Usage (from anywhere):  bash api/app/testdata/flite/build.sh
+# Usage (from anywhere):  bash platformtest/testdata/flite/build.sh
 #
 # Needs Debian 12 (bookworm) packages: clang lld wasi-libc
 # libclang-rt-dev-wasm32 llvm (llvm-strip), gcc, make, patch and curl; it

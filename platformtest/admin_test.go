@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"net/http"
@@ -9,7 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
 func TestAdminTiers(t *testing.T) {
@@ -19,14 +21,14 @@ func TestAdminTiers(t *testing.T) {
 
 	res := p.do(http.MethodGet, "/v1/admin/tiers", adminToken, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
-	require.Len(t, res.JSON(t)["data"], 3)
+	require.Len(t, decode[client.Page[store.Tier]](t, res).Data, 3)
 
 	tier := map[string]any{"name": "enterprise", "runs_per_minute": 1000, "runs_per_day": 100000, "max_concurrent_runs": 200,
 		"default_timeout_ms": 5000, "max_timeout_ms": 60000, "default_memory_mb": 128, "max_memory_mb": 1024,
 		"max_module_bytes": 100 << 20, "queue_weight": 8, "reads_per_minute": 10000}
 	res = p.postJSON("/v1/admin/tiers", adminToken, tier)
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	require.Equal(t, "enterprise", res.JSON(t)["name"])
+	require.Equal(t, "enterprise", decode[store.Tier](t, res).Name)
 	res = p.postJSON("/v1/admin/tiers", adminToken, tier)
 	require.Equal(t, http.StatusConflict, res.Status)
 
@@ -49,8 +51,9 @@ func TestAdminTiers(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, replica.postJSON("/v1/jobs", key, job).Status)
 	res = p.do(http.MethodPatch, "/v1/admin/tiers/free", adminToken, "application/json", []byte(`{"max_timeout_ms": 10000}`))
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	require.EqualValues(t, 10000, res.JSON(t)["max_timeout_ms"])
-	require.EqualValues(t, 128, res.JSON(t)["max_memory_mb"], "other fields are kept")
+	changed := decode[store.Tier](t, res)
+	require.Equal(t, 10000, changed.MaxTimeoutMS)
+	require.Equal(t, 128, changed.MaxMemoryMB, "other fields are kept")
 	require.Equal(t, http.StatusCreated, p.postJSON("/v1/jobs", key, job).Status, "at once on the replica that changed it")
 	require.Eventually(t, func() bool { return replica.postJSON("/v1/jobs", key, job).Status == http.StatusCreated },
 		5*time.Second, 50*time.Millisecond, "within 5 s on every other replica")
@@ -70,24 +73,24 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 
 	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "acme", "tier": "free"})
 	require.Equal(t, http.StatusCreated, res.Status)
-	acct := res.JSON(t)
-	id := acct["id"].(string)
+	acct := decode[client.AdminAccount](t, res)
+	id := acct.ID
 	res = p.postJSON("/v1/admin/accounts/"+id+"/keys", adminToken, map[string]string{"name": "ci"})
 	require.Equal(t, http.StatusCreated, res.Status)
-	k := res.JSON(t)
-	key, keyID := k["key"].(string), k["id"].(string)
+	k := decode[client.Key](t, res)
+	key, keyID := k.Key, k.ID
 
 	// The caller's own account.
 	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	me := res.JSON(t)
-	require.Equal(t, id, me["id"])
-	require.Equal(t, "free", me["tier"])
-	require.Equal(t, acct["webhook_secret"], me["webhook_secret"])
-	require.EqualValues(t, 128, me["limits"].(map[string]any)["max_memory_mb"])
+	me := decode[client.Account](t, res)
+	require.Equal(t, id, me.ID)
+	require.Equal(t, "free", me.Tier)
+	require.Equal(t, acct.WebhookSecret, me.WebhookSecret)
+	require.EqualValues(t, 128, me.Limits["max_memory_mb"])
 	p.run(key, fixtures.Hello, nil)
 	res = p.do(http.MethodGet, "/v1/account", key, "", nil)
-	require.EqualValues(t, 1, res.JSON(t)["usage"].(map[string]any)["runs_today"])
+	require.EqualValues(t, 1, decode[client.Account](t, res).Usage.RunsToday)
 
 	// A key cannot change its own tier or mint keys.
 	require.Contains(t, []int{http.StatusNotFound, http.StatusMethodNotAllowed},
@@ -98,10 +101,11 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	// The admin can.
 	res = p.do(http.MethodPatch, "/v1/admin/accounts/"+id, adminToken, "application/json", []byte(`{"tier":"pro"}`))
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	require.Equal(t, "pro", res.JSON(t)["tier"])
-	require.Equal(t, "pro", p.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["tier"])
-	require.Eventually(t, func() bool { return replica.do(http.MethodGet, "/v1/account", key, "", nil).JSON(t)["tier"] == "pro" },
-		5*time.Second, 50*time.Millisecond)
+	require.Equal(t, "pro", decode[client.AdminAccount](t, res).Tier)
+	require.Equal(t, "pro", decode[client.Account](t, p.do(http.MethodGet, "/v1/account", key, "", nil)).Tier)
+	require.Eventually(t, func() bool {
+		return decode[client.Account](t, replica.do(http.MethodGet, "/v1/account", key, "", nil)).Tier == "pro"
+	}, 5*time.Second, 50*time.Millisecond)
 	res = p.do(http.MethodPatch, "/v1/admin/accounts/"+id, adminToken, "application/json", []byte(`{"tier":"gold"}`))
 	require.Equal(t, http.StatusBadRequest, res.Status)
 	res = p.do(http.MethodPatch, "/v1/admin/accounts/0190b0a0-0000-7000-8000-000000000000", adminToken, "application/json", []byte(`{"tier":"pro"}`))
@@ -110,14 +114,14 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	// Keys are listed without secrets.
 	res = p.do(http.MethodGet, "/v1/admin/keys?account_id="+id, adminToken, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
-	require.Len(t, res.JSON(t)["data"], 1)
+	require.Len(t, decode[client.Page[client.Key]](t, res).Data, 1)
 	require.NotContains(t, string(res.Body), key)
 	require.NotContains(t, string(res.Body), `"hash"`)
 	// The key has been used: its use is recorded (in the background, at most
 	// once a minute).
 	require.Eventually(t, func() bool {
-		res := p.do(http.MethodGet, "/v1/admin/keys?account_id="+id, adminToken, "", nil)
-		return res.JSON(t)["data"].([]any)[0].(map[string]any)["last_used_at"] != nil
+		keys := decode[client.Page[client.Key]](t, p.do(http.MethodGet, "/v1/admin/keys?account_id="+id, adminToken, "", nil)).Data
+		return len(keys) == 1 && keys[0].LastUsedAt != nil
 	}, 5*time.Second, 20*time.Millisecond)
 
 	// A revoked key is refused at once on the replica that revoked it, and
@@ -138,7 +142,7 @@ func TestAdminAccountsAndKeys(t *testing.T) {
 	// The account list pages and carries no webhook secrets.
 	res = p.do(http.MethodGet, "/v1/admin/accounts?limit=1", adminToken, "", nil)
 	require.Equal(t, http.StatusOK, res.Status)
-	require.Len(t, res.JSON(t)["data"], 1)
+	require.Len(t, decode[client.Page[client.AdminAccount]](t, res).Data, 1)
 	require.NotContains(t, string(res.Body), "whsec_")
 	require.Equal(t, http.StatusOK, p.do(http.MethodGet, "/v1/admin/queues", adminToken, "", nil).Status)
 }
@@ -154,15 +158,14 @@ func TestAdminAudit(t *testing.T) {
 
 	res := p.do(http.MethodGet, "/v1/admin/audit?action=auth.failed", adminToken, "", nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
-	events := res.JSON(t)["data"].([]any)
+	events := decode[client.Page[client.AuditEvent]](t, res).Data
 	require.Len(t, events, 1)
-	ev := events[0].(map[string]any)
-	require.Equal(t, "unknown_or_revoked", ev["data"].(map[string]any)["reason"])
-	require.Equal(t, "ZZZZZZZZ", ev["data"].(map[string]any)["key_prefix"])
+	require.Equal(t, "unknown_or_revoked", events[0].Data["reason"])
+	require.Equal(t, "ZZZZZZZZ", events[0].Data["key_prefix"])
 	require.NotContains(t, string(res.Body), bogus, "never the key itself")
 
 	res = p.do(http.MethodGet, "/v1/admin/audit?action=admin.auth_failed", adminToken, "", nil)
-	require.Len(t, res.JSON(t)["data"], 1)
+	require.Len(t, decode[client.Page[client.AuditEvent]](t, res).Data, 1)
 	require.NotContains(t, string(res.Body), "not-the-token")
 
 	// Every row exactly once, page by page.
@@ -206,7 +209,7 @@ func TestReadLimitAcrossReplicas(t *testing.T) {
 	require.Equal(t, []string{"2", "1", "0"}, remaining, "both replicas count against one limit")
 	res := replica.do(http.MethodGet, "/v1/modules", key, "", nil)
 	require.Equal(t, http.StatusTooManyRequests, res.Status)
-	require.Equal(t, "rate_limited", res.JSON(t)["code"])
+	require.Equal(t, "rate_limited", decode[client.Error](t, res).Code)
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 	require.Equal(t, "0", res.Header.Get("RateLimit-Remaining"))
 }
@@ -236,12 +239,15 @@ func TestRunLimitsAcrossReplicas(t *testing.T) {
 	require.Equal(t, []string{"2", "1", "0"}, remaining)
 	res := replica.postJSON("/v1/jobs", key, map[string]any{"module_id": mod})
 	require.Equal(t, http.StatusTooManyRequests, res.Status, "N+1 is refused on either replica")
-	require.Equal(t, "rate_limited", res.JSON(t)["code"])
+	require.Equal(t, "rate_limited", decode[client.Error](t, res).Code)
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 	// A batch is admitted job by job.
 	res = p.postJSON("/v1/jobs/batch", key, map[string]any{"jobs": []any{map[string]any{"module_id": mod}}})
 	require.Equal(t, http.StatusCreated, res.Status)
-	require.Equal(t, "rate_limited", res.JSON(t)["data"].([]any)[0].(map[string]any)["error"].(map[string]any)["code"])
+	items := decode[client.Page[client.BatchItem]](t, res).Data
+	require.Len(t, items, 1)
+	require.NotNil(t, items[0].Error, "%s", res.Body)
+	require.Equal(t, "rate_limited", items[0].Error.Code)
 
 	daily := p.account("perday")
 	mod = p.upload(daily, fixtures.Hello)
@@ -250,7 +256,7 @@ func TestRunLimitsAcrossReplicas(t *testing.T) {
 	}
 	res = replica.postJSON("/v1/jobs", daily, map[string]any{"module_id": mod})
 	require.Equal(t, http.StatusTooManyRequests, res.Status)
-	require.Equal(t, "quota_exceeded", res.JSON(t)["code"])
+	require.Equal(t, "quota_exceeded", decode[client.Error](t, res).Code)
 }
 
 // A concurrency slot is held by a queued or running job and is free again
@@ -266,25 +272,25 @@ func TestConcurrencySlotsAreReturned(t *testing.T) {
 		t.Helper()
 		res := p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello})
 		require.Equal(t, http.StatusTooManyRequests, res.Status, "%s", res.Body)
-		require.Equal(t, "quota_exceeded", res.JSON(t)["code"])
+		require.Equal(t, "quota_exceeded", decode[client.Error](t, res).Code)
 	}
 	// Timed out.
 	id := p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 300})
 	busy()
-	require.Equal(t, "timed_out", p.await(key, id)["status"])
+	require.Equal(t, "timed_out", p.await(key, id).Status)
 	// Failed.
 	id = p.submit(key, map[string]any{"module_id": exit3})
-	require.Equal(t, "failed", p.await(key, id)["status"])
+	require.Equal(t, "failed", p.await(key, id).Status)
 	// Succeeded.
 	id = p.submit(key, map[string]any{"module_id": hello})
-	require.Equal(t, "succeeded", p.await(key, id)["status"])
+	require.Equal(t, "succeeded", p.await(key, id).Status)
 	// Cancelled.
 	id = p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 5000})
 	busy()
 	res := p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
 	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, res.Status, "%s", res.Body)
-	require.Equal(t, "cancelled", p.await(key, id)["status"])
-	require.Equal(t, "succeeded", p.await(key, p.submit(key, map[string]any{"module_id": hello}))["status"])
+	require.Equal(t, "cancelled", p.await(key, id).Status)
+	require.Equal(t, "succeeded", p.await(key, p.submit(key, map[string]any{"module_id": hello})).Status)
 }
 
 // Simultaneous submits cannot together pass the concurrency limit: the

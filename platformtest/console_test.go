@@ -1,4 +1,4 @@
-package app_test
+package platformtest
 
 import (
 	"archive/tar"
@@ -28,6 +28,7 @@ import (
 	_ "github.com/lib/pq" // the test inserts many jobs directly
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
@@ -60,7 +61,7 @@ func chromiumPath(t *testing.T) string {
 		if chromium.path = find(); chromium.path != "" {
 			return
 		}
-		out, err := exec.Command("bash", "../../scripts/deps.sh", "chromium").CombinedOutput()
+		out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts", "deps.sh"), "chromium").CombinedOutput()
 		if chromium.path = find(); chromium.path == "" {
 			chromium.err = fmt.Errorf("scripts/deps.sh chromium: %w: %s", err, out)
 		}
@@ -302,7 +303,7 @@ func TestConsole(t *testing.T) {
 	// comes with the live output stream; until both are in, the live
 	// output subtest says so and is skipped.
 	live := slices.Contains(fixtures.Names(), "talkloop") &&
-		p.do(http.MethodGet, "/v1/jobs/"+uuid.NewString()+"/stream", key, "", nil).JSON(t)["detail"] != "no such route"
+		decode[client.Error](t, p.do(http.MethodGet, "/v1/jobs/"+uuid.NewString()+"/stream", key, "", nil)).Detail != "no such route"
 	uploads := []string{fixtures.Echo, fixtures.Loop, fixtures.Reverse}
 	if live {
 		uploads = append(uploads, "talkloop")
@@ -358,11 +359,10 @@ func TestConsole(t *testing.T) {
 		b.until(`document.body.dataset.page === 'modules/:id' && document.querySelector('main h1').textContent.includes('loop')`)
 		b.shots("module", false, false)
 	})
-	modules := p.do(http.MethodGet, "/v1/modules", key, "", nil).JSON(t)["data"].([]any)
+	modules := decode[client.Page[client.Module]](t, p.do(http.MethodGet, "/v1/modules", key, "", nil)).Data
 	ids := map[string]string{}
 	for _, m := range modules {
-		m := m.(map[string]any)
-		ids[m["name"].(string)] = m["id"].(string)
+		ids[m.Name] = m.ID
 	}
 	require.Contains(t, ids, "echo")
 
