@@ -31,6 +31,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
@@ -364,11 +365,11 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	zero, three := 0, 3
 	require.NoError(t, a.st.SaveArtifacts(ctx, uuid.MustParse(webhookJob["id"].(string)),
 		[]store.ArtifactFile{{Path: "/a.txt", Content: []byte("artifact")}}))
-	finish(webhookJob["id"].(string), store.Result{Status: store.StatusSucceeded, ExitCode: &zero,
+	finish(webhookJob["id"].(string), store.Result{Status: jobstate.Succeeded, ExitCode: &zero,
 		Stdout: []byte("hello, world\n"), MemoryPeakBytes: 65536, RunMS: 3, ArtifactsTruncated: true})
-	finish(reactorJob["id"].(string), store.Result{Status: store.StatusSucceeded, ExitCode: &zero,
+	finish(reactorJob["id"].(string), store.Result{Status: jobstate.Succeeded, ExitCode: &zero,
 		ReturnValues: []json.RawMessage{json.RawMessage("5")}, RunMS: 1})
-	finish(binJob["id"].(string), store.Result{Status: store.StatusFailed, ExitCode: &three, Stdout: []byte{0xff, 0xfe},
+	finish(binJob["id"].(string), store.Result{Status: jobstate.Failed, ExitCode: &three, Stdout: []byte{0xff, 0xfe},
 		Stderr: []byte("bye\n"), StdoutTruncated: true, ErrorCode: "exit_nonzero", ErrorMessage: "the guest exited with code 3"})
 	// Artifacts (saved as a worker would, before it finished the job).
 	filesID := uuid.MustParse(webhookJob["id"].(string))

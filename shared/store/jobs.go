@@ -15,34 +15,13 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
-)
-
-// Job statuses. queued → running → one terminal status; a terminal status
-// never changes again.
-const (
-	StatusQueued    = "queued"
-	StatusRunning   = "running"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusTimedOut  = "timed_out"
-	StatusCancelled = "cancelled"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 )
 
 // statuses are every job status (the jobs table's CHECK constraint):
 // listJobsQuery reads each one's part of the status indexes.
-var statuses = []string{StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled}
-
-// Terminal reports whether status is final.
-func Terminal(status string) bool {
-	switch status {
-	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled:
-		return true
-	}
-	return false
-}
-
-// ValidStatus reports whether s is a job status.
-func ValidStatus(s string) bool { return s == StatusQueued || s == StatusRunning || Terminal(s) }
+var statuses = []jobstate.Status{jobstate.Queued, jobstate.Running, jobstate.Succeeded, jobstate.Failed,
+	jobstate.TimedOut, jobstate.Cancelled}
 
 // Job is a row of jobs.
 type Job struct {
@@ -62,7 +41,7 @@ type Job struct {
 	Deterministic   bool                    `db:"deterministic"`
 	WebhookURL      *string                 `db:"webhook_url"`
 	Metadata        JSON[map[string]string] `db:"metadata"`
-	Status          string                  `db:"status"`
+	Status          jobstate.Status         `db:"status"`
 	Attempts        int                     `db:"attempts"`
 	ExitCode        *int                    `db:"exit_code"`
 	Stdout          []byte                  `db:"stdout"`
@@ -514,7 +493,7 @@ func (s *Store) WatchJob(ctx context.Context, accountID, id uuid.UUID) error {
 
 // JobFilter narrows ListJobs.
 type JobFilter struct {
-	Status        string
+	Status        jobstate.Status
 	ModuleID      uuid.UUID
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
@@ -659,14 +638,14 @@ func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, target str
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Job{}, wrapDB(err, "claim job")
 	}
-	var status string
+	var status jobstate.Status
 	err = s.db.GetContext(ctx, &status, `SELECT status FROM jobs WHERE id = $1`, id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Job{}, ErrJobGone
 	case err != nil:
 		return Job{}, wrapDB(err, "read job status")
-	case Terminal(status):
+	case status.Terminal():
 		return Job{}, ErrJobTerminal
 	default:
 		return Job{}, ErrJobBusy
@@ -675,7 +654,7 @@ func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, target str
 
 // Result is what an attempt produced.
 type Result struct {
-	Status          string
+	Status          jobstate.Status
 	ExitCode        *int
 	Stdout, Stderr  []byte
 	StdoutTruncated bool
@@ -700,7 +679,7 @@ const MaxErrorMessage = 4096
 // attempt on that worker: a terminal job is never overwritten. The error
 // code and message are stored through CleanText.
 func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
-	if !Terminal(r.Status) {
+	if !r.Status.Terminal() {
 		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
 	}
 	// Error texts come from the guest (a trap's stack trace holds its

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -27,10 +28,10 @@ func TestHourlyUsage(t *testing.T) {
 		require.True(t, ok)
 	}
 	one, three := 1, 3
-	finish(b.job(t), store.Result{Status: store.StatusSucceeded})
-	finish(b.job(t), store.Result{Status: store.StatusFailed, ExitCode: &three, ErrorCode: "exit_nonzero"})
-	finish(b.job(t), store.Result{Status: store.StatusFailed, ExitCode: &one, ErrorCode: "exit_nonzero"})
-	finish(b.job(t), store.Result{Status: store.StatusTimedOut, ErrorCode: "timeout"})
+	finish(b.job(t), store.Result{Status: jobstate.Succeeded})
+	finish(b.job(t), store.Result{Status: jobstate.Failed, ExitCode: &three, ErrorCode: "exit_nonzero"})
+	finish(b.job(t), store.Result{Status: jobstate.Failed, ExitCode: &one, ErrorCode: "exit_nonzero"})
+	finish(b.job(t), store.Result{Status: jobstate.TimedOut, ErrorCode: "timeout"})
 	b.job(t) // still queued
 	old := b.job(t)
 	_, err := b.st.DB().Exec(`UPDATE jobs SET created_at = created_at - interval '2 hours' WHERE id = $1`, old.ID)

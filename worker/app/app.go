@@ -33,6 +33,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
@@ -270,7 +271,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 	if !cfg.DisableLiveOutput {
 		pub := livepub.New(livepub.Config{Redis: rdb, Queue: w.queue, BufferBytes: cfg.LiveBufferBytes,
 			Log: log.Named("live"), Registry: reg})
-		deps.Live = func(id uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string)) {
+		deps.Live = func(id uuid.UUID, attempt int) (func(executor.Stream, []byte), func(jobstate.Status)) {
 			run := pub.Start(id, attempt)
 			return func(s executor.Stream, chunk []byte) {
 				kind := livestream.Stdout
@@ -575,12 +576,12 @@ func (m *metrics) JobDelivered(source, outcome string) {
 	m.deliveries.WithLabelValues(source, outcome).Inc()
 }
 
-func (m *metrics) JobFinished(status, errorCode string, run, compile time.Duration) {
-	m.finished.WithLabelValues(status, errorCode).Inc()
+func (m *metrics) JobFinished(status jobstate.Status, errorCode string, run, compile time.Duration) {
+	m.finished.WithLabelValues(string(status), errorCode).Inc()
 	if compile > 0 {
 		m.compile.Observe(compile.Seconds())
 	}
-	m.run.WithLabelValues(status).Observe(run.Seconds())
+	m.run.WithLabelValues(string(status)).Observe(run.Seconds())
 }
 
 func (m *metrics) Delivered(outcome string, d time.Duration) {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -97,7 +98,7 @@ func setup(t *testing.T, url string) bundle {
 	_, err = st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hi")})
+	ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hi")})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)

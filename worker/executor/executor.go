@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 )
 
 // Job failure codes reported in Result.ErrorCode.
@@ -21,14 +23,6 @@ const (
 	CodeBadParams      = "invalid_params"
 	CodeInstantiate    = "instantiate_failed"
 	CodeSandboxCrashed = "sandbox_crashed"
-)
-
-// Outcome statuses (the job statuses an execution can end in).
-const (
-	Succeeded = "succeeded"
-	Failed    = "failed"
-	TimedOut  = "timed_out"
-	Cancelled = "cancelled"
 )
 
 // Stream names one of the guest's output streams.
@@ -87,7 +81,7 @@ type Request struct {
 // Result is what the guest did. Guest failures (non-zero exit, trap,
 // timeout) are results, not errors.
 type Result struct {
-	Status          string
+	Status          jobstate.Status
 	ExitCode        *int
 	Stdout, Stderr  []byte
 	StdoutTruncated bool
