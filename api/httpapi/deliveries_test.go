@@ -49,7 +49,7 @@ func TestRetriesCoalesceAndAreLimited(t *testing.T) {
 	require.NoError(t, err)
 	_, err = a.st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
-	ok, err := a.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Failed, ErrorCode: "trap"})
+	ok, err := a.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Failed, ErrorCode: "trap"})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := a.st.DeliveryForJob(ctx, a.account.ID, j.ID)

@@ -128,7 +128,7 @@ func TestScalingFigures(t *testing.T) {
 	j, err := a.st.ClaimJob(ctx, hooked, "w2")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := a.st.FinishJob(ctx, j.ID, j.Attempts, "w2", store.Result{Status: jobstate.Succeeded, ExitCode: &zero})
+	ok, err := a.st.FinishJob(ctx, j.ID, j.Attempts, "w2", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero})
 	require.NoError(t, err)
 	require.True(t, ok)
 

@@ -124,7 +124,7 @@ func TestStreamSplitsAndGaps(t *testing.T) {
 	xadd(t, a, job.ID, out(13, "late"))     // not sent live after a gap
 
 	zero := 0
-	ok, err := a.st.FinishJob(ctx, job.ID, job.Attempts, "w", store.Result{Status: jobstate.Succeeded,
+	ok, err := a.st.FinishJob(ctx, job.ID, job.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded,
 		ExitCode: &zero, Stdout: []byte("h\xc3\xa9!\xffabcdexyzlate")})
 	require.NoError(t, err)
 	require.True(t, ok)

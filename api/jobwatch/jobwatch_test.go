@@ -73,7 +73,7 @@ func finish(t *testing.T, st *store.Store, id uuid.UUID) {
 	ctx := context.Background()
 	_, err := st.ClaimJob(ctx, id, "w")
 	require.NoError(t, err)
-	ok, err := st.FinishJob(ctx, id, 1, "w", store.Result{Status: jobstate.Succeeded})
+	ok, err := st.FinishJob(ctx, id, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, ok)
 }

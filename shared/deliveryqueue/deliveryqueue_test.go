@@ -47,7 +47,7 @@ func setup(t *testing.T) bundle {
 		require.NoError(t, err)
 		_, err = st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
-		ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Succeeded})
+		ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 		require.NoError(t, err)
 		require.True(t, ok)
 		return j

@@ -40,7 +40,7 @@ func BenchmarkFairClaimManyAccounts(b *testing.B) {
 		}
 	}
 	zero := 0
-	res := store.Result{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
+	res := jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
 	b.ResetTimer()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {

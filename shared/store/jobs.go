@@ -652,33 +652,16 @@ func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, target str
 	}
 }
 
-// Result is what an attempt produced.
-type Result struct {
-	Status          jobstate.Status
-	ExitCode        *int
-	Stdout, Stderr  []byte
-	StdoutTruncated bool
-	StderrTruncated bool
-	ReturnValues    []json.RawMessage
-	ErrorCode       string
-	ErrorMessage    string
-	MemoryPeakBytes int64
-	RunMS           int
-	// ArtifactsTruncated: some files matching the job's collect patterns
-	// were not kept (max_artifact_bytes). The artifacts themselves are
-	// stored before, with SaveArtifacts.
-	ArtifactsTruncated bool
-}
-
 // MaxErrorMessage bounds the error message stored with a job (in bytes).
 const MaxErrorMessage = 4096
 
-// FinishJob writes a terminal result for the given attempt by workerID, with
-// its "job.finished" row ("job.cancelled" when the status is cancelled). It
-// reports false (and changes nothing) if the job is no longer running that
-// attempt on that worker: a terminal job is never overwritten. The error
-// code and message are stored through CleanText.
-func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
+// FinishJob writes a terminal outcome for the given attempt by workerID as
+// the job's result, with its "job.finished" row ("job.cancelled" when the
+// status is cancelled). It reports false (and changes nothing) if the job is
+// no longer running that attempt on that worker: a terminal job is never
+// overwritten. The error code and message are stored through CleanText. The
+// artifacts themselves are stored before, with SaveArtifacts.
+func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r jobstate.Outcome) (bool, error) {
 	if !r.Status.Terminal() {
 		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
 	}
@@ -709,7 +692,7 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 		)
 		SELECT count(*) FROM done`,
 		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
-		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, r.RunMS, workerID, r.ArtifactsTruncated)
+		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, int(r.RunTime.Milliseconds()), workerID, r.ArtifactsTruncated)
 	if err != nil {
 		return false, wrapDB(err, "finish job")
 	}

@@ -79,7 +79,7 @@ func TestCancelRunningJob(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, requested)
 
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Cancelled, ErrorCode: "cancelled"})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Cancelled, ErrorCode: "cancelled"})
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, []string{"job.created", "job.started", "job.cancel_requested", "job.cancelled"}, actions(t, b, j.ID))
@@ -251,7 +251,7 @@ func TestListWithoutStatusMergesEveryStatus(t *testing.T) {
 		case 2:
 			_, err := b.st.ClaimJob(ctx, j.ID, "w")
 			require.NoError(t, err)
-			ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Succeeded})
+			ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 			require.NoError(t, err)
 			require.True(t, ok)
 		case 3:

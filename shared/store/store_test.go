@@ -65,11 +65,11 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrJobBusy, "a live claim is not taken over")
 
 	zero := 0
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w1", store.Result{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("first")})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w1", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("first")})
 	require.NoError(t, err)
 	require.True(t, ok)
 
-	ok, err = b.st.FinishJob(ctx, j.ID, 1, "w1", store.Result{Status: jobstate.Failed, Stdout: []byte("second")})
+	ok, err = b.st.FinishJob(ctx, j.ID, 1, "w1", jobstate.Outcome{Status: jobstate.Failed, Stdout: []byte("second")})
 	require.NoError(t, err)
 	require.False(t, ok, "a terminal job is never overwritten")
 	_, err = b.st.ClaimJob(ctx, j.ID, "w2")
@@ -107,10 +107,10 @@ func TestAbandonedAttemptIsTakenOver(t *testing.T) {
 	again, err := b.st.ClaimJob(ctx, j.ID, "alive")
 	require.NoError(t, err)
 	require.Equal(t, 2, again.Attempts)
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "dead", store.Result{Status: jobstate.Succeeded})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "dead", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.False(t, ok, "the stale attempt cannot write")
-	ok, err = b.st.FinishJob(ctx, j.ID, 2, "alive", store.Result{Status: jobstate.Succeeded})
+	ok, err = b.st.FinishJob(ctx, j.ID, 2, "alive", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, ok)
 }

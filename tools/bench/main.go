@@ -409,7 +409,7 @@ func (b *bench) storeLifecycle(ctx context.Context, conc int) error {
 				return err
 			}
 			zero := 0
-			if _, err := st.FinishJob(ctx, j.ID, 1, "floor", store.Result{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}); err != nil {
+			if _, err := st.FinishJob(ctx, j.ID, 1, "floor", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}); err != nil {
 				return err
 			}
 		}

@@ -98,7 +98,7 @@ func setup(t *testing.T, url string) bundle {
 	_, err = st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hi")})
+	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hi")})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)

@@ -42,7 +42,7 @@ func finished(t *testing.T, st *store.Store, a store.Account, url string, stdout
 	_, err = st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
+	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)

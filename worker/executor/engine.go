@@ -353,7 +353,7 @@ func classify(parent, run context.Context, err error, timeout time.Duration) (st
 }
 
 func failed(code, msg string, start time.Time) Result {
-	return Result{Status: jobstate.Failed, ErrorCode: code, ErrorMessage: truncate(msg), RunTime: time.Since(start)}
+	return Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: code, ErrorMessage: truncate(msg), RunTime: time.Since(start)}}
 }
 
 // truncate cuts msg to maxErrorMessage bytes, on a rune boundary. (The

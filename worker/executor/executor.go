@@ -78,27 +78,18 @@ type Request struct {
 	Files *Files
 }
 
-// Result is what the guest did. Guest failures (non-zero exit, trap,
-// timeout) are results, not errors.
+// Result is what the guest did: the outcome the store writes, and what only
+// the worker needs. Guest failures (non-zero exit, trap, timeout) are
+// results, not errors.
 type Result struct {
-	Status          jobstate.Status
-	ExitCode        *int
-	Stdout, Stderr  []byte
-	StdoutTruncated bool
-	StderrTruncated bool
-	ReturnValues    []json.RawMessage
-	ErrorCode       string
-	ErrorMessage    string
-	MemoryPeakBytes int64
-	RunTime         time.Duration
+	jobstate.Outcome
 	// CompileTime is the time spent compiling the module for this run (zero
 	// when a compiled copy was in memory).
 	CompileTime time.Duration
 	// Artifacts are the files matching Files.Collect, in path order, at
 	// most Files.MaxArtifactBytes in total; ArtifactsTruncated says some
 	// matching file did not fit.
-	Artifacts          []Artifact
-	ArtifactsTruncated bool
+	Artifacts []Artifact
 }
 
 // Executor runs guests. Execute returns an error only when the platform

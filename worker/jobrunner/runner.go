@@ -400,20 +400,7 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return fmt.Errorf("save artifacts: %w", err)
 	}
 	rctx, rspan := r.span(wctx, "job.result")
-	ok, err := r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, store.Result{
-		ArtifactsTruncated: res.ArtifactsTruncated,
-		Status:             res.Status,
-		ExitCode:           res.ExitCode,
-		Stdout:             res.Stdout,
-		Stderr:             res.Stderr,
-		StdoutTruncated:    res.StdoutTruncated,
-		StderrTruncated:    res.StderrTruncated,
-		ReturnValues:       res.ReturnValues,
-		ErrorCode:          res.ErrorCode,
-		ErrorMessage:       res.ErrorMessage,
-		MemoryPeakBytes:    res.MemoryPeakBytes,
-		RunMS:              int(res.RunTime.Milliseconds()),
-	})
+	ok, err := r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
 	if err != nil && store.Rejected(err) {
 		// Postgres refuses this result's data: writing it again cannot
 		// succeed, and leaving the job running would only run it again
@@ -421,13 +408,10 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		// with a result that says so.
 		log.Error("the job's result was refused by the database; the job ends failed with result_rejected",
 			zap.String("status", string(res.Status)), zap.String("error_code", res.ErrorCode), zap.Error(err))
-		res = executor.Result{Status: jobstate.Failed, ErrorCode: CodeResultRejected,
+		res = executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: CodeResultRejected,
 			ErrorMessage:    fmt.Sprintf("the job ended (%s %s) but the platform could not store its result", res.Status, res.ErrorCode),
-			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime, CompileTime: res.CompileTime}
-		ok, err = r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, store.Result{
-			Status: res.Status, ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage,
-			MemoryPeakBytes: res.MemoryPeakBytes, RunMS: int(res.RunTime.Milliseconds()),
-		})
+			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime}, CompileTime: res.CompileTime}
+		ok, err = r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
 	}
 	if err != nil {
 		rspan.SetStatus(codes.Error, err.Error())
@@ -580,10 +564,10 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 	if err := r.saveArtifacts(wctx, job, res); err != nil {
 		return fmt.Errorf("save artifacts: %w", err)
 	}
-	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, jobstate.Outcome{
 		ArtifactsTruncated: res.ArtifactsTruncated,
 		Status:             jobstate.Cancelled, ErrorCode: executor.CodeCancelled,
-		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
+		ErrorMessage: "the job was cancelled while it ran", RunTime: run,
 		Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
 		MemoryPeakBytes: res.MemoryPeakBytes,
 	})
@@ -633,7 +617,7 @@ func (r *Runner) giveUp(ctx context.Context, log *zap.Logger, job store.Job, cau
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	if claimed, err := r.store.ClaimJob(wctx, job.ID, r.workerID); err == nil {
-		_, _ = r.store.FinishJob(wctx, claimed.ID, claimed.Attempts, r.workerID, store.Result{
+		_, _ = r.store.FinishJob(wctx, claimed.ID, claimed.Attempts, r.workerID, jobstate.Outcome{
 			Status: jobstate.Failed, ErrorCode: "internal",
 			ErrorMessage: "the platform could not run this job; it gave up after repeated errors",
 		})

@@ -47,9 +47,9 @@ func TestRefusedResultEndsTheJobFailed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	zero := 0
-	st, j, r := setupWith(t, fixtures.Bytes(fixtures.Hello), 5*time.Second, fixedResult{executor.Result{
+	st, j, r := setupWith(t, fixtures.Bytes(fixtures.Hello), 5*time.Second, fixedResult{executor.Result{Outcome: jobstate.Outcome{
 		Status: jobstate.Succeeded, ExitCode: &zero, ReturnValues: []json.RawMessage{json.RawMessage(`"\u0000"`)},
-	}})
+	}}})
 	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(ctx, task))

@@ -37,7 +37,7 @@ func TestSweepNeverDuplicatesAWaitingDelivery(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
-		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Failed, ErrorCode: "trap"})
+		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Failed, ErrorCode: "trap"})
 		require.NoError(t, err)
 		require.True(t, ok)
 		d, err := b.st.DeliveryForJob(ctx, b.account.ID, j.ID)

@@ -90,7 +90,7 @@ func TestLostWorkersJobIsRecoveredAfterTheLease(t *testing.T) {
 	again, err := b.st.ClaimJob(ctx, lost.ID, live)
 	require.NoError(t, err)
 	require.Equal(t, 2, again.Attempts)
-	ok, err := b.st.FinishJob(ctx, lost.ID, 1, dead, store.Result{Status: jobstate.Succeeded})
+	ok, err := b.st.FinishJob(ctx, lost.ID, 1, dead, jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.False(t, ok)
 }

@@ -177,7 +177,7 @@ func TestRetention(t *testing.T) {
 	for _, j := range []store.Job{old, recent} {
 		_, err := b.st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
-		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: jobstate.Succeeded})
+		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 		require.NoError(t, err)
 		require.True(t, ok)
 	}

@@ -268,7 +268,7 @@ func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader,
 	var ce *executor.CompileError
 	switch {
 	case errors.As(err, &ce):
-		res = executor.Result{Status: jobstate.Failed, ErrorCode: executor.CodeInstantiate, ErrorMessage: ce.Error()}
+		res = executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: executor.CodeInstantiate, ErrorMessage: ce.Error()}}
 	case err != nil:
 		return err // the module file is missing: a platform problem
 	}
