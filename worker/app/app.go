@@ -316,7 +316,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 			// itself is still queued in Postgres. A job busy elsewhere is looked
 			// at again every 5 s until its claim expires, without using retries.
 			RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
-				if errors.Is(err, jobrunner.ErrBusy) {
+				if errors.Is(err, store.ErrJobBusy) {
 					return 5 * time.Second
 				}
 				if errors.Is(err, slots.ErrNoSlot) {

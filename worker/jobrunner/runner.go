@@ -69,13 +69,11 @@ type Compiler interface {
 // run): it ran, but what it produced could not be stored.
 const CodeResultRejected = "result_rejected"
 
-// ErrBusy is returned for a task whose job another worker holds a live claim
-// on. It is not a failure: the task is retried later without using up one of
-// its retries (see IsFailure).
-var ErrBusy = errors.New("job is running elsewhere")
-
-// IsFailure is asynq's Config.IsFailure: a busy job is not a failure.
-func IsFailure(err error) bool { return !errors.Is(err, ErrBusy) }
+// IsFailure is asynq's Config.IsFailure: a busy job is not a failure. A
+// task whose job another worker holds a live claim on ends with an error
+// wrapping store.ErrJobBusy; it is retried later without using up one of its
+// retries.
+func IsFailure(err error) bool { return !errors.Is(err, store.ErrJobBusy) }
 
 // Runner handles tasks.TypeRunJob and tasks.TypeCompileModule.
 type Runner struct {
@@ -281,7 +279,7 @@ func (r *Runner) Run(ctx context.Context, id uuid.UUID) error {
 
 // run runs job id: the work of a job:run delivery from source. It claims the job in Postgres first, so
 // however many deliveries a job gets, one attempt runs at a time and a
-// terminal job never runs again. An error wrapping ErrBusy means another
+// terminal job never runs again. An error wrapping store.ErrJobBusy means another
 // attempt holds the job.
 func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	log := r.log.With(zap.String("job_id", p.JobID.String()))
@@ -308,7 +306,7 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return nil
 	case errors.Is(err, store.ErrJobBusy):
 		// Another worker holds a live claim; try again after it expires.
-		return fmt.Errorf("job %s: %w", p.JobID, ErrBusy)
+		return fmt.Errorf("job %s: %w", p.JobID, store.ErrJobBusy)
 	case err != nil:
 		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
 	}
