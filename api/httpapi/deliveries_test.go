@@ -82,7 +82,7 @@ func TestRetriesCoalesceAndAreLimited(t *testing.T) {
 	// A retry moves that very task to now.
 	require.NoError(t, inspector.DeleteTask(webhooks, tasksNow[0].ID))
 	code := 503
-	require.NoError(t, a.st.RecordAttempt(ctx, d.ID, store.Attempt{StatusCode: &code}, "pending", time.Now().Add(time.Hour)))
+	require.NoError(t, a.st.RecordAttempt(ctx, d.ID, store.Attempt{StatusCode: &code}, store.DeliveryPending, time.Now().Add(time.Hour)))
 	next, err := tasks.NewDeliverWebhook(d.ID, d.AccountID, 1, "", webhooks, asynq.ProcessIn(time.Hour))
 	require.NoError(t, err)
 	_, err = client.EnqueueContext(ctx, next)

@@ -423,7 +423,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	require.NoError(t, err)
 	code, errText, excerpt := 503, "HTTP 503", "busy"
 	require.NoError(t, a.st.RecordAttempt(ctx, d.ID, store.Attempt{StatusCode: &code, DurationMS: 2, Error: &errText,
-		ResponseExcerpt: &excerpt}, "pending", time.Now().Add(time.Minute)))
+		ResponseExcerpt: &excerpt}, store.DeliveryPending, time.Now().Add(time.Minute)))
 	status, deliveries := v.json(t, http.MethodGet, "/v1/jobs/"+webhookJob["id"].(string)+"/deliveries", key, nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, deliveries["data"], 1)

@@ -555,8 +555,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "wasmwizard_webhook_attempts_seconds", Help: "Webhook delivery attempts by outcome (delivered, pending = will retry, failed) and how long the receiver took.",
 		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 	}, []string{"outcome"})
-	for _, o := range []string{"delivered", "pending", "failed"} {
-		m.webhooks.WithLabelValues(o)
+	for _, o := range []store.DeliveryStatus{store.DeliveryDelivered, store.DeliveryPending, store.DeliveryFailed} {
+		m.webhooks.WithLabelValues(string(o))
 	}
 	reg.MustRegister(m.deliveries, m.finished, m.run, m.compile, m.webhooks, m.recoveries, m.passes)
 	return m
@@ -584,8 +584,8 @@ func (m *metrics) JobFinished(status jobstate.Status, errorCode string, run, com
 	m.run.WithLabelValues(string(status)).Observe(run.Seconds())
 }
 
-func (m *metrics) Delivered(outcome string, d time.Duration) {
-	m.webhooks.WithLabelValues(outcome).Observe(d.Seconds())
+func (m *metrics) Delivered(outcome store.DeliveryStatus, d time.Duration) {
+	m.webhooks.WithLabelValues(string(outcome)).Observe(d.Seconds())
 }
 
 // ReconcilerPass counts what a reconciler pass did.

@@ -134,7 +134,7 @@ func TestDeliveredAndVerified(t *testing.T) {
 
 	require.NoError(t, b.send(t))
 	d, attempts := b.delivery(t)
-	require.Equal(t, "delivered", d.Status)
+	require.Equal(t, store.DeliveryDelivered, d.Status)
 	require.Len(t, attempts, 1)
 	require.Equal(t, 204, *attempts[0].StatusCode)
 	require.Len(t, r.got, 1)
@@ -172,7 +172,7 @@ func TestRetriesKeepTheIDAndBody(t *testing.T) {
 	require.Equal(t, r.got[0].body, r.got[1].body, "the same body on every attempt")
 	require.True(t, r.got[1].validOK)
 	d, attempts := b.delivery(t)
-	require.Equal(t, "pending", d.Status)
+	require.Equal(t, store.DeliveryPending, d.Status)
 	require.Len(t, attempts, 2)
 	require.Equal(t, 503, *attempts[1].StatusCode)
 }
@@ -184,7 +184,7 @@ func TestGoneStopsAndClosedPortRetries(t *testing.T) {
 	var re interface{ Error() string }
 	require.True(t, errors.As(err, &re))
 	d, attempts := b.delivery(t)
-	require.Equal(t, "pending", d.Status)
+	require.Equal(t, store.DeliveryPending, d.Status)
 	require.Len(t, attempts, 1)
 	require.Nil(t, attempts[0].StatusCode)
 	require.NotNil(t, attempts[0].Error)
@@ -194,7 +194,7 @@ func TestGoneStopsAndClosedPortRetries(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.send(t), "410 is final: no retry")
 	d, attempts = b.delivery(t)
-	require.Equal(t, "failed", d.Status)
+	require.Equal(t, store.DeliveryFailed, d.Status)
 	require.Len(t, attempts, 2)
 }
 

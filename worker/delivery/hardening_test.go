@@ -249,7 +249,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 		"the attacker's deliveries are sent too, one at a time")
 	require.Eventually(t, func() bool {
 		d, err := st.GetDelivery(ctx, victimDelivery.ID)
-		return err == nil && d.Status == "delivered"
+		return err == nil && d.Status == store.DeliveryDelivered
 	}, 10*time.Second, 20*time.Millisecond)
 
 	// Once the receivers answer, the attacker's deliveries go out too.
@@ -266,7 +266,7 @@ func TestListedAttemptsAreBounded(t *testing.T) {
 	b := setup(t, "http://placeholder")
 	ctx := context.Background()
 	for range store.MaxListedAttempts + 5 {
-		require.NoError(t, b.st.RecordAttempt(ctx, b.d.ID, store.Attempt{}, "pending", time.Now()))
+		require.NoError(t, b.st.RecordAttempt(ctx, b.d.ID, store.Attempt{}, store.DeliveryPending, time.Now()))
 	}
 	attempts, err := b.st.Attempts(ctx, b.d.ID)
 	require.NoError(t, err)
