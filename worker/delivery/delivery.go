@@ -45,9 +45,13 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
-// Schedule is the delay before each retry (attempt 2 … 8).
-var Schedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
+// Schedule is the delay before each retry: attempt 2 … tasks.WebhookAttempts.
+var Schedule = [...]time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
 	5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+
+// Schedule has one delay per retry: for any other length the index below is
+// out of range, and the build fails.
+var _ = [1]struct{}{}[len(Schedule)-(tasks.WebhookAttempts-1)]
 
 // maxRetryAfter caps a receiver's Retry-After.
 const maxRetryAfter = 10 * time.Hour
