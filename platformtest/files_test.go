@@ -23,6 +23,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -303,7 +304,7 @@ func TestArtifacts(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, st.SaveArtifacts(ctx, jid, []store.ArtifactFile{
 		{Path: "/out/big.bin", Content: big}, {Path: "/out/sub/small.txt", Content: []byte("small")}}))
-	ok, err := st.FinishJob(ctx, jid, 1, "w", store.Result{Status: store.StatusTimedOut, ArtifactsTruncated: true})
+	ok, err := st.FinishJob(ctx, jid, 1, "w", jobstate.Outcome{Status: jobstate.TimedOut, ArtifactsTruncated: true})
 	require.NoError(t, err)
 	require.True(t, ok)
 

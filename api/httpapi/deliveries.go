@@ -15,15 +15,15 @@ import (
 )
 
 type deliveryView struct {
-	ID            uuid.UUID       `json:"id"`
-	JobID         uuid.UUID       `json:"job_id"`
-	URL           string          `json:"url"`
-	EventType     string          `json:"event_type"`
-	Status        string          `json:"status"`
-	Attempts      []store.Attempt `json:"attempts"`
-	NextAttemptAt *time.Time      `json:"next_attempt_at"`
-	CreatedAt     time.Time       `json:"created_at"`
-	DeliveredAt   *time.Time      `json:"delivered_at"`
+	ID            uuid.UUID            `json:"id"`
+	JobID         uuid.UUID            `json:"job_id"`
+	URL           string               `json:"url"`
+	EventType     string               `json:"event_type"`
+	Status        store.DeliveryStatus `json:"status"`
+	Attempts      []store.Attempt      `json:"attempts"`
+	NextAttemptAt *time.Time           `json:"next_attempt_at"`
+	CreatedAt     time.Time            `json:"created_at"`
+	DeliveredAt   *time.Time           `json:"delivered_at"`
 }
 
 func (s *Server) deliveryView(c echo.Context, d store.Delivery) (deliveryView, error) {
@@ -33,7 +33,7 @@ func (s *Server) deliveryView(c echo.Context, d store.Delivery) (deliveryView, e
 	}
 	v := deliveryView{ID: d.ID, JobID: d.JobID, URL: d.URL, EventType: d.EventType, Status: d.Status,
 		Attempts: attempts, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt}
-	if d.Status == "pending" {
+	if d.Status == store.DeliveryPending {
 		next := d.NextAttemptAt
 		v.NextAttemptAt = &next
 	}

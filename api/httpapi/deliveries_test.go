@@ -16,6 +16,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -48,7 +49,7 @@ func TestRetriesCoalesceAndAreLimited(t *testing.T) {
 	require.NoError(t, err)
 	_, err = a.st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
-	ok, err := a.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusFailed, ErrorCode: "trap"})
+	ok, err := a.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Failed, ErrorCode: "trap"})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := a.st.DeliveryForJob(ctx, a.account.ID, j.ID)
@@ -81,7 +82,7 @@ func TestRetriesCoalesceAndAreLimited(t *testing.T) {
 	// A retry moves that very task to now.
 	require.NoError(t, inspector.DeleteTask(webhooks, tasksNow[0].ID))
 	code := 503
-	require.NoError(t, a.st.RecordAttempt(ctx, d.ID, store.Attempt{StatusCode: &code}, "pending", time.Now().Add(time.Hour)))
+	require.NoError(t, a.st.RecordAttempt(ctx, d.ID, store.Attempt{StatusCode: &code}, store.DeliveryPending, time.Now().Add(time.Hour)))
 	next, err := tasks.NewDeliverWebhook(d.ID, d.AccountID, 1, "", webhooks, asynq.ProcessIn(time.Hour))
 	require.NoError(t, err)
 	_, err = client.EnqueueContext(ctx, next)

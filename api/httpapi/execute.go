@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -46,9 +47,9 @@ func (s *Server) execute(c echo.Context) error {
 	status := http.StatusOK
 	var errMsg *string
 	switch {
-	case job.Status == store.StatusSucceeded:
-	case store.Terminal(job.Status):
-		msg := job.Status
+	case job.Status == jobstate.Succeeded:
+	case job.Status.Terminal():
+		msg := string(job.Status)
 		if job.ErrorCode != nil {
 			msg = *job.ErrorCode
 		}
@@ -61,7 +62,7 @@ func (s *Server) execute(c echo.Context) error {
 		errMsg = &msg
 		status = http.StatusGatewayTimeout
 	}
-	if !store.Terminal(job.Status) {
+	if !job.Status.Terminal() {
 		return c.JSON(status, executeResponse{Error: errMsg})
 	}
 	// The output is written like a Job's (see writeJob).

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -564,7 +565,7 @@ func (s *Server) cancelJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if j.Status == store.StatusCancelled {
+	if j.Status == jobstate.Cancelled {
 		// The job was queued: its task is dropped (a worker that already
 		// took it finds the job terminal and skips it).
 		if s.tasks != nil {
@@ -594,9 +595,9 @@ func (s *Server) cancelJob(c echo.Context) error {
 			return err
 		}
 		switch {
-		case j.Status == store.StatusCancelled:
+		case j.Status == jobstate.Cancelled:
 			return s.writeJob(c, http.StatusOK, j)
-		case store.Terminal(j.Status):
+		case j.Status.Terminal():
 			return apperr.New(apperr.Conflict, "job %s finished (%s) before the cancellation reached it", id, j.Status)
 		case left <= cancelResend || ctx.Err() != nil || s.watcher == nil:
 			return c.JSON(http.StatusAccepted, viewJob(j))
@@ -612,10 +613,10 @@ func (s *Server) listJobs(c echo.Context) error {
 	var f store.JobFilter
 	var errs []apperr.FieldError
 	if st := c.QueryParam("status"); st != "" {
-		if !store.ValidStatus(st) {
+		if !jobstate.Status(st).Valid() {
 			errs = append(errs, apperr.FieldError{Field: "status", Message: "must be one of queued, running, succeeded, failed, timed_out, cancelled"})
 		}
-		f.Status = st
+		f.Status = jobstate.Status(st)
 	}
 	if m := c.QueryParam("module_id"); m != "" {
 		id, err := uuid.Parse(m)

@@ -31,6 +31,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
@@ -353,7 +354,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status)
 
 	// Finish some jobs as a worker would, to read terminal jobs.
-	finish := func(id string, r store.Result) {
+	finish := func(id string, r jobstate.Outcome) {
 		t.Helper()
 		j, err := a.st.ClaimJob(ctx, uuid.MustParse(id), "w")
 		require.NoError(t, err)
@@ -364,11 +365,11 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	zero, three := 0, 3
 	require.NoError(t, a.st.SaveArtifacts(ctx, uuid.MustParse(webhookJob["id"].(string)),
 		[]store.ArtifactFile{{Path: "/a.txt", Content: []byte("artifact")}}))
-	finish(webhookJob["id"].(string), store.Result{Status: store.StatusSucceeded, ExitCode: &zero,
-		Stdout: []byte("hello, world\n"), MemoryPeakBytes: 65536, RunMS: 3, ArtifactsTruncated: true})
-	finish(reactorJob["id"].(string), store.Result{Status: store.StatusSucceeded, ExitCode: &zero,
-		ReturnValues: []json.RawMessage{json.RawMessage("5")}, RunMS: 1})
-	finish(binJob["id"].(string), store.Result{Status: store.StatusFailed, ExitCode: &three, Stdout: []byte{0xff, 0xfe},
+	finish(webhookJob["id"].(string), jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero,
+		Stdout: []byte("hello, world\n"), MemoryPeakBytes: 65536, RunTime: 3 * time.Millisecond, ArtifactsTruncated: true})
+	finish(reactorJob["id"].(string), jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero,
+		ReturnValues: []json.RawMessage{json.RawMessage("5")}, RunTime: time.Millisecond})
+	finish(binJob["id"].(string), jobstate.Outcome{Status: jobstate.Failed, ExitCode: &three, Stdout: []byte{0xff, 0xfe},
 		Stderr: []byte("bye\n"), StdoutTruncated: true, ErrorCode: "exit_nonzero", ErrorMessage: "the guest exited with code 3"})
 	// Artifacts (saved as a worker would, before it finished the job).
 	filesID := uuid.MustParse(webhookJob["id"].(string))
@@ -422,7 +423,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	require.NoError(t, err)
 	code, errText, excerpt := 503, "HTTP 503", "busy"
 	require.NoError(t, a.st.RecordAttempt(ctx, d.ID, store.Attempt{StatusCode: &code, DurationMS: 2, Error: &errText,
-		ResponseExcerpt: &excerpt}, "pending", time.Now().Add(time.Minute)))
+		ResponseExcerpt: &excerpt}, store.DeliveryPending, time.Now().Add(time.Minute)))
 	status, deliveries := v.json(t, http.MethodGet, "/v1/jobs/"+webhookJob["id"].(string)+"/deliveries", key, nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, deliveries["data"], 1)

@@ -79,7 +79,7 @@ func (s *Server) outputs(ctx context.Context, j store.Job) (stdout, stderr jobvi
 // reserveOutput takes an answer's share of the output budget for a job
 // whose outputs were not read with it; release gives it back.
 func (s *Server) reserveOutput(ctx context.Context, j store.Job) (release func(), err error) {
-	if !store.Terminal(j.Status) || j.OutputsLoaded() {
+	if !j.Status.Terminal() || j.OutputsLoaded() {
 		return func() {}, nil
 	}
 	actx, cancel := context.WithTimeout(ctx, s.outputWait)
@@ -107,7 +107,7 @@ func (s *Server) writeJob(c echo.Context, status int, j store.Job) error {
 		return err
 	}
 	w := s.answerWriter(c, status)
-	if j.OutputsLoaded() || !store.Terminal(j.Status) {
+	if j.OutputsLoaded() || !j.Status.Terminal() {
 		return jobview.Encode(w, j)
 	}
 	stdout, stderr := s.outputs(ctx, j)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -18,7 +19,7 @@ func TestOutputBudgetBoundsAnswersInFlight(t *testing.T) {
 	t.Parallel()
 	s := &Server{outputBudget: newOutputBudget(), outputWait: 50 * time.Millisecond}
 	ctx := context.Background()
-	large := store.Job{Status: store.StatusSucceeded, StdoutBytes: 16 << 20, StderrBytes: 16 << 20}
+	large := store.Job{Status: jobstate.Succeeded, StdoutBytes: 16 << 20, StderrBytes: 16 << 20}
 	var releases []func()
 	for range outputBudget / outputCost {
 		release, err := s.reserveOutput(ctx, large)
@@ -28,7 +29,7 @@ func TestOutputBudgetBoundsAnswersInFlight(t *testing.T) {
 	_, err := s.reserveOutput(ctx, large)
 	require.Equal(t, apperr.Unavailable, apperr.CodeOf(err), "the budget is taken")
 
-	small := store.Job{Status: store.StatusSucceeded, Stdout: []byte("hi"), StdoutBytes: 2}
+	small := store.Job{Status: jobstate.Succeeded, Stdout: []byte("hi"), StdoutBytes: 2}
 	release, err := s.reserveOutput(ctx, small)
 	require.NoError(t, err, "small outputs need no share")
 	release()

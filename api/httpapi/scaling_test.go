@@ -18,6 +18,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
@@ -127,7 +128,7 @@ func TestScalingFigures(t *testing.T) {
 	j, err := a.st.ClaimJob(ctx, hooked, "w2")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := a.st.FinishJob(ctx, j.ID, j.Attempts, "w2", store.Result{Status: store.StatusSucceeded, ExitCode: &zero})
+	ok, err := a.st.FinishJob(ctx, j.ID, j.Attempts, "w2", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero})
 	require.NoError(t, err)
 	require.True(t, ok)
 

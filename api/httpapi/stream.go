@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/store"
@@ -148,7 +149,7 @@ func (s *Server) streamJob(c echo.Context) error {
 		return err
 	}
 	defer release()
-	if !store.Terminal(j.Status) && !j.Watched && s.watcher != nil {
+	if !j.Status.Terminal() && !j.Watched && s.watcher != nil {
 		// Only watched jobs notify their end (see awaitJob).
 		if err := s.store.WatchJob(ctx, account, id); err != nil {
 			return err
@@ -163,7 +164,7 @@ func (s *Server) streamJob(c echo.Context) error {
 	if err := st.sendStatus(j.Status, j.Attempts); err != nil {
 		return nil
 	}
-	if !store.Terminal(j.Status) {
+	if !j.Status.Terminal() {
 		if j, err = st.follow(ctx); err != nil {
 			if ctx.Err() == nil && !isWriteError(err) {
 				s.log.Warn("live output stream failed", zap.String("job_id", id.String()), zap.Error(err))
@@ -202,7 +203,7 @@ type sseStream struct {
 	// cursor is the last entry read.
 	cursor string
 	// status and attempt are the last status sent.
-	status    string
+	status    jobstate.Status
 	attempt   int
 	lastWrite time.Time
 	buf       bytes.Buffer
@@ -309,7 +310,7 @@ func (st *sseStream) heartbeat() error {
 	return st.flush()
 }
 
-func (st *sseStream) sendStatus(status string, attempt int) error {
+func (st *sseStream) sendStatus(status jobstate.Status, attempt int) error {
 	if status == st.status && attempt == st.attempt {
 		return nil
 	}
@@ -453,7 +454,7 @@ func (st *sseStream) entry(ctx context.Context, prev string, e livestream.Entry)
 	}
 	switch e.Kind {
 	case livestream.Status:
-		return store.Job{}, false, st.sendStatus(string(e.Data), e.Attempt)
+		return store.Job{}, false, st.sendStatus(jobstate.Status(e.Data), e.Attempt)
 	case livestream.End:
 		return st.ended(ctx)
 	}
@@ -489,7 +490,7 @@ func (st *sseStream) ended(ctx context.Context) (store.Job, bool, error) {
 	if err != nil {
 		return store.Job{}, false, err
 	}
-	return j, store.Terminal(j.Status), nil
+	return j, j.Status.Terminal(), nil
 }
 
 // resync waits for the job's end without the Redis stream, keeping the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -123,7 +124,7 @@ func TestStreamSplitsAndGaps(t *testing.T) {
 	xadd(t, a, job.ID, out(13, "late"))     // not sent live after a gap
 
 	zero := 0
-	ok, err := a.st.FinishJob(ctx, job.ID, job.Attempts, "w", store.Result{Status: store.StatusSucceeded,
+	ok, err := a.st.FinishJob(ctx, job.ID, job.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded,
 		ExitCode: &zero, Stdout: []byte("h\xc3\xa9!\xffabcdexyzlate")})
 	require.NoError(t, err)
 	require.True(t, ok)

@@ -52,14 +52,14 @@ func (s *Server) awaitJob(ctx context.Context, accountID, id uuid.UUID, wait tim
 	for {
 		w := s.watcher.Watch(id)
 		j, err := s.store.GetJobView(ctx, accountID, id)
-		if err == nil && !store.Terminal(j.Status) && !j.Watched && !s.watcher.Closed() {
+		if err == nil && !j.Status.Terminal() && !j.Watched && !s.watcher.Closed() {
 			// Only watched jobs notify: ask for it, then read again (a
 			// finish that committed before the flag is seen by this read).
 			if err = s.store.WatchJob(ctx, accountID, id); err == nil {
 				j, err = s.store.GetJobView(ctx, accountID, id)
 			}
 		}
-		if err != nil || store.Terminal(j.Status) || s.watcher.Closed() {
+		if err != nil || j.Status.Terminal() || s.watcher.Closed() {
 			w.Stop()
 			return j, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/jobwatch"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -72,7 +73,7 @@ func finish(t *testing.T, st *store.Store, id uuid.UUID) {
 	ctx := context.Background()
 	_, err := st.ClaimJob(ctx, id, "w")
 	require.NoError(t, err)
-	ok, err := st.FinishJob(ctx, id, 1, "w", store.Result{Status: store.StatusSucceeded})
+	ok, err := st.FinishJob(ctx, id, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, ok)
 }

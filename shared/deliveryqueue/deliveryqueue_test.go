@@ -11,6 +11,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -46,7 +47,7 @@ func setup(t *testing.T) bundle {
 		require.NoError(t, err)
 		_, err = st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
-		ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded})
+		ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 		require.NoError(t, err)
 		require.True(t, ok)
 		return j

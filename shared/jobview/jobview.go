@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -51,15 +52,15 @@ type Usage struct {
 
 // Job is the Job object of the API and of webhook payloads.
 type Job struct {
-	ID           uuid.UUID `json:"id"`
-	ModuleID     uuid.UUID `json:"module_id"`
-	Function     string    `json:"function"`
-	Status       string    `json:"status"`
-	ExitCode     *int      `json:"exit_code"`
-	Stdout       *string   `json:"stdout"`
-	Stderr       *string   `json:"stderr"`
-	StdoutBase64 *string   `json:"stdout_base64,omitempty"`
-	StderrBase64 *string   `json:"stderr_base64,omitempty"`
+	ID           uuid.UUID       `json:"id"`
+	ModuleID     uuid.UUID       `json:"module_id"`
+	Function     string          `json:"function"`
+	Status       jobstate.Status `json:"status"`
+	ExitCode     *int            `json:"exit_code"`
+	Stdout       *string         `json:"stdout"`
+	Stderr       *string         `json:"stderr"`
+	StdoutBase64 *string         `json:"stdout_base64,omitempty"`
+	StderrBase64 *string         `json:"stderr_base64,omitempty"`
 	// OutputOmitted is true when a finished job is shown without its
 	// outputs (list items): stdout and stderr are null although the job
 	// has them; GET /v1/jobs/{id} returns them.
@@ -91,7 +92,7 @@ type Job struct {
 // outputs (see store.Job.OutputsLoaded) is rendered like Summary.
 func From(j store.Job) Job {
 	v := Summary(j)
-	if !store.Terminal(j.Status) || !j.OutputsLoaded() {
+	if !j.Status.Terminal() || !j.OutputsLoaded() {
 		return v
 	}
 	v.OutputOmitted = false
@@ -113,7 +114,7 @@ func Summary(j store.Job) Job {
 		Usage:      Usage{RunMS: j.RunMS, MemoryPeakBytes: j.MemoryPeakBytes},
 		WebhookURL: j.WebhookURL, Metadata: j.Metadata.V,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
-		OutputOmitted: store.Terminal(j.Status),
+		OutputOmitted: j.Status.Terminal(),
 		Preopens:      j.Preopens, Collect: j.Collect, InputFiles: j.InputCount,
 		Artifacts: j.Artifacts, ArtifactsTruncated: j.ArtifactsTruncated,
 	}
@@ -181,7 +182,7 @@ type Output interface {
 // from their bytes in pieces, so the memory Encode needs does not grow with
 // them; the output fields come last in the object.
 func Encode(w io.Writer, j store.Job) error {
-	if !store.Terminal(j.Status) || !j.OutputsLoaded() {
+	if !j.Status.Terminal() || !j.OutputsLoaded() {
 		return encodeValue(w, From(j))
 	}
 	return EncodeOutputs(w, j, bytes.NewReader(j.Stdout), bytes.NewReader(j.Stderr), 0)

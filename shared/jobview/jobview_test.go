@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -81,7 +82,7 @@ func finished(stdout, stderr []byte) store.Job {
 	now := time.Now().UTC()
 	code := "trap"
 	msg := "<b>"
-	return store.Job{ID: uuid.New(), ModuleID: uuid.New(), Function: "_start", Status: store.StatusFailed,
+	return store.Job{ID: uuid.New(), ModuleID: uuid.New(), Function: "_start", Status: jobstate.Failed,
 		Stdout: stdout, Stderr: stderr, ErrorCode: &code, ErrorMessage: &msg,
 		Metadata:  store.JSON[map[string]string]{V: map[string]string{"k": "<&>"}},
 		CreatedAt: now, StartedAt: &now, FinishedAt: &now}
@@ -122,7 +123,7 @@ func TestSummaryAndUnloadedOutputs(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, Encode(&buf, j))
 	require.Contains(t, buf.String(), `"output_omitted":true`)
-	queued := store.Job{Status: store.StatusQueued}
+	queued := store.Job{Status: jobstate.Queued}
 	require.False(t, Summary(queued).OutputOmitted)
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkClaimAndFinishJob(b *testing.B) {
 	ctx := context.Background()
 	bd := setupB(b)
 	zero := 0
-	res := store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
+	res := jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
 	for b.Loop() {
 		b.StopTimer()
 		j := bd.job(b)
@@ -73,7 +74,7 @@ func BenchmarkCreateJobParallel(b *testing.B) {
 func BenchmarkJobLifecycleParallel(b *testing.B) {
 	ctx := context.Background()
 	zero := 0
-	res := store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
+	res := jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}
 	for _, limit := range []int{0, 100_000} {
 		b.Run(limitName(limit), func(b *testing.B) {
 			bd := setupB(b)

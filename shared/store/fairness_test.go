@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
@@ -79,7 +80,7 @@ func TestConcurrencyLimitIsExact(t *testing.T) {
 	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err))
 	c, err := b.st.ClaimJob(ctx, admitted[0], "w")
 	require.NoError(t, err)
-	ok, err := b.st.FinishJob(ctx, c.ID, c.Attempts, "w", store.Result{Status: store.StatusSucceeded})
+	ok, err := b.st.FinishJob(ctx, c.ID, c.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, ok)
 	_, err = b.st.CreateJob(ctx, store.Actor{Name: "test"}, b.limited(limit))
@@ -104,7 +105,7 @@ func TestSlotsComeBackHoweverAJobEnds(t *testing.T) {
 		"finished": func(t *testing.T, b bundle, j store.Job) {
 			c, err := b.st.ClaimJob(ctx, j.ID, "w")
 			require.NoError(t, err)
-			_, err = b.st.FinishJob(ctx, c.ID, c.Attempts, "w", store.Result{Status: store.StatusFailed})
+			_, err = b.st.FinishJob(ctx, c.ID, c.Attempts, "w", jobstate.Outcome{Status: jobstate.Failed})
 			require.NoError(t, err)
 		},
 		"cancelled": func(t *testing.T, b bundle, j store.Job) {
@@ -252,7 +253,7 @@ func TestFairClaimServesTheLeastBusyAccount(t *testing.T) {
 	require.Equal(t, other.ID, c.ID, "A runs two, B one")
 
 	// A delivery whose own job has finished still runs a queued job.
-	ok, err := a.st.FinishJob(ctx, other.ID, 1, "w", store.Result{Status: store.StatusSucceeded})
+	ok, err := a.st.FinishJob(ctx, other.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, ok)
 	c, err = a.st.ClaimFairJob(ctx, other.ID, "w")

@@ -343,7 +343,7 @@ func (s *Store) JobArtifacts(ctx context.Context, accountID, jobID uuid.UUID) ([
 // LoadArtifacts fills j.Artifacts for a finished job that asked to collect
 // files; a job without collect patterns costs no query.
 func (s *Store) LoadArtifacts(ctx context.Context, j *Job) error {
-	if !Terminal(j.Status) || len(j.Collect) == 0 {
+	if !j.Status.Terminal() || len(j.Collect) == 0 {
 		return nil
 	}
 	as := []Artifact{}

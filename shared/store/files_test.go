@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -181,7 +182,7 @@ func TestArtifactsSavedAndFinished(t *testing.T) {
 	// Saved again (a retried save): the same rows.
 	files[0].Content = []byte("BBBB")
 	require.NoError(t, b.st.SaveArtifacts(ctx, j.ID, files))
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w1", store.Result{Status: store.StatusTimedOut, ArtifactsTruncated: true})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w1", jobstate.Outcome{Status: jobstate.TimedOut, ArtifactsTruncated: true})
 	require.NoError(t, err)
 	require.True(t, ok)
 

@@ -15,34 +15,13 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
-)
-
-// Job statuses. queued → running → one terminal status; a terminal status
-// never changes again.
-const (
-	StatusQueued    = "queued"
-	StatusRunning   = "running"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusTimedOut  = "timed_out"
-	StatusCancelled = "cancelled"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 )
 
 // statuses are every job status (the jobs table's CHECK constraint):
 // listJobsQuery reads each one's part of the status indexes.
-var statuses = []string{StatusQueued, StatusRunning, StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled}
-
-// Terminal reports whether status is final.
-func Terminal(status string) bool {
-	switch status {
-	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled:
-		return true
-	}
-	return false
-}
-
-// ValidStatus reports whether s is a job status.
-func ValidStatus(s string) bool { return s == StatusQueued || s == StatusRunning || Terminal(s) }
+var statuses = []jobstate.Status{jobstate.Queued, jobstate.Running, jobstate.Succeeded, jobstate.Failed,
+	jobstate.TimedOut, jobstate.Cancelled}
 
 // Job is a row of jobs.
 type Job struct {
@@ -62,7 +41,7 @@ type Job struct {
 	Deterministic   bool                    `db:"deterministic"`
 	WebhookURL      *string                 `db:"webhook_url"`
 	Metadata        JSON[map[string]string] `db:"metadata"`
-	Status          string                  `db:"status"`
+	Status          jobstate.Status         `db:"status"`
 	Attempts        int                     `db:"attempts"`
 	ExitCode        *int                    `db:"exit_code"`
 	Stdout          []byte                  `db:"stdout"`
@@ -514,7 +493,7 @@ func (s *Store) WatchJob(ctx context.Context, accountID, id uuid.UUID) error {
 
 // JobFilter narrows ListJobs.
 type JobFilter struct {
-	Status        string
+	Status        jobstate.Status
 	ModuleID      uuid.UUID
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
@@ -659,48 +638,31 @@ func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, target str
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Job{}, wrapDB(err, "claim job")
 	}
-	var status string
+	var status jobstate.Status
 	err = s.db.GetContext(ctx, &status, `SELECT status FROM jobs WHERE id = $1`, id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Job{}, ErrJobGone
 	case err != nil:
 		return Job{}, wrapDB(err, "read job status")
-	case Terminal(status):
+	case status.Terminal():
 		return Job{}, ErrJobTerminal
 	default:
 		return Job{}, ErrJobBusy
 	}
 }
 
-// Result is what an attempt produced.
-type Result struct {
-	Status          string
-	ExitCode        *int
-	Stdout, Stderr  []byte
-	StdoutTruncated bool
-	StderrTruncated bool
-	ReturnValues    []json.RawMessage
-	ErrorCode       string
-	ErrorMessage    string
-	MemoryPeakBytes int64
-	RunMS           int
-	// ArtifactsTruncated: some files matching the job's collect patterns
-	// were not kept (max_artifact_bytes). The artifacts themselves are
-	// stored before, with SaveArtifacts.
-	ArtifactsTruncated bool
-}
-
 // MaxErrorMessage bounds the error message stored with a job (in bytes).
 const MaxErrorMessage = 4096
 
-// FinishJob writes a terminal result for the given attempt by workerID, with
-// its "job.finished" row ("job.cancelled" when the status is cancelled). It
-// reports false (and changes nothing) if the job is no longer running that
-// attempt on that worker: a terminal job is never overwritten. The error
-// code and message are stored through CleanText.
-func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r Result) (bool, error) {
-	if !Terminal(r.Status) {
+// FinishJob writes a terminal outcome for the given attempt by workerID as
+// the job's result, with its "job.finished" row ("job.cancelled" when the
+// status is cancelled). It reports false (and changes nothing) if the job is
+// no longer running that attempt on that worker: a terminal job is never
+// overwritten. The error code and message are stored through CleanText. The
+// artifacts themselves are stored before, with SaveArtifacts.
+func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r jobstate.Outcome) (bool, error) {
+	if !r.Status.Terminal() {
 		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
 	}
 	// Error texts come from the guest (a trap's stack trace holds its
@@ -730,7 +692,7 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 		)
 		SELECT count(*) FROM done`,
 		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
-		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, r.RunMS, workerID, r.ArtifactsTruncated)
+		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, int(r.RunTime.Milliseconds()), workerID, r.ArtifactsTruncated)
 	if err != nil {
 		return false, wrapDB(err, "finish job")
 	}

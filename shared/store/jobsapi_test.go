@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -44,7 +45,7 @@ func TestCancelQueuedJob(t *testing.T) {
 
 	c, err := b.st.CancelJob(ctx, store.Actor{Name: "key:x"}, b.account.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, c.Status)
+	require.Equal(t, jobstate.Cancelled, c.Status)
 	require.Equal(t, "cancelled", *c.ErrorCode)
 	require.NotNil(t, c.FinishedAt)
 	require.NotNil(t, c.CancelRequestedAt)
@@ -53,7 +54,7 @@ func TestCancelQueuedJob(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrJobTerminal, "a cancelled job never runs")
 	again, err := b.st.CancelJob(ctx, store.Actor{Name: "key:x"}, b.account.ID, j.ID)
 	require.Equal(t, apperr.Conflict, apperr.CodeOf(err))
-	require.Equal(t, store.StatusCancelled, again.Status)
+	require.Equal(t, jobstate.Cancelled, again.Status)
 	require.Equal(t, []string{"job.created", "job.cancelled"}, actions(t, b, j.ID))
 
 	_, err = b.st.CancelJob(ctx, store.Actor{Name: "key:x"}, uuid.New(), j.ID)
@@ -73,12 +74,12 @@ func TestCancelRunningJob(t *testing.T) {
 
 	c, err := b.st.CancelJob(ctx, store.Actor{Name: "key:x"}, b.account.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, c.Status, "the worker ends a running job")
+	require.Equal(t, jobstate.Running, c.Status, "the worker ends a running job")
 	requested, err = b.st.CancelRequested(ctx, j.ID)
 	require.NoError(t, err)
 	require.True(t, requested)
 
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusCancelled, ErrorCode: "cancelled"})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Cancelled, ErrorCode: "cancelled"})
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, []string{"job.created", "job.started", "job.cancel_requested", "job.cancelled"}, actions(t, b, j.ID))
@@ -184,12 +185,12 @@ func TestDeleteModule(t *testing.T) {
 	require.Equal(t, []uuid.UUID{queued.ID}, failed)
 	got, err := b.st.GetJob(ctx, b.account.ID, queued.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, jobstate.Failed, got.Status)
 	require.Equal(t, "module_deleted", *got.ErrorCode)
 	require.Equal(t, []string{"job.created", "job.finished"}, actions(t, b, queued.ID))
 	got, err = b.st.GetJob(ctx, b.account.ID, running.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, got.Status, "a running job finishes")
+	require.Equal(t, jobstate.Running, got.Status, "a running job finishes")
 
 	_, err = b.st.GetModule(ctx, b.account.ID, b.module.ID)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
@@ -250,7 +251,7 @@ func TestListWithoutStatusMergesEveryStatus(t *testing.T) {
 		case 2:
 			_, err := b.st.ClaimJob(ctx, j.ID, "w")
 			require.NoError(t, err)
-			ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded})
+			ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 			require.NoError(t, err)
 			require.True(t, ok)
 		case 3:

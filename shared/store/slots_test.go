@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -54,7 +55,7 @@ func TestAJobGivesItsSlotBackByEnding(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.st.CreateJob(ctx, actor, b.limited(1))
 	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "a running job holds its slot: %v", err)
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded, ExitCode: &zero})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero})
 	require.NoError(t, err)
 	require.True(t, ok)
 	_, err = b.st.CreateJob(ctx, actor, b.limited(1))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -45,7 +46,7 @@ func (b bundle) job(t testing.TB) store.Job {
 		Metadata: store.JSON[map[string]string]{V: map[string]string{}},
 	})
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, j.Status)
+	require.Equal(t, jobstate.Queued, j.Status)
 	return j
 }
 
@@ -57,18 +58,18 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 
 	claimed, err := b.st.ClaimJob(ctx, j.ID, "w1")
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, claimed.Status)
+	require.Equal(t, jobstate.Running, claimed.Status)
 	require.Equal(t, 1, claimed.Attempts)
 
 	_, err = b.st.ClaimJob(ctx, j.ID, "w2")
 	require.ErrorIs(t, err, store.ErrJobBusy, "a live claim is not taken over")
 
 	zero := 0
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w1", store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("first")})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w1", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("first")})
 	require.NoError(t, err)
 	require.True(t, ok)
 
-	ok, err = b.st.FinishJob(ctx, j.ID, 1, "w1", store.Result{Status: store.StatusFailed, Stdout: []byte("second")})
+	ok, err = b.st.FinishJob(ctx, j.ID, 1, "w1", jobstate.Outcome{Status: jobstate.Failed, Stdout: []byte("second")})
 	require.NoError(t, err)
 	require.False(t, ok, "a terminal job is never overwritten")
 	_, err = b.st.ClaimJob(ctx, j.ID, "w2")
@@ -79,7 +80,7 @@ func TestStatusOnlyMovesForward(t *testing.T) {
 
 	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusSucceeded, got.Status)
+	require.Equal(t, jobstate.Succeeded, got.Status)
 	require.Equal(t, "first", string(got.Stdout))
 	require.Equal(t, 1, got.Attempts)
 
@@ -106,10 +107,10 @@ func TestAbandonedAttemptIsTakenOver(t *testing.T) {
 	again, err := b.st.ClaimJob(ctx, j.ID, "alive")
 	require.NoError(t, err)
 	require.Equal(t, 2, again.Attempts)
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "dead", store.Result{Status: store.StatusSucceeded})
+	ok, err := b.st.FinishJob(ctx, j.ID, 1, "dead", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.False(t, ok, "the stale attempt cannot write")
-	ok, err = b.st.FinishJob(ctx, j.ID, 2, "alive", store.Result{Status: store.StatusSucceeded})
+	ok, err = b.st.FinishJob(ctx, j.ID, 2, "alive", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, ok)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
@@ -18,7 +19,7 @@ func TestHourlyUsage(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	other := b.otherAccount(t, "other")
-	finish := func(j store.Job, r store.Result) {
+	finish := func(j store.Job, r jobstate.Outcome) {
 		t.Helper()
 		_, err := b.st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
@@ -27,10 +28,10 @@ func TestHourlyUsage(t *testing.T) {
 		require.True(t, ok)
 	}
 	one, three := 1, 3
-	finish(b.job(t), store.Result{Status: store.StatusSucceeded})
-	finish(b.job(t), store.Result{Status: store.StatusFailed, ExitCode: &three, ErrorCode: "exit_nonzero"})
-	finish(b.job(t), store.Result{Status: store.StatusFailed, ExitCode: &one, ErrorCode: "exit_nonzero"})
-	finish(b.job(t), store.Result{Status: store.StatusTimedOut, ErrorCode: "timeout"})
+	finish(b.job(t), jobstate.Outcome{Status: jobstate.Succeeded})
+	finish(b.job(t), jobstate.Outcome{Status: jobstate.Failed, ExitCode: &three, ErrorCode: "exit_nonzero"})
+	finish(b.job(t), jobstate.Outcome{Status: jobstate.Failed, ExitCode: &one, ErrorCode: "exit_nonzero"})
+	finish(b.job(t), jobstate.Outcome{Status: jobstate.TimedOut, ErrorCode: "timeout"})
 	b.job(t) // still queued
 	old := b.job(t)
 	_, err := b.st.DB().Exec(`UPDATE jobs SET created_at = created_at - interval '2 hours' WHERE id = $1`, old.ID)

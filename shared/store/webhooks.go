@@ -11,15 +11,27 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 )
 
+// DeliveryStatus is a webhook delivery's status (the webhook_deliveries
+// table's CHECK constraint): pending until it is delivered, or failed when
+// no more attempts follow.
+type DeliveryStatus string
+
+// The delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+)
+
 // Delivery is a webhook delivery: one per terminal job with a webhook_url.
 type Delivery struct {
-	ID        uuid.UUID `db:"id"`
-	JobID     uuid.UUID `db:"job_id"`
-	AccountID uuid.UUID `db:"account_id"`
-	URL       string    `db:"url"`
-	EventType string    `db:"event_type"`
-	Status    string    `db:"status"`
-	Attempts  int       `db:"attempts"`
+	ID        uuid.UUID      `db:"id"`
+	JobID     uuid.UUID      `db:"job_id"`
+	AccountID uuid.UUID      `db:"account_id"`
+	URL       string         `db:"url"`
+	EventType string         `db:"event_type"`
+	Status    DeliveryStatus `db:"status"`
+	Attempts  int            `db:"attempts"`
 	// Payload is the stored body: read by GetDelivery only when it is at
 	// most MaxPayloadBytes (nil otherwise, and never by the other reads).
 	Payload []byte `db:"payload"`
@@ -142,7 +154,7 @@ func (s *Store) GetWebhookJob(ctx context.Context, accountID, id uuid.UUID, exce
 
 // RecordAttempt stores an attempt and moves the delivery on: delivered,
 // failed (no more retries), or pending until next.
-func (s *Store) RecordAttempt(ctx context.Context, id uuid.UUID, a Attempt, outcome string, next time.Time) error {
+func (s *Store) RecordAttempt(ctx context.Context, id uuid.UUID, a Attempt, outcome DeliveryStatus, next time.Time) error {
 	_, err := s.db.ExecContext(ctx, `
 		WITH d AS (
 			UPDATE webhook_deliveries SET attempts = attempts + 1, status = $2, next_attempt_at = $3,

@@ -41,6 +41,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/migrations"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -408,7 +409,7 @@ func (b *bench) storeLifecycle(ctx context.Context, conc int) error {
 				return err
 			}
 			zero := 0
-			if _, err := st.FinishJob(ctx, j.ID, 1, "floor", store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}); err != nil {
+			if _, err := st.FinishJob(ctx, j.ID, 1, "floor", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hello, world\n")}); err != nil {
 				return err
 			}
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/tools/scalesim"
@@ -296,11 +297,12 @@ func TestScalingSimulation(t *testing.T) {
 	defer func() { _ = rows.Close() }()
 	seen, handedBack := 0, 0
 	for rows.Next() {
-		var id, status string
+		var id string
+		var status jobstate.Status
 		var runMS, finished, requeued int
 		require.NoError(t, rows.Scan(&id, &status, &runMS, &finished, &requeued))
 		require.True(t, accepted[id], "job %s exists but was not accepted", id)
-		require.Equal(t, store.StatusSucceeded, status, "job %s", id)
+		require.Equal(t, jobstate.Succeeded, status, "job %s", id)
 		require.Equal(t, 1, finished, "job %s finished %d times", id, finished)
 		require.GreaterOrEqual(t, runMS, *sleepMS, "job %s ran %d ms: it did not sleep", id, runMS)
 		seen++

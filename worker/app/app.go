@@ -33,6 +33,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/doorbell"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
@@ -270,7 +271,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 	if !cfg.DisableLiveOutput {
 		pub := livepub.New(livepub.Config{Redis: rdb, Queue: w.queue, BufferBytes: cfg.LiveBufferBytes,
 			Log: log.Named("live"), Registry: reg})
-		deps.Live = func(id uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string)) {
+		deps.Live = func(id uuid.UUID, attempt int) (func(executor.Stream, []byte), func(jobstate.Status)) {
 			run := pub.Start(id, attempt)
 			return func(s executor.Stream, chunk []byte) {
 				kind := livestream.Stdout
@@ -315,7 +316,7 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 			// itself is still queued in Postgres. A job busy elsewhere is looked
 			// at again every 5 s until its claim expires, without using retries.
 			RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
-				if errors.Is(err, jobrunner.ErrBusy) {
+				if errors.Is(err, store.ErrJobBusy) {
 					return 5 * time.Second
 				}
 				if errors.Is(err, slots.ErrNoSlot) {
@@ -554,8 +555,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "wasmwizard_webhook_attempts_seconds", Help: "Webhook delivery attempts by outcome (delivered, pending = will retry, failed) and how long the receiver took.",
 		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 	}, []string{"outcome"})
-	for _, o := range []string{"delivered", "pending", "failed"} {
-		m.webhooks.WithLabelValues(o)
+	for _, o := range []store.DeliveryStatus{store.DeliveryDelivered, store.DeliveryPending, store.DeliveryFailed} {
+		m.webhooks.WithLabelValues(string(o))
 	}
 	reg.MustRegister(m.deliveries, m.finished, m.run, m.compile, m.webhooks, m.recoveries, m.passes)
 	return m
@@ -575,16 +576,16 @@ func (m *metrics) JobDelivered(source, outcome string) {
 	m.deliveries.WithLabelValues(source, outcome).Inc()
 }
 
-func (m *metrics) JobFinished(status, errorCode string, run, compile time.Duration) {
-	m.finished.WithLabelValues(status, errorCode).Inc()
+func (m *metrics) JobFinished(status jobstate.Status, errorCode string, run, compile time.Duration) {
+	m.finished.WithLabelValues(string(status), errorCode).Inc()
 	if compile > 0 {
 		m.compile.Observe(compile.Seconds())
 	}
-	m.run.WithLabelValues(status).Observe(run.Seconds())
+	m.run.WithLabelValues(string(status)).Observe(run.Seconds())
 }
 
-func (m *metrics) Delivered(outcome string, d time.Duration) {
-	m.webhooks.WithLabelValues(outcome).Observe(d.Seconds())
+func (m *metrics) Delivered(outcome store.DeliveryStatus, d time.Duration) {
+	m.webhooks.WithLabelValues(string(outcome)).Observe(d.Seconds())
 }
 
 // ReconcilerPass counts what a reconciler pass did.

@@ -45,9 +45,13 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 )
 
-// Schedule is the delay before each retry (attempt 2 … 8).
-var Schedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
+// Schedule is the delay before each retry: attempt 2 … tasks.WebhookAttempts.
+var Schedule = [...]time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour,
 	5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+
+// Schedule has one delay per retry: for any other length the index below is
+// out of range, and the build fails.
+var _ = [1]struct{}{}[len(Schedule)-(tasks.WebhookAttempts-1)]
 
 // maxRetryAfter caps a receiver's Retry-After.
 const maxRetryAfter = 10 * time.Hour
@@ -57,7 +61,7 @@ const excerpt = 1024
 
 // Observer records deliveries (metrics).
 type Observer interface {
-	Delivered(outcome string, d time.Duration)
+	Delivered(outcome store.DeliveryStatus, d time.Duration)
 }
 
 // Config is what a Sender is built from.
@@ -145,7 +149,7 @@ func (s *Sender) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err // retried: the database may be back soon
 	}
-	if d.Status != "pending" {
+	if d.Status != store.DeliveryPending {
 		return nil
 	}
 	if p.Attempt != nil && *p.Attempt != d.Attempts {
@@ -205,7 +209,7 @@ func (s *Sender) attempt(ctx context.Context, d store.Delivery) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		return s.finish(ctx, d, store.Attempt{Error: ptr("the URL is not valid")}, "failed", time.Time{})
+		return s.finish(ctx, d, store.Attempt{Error: ptr("the URL is not valid")}, store.DeliveryFailed, time.Time{})
 	}
 	webhook.Headers(req.Header, d.ID.String(), ts, sig)
 	start := s.now()
@@ -226,10 +230,10 @@ func (s *Sender) attempt(ctx context.Context, d store.Delivery) error {
 	a.ResponseExcerpt = ptr(string(b))
 	switch {
 	case code >= 200 && code < 300:
-		return s.finish(ctx, d, a, "delivered", time.Time{})
+		return s.finish(ctx, d, a, store.DeliveryDelivered, time.Time{})
 	case code == http.StatusGone:
 		a.Error = ptr("the receiver answered 410 Gone: no more attempts")
-		return s.finish(ctx, d, a, "failed", time.Time{})
+		return s.finish(ctx, d, a, store.DeliveryFailed, time.Time{})
 	default:
 		a.Error = ptr("HTTP " + strconv.Itoa(code))
 		return s.retryOrFail(ctx, d, a, retryAfter(res.Header.Get("Retry-After"), s.now()))
@@ -249,14 +253,14 @@ func (s *Sender) queueNext(ctx context.Context, d store.Delivery) error {
 func (s *Sender) retryOrFail(ctx context.Context, d store.Delivery, a store.Attempt, after time.Duration) error {
 	attempt := d.Attempts + 1 // this one
 	if attempt >= tasks.WebhookAttempts {
-		return s.finish(ctx, d, a, "failed", time.Time{})
+		return s.finish(ctx, d, a, store.DeliveryFailed, time.Time{})
 	}
 	delay := jitter(Schedule[attempt-1])
 	if after > delay {
 		delay = min(after, maxRetryAfter)
 	}
 	next := s.now().Add(delay)
-	if err := s.finish(ctx, d, a, "pending", next); err != nil {
+	if err := s.finish(ctx, d, a, store.DeliveryPending, next); err != nil {
 		return err
 	}
 	if s.cfg.Tasks == nil {
@@ -268,7 +272,7 @@ func (s *Sender) retryOrFail(ctx context.Context, d store.Delivery, a store.Atte
 	return s.queueNext(ctx, d)
 }
 
-func (s *Sender) finish(ctx context.Context, d store.Delivery, a store.Attempt, outcome string, next time.Time) error {
+func (s *Sender) finish(ctx context.Context, d store.Delivery, a store.Attempt, outcome store.DeliveryStatus, next time.Time) error {
 	if next.IsZero() {
 		next = s.now()
 	}
@@ -291,7 +295,7 @@ func (s *Sender) finish(ctx context.Context, d store.Delivery, a store.Attempt, 
 		s.obs.Delivered(outcome, time.Duration(a.DurationMS)*time.Millisecond)
 	}
 	s.log.Info("webhook attempt", zap.String("delivery_id", d.ID.String()), zap.String("job_id", d.JobID.String()),
-		zap.String("outcome", outcome), zap.Int("attempt", d.Attempts+1), zap.Stringp("error", a.Error))
+		zap.String("outcome", string(outcome)), zap.Int("attempt", d.Attempts+1), zap.Stringp("error", a.Error))
 	return nil
 }
 

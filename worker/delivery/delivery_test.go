@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -97,7 +98,7 @@ func setup(t *testing.T, url string) bundle {
 	_, err = st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: []byte("hi")})
+	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hi")})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)
@@ -133,7 +134,7 @@ func TestDeliveredAndVerified(t *testing.T) {
 
 	require.NoError(t, b.send(t))
 	d, attempts := b.delivery(t)
-	require.Equal(t, "delivered", d.Status)
+	require.Equal(t, store.DeliveryDelivered, d.Status)
 	require.Len(t, attempts, 1)
 	require.Equal(t, 204, *attempts[0].StatusCode)
 	require.Len(t, r.got, 1)
@@ -171,7 +172,7 @@ func TestRetriesKeepTheIDAndBody(t *testing.T) {
 	require.Equal(t, r.got[0].body, r.got[1].body, "the same body on every attempt")
 	require.True(t, r.got[1].validOK)
 	d, attempts := b.delivery(t)
-	require.Equal(t, "pending", d.Status)
+	require.Equal(t, store.DeliveryPending, d.Status)
 	require.Len(t, attempts, 2)
 	require.Equal(t, 503, *attempts[1].StatusCode)
 }
@@ -183,7 +184,7 @@ func TestGoneStopsAndClosedPortRetries(t *testing.T) {
 	var re interface{ Error() string }
 	require.True(t, errors.As(err, &re))
 	d, attempts := b.delivery(t)
-	require.Equal(t, "pending", d.Status)
+	require.Equal(t, store.DeliveryPending, d.Status)
 	require.Len(t, attempts, 1)
 	require.Nil(t, attempts[0].StatusCode)
 	require.NotNil(t, attempts[0].Error)
@@ -193,7 +194,7 @@ func TestGoneStopsAndClosedPortRetries(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.send(t), "410 is final: no retry")
 	d, attempts = b.delivery(t)
-	require.Equal(t, "failed", d.Status)
+	require.Equal(t, store.DeliveryFailed, d.Status)
 	require.Len(t, attempts, 2)
 }
 

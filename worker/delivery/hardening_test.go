@@ -20,6 +20,7 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -41,7 +42,7 @@ func finished(t *testing.T, st *store.Store, a store.Account, url string, stdout
 	_, err = st.ClaimJob(ctx, j.ID, "w")
 	require.NoError(t, err)
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
+	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
 	require.NoError(t, err)
 	require.True(t, ok)
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)
@@ -248,7 +249,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 		"the attacker's deliveries are sent too, one at a time")
 	require.Eventually(t, func() bool {
 		d, err := st.GetDelivery(ctx, victimDelivery.ID)
-		return err == nil && d.Status == "delivered"
+		return err == nil && d.Status == store.DeliveryDelivered
 	}, 10*time.Second, 20*time.Millisecond)
 
 	// Once the receivers answer, the attacker's deliveries go out too.
@@ -265,7 +266,7 @@ func TestListedAttemptsAreBounded(t *testing.T) {
 	b := setup(t, "http://placeholder")
 	ctx := context.Background()
 	for range store.MaxListedAttempts + 5 {
-		require.NoError(t, b.st.RecordAttempt(ctx, b.d.ID, store.Attempt{}, "pending", time.Now()))
+		require.NoError(t, b.st.RecordAttempt(ctx, b.d.ID, store.Attempt{}, store.DeliveryPending, time.Now()))
 	}
 	attempts, err := b.st.Attempts(ctx, b.d.ID)
 	require.NoError(t, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/worker/jobfs"
 )
@@ -244,7 +245,7 @@ func (e *Engine) Run(ctx context.Context, cm *Compiled, req Request) Result {
 		res.Stderr, res.StderrTruncated = stderr.buf, stderr.truncated
 		res.MemoryPeakBytes = int64(mem.peak)
 		res.RunTime = time.Since(start)
-		if res.Status == Failed && mem.refused && res.ErrorCode != CodeMemoryLimit {
+		if res.Status == jobstate.Failed && mem.refused && res.ErrorCode != CodeMemoryLimit {
 			// The guest gave up after a refused memory.grow: that is the
 			// memory limit, whatever way the guest reported it.
 			res.ErrorCode = CodeMemoryLimit
@@ -321,38 +322,38 @@ func declaredMinMemory(cm wazero.CompiledModule) uint64 {
 
 func isTrap(err error) bool { return strings.Contains(err.Error(), "wasm error:") }
 
-func classify(parent, run context.Context, err error, timeout time.Duration) (status string, exit *int, code, msg string) {
+func classify(parent, run context.Context, err error, timeout time.Duration) (status jobstate.Status, exit *int, code, msg string) {
 	if err == nil {
 		zero := 0
-		return Succeeded, &zero, "", ""
+		return jobstate.Succeeded, &zero, "", ""
 	}
 	var exitErr *sys.ExitError
 	if errors.As(err, &exitErr) {
 		switch exitErr.ExitCode() {
 		case sys.ExitCodeContextCanceled, sys.ExitCodeDeadlineExceeded:
 			if parent.Err() != nil {
-				return Cancelled, nil, CodeCancelled, "the job was cancelled while running"
+				return jobstate.Cancelled, nil, CodeCancelled, "the job was cancelled while running"
 			}
-			return TimedOut, nil, CodeTimeout, fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
+			return jobstate.TimedOut, nil, CodeTimeout, fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
 		case 0:
 			zero := 0
-			return Succeeded, &zero, "", ""
+			return jobstate.Succeeded, &zero, "", ""
 		default:
 			c := int(exitErr.ExitCode())
-			return Failed, &c, CodeExitNonzero, fmt.Sprintf("the program exited with code %d", c)
+			return jobstate.Failed, &c, CodeExitNonzero, fmt.Sprintf("the program exited with code %d", c)
 		}
 	}
 	if run.Err() != nil {
 		if parent.Err() != nil {
-			return Cancelled, nil, CodeCancelled, "the job was cancelled while running"
+			return jobstate.Cancelled, nil, CodeCancelled, "the job was cancelled while running"
 		}
-		return TimedOut, nil, CodeTimeout, fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
+		return jobstate.TimedOut, nil, CodeTimeout, fmt.Sprintf("the job ran longer than its timeout of %s", timeout)
 	}
-	return Failed, nil, CodeTrap, truncate(err.Error())
+	return jobstate.Failed, nil, CodeTrap, truncate(err.Error())
 }
 
 func failed(code, msg string, start time.Time) Result {
-	return Result{Status: Failed, ErrorCode: code, ErrorMessage: truncate(msg), RunTime: time.Since(start)}
+	return Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: code, ErrorMessage: truncate(msg), RunTime: time.Since(start)}}
 }
 
 // truncate cuts msg to maxErrorMessage bytes, on a rune boundary. (The

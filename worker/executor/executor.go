@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 )
 
 // Job failure codes reported in Result.ErrorCode.
@@ -21,14 +23,6 @@ const (
 	CodeBadParams      = "invalid_params"
 	CodeInstantiate    = "instantiate_failed"
 	CodeSandboxCrashed = "sandbox_crashed"
-)
-
-// Outcome statuses (the job statuses an execution can end in).
-const (
-	Succeeded = "succeeded"
-	Failed    = "failed"
-	TimedOut  = "timed_out"
-	Cancelled = "cancelled"
 )
 
 // Stream names one of the guest's output streams.
@@ -84,27 +78,18 @@ type Request struct {
 	Files *Files
 }
 
-// Result is what the guest did. Guest failures (non-zero exit, trap,
-// timeout) are results, not errors.
+// Result is what the guest did: the outcome the store writes, and what only
+// the worker needs. Guest failures (non-zero exit, trap, timeout) are
+// results, not errors.
 type Result struct {
-	Status          string
-	ExitCode        *int
-	Stdout, Stderr  []byte
-	StdoutTruncated bool
-	StderrTruncated bool
-	ReturnValues    []json.RawMessage
-	ErrorCode       string
-	ErrorMessage    string
-	MemoryPeakBytes int64
-	RunTime         time.Duration
+	jobstate.Outcome
 	// CompileTime is the time spent compiling the module for this run (zero
 	// when a compiled copy was in memory).
 	CompileTime time.Duration
 	// Artifacts are the files matching Files.Collect, in path order, at
 	// most Files.MaxArtifactBytes in total; ArtifactsTruncated says some
 	// matching file did not fit.
-	Artifacts          []Artifact
-	ArtifactsTruncated bool
+	Artifacts []Artifact
 }
 
 // Executor runs guests. Execute returns an error only when the platform

@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 )
 
@@ -31,19 +32,19 @@ func run(t *testing.T, fixture string, mod func(*executor.Request)) executor.Res
 func TestOutcomes(t *testing.T) {
 	t.Parallel()
 	res := run(t, fixtures.Hello, nil)
-	require.Equal(t, executor.Succeeded, res.Status)
+	require.Equal(t, jobstate.Succeeded, res.Status)
 	require.Equal(t, 0, *res.ExitCode)
 
 	res = run(t, fixtures.Exit3, nil)
-	require.Equal(t, executor.Failed, res.Status)
+	require.Equal(t, jobstate.Failed, res.Status)
 	require.Equal(t, executor.CodeExitNonzero, res.ErrorCode)
 	require.Equal(t, 3, *res.ExitCode)
 
 	res = run(t, fixtures.Loop, func(r *executor.Request) { r.Timeout = 50 * time.Millisecond })
-	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, jobstate.TimedOut, res.Status)
 
 	res = run(t, fixtures.Grow, func(r *executor.Request) { r.MemoryLimitMB = 4 })
-	require.Equal(t, executor.Failed, res.Status)
+	require.Equal(t, jobstate.Failed, res.Status)
 	require.Equal(t, executor.CodeMemoryLimit, res.ErrorCode, "the guest aborted after a refused memory.grow")
 	require.Contains(t, res.ErrorMessage, "unreachable")
 	require.LessOrEqual(t, res.MemoryPeakBytes, int64(4<<20))
@@ -57,7 +58,7 @@ func TestOutcomes(t *testing.T) {
 	res = run(t, fixtures.Reactor, func(r *executor.Request) {
 		r.Function, r.Params = "half", []json.RawMessage{json.RawMessage("3")}
 	})
-	require.Equal(t, executor.Succeeded, res.Status)
+	require.Equal(t, jobstate.Succeeded, res.Status)
 	require.JSONEq(t, "[1.5]", mustJSON(t, res.ReturnValues))
 }
 
@@ -69,7 +70,7 @@ func TestCancellationIsNotATimeout(t *testing.T) {
 		Module: fixtures.Bytes(fixtures.Loop), Function: "_start", Timeout: time.Minute, MemoryLimitMB: 1, MaxOutputBytes: 10,
 	})
 	require.NoError(t, err)
-	require.Equal(t, executor.Cancelled, res.Status)
+	require.Equal(t, jobstate.Cancelled, res.Status)
 }
 
 func TestParamsAndResults(t *testing.T) {
@@ -140,7 +141,7 @@ func TestGuestMemoryIsZeroedBetweenRuns(t *testing.T) {
 	for i, pages := range []int{1, 1, 40, 40, 1, 40, 3, 64, 2} { // 64 KiB to 4 MiB, either side of the in-place limit
 		res := engine.Run(ctx, cm, executor.Request{Function: "fill", Params: []json.RawMessage{json.RawMessage(strconv.Itoa(pages))},
 			MemoryLimitMB: 8, MaxOutputBytes: 1 << 10})
-		require.Equal(t, executor.Succeeded, res.Status, "run %d: %s", i, res.ErrorMessage)
+		require.Equal(t, jobstate.Succeeded, res.Status, "run %d: %s", i, res.ErrorMessage)
 		require.Equal(t, "[0]", mustJSON(t, res.ReturnValues), "run %d (%d pages) found another run's bytes", i, pages)
 		require.EqualValues(t, pages<<16, res.MemoryPeakBytes)
 	}
@@ -180,7 +181,7 @@ func TestInProcessOutputHook(t *testing.T) {
 	// A timed-out run keeps what it wrote.
 	chunks = nil
 	res = run(t, fixtures.TalkLoop, func(r *executor.Request) { r.Timeout, r.Output = 100*time.Millisecond, hook })
-	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, jobstate.TimedOut, res.Status)
 	require.Equal(t, "partial out\n", string(res.Stdout))
 	require.Equal(t, "partial err\n", string(res.Stderr))
 	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, chunks)

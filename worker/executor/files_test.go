@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 )
 
@@ -51,7 +52,7 @@ func TestTwoJobsShareOneParsedAssetTree(t *testing.T) {
 		res := engine.Run(ctx, cm, executor.Request{Function: "_start", MemoryLimitMB: 64, MaxOutputBytes: 1000,
 			Args:  []string{"cat", "/share/lib/a.txt"},
 			Files: &executor.Files{Assets: []executor.Asset{{Mount: "/share", SHA256: sum, TarPath: path}}}})
-		require.Equal(t, executor.Succeeded, res.Status, res.ErrorMessage)
+		require.Equal(t, jobstate.Succeeded, res.Status, res.ErrorMessage)
 		require.Equal(t, "cat /share/lib/a.txt: asset A\n", string(res.Stdout))
 	}
 	require.Equal(t, 1, trees.Parses(), "the second job found the tree parsed")

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -72,7 +73,7 @@ func TestJobFilesThroughTheStore(t *testing.T) {
 
 	got, err := st.GetJob(ctx, a.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusTimedOut, got.Status)
+	require.Equal(t, jobstate.TimedOut, got.Status)
 	require.Equal(t, "cat /in/x.txt: input X\ncat /share/lib/a.txt: asset A\nmkdir /out: ok\nwrite /out/r.txt: ok\nwrite /out/s.txt: ok\n",
 		string(got.Stdout))
 	require.True(t, got.ArtifactsTruncated, "/out/s.txt did not fit in 5 bytes")

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/telemetry"
@@ -35,7 +36,7 @@ type Observer interface {
 	// JobDelivered: a delivery of a job from source ("asynq" or "doorbell")
 	// and what its claim found (see the Delivery* outcomes).
 	JobDelivered(source, outcome string)
-	JobFinished(status, errorCode string, run, compile time.Duration)
+	JobFinished(status jobstate.Status, errorCode string, run, compile time.Duration)
 }
 
 // Outcomes of a delivery's claim, for Observer.JobDelivered.
@@ -68,13 +69,11 @@ type Compiler interface {
 // run): it ran, but what it produced could not be stored.
 const CodeResultRejected = "result_rejected"
 
-// ErrBusy is returned for a task whose job another worker holds a live claim
-// on. It is not a failure: the task is retried later without using up one of
-// its retries (see IsFailure).
-var ErrBusy = errors.New("job is running elsewhere")
-
-// IsFailure is asynq's Config.IsFailure: a busy job is not a failure.
-func IsFailure(err error) bool { return !errors.Is(err, ErrBusy) }
+// IsFailure is asynq's Config.IsFailure: a busy job is not a failure. A
+// task whose job another worker holds a live claim on ends with an error
+// wrapping store.ErrJobBusy; it is retried later without using up one of its
+// retries.
+func IsFailure(err error) bool { return !errors.Is(err, store.ErrJobBusy) }
 
 // Runner handles tasks.TypeRunJob and tasks.TypeCompileModule.
 type Runner struct {
@@ -89,7 +88,7 @@ type Runner struct {
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
 	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
-	live     func(jobID uuid.UUID, attempt int) (func(executor.Stream, []byte), func(string))
+	live     func(jobID uuid.UUID, attempt int) (func(executor.Stream, []byte), func(jobstate.Status))
 	tracer   trace.Tracer // nil: tracing off
 
 	// fair: deliveries claim their queue's fairest job (EnableFairClaims).
@@ -126,7 +125,7 @@ type Deps struct {
 	// once the run is over: with the job's terminal status once its result
 	// is written, "queued" when the job is handed back, "" when neither
 	// could be written. It takes precedence over Output.
-	Live func(jobID uuid.UUID, attempt int) (output func(executor.Stream, []byte), finish func(status string))
+	Live func(jobID uuid.UUID, attempt int) (output func(executor.Stream, []byte), finish func(status jobstate.Status))
 	// Tracer makes the spans of each run (nil: none), in the trace of the
 	// submit that created the job (its traceparent).
 	Tracer trace.TracerProvider
@@ -280,7 +279,7 @@ func (r *Runner) Run(ctx context.Context, id uuid.UUID) error {
 
 // run runs job id: the work of a job:run delivery from source. It claims the job in Postgres first, so
 // however many deliveries a job gets, one attempt runs at a time and a
-// terminal job never runs again. An error wrapping ErrBusy means another
+// terminal job never runs again. An error wrapping store.ErrJobBusy means another
 // attempt holds the job.
 func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	log := r.log.With(zap.String("job_id", p.JobID.String()))
@@ -307,7 +306,7 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return nil
 	case errors.Is(err, store.ErrJobBusy):
 		// Another worker holds a live claim; try again after it expires.
-		return fmt.Errorf("job %s: %w", p.JobID, ErrBusy)
+		return fmt.Errorf("job %s: %w", p.JobID, store.ErrJobBusy)
 	case err != nil:
 		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
 	}
@@ -341,10 +340,10 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	defer releaseFiles()
 	var live func(executor.Stream, []byte)
 	// liveEnd is what the run's live output ends with (see Deps.Live).
-	liveEnd := ""
+	var liveEnd jobstate.Status
 	switch {
 	case r.live != nil:
-		var finish func(string)
+		var finish func(jobstate.Status)
 		live, finish = r.live(job.ID, job.Attempts)
 		defer func() { finish(liveEnd) }()
 	case r.output != nil:
@@ -368,11 +367,11 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	})
 	endRunSpan(espan, res, err)
 	if err != nil {
-		liveEnd = store.StatusQueued
+		liveEnd = jobstate.Queued
 		span.SetStatus(codes.Error, "execute: "+err.Error())
 		return r.handBack(ctx, log, job, fmt.Errorf("execute: %w", err))
 	}
-	if res.Status == executor.Cancelled && ctx.Err() != nil {
+	if res.Status == jobstate.Cancelled && ctx.Err() != nil {
 		// Either a client cancelled the job (the API recorded it in Postgres,
 		// then interrupted this task through asynq), or the worker is
 		// shutting down (or asynq's deadline passed): then the run was
@@ -384,10 +383,10 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 			log.Warn("could not tell a cancel from a shutdown; handing the job back", zap.Error(err))
 		}
 		if requested {
-			liveEnd = store.StatusCancelled
+			liveEnd = jobstate.Cancelled
 			return r.cancelled(ctx, log, job, res)
 		}
-		liveEnd = store.StatusQueued
+		liveEnd = jobstate.Queued
 		return r.handBack(ctx, log, job, ctx.Err())
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
@@ -399,41 +398,25 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return fmt.Errorf("save artifacts: %w", err)
 	}
 	rctx, rspan := r.span(wctx, "job.result")
-	ok, err := r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, store.Result{
-		ArtifactsTruncated: res.ArtifactsTruncated,
-		Status:             res.Status,
-		ExitCode:           res.ExitCode,
-		Stdout:             res.Stdout,
-		Stderr:             res.Stderr,
-		StdoutTruncated:    res.StdoutTruncated,
-		StderrTruncated:    res.StderrTruncated,
-		ReturnValues:       res.ReturnValues,
-		ErrorCode:          res.ErrorCode,
-		ErrorMessage:       res.ErrorMessage,
-		MemoryPeakBytes:    res.MemoryPeakBytes,
-		RunMS:              int(res.RunTime.Milliseconds()),
-	})
+	ok, err := r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
 	if err != nil && store.Rejected(err) {
 		// Postgres refuses this result's data: writing it again cannot
 		// succeed, and leaving the job running would only run it again
 		// until the reconciler gives up on it (worker_lost). End it failed
 		// with a result that says so.
 		log.Error("the job's result was refused by the database; the job ends failed with result_rejected",
-			zap.String("status", res.Status), zap.String("error_code", res.ErrorCode), zap.Error(err))
-		res = executor.Result{Status: store.StatusFailed, ErrorCode: CodeResultRejected,
+			zap.String("status", string(res.Status)), zap.String("error_code", res.ErrorCode), zap.Error(err))
+		res = executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: CodeResultRejected,
 			ErrorMessage:    fmt.Sprintf("the job ended (%s %s) but the platform could not store its result", res.Status, res.ErrorCode),
-			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime, CompileTime: res.CompileTime}
-		ok, err = r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, store.Result{
-			Status: res.Status, ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage,
-			MemoryPeakBytes: res.MemoryPeakBytes, RunMS: int(res.RunTime.Milliseconds()),
-		})
+			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime}, CompileTime: res.CompileTime}
+		ok, err = r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
 	}
 	if err != nil {
 		rspan.SetStatus(codes.Error, err.Error())
 	}
 	rspan.SetAttributes(attribute.Bool("written", ok))
 	rspan.End()
-	span.SetAttributes(attribute.String("status", res.Status), attribute.String("error_code", res.ErrorCode))
+	span.SetAttributes(attribute.String("status", string(res.Status)), attribute.String("error_code", res.ErrorCode))
 	if err != nil {
 		span.SetStatus(codes.Error, "write result: "+err.Error())
 		// The result is lost with this attempt; the job is still running in
@@ -452,7 +435,7 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	if r.obs != nil {
 		r.obs.JobFinished(res.Status, res.ErrorCode, res.RunTime, res.CompileTime)
 	}
-	log.Info("job finished", zap.String("status", res.Status), zap.String("error_code", res.ErrorCode),
+	log.Info("job finished", zap.String("status", string(res.Status)), zap.String("error_code", res.ErrorCode),
 		zap.Duration("run", res.RunTime))
 	return nil
 }
@@ -548,7 +531,7 @@ func endRunSpan(span trace.Span, res executor.Result, err error) {
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 	} else {
-		span.SetAttributes(attribute.String("status", res.Status), attribute.String("error_code", res.ErrorCode),
+		span.SetAttributes(attribute.String("status", string(res.Status)), attribute.String("error_code", res.ErrorCode),
 			attribute.Int64("run_ms", res.RunTime.Milliseconds()), attribute.Int64("compile_ms", res.CompileTime.Milliseconds()),
 			attribute.Int64("memory_peak_bytes", res.MemoryPeakBytes))
 	}
@@ -579,10 +562,10 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 	if err := r.saveArtifacts(wctx, job, res); err != nil {
 		return fmt.Errorf("save artifacts: %w", err)
 	}
-	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, store.Result{
+	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, jobstate.Outcome{
 		ArtifactsTruncated: res.ArtifactsTruncated,
-		Status:             store.StatusCancelled, ErrorCode: executor.CodeCancelled,
-		ErrorMessage: "the job was cancelled while it ran", RunMS: int(run.Milliseconds()),
+		Status:             jobstate.Cancelled, ErrorCode: executor.CodeCancelled,
+		ErrorMessage: "the job was cancelled while it ran", RunTime: run,
 		Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
 		MemoryPeakBytes: res.MemoryPeakBytes,
 	})
@@ -594,7 +577,7 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 			r.finished(wctx, job)
 		}
 		if r.obs != nil {
-			r.obs.JobFinished(store.StatusCancelled, executor.CodeCancelled, run, 0)
+			r.obs.JobFinished(jobstate.Cancelled, executor.CodeCancelled, run, 0)
 		}
 		log.Info("job cancelled")
 	}
@@ -632,8 +615,8 @@ func (r *Runner) giveUp(ctx context.Context, log *zap.Logger, job store.Job, cau
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	if claimed, err := r.store.ClaimJob(wctx, job.ID, r.workerID); err == nil {
-		_, _ = r.store.FinishJob(wctx, claimed.ID, claimed.Attempts, r.workerID, store.Result{
-			Status: store.StatusFailed, ErrorCode: "internal",
+		_, _ = r.store.FinishJob(wctx, claimed.ID, claimed.Attempts, r.workerID, jobstate.Outcome{
+			Status: jobstate.Failed, ErrorCode: "internal",
 			ErrorMessage: "the platform could not run this job; it gave up after repeated errors",
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -64,7 +65,7 @@ func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {
 	require.NoError(t, r.ProcessTask(ctx, task))
 	first, err := st.GetJob(ctx, j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusSucceeded, first.Status)
+	require.Equal(t, jobstate.Succeeded, first.Status)
 	require.Equal(t, "hello, world\n", string(first.Stdout))
 
 	require.NoError(t, r.ProcessTask(ctx, task), "a finished job's task is acknowledged")
@@ -86,7 +87,7 @@ func TestInterruptedRunIsHandedBack(t *testing.T) {
 
 	back, err := st.GetJob(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, back.Status)
+	require.Equal(t, jobstate.Queued, back.Status)
 	require.Equal(t, 1, back.Attempts)
 }
 
@@ -110,7 +111,7 @@ func TestCancelledRunEndsCancelled(t *testing.T) {
 	go func() { done <- r.ProcessTask(ctx, task) }()
 	require.Eventually(t, func() bool {
 		cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-		return err == nil && cur.Status == store.StatusRunning
+		return err == nil && cur.Status == jobstate.Running
 	}, 30*time.Second, 5*time.Millisecond)
 
 	// What the cancel endpoint does: record the request, then interrupt.
@@ -121,7 +122,7 @@ func TestCancelledRunEndsCancelled(t *testing.T) {
 
 	got, err := st.GetJob(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, got.Status)
+	require.Equal(t, jobstate.Cancelled, got.Status)
 	require.Equal(t, "cancelled", *got.ErrorCode)
 	events, err := st.JobEvents(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
@@ -149,7 +150,7 @@ func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
 	require.NoError(t, r.ProcessTask(ctx, task))
 	got, err := st.GetJob(ctx, j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, got.Status)
+	require.Equal(t, jobstate.Cancelled, got.Status)
 	require.Empty(t, got.Stdout, "the guest did not run")
 }
 
@@ -165,7 +166,7 @@ func TestClaimUnderACancelledContextIsNotLost(t *testing.T) {
 	require.Error(t, r.ProcessTask(ctx, task), "asynq must requeue the task")
 	back, err := st.GetJob(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, back.Status)
+	require.Equal(t, jobstate.Queued, back.Status)
 }
 
 // With fair claims, a delivery of one job may run another (here the
@@ -187,7 +188,7 @@ func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
 	go func() { done <- r.ProcessTask(ctx, task) }()
 	require.Eventually(t, func() bool {
 		cur, err := st.GetJob(ctx, older.AccountID, older.ID)
-		return err == nil && cur.Status == store.StatusRunning
+		return err == nil && cur.Status == jobstate.Running
 	}, 30*time.Second, 5*time.Millisecond, "the older job runs first")
 
 	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
@@ -202,10 +203,10 @@ func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
 	}
 	got, err := st.GetJob(ctx, older.AccountID, older.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, got.Status)
+	require.Equal(t, jobstate.Cancelled, got.Status)
 	got, err = st.GetJob(ctx, newer.AccountID, newer.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, got.Status)
+	require.Equal(t, jobstate.Queued, got.Status)
 }
 
 // asynq cancels by task ID: a client's cancel of the delivered job cancels
@@ -229,13 +230,13 @@ func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 	go func() { done <- r.ProcessTask(tctx, task) }()
 	require.Eventually(t, func() bool {
 		cur, err := st.GetJob(ctx, older.AccountID, older.ID)
-		return err == nil && cur.Status == store.StatusRunning
+		return err == nil && cur.Status == jobstate.Running
 	}, 30*time.Second, 5*time.Millisecond, "the older job runs first")
 
 	// The client cancels the delivered (queued) job; asynq cancels its task.
 	cancelledJob, err := st.CancelJob(ctx, store.Actor{Name: "key:t"}, newer.AccountID, newer.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, cancelledJob.Status)
+	require.Equal(t, jobstate.Cancelled, cancelledJob.Status)
 	cancelTask()
 	select {
 	case err := <-done:
@@ -244,7 +245,7 @@ func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 	}
 	got, err := st.GetJob(ctx, older.AccountID, older.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, got.Status, "the older job still runs")
+	require.Equal(t, jobstate.Running, got.Status, "the older job still runs")
 
 	// Its own cancel still stops it.
 	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
@@ -258,7 +259,7 @@ func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 	}
 	got, err = st.GetJob(ctx, older.AccountID, older.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, got.Status)
+	require.Equal(t, jobstate.Cancelled, got.Status)
 }
 
 // The live-output hook sees the guest's output while it runs; the job,
@@ -300,7 +301,7 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 
 	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusCancelled, cur.Status)
+	require.Equal(t, jobstate.Cancelled, cur.Status)
 	require.Equal(t, "partial out\n", string(cur.Stdout))
 	require.Equal(t, "partial err\n", string(cur.Stderr))
 }
@@ -313,7 +314,7 @@ func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	require.NoError(t, r.ProcessTask(context.Background(), task))
 	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusTimedOut, cur.Status)
+	require.Equal(t, jobstate.TimedOut, cur.Status)
 	require.Equal(t, "partial out\n", string(cur.Stdout))
 	require.Equal(t, "partial err\n", string(cur.Stderr))
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
@@ -27,7 +27,7 @@ func TestTrapWithANULInAFunctionNameEndsFailedOnce(t *testing.T) {
 	require.NoError(t, r.ProcessTask(ctx, task))
 	got, err := st.GetJob(ctx, j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, jobstate.Failed, got.Status)
 	require.Equal(t, executor.CodeTrap, *got.ErrorCode)
 	require.Contains(t, *got.ErrorMessage, "a\uFFFDb")
 	require.Equal(t, 1, got.Attempts)
@@ -47,15 +47,15 @@ func TestRefusedResultEndsTheJobFailed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	zero := 0
-	st, j, r := setupWith(t, fixtures.Bytes(fixtures.Hello), 5*time.Second, fixedResult{executor.Result{
-		Status: executor.Succeeded, ExitCode: &zero, ReturnValues: []json.RawMessage{json.RawMessage(`"\u0000"`)},
-	}})
+	st, j, r := setupWith(t, fixtures.Bytes(fixtures.Hello), 5*time.Second, fixedResult{executor.Result{Outcome: jobstate.Outcome{
+		Status: jobstate.Succeeded, ExitCode: &zero, ReturnValues: []json.RawMessage{json.RawMessage(`"\u0000"`)},
+	}}})
 	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
 	require.NoError(t, r.ProcessTask(ctx, task))
 	got, err := st.GetJob(ctx, j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, jobstate.Failed, got.Status)
 	require.Equal(t, jobrunner.CodeResultRejected, *got.ErrorCode)
 	require.Equal(t, 1, got.Attempts)
 }

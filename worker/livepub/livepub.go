@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
 )
 
@@ -116,7 +117,7 @@ type Run struct {
 func (p *Publisher) Start(id uuid.UUID, attempt int) *Run {
 	r := &Run{p: p, key: livestream.Key(p.queue, id), attempt: attempt,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
-	r.pending = append(r.pending, livestream.Entry{Kind: livestream.Status, Attempt: attempt, Data: []byte("running")})
+	r.pending = append(r.pending, livestream.Entry{Kind: livestream.Status, Attempt: attempt, Data: []byte(jobstate.Running)})
 	r.signal()
 	go r.loop()
 	return r
@@ -170,7 +171,7 @@ func (r *Run) Output(kind livestream.Kind, chunk []byte) {
 // status (its result is in Postgres) publishes the end; "queued" (the job
 // was handed back) a status change; "" (nothing could be written) nothing
 // more. It does not wait for Redis; later calls do nothing.
-func (r *Run) Finish(status string) {
+func (r *Run) Finish(status jobstate.Status) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -179,7 +180,7 @@ func (r *Run) Finish(status string) {
 	r.closed = true
 	switch status {
 	case "":
-	case "queued":
+	case jobstate.Queued:
 		r.pending = append(r.pending, livestream.Entry{Kind: livestream.Status, Attempt: r.attempt, Data: []byte(status)})
 	default:
 		r.pending = append(r.pending, livestream.Entry{Kind: livestream.End, Attempt: r.attempt, Data: []byte(status)})

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
@@ -36,7 +37,7 @@ func TestSweepNeverDuplicatesAWaitingDelivery(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
-		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusFailed, ErrorCode: "trap"})
+		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Failed, ErrorCode: "trap"})
 		require.NoError(t, err)
 		require.True(t, ok)
 		d, err := b.st.DeliveryForJob(ctx, b.account.ID, j.ID)

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -67,7 +68,7 @@ func TestLostWorkersJobIsRecoveredAfterTheLease(t *testing.T) {
 
 	got, err := b.st.GetJob(ctx, b.account.ID, lost.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, got.Status)
+	require.Equal(t, jobstate.Queued, got.Status)
 	require.Nil(t, got.WorkerID)
 	require.Equal(t, asynq.TaskStatePending, b.taskState(t, lost.ID.String()+":recovery-1"))
 	events, err := b.st.JobEvents(ctx, b.account.ID, lost.ID)
@@ -77,7 +78,7 @@ func TestLostWorkersJobIsRecoveredAfterTheLease(t *testing.T) {
 
 	got, err = b.st.GetJob(ctx, b.account.ID, kept.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, got.Status, "a live worker's long job is never taken")
+	require.Equal(t, jobstate.Running, got.Status, "a live worker's long job is never taken")
 	require.Equal(t, live, *got.WorkerID)
 
 	st, err = b.rec.RecoverLost(ctx)
@@ -89,7 +90,7 @@ func TestLostWorkersJobIsRecoveredAfterTheLease(t *testing.T) {
 	again, err := b.st.ClaimJob(ctx, lost.ID, live)
 	require.NoError(t, err)
 	require.Equal(t, 2, again.Attempts)
-	ok, err := b.st.FinishJob(ctx, lost.ID, 1, dead, store.Result{Status: store.StatusSucceeded})
+	ok, err := b.st.FinishJob(ctx, lost.ID, 1, dead, jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.False(t, ok)
 }
@@ -108,7 +109,7 @@ func TestLostWorkersJobFailsAtTheAttemptCap(t *testing.T) {
 	require.Equal(t, 1, st.FailedLost)
 	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, jobstate.Failed, got.Status)
 	require.Equal(t, "worker_lost", *got.ErrorCode)
 }
 
@@ -128,7 +129,7 @@ func TestStoppedWorkersJobIsRecoveredAtOnce(t *testing.T) {
 	require.Equal(t, 1, st.Requeued)
 	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, got.Status)
+	require.Equal(t, jobstate.Queued, got.Status)
 }
 
 // A job whose worker never registered (claimed before workers had
@@ -145,7 +146,7 @@ func TestJobOfAWorkerWithoutHeartbeatsWaitsForItsTimeout(t *testing.T) {
 	require.Zero(t, st.Requeued)
 	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, got.Status)
+	require.Equal(t, jobstate.Running, got.Status)
 
 	b.age(t, j.ID, "started_at", 2*time.Hour)
 	st, err = b.rec.RecoverLost(ctx)

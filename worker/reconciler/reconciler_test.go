@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -132,16 +133,16 @@ func TestAbandonedRunningJobs(t *testing.T) {
 
 	got, err := b.st.GetJob(ctx, b.account.ID, retry.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusQueued, got.Status)
+	require.Equal(t, jobstate.Queued, got.Status)
 	require.Equal(t, asynq.TaskStatePending, b.taskState(t, retry.ID.String()+":recovery-1"),
 		"a recovery task of its own, whatever became of the lost worker's")
 	got, err = b.st.GetJob(ctx, b.account.ID, last.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, jobstate.Failed, got.Status)
 	require.Equal(t, "worker_lost", *got.ErrorCode)
 	got, err = b.st.GetJob(ctx, b.account.ID, live.ID)
 	require.NoError(t, err)
-	require.Equal(t, store.StatusRunning, got.Status, "a job within its time is left alone")
+	require.Equal(t, jobstate.Running, got.Status, "a job within its time is left alone")
 
 	events, err := b.st.JobEvents(ctx, b.account.ID, retry.ID)
 	require.NoError(t, err)
@@ -176,7 +177,7 @@ func TestRetention(t *testing.T) {
 	for _, j := range []store.Job{old, recent} {
 		_, err := b.st.ClaimJob(ctx, j.ID, "w")
 		require.NoError(t, err)
-		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", store.Result{Status: store.StatusSucceeded})
+		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 		require.NoError(t, err)
 		require.True(t, ok)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
@@ -199,7 +200,7 @@ func BenchmarkTimeoutOvershoot(b *testing.B) {
 		res, err := pool.Execute(ctx, req)
 		elapsed := time.Since(start)
 		require.NoError(b, err)
-		require.Equal(b, executor.TimedOut, res.Status)
+		require.Equal(b, jobstate.TimedOut, res.Status)
 		over += elapsed - req.Timeout
 		worst = max(worst, elapsed-req.Timeout)
 	}
@@ -474,7 +475,7 @@ func BenchmarkJobMemory(b *testing.B) {
 				for range 2 {
 					res, err := pool.Execute(ctx, inputsJob(b, prior, args...))
 					require.NoError(b, err)
-					require.Equal(b, executor.Succeeded, res.Status, res.ErrorMessage)
+					require.Equal(b, jobstate.Succeeded, res.Status, res.ErrorMessage)
 				}
 				got = spinningChildMemory(b, pool, inputsJob(b, tc.files(), append(tc.args, "spin")...))
 				pool.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
@@ -51,7 +52,7 @@ func TestSlowCompileEndsWithinTheJobsTimeout(t *testing.T) {
 		Timeout: time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100}
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.TimedOut, res.Status, "%+v", res)
+	require.Equal(t, jobstate.TimedOut, res.Status, "%+v", res)
 	require.Equal(t, executor.CodeTimeout, res.ErrorCode)
 	require.Contains(t, res.ErrorMessage, "compiling the module took longer than the job's timeout of 1s")
 
@@ -61,7 +62,7 @@ func TestSlowCompileEndsWithinTheJobsTimeout(t *testing.T) {
 	after := p.PIDs()
 	res, err = p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, jobstate.TimedOut, res.Status)
 	require.Equal(t, after, p.PIDs(), "the module was not compiled again")
 	require.NoError(t, p.Compile(context.Background(), "hello", modulePath(t, fixtures.Hello)))
 	require.Error(t, p.Compile(context.Background(), key, path), "nor pre-compiled")
@@ -79,7 +80,7 @@ func TestPrecompileYieldsToJobs(t *testing.T) {
 
 	res, err := p.Execute(context.Background(), request(t, fixtures.Hello))
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Succeeded, res.Status, "%+v", res)
 	require.NoError(t, <-done, "a pre-compile that gave its child up is not a failure")
 
 	// With no idle child, a pre-compile is skipped at once.
@@ -107,7 +108,7 @@ func TestAJobWaitsForThePrecompileOfItsModule(t *testing.T) {
 	res, err := p.Execute(context.Background(), executor.Request{ModuleKey: key, ModulePath: path, Function: "_start",
 		Timeout: 5 * time.Minute, MemoryLimitMB: 64, MaxOutputBytes: 100})
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Succeeded, res.Status, "%+v", res)
 	require.Positive(t, res.CompileTime, "the wait counts as compiling")
 	require.NoError(t, <-done)
 	require.Equal(t, pids, p.PIDs(), "the pre-compile's child was not taken from it")
@@ -136,7 +137,7 @@ func TestAPrecompileSkipsAModuleAJobIsCompiling(t *testing.T) {
 	case res := <-jobDone:
 		t.Fatalf("the pre-compile compiled beside the job, which ended first: %+v", res)
 	}
-	require.Equal(t, executor.TimedOut, (<-jobDone).Status)
+	require.Equal(t, jobstate.TimedOut, (<-jobDone).Status)
 }
 
 // A module that needs more memory to compile than a child has ends its
@@ -157,7 +158,7 @@ func TestCompileOutOfMemoryEndsTheJob(t *testing.T) {
 	req.Timeout = time.Minute
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
 	require.Equal(t, executor.CodeInstantiate, res.ErrorCode, "%+v", res)
 	require.Contains(t, res.ErrorMessage, "compiling the module needs more memory than the sandbox's limit of 256 MiB")
 
@@ -178,7 +179,7 @@ func TestWorkerPrechecksModules(t *testing.T) {
 	p := newPool(t, 1)
 	res, err := p.Execute(context.Background(), shapeRequest(t, "locals", fixtures.LocalsBomb(1<<30)))
 	require.NoError(t, err)
-	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
 	require.Equal(t, executor.CodeInstantiate, res.ErrorCode)
 	require.Contains(t, res.ErrorMessage, "outside the platform's limits")
 
@@ -190,7 +191,7 @@ func TestWorkerPrechecksModules(t *testing.T) {
 	} {
 		res, err := p.Execute(context.Background(), shapeRequest(t, name, bin))
 		require.NoError(t, err)
-		require.Equal(t, executor.Succeeded, res.Status, "%s: %+v", name, res)
+		require.Equal(t, jobstate.Succeeded, res.Status, "%s: %+v", name, res)
 	}
 }
 
@@ -205,7 +206,7 @@ func TestTablesCannotEscapeTheMemoryLimit(t *testing.T) {
 	req.MemoryLimitMB = 128
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
 	require.Equal(t, executor.CodeTrap, res.ErrorCode, "%+v", res)
 	require.Contains(t, res.ErrorMessage, "unreachable")
 }
@@ -219,7 +220,7 @@ func TestLargeTablesCountAgainstTheMemoryLimit(t *testing.T) {
 	bin := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x04, 0x07, 0x01, 0x70, 0x00, 0x80, 0xad, 0xe2, 0x04}
 	res, err := p.Execute(context.Background(), shapeRequest(t, "bigtable", bin))
 	require.NoError(t, err)
-	require.Equal(t, executor.Failed, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
 	require.Equal(t, executor.CodeMemoryLimit, res.ErrorCode, "%+v", res)
 	require.Contains(t, res.ErrorMessage, "the module's tables need 77 MiB")
 }
@@ -235,13 +236,13 @@ func TestACompilationCutShortByItsJobServesTheNext(t *testing.T) {
 	req.Timeout = 50 * time.Millisecond
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.TimedOut, res.Status, "%+v", res)
+	require.Equal(t, jobstate.TimedOut, res.Status, "%+v", res)
 	require.Contains(t, res.ErrorMessage, "compiling the module took longer")
 
 	require.Eventually(t, func() bool { return p.Idle() == 1 }, 2*time.Minute, 10*time.Millisecond)
 	req.Timeout = 10 * time.Second
 	res, err = p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+	require.Equal(t, jobstate.Succeeded, res.Status, "%+v", res)
 	require.Equal(t, "hello from Go\n", string(res.Stdout))
 }

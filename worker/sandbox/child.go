@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/oslimit"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox/wire"
@@ -267,7 +268,7 @@ func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader,
 	var ce *executor.CompileError
 	switch {
 	case errors.As(err, &ce):
-		res = executor.Result{Status: executor.Failed, ErrorCode: executor.CodeInstantiate, ErrorMessage: ce.Error()}
+		res = executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: executor.CodeInstantiate, ErrorMessage: ce.Error()}}
 	case err != nil:
 		return err // the module file is missing: a platform problem
 	}
@@ -302,7 +303,7 @@ func serve(ctx context.Context, engs *engines, req wire.RunRequest, r io.Reader,
 		}
 	}
 	if req.CompileOnly && cm != nil {
-		res.Status = executor.Succeeded
+		res.Status = jobstate.Succeeded
 	}
 	hdr.Status, hdr.ExitCode = res.Status, res.ExitCode
 	hdr.StdoutTruncated, hdr.StderrTruncated = res.StdoutTruncated, res.StderrTruncated // the ring's cut flags say it too

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 )
 
@@ -70,7 +71,7 @@ func TestJobFilesInTheSandbox(t *testing.T) {
 			"write", "/in/ro.txt", "1", "write", "/in/rw.txt", "3", "write", "/share/lib/a.txt", "1",
 			"write", "/share/new", "1", "mkdir", "/tmp", "fill", "/tmp/f", "rm", "/tmp/f", "write", "/tmp/g", "10", "ls", "/in"))
 		require.NoError(t, err)
-		require.Equal(t, executor.Succeeded, res.Status, "%s %s", res.ErrorMessage, res.Stderr)
+		require.Equal(t, jobstate.Succeeded, res.Status, "%s %s", res.ErrorMessage, res.Stderr)
 		require.Equal(t, strings.Join([]string{
 			"cat /in/ro.txt: read only",
 			"cat /in/rw.txt: writable",
@@ -108,7 +109,7 @@ func TestJobFilesInTheSandbox(t *testing.T) {
 			f.Collect, f.MaxArtifactBytes = []string{"/out/**"}, tc.limit
 			res, err := p.Execute(ctx, fileJob(t, f, "mkdir", "/out", "write", "/out/a", "100", "write", "/out/b", "49", "write", "/other", "5"))
 			require.NoError(t, err)
-			require.Equal(t, executor.Succeeded, res.Status, res.ErrorMessage)
+			require.Equal(t, jobstate.Succeeded, res.Status, res.ErrorMessage)
 			var got []string
 			for _, a := range res.Artifacts {
 				got = append(got, a.Path)
@@ -126,14 +127,14 @@ func TestJobFilesInTheSandbox(t *testing.T) {
 		// interruptible engine.
 		res, err := p.Execute(ctx, fileJob(t, f, "mkdir", "/out", "write", "/out/warm", "1"))
 		require.NoError(t, err)
-		require.Equal(t, executor.Succeeded, res.Status, res.ErrorMessage)
+		require.Equal(t, jobstate.Succeeded, res.Status, res.ErrorMessage)
 
 		req := fileJob(t, files(), "mkdir", "/out", "write", "/out/a.txt", "7", "spin")
 		req.Files.Collect = []string{"/out/*"}
 		req.Timeout = 500 * time.Millisecond
 		res, err = p.Execute(ctx, req)
 		require.NoError(t, err)
-		require.Equal(t, executor.TimedOut, res.Status, res.ErrorMessage)
+		require.Equal(t, jobstate.TimedOut, res.Status, res.ErrorMessage)
 		require.Equal(t, "mkdir /out: ok\nwrite /out/a.txt: ok\n", string(res.Stdout))
 		require.Len(t, res.Artifacts, 1)
 		require.Equal(t, executor.Artifact{Path: "/out/a.txt", Content: []byte("xxxxxxx")}, res.Artifacts[0])
@@ -158,7 +159,7 @@ func TestJobFilesInTheSandbox(t *testing.T) {
 		}()
 		res, err := p.Execute(cctx, req)
 		require.NoError(t, err)
-		require.Equal(t, executor.Cancelled, res.Status, res.ErrorMessage)
+		require.Equal(t, jobstate.Cancelled, res.Status, res.ErrorMessage)
 		require.Equal(t, []executor.Artifact{{Path: "/out/c.txt", Content: []byte("xxx")}}, res.Artifacts)
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
@@ -94,7 +95,7 @@ func TestInputsThroughSharedMemory(t *testing.T) {
 			for range 2 { // the second job sees the original bytes again
 				res, err := p.Execute(context.Background(), inputsJob(t, files(), args...))
 				require.NoError(t, err)
-				require.Equal(t, executor.Succeeded, res.Status, "%s %s", res.ErrorMessage, res.Stderr)
+				require.Equal(t, jobstate.Succeeded, res.Status, "%s %s", res.ErrorMessage, res.Stderr)
 				require.Equal(t, want, string(res.Stdout))
 				require.Equal(t, []executor.Artifact{
 					{Path: "/in/big", Content: big}, {Path: "/in/empty", Content: []byte{}},
@@ -127,7 +128,7 @@ func TestInputLargerThanAFrame(t *testing.T) {
 	res, err := p.Execute(context.Background(), inputsJob(t,
 		&executor.Files{Inputs: []executor.Input{{Path: "/huge", Mode: "ro", Content: huge}}}, "sum", "/huge"))
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status, res.ErrorMessage)
+	require.Equal(t, jobstate.Succeeded, res.Status, res.ErrorMessage)
 	require.Equal(t, fmt.Sprintf("sum /huge: %d %s\n", len(huge), fnv(huge)), string(res.Stdout))
 
 	// Through the pipe it is refused before a child sees it.

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox/wire"
 )
@@ -818,9 +819,9 @@ func (p *Pool) Compile(ctx context.Context, key, path string) error {
 		return err
 	}
 	switch {
-	case res.Status == executor.Cancelled:
+	case res.Status == jobstate.Cancelled:
 		p.cfg.Log.Debug("pre-compile gave its child up to a job", zap.String("key", key))
-	case res.Status != executor.Succeeded:
+	case res.Status != jobstate.Succeeded:
 		return fmt.Errorf("compile %s: %s: %s", key, res.ErrorCode, res.ErrorMessage)
 	}
 	return nil
@@ -1034,14 +1035,13 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			} else {
 				p.ready <- c
 			}
-			return out.into(executor.Result{
+			return out.into(executor.Result{Outcome: jobstate.Outcome{
 				ArtifactsTruncated: hdr.ArtifactsTruncated,
 				Status:             hdr.Status, ExitCode: hdr.ExitCode,
 				StdoutTruncated: hdr.StdoutTruncated, StderrTruncated: hdr.StderrTruncated,
 				ReturnValues: hdr.ReturnValues, ErrorCode: hdr.ErrorCode, ErrorMessage: hdr.ErrorMessage,
 				MemoryPeakBytes: hdr.MemoryPeakBytes, RunTime: time.Duration(hdr.RunNanos),
-				CompileTime: time.Duration(hdr.CompileNanos),
-			}), nil
+			}, CompileTime: time.Duration(hdr.CompileNanos)}), nil
 		case <-takeC:
 			takeC = nil
 			if err := c.drain(out); err != nil {
@@ -1051,8 +1051,8 @@ func (p *Pool) runOn(ctx context.Context, c *child, rr wire.RunRequest, compileB
 			if stopping {
 				return stopped(cancelled(runStart)), nil
 			}
-			return stopped(executor.Result{Status: executor.TimedOut, ErrorCode: executor.CodeTimeout,
-				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart),
+			return stopped(executor.Result{Outcome: jobstate.Outcome{Status: jobstate.TimedOut, ErrorCode: executor.CodeTimeout,
+				ErrorMessage: fmt.Sprintf("the job ran longer than its timeout of %s", timeout), RunTime: time.Since(runStart)},
 				CompileTime: runStart.Sub(start)}), nil
 		case <-done:
 			if !out.stoppable {
@@ -1156,12 +1156,12 @@ func (p *Pool) recallFailure(key string) (compileFailure, bool) {
 // its budget (compileBudget, the smaller of the compile timeout and the
 // job's timeout), now or recently.
 func (p *Pool) compileFailed(f compileFailure, timeout, compileBudget time.Duration, start time.Time) executor.Result {
-	res := executor.Result{Status: executor.Failed, ErrorCode: executor.CodeInstantiate, RunTime: time.Since(start)}
+	res := executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: executor.CodeInstantiate, RunTime: time.Since(start)}}
 	switch {
 	case f.oom:
 		res.ErrorMessage = fmt.Sprintf("compiling the module needs more memory than the sandbox's limit of %d MiB", p.cfg.MemoryLimitMB)
 	case timeout > 0 && compileBudget >= timeout:
-		res.Status, res.ErrorCode = executor.TimedOut, executor.CodeTimeout
+		res.Status, res.ErrorCode = jobstate.TimedOut, executor.CodeTimeout
 		res.ErrorMessage = fmt.Sprintf("compiling the module took longer than the job's timeout of %s (compilation counts against it)", timeout)
 	default:
 		res.ErrorMessage = fmt.Sprintf("compiling the module took longer than %s", compileBudget)
@@ -1170,8 +1170,8 @@ func (p *Pool) compileFailed(f compileFailure, timeout, compileBudget time.Durat
 }
 
 func cancelled(start time.Time) executor.Result {
-	return executor.Result{Status: executor.Cancelled, ErrorCode: executor.CodeCancelled,
-		ErrorMessage: "the job was cancelled while running", RunTime: time.Since(start)}
+	return executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Cancelled, ErrorCode: executor.CodeCancelled,
+		ErrorMessage: "the job was cancelled while running", RunTime: time.Since(start)}}
 }
 
 // crashed ends a run whose child died or broke the protocol.
@@ -1204,7 +1204,7 @@ func (p *Pool) crashed(c *child, start time.Time, cause error, out *output) exec
 	if strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory") {
 		msg += ": it ran out of memory"
 	}
-	res := executor.Result{Status: executor.Failed, ErrorCode: executor.CodeSandboxCrashed, ErrorMessage: msg, RunTime: time.Since(start)}
+	res := executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: executor.CodeSandboxCrashed, ErrorMessage: msg, RunTime: time.Since(start)}}
 	if out != nil {
 		res = out.into(res)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
@@ -59,7 +60,7 @@ func TestRunsJobsInChildren(t *testing.T) {
 	for range 3 {
 		res, err := p.Execute(context.Background(), request(t, fixtures.Hello))
 		require.NoError(t, err)
-		require.Equal(t, executor.Succeeded, res.Status, "%+v", res)
+		require.Equal(t, jobstate.Succeeded, res.Status, "%+v", res)
 		require.Equal(t, "hello, world\n", string(res.Stdout))
 	}
 	req := request(t, fixtures.Echo)
@@ -79,13 +80,13 @@ func TestTimeoutKillsTheChild(t *testing.T) {
 	req.Timeout = 100 * time.Millisecond
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, jobstate.TimedOut, res.Status)
 	require.False(t, alive(before[0]), "the child that ran the loop is gone")
 
 	// The pool replaced it and keeps working.
 	res, err = p.Execute(context.Background(), request(t, fixtures.Hello))
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status)
+	require.Equal(t, jobstate.Succeeded, res.Status)
 	require.NotEqual(t, before, p.PIDs())
 }
 
@@ -107,7 +108,7 @@ func TestCancelKillsTheChild(t *testing.T) {
 	}()
 	res, err := p.Execute(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Cancelled, res.Status)
+	require.Equal(t, jobstate.Cancelled, res.Status)
 	require.False(t, alive(before[0]))
 }
 
@@ -129,12 +130,12 @@ func TestACrashedChildEndsItsJobAndIsReplaced(t *testing.T) {
 	}()
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Failed, res.Status)
+	require.Equal(t, jobstate.Failed, res.Status)
 	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
 
 	res, err = p.Execute(context.Background(), request(t, fixtures.Hello))
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status)
+	require.Equal(t, jobstate.Succeeded, res.Status)
 }
 
 func TestCompileOnlyWarmsTheCache(t *testing.T) {
@@ -166,7 +167,7 @@ func TestCompiledCodeSurvivesARestart(t *testing.T) {
 	require.NoError(t, err)
 	res, err := first.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status)
+	require.Equal(t, jobstate.Succeeded, res.Status)
 	require.Positive(t, res.CompileTime, "the first run compiled")
 	res, err = first.Execute(context.Background(), req)
 	require.NoError(t, err)
@@ -223,7 +224,7 @@ func TestHealthyReportsChildrenThatCannotStart(t *testing.T) {
 		"a replacement that starts makes it healthy again")
 	res, err = p.Execute(context.Background(), request(t, fixtures.Hello))
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status)
+	require.Equal(t, jobstate.Succeeded, res.Status)
 
 	p.Close()
 	require.Error(t, p.Healthy())
@@ -274,7 +275,7 @@ func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	req.Output = col.hook
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.TimedOut, res.Status)
+	require.Equal(t, jobstate.TimedOut, res.Status)
 	require.Equal(t, "partial out\n", string(res.Stdout))
 	require.Equal(t, "partial err\n", string(res.Stderr))
 	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, col.chunks)
@@ -296,7 +297,7 @@ func TestACancelledJobKeepsItsOutput(t *testing.T) {
 	}()
 	res, err := p.Execute(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Cancelled, res.Status)
+	require.Equal(t, jobstate.Cancelled, res.Status)
 	require.Equal(t, "partial out\n", string(res.Stdout))
 	require.Equal(t, "partial err\n", string(res.Stderr))
 }
@@ -335,7 +336,7 @@ func TestStreamedOutputIsCappedExactly(t *testing.T) {
 		req.Output = col.hook
 		res, err := p.Execute(context.Background(), req)
 		require.NoError(t, err)
-		require.Equal(t, executor.Succeeded, res.Status, "%+v", res.ErrorMessage)
+		require.Equal(t, jobstate.Succeeded, res.Status, "%+v", res.ErrorMessage)
 		require.Equal(t, strings.Repeat("x", tc.limit), string(res.Stdout), "limit %d", tc.limit)
 		require.Equal(t, tc.cut, res.StdoutTruncated, "limit %d", tc.limit)
 		require.Equal(t, res.Stdout, col.out[executor.StreamStdout], "the hook saw what the result holds")
@@ -349,7 +350,7 @@ func TestStreamedOutputIsCappedExactly(t *testing.T) {
 	req.Output = col.hook
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, executor.Succeeded, res.Status, res.ErrorMessage)
+	require.Equal(t, jobstate.Succeeded, res.Status, res.ErrorMessage)
 	require.Len(t, res.Stdout, 3<<20)
 	require.True(t, res.StdoutTruncated)
 	require.Equal(t, res.Stdout, col.out[executor.StreamStdout])

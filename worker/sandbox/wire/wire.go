@@ -35,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 )
 
 // Kind says what a frame carries.
@@ -265,7 +267,7 @@ func DecodeRunRequest(payload []byte) (RunRequest, error) {
 // ResultHeader is the outcome of a run, without its output (which is in the
 // shared output buffer).
 type ResultHeader struct {
-	Status          string            `json:"status"`
+	Status          jobstate.Status   `json:"status"`
 	ExitCode        *int              `json:"exit_code,omitempty"`
 	StdoutTruncated bool              `json:"stdout_truncated,omitempty"`
 	StderrTruncated bool              `json:"stderr_truncated,omitempty"`
