@@ -60,7 +60,7 @@ func (s *Server) jobDeliveries(c echo.Context) error {
 	} else if apperr.CodeOf(err) != apperr.NotFound {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": out})
+	return c.JSON(http.StatusOK, dataView[deliveryView]{Data: out})
 }
 
 // retriesPerMinute limits POST /v1/jobs/{id}/deliveries/retry per account.

@@ -304,7 +304,7 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	}
 	switch c.QueryParam("format") {
 	case "":
-		return c.JSON(http.StatusOK, map[string]any{"data": as})
+		return c.JSON(http.StatusOK, dataView[store.Artifact]{Data: as})
 	case "tar":
 		return s.writeArtifactsTar(c, id, as)
 	default:
@@ -468,7 +468,7 @@ func (s *Server) listAssets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": as})
+	return c.JSON(http.StatusOK, dataView[store.ModuleAsset]{Data: as})
 }
 
 func (s *Server) deleteAssets(c echo.Context) error {

@@ -164,7 +164,7 @@ func (s *Server) adminListTiers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": ts})
+	return c.JSON(http.StatusOK, dataView[store.Tier]{Data: ts})
 }
 
 func (s *Server) adminCreateTier(c echo.Context) error {
