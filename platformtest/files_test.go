@@ -271,7 +271,7 @@ func TestJobFiles(t *testing.T) {
 		requireProblem(t, res, http.StatusBadRequest, "validation_failed")
 		res = p.do(http.MethodGet, "/v1/admin/tiers", adminToken, "", nil)
 		require.Equal(t, http.StatusOK, res.Status)
-		for _, tr := range decode[client.Page[store.Tier]](t, res).Data {
+		for _, tr := range decode[client.Page[tierAnswer]](t, res).Data {
 			if tr.Name == "pro" {
 				require.EqualValues(t, 32<<20, tr.MaxInputBytes)
 				require.EqualValues(t, 256<<20, tr.MaxFSBytes)

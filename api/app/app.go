@@ -200,18 +200,16 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 			fmt.Fprintf(stderr, "accounts create: %v\n", err)
 			return 1
 		}
-		out = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "webhook_secret": a.WebhookSecret, "created_at": a.CreatedAt}
+		v := outAccount(a)
+		v.WebhookSecret = a.WebhookSecret
+		out = v
 	case "accounts list":
 		as, err := st.ListAccounts(ctx)
 		if err != nil {
 			fmt.Fprintf(stderr, "accounts list: %v\n", err)
 			return 1
 		}
-		list := make([]map[string]any, len(as))
-		for i, a := range as {
-			list[i] = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "created_at": a.CreatedAt}
-		}
-		out = map[string]any{"data": list}
+		out = outAll(as, outAccount)
 	case "accounts update":
 		id, err := uuid.Parse(*account)
 		if err != nil || !set["tier"] {
@@ -223,7 +221,7 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 			fmt.Fprintf(stderr, "accounts update: %v\n", err)
 			return 1
 		}
-		out = map[string]any{"id": a.ID, "name": a.Name, "tier": a.Tier, "created_at": a.CreatedAt}
+		out = outAccount(a)
 	case "keys list":
 		var id uuid.UUID
 		if *account != "" {
@@ -237,12 +235,7 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 			fmt.Fprintf(stderr, "keys list: %v\n", err)
 			return 1
 		}
-		list := make([]map[string]any, len(page.Items))
-		for i, k := range page.Items {
-			list[i] = map[string]any{"id": k.ID, "account_id": k.AccountID, "name": k.Name, "prefix": k.Prefix,
-				"created_at": k.CreatedAt, "revoked_at": k.RevokedAt}
-		}
-		out = map[string]any{"data": list}
+		out = outAll(page.Items, outKey)
 	case "keys revoke":
 		id, err := uuid.Parse(*keyID)
 		if err != nil {
@@ -254,7 +247,7 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 			fmt.Fprintf(stderr, "keys revoke: %v\n", err)
 			return 1
 		}
-		out = map[string]any{"id": k.ID, "account_id": k.AccountID, "prefix": k.Prefix, "revoked_at": k.RevokedAt}
+		out = revokedKeyOut{AccountID: k.AccountID, ID: k.ID, Prefix: k.Prefix, RevokedAt: k.RevokedAt}
 	case "keys create":
 		id, err := uuid.Parse(*account)
 		if err != nil {
@@ -266,7 +259,7 @@ func admin(ctx context.Context, cfg config.API, noun string, args []string, stdo
 			fmt.Fprintf(stderr, "keys create: %v\n", err)
 			return 1
 		}
-		out = map[string]any{"id": k.ID, "account_id": k.AccountID, "name": k.Name, "key": plain, "prefix": k.Prefix, "created_at": k.CreatedAt}
+		out = newKeyOut{AccountID: k.AccountID, CreatedAt: k.CreatedAt, ID: k.ID, Key: plain, Name: k.Name, Prefix: k.Prefix}
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", noun+" "+verb, usage)
 		return 2

@@ -28,6 +28,78 @@ func viewAccount(a store.Account) accountView {
 	return accountView{ID: a.ID, Name: a.Name, Tier: a.Tier, WebhookSecret: a.WebhookSecret, CreatedAt: a.CreatedAt}
 }
 
+// accountDetailView is GET /v1/account: the caller's account, its tier's
+// limits and its usage.
+type accountDetailView struct {
+	CreatedAt     time.Time  `json:"created_at"`
+	ID            uuid.UUID  `json:"id"`
+	Limits        limitsView `json:"limits"`
+	Name          string     `json:"name"`
+	Tier          string     `json:"tier"`
+	Usage         usageView  `json:"usage"`
+	WebhookSecret string     `json:"webhook_secret"`
+}
+
+func viewAccountDetail(a store.Account, t store.Tier, u store.Usage) accountDetailView {
+	return accountDetailView{CreatedAt: a.CreatedAt, ID: a.ID, Limits: viewLimits(t), Name: a.Name, Tier: a.Tier,
+		Usage: viewUsage(u), WebhookSecret: a.WebhookSecret}
+}
+
+// limitsView is what a tier grants an account (a tier without its name,
+// queue weight and timestamps).
+type limitsView struct {
+	DefaultMemoryMB       int   `json:"default_memory_mb"`
+	DefaultOutputBytes    int   `json:"default_output_bytes"`
+	DefaultTimeoutMS      int   `json:"default_timeout_ms"`
+	MaxArtifactBytes      int64 `json:"max_artifact_bytes"`
+	MaxAssetBytes         int64 `json:"max_asset_bytes"`
+	MaxConcurrentRuns     int   `json:"max_concurrent_runs"`
+	MaxFSBytes            int64 `json:"max_fs_bytes"`
+	MaxInputBytes         int64 `json:"max_input_bytes"`
+	MaxMemoryMB           int   `json:"max_memory_mb"`
+	MaxModuleBytes        int64 `json:"max_module_bytes"`
+	MaxModuleStorageBytes int64 `json:"max_module_storage_bytes"`
+	MaxModules            int   `json:"max_modules"`
+	MaxOutputBytes        int   `json:"max_output_bytes"`
+	MaxTimeoutMS          int   `json:"max_timeout_ms"`
+	ReadsPerMinute        int   `json:"reads_per_minute"`
+	RunsPerDay            int   `json:"runs_per_day"`
+	RunsPerMinute         int   `json:"runs_per_minute"`
+	UploadsPerMinute      int   `json:"uploads_per_minute"`
+}
+
+func viewLimits(t store.Tier) limitsView {
+	return limitsView{
+		DefaultMemoryMB: t.DefaultMemoryMB, DefaultOutputBytes: t.DefaultOutputBytes, DefaultTimeoutMS: t.DefaultTimeoutMS,
+		MaxArtifactBytes: t.MaxArtifactBytes, MaxAssetBytes: t.MaxAssetBytes, MaxConcurrentRuns: t.MaxConcurrentRuns,
+		MaxFSBytes: t.MaxFSBytes, MaxInputBytes: t.MaxInputBytes, MaxMemoryMB: t.MaxMemoryMB,
+		MaxModuleBytes: t.MaxModuleBytes, MaxModuleStorageBytes: t.MaxModuleStorageBytes, MaxModules: t.MaxModules,
+		MaxOutputBytes: t.MaxOutputBytes, MaxTimeoutMS: t.MaxTimeoutMS, ReadsPerMinute: t.ReadsPerMinute,
+		RunsPerDay: t.RunsPerDay, RunsPerMinute: t.RunsPerMinute, UploadsPerMinute: t.UploadsPerMinute,
+	}
+}
+
+// usageView is an account's activity today (UTC) and now.
+type usageView struct {
+	RunsToday   int   `json:"runs_today"`
+	Running     int   `json:"running"`
+	Queued      int   `json:"queued"`
+	Modules     int   `json:"modules"`
+	ModuleBytes int64 `json:"module_bytes"`
+}
+
+func viewUsage(u store.Usage) usageView {
+	return usageView{RunsToday: u.RunsToday, Running: u.Running, Queued: u.Queued, Modules: u.Modules,
+		ModuleBytes: u.ModuleBytes}
+}
+
+// secretView is POST /v1/account/webhook-secret/rotate: the new secret,
+// and until when the old one still signs (RFC 3339).
+type secretView struct {
+	PreviousSecretExpires string `json:"previous_secret_expires"`
+	WebhookSecret         string `json:"webhook_secret"`
+}
+
 // getAccount is GET /v1/account: the caller's account, its tier's limits and
 // today's usage.
 func (s *Server) getAccount(c echo.Context) error {
@@ -41,22 +113,7 @@ func (s *Server) getAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t := p.Tier
-	return c.JSON(http.StatusOK, map[string]any{
-		"id": a.ID, "name": a.Name, "tier": a.Tier, "webhook_secret": a.WebhookSecret, "created_at": a.CreatedAt,
-		"limits": map[string]any{
-			"runs_per_minute": t.RunsPerMinute, "runs_per_day": t.RunsPerDay, "max_concurrent_runs": t.MaxConcurrentRuns,
-			"default_timeout_ms": t.DefaultTimeoutMS, "max_timeout_ms": t.MaxTimeoutMS,
-			"default_memory_mb": t.DefaultMemoryMB, "max_memory_mb": t.MaxMemoryMB,
-			"default_output_bytes": t.DefaultOutputBytes, "max_output_bytes": t.MaxOutputBytes,
-			"max_module_bytes": t.MaxModuleBytes, "reads_per_minute": t.ReadsPerMinute,
-			"uploads_per_minute": t.UploadsPerMinute, "max_modules": t.MaxModules,
-			"max_module_storage_bytes": t.MaxModuleStorageBytes,
-			"max_input_bytes":          t.MaxInputBytes, "max_fs_bytes": t.MaxFSBytes,
-			"max_artifact_bytes": t.MaxArtifactBytes, "max_asset_bytes": t.MaxAssetBytes,
-		},
-		"usage": usage,
-	})
+	return c.JSON(http.StatusOK, viewAccountDetail(a, p.Tier, usage))
 }
 
 // secretOverlap is how long a rotated-out webhook secret keeps signing.
@@ -70,10 +127,8 @@ func (s *Server) rotateWebhookSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"webhook_secret":          secret,
-		"previous_secret_expires": time.Now().Add(secretOverlap).UTC().Format(time.RFC3339),
-	})
+	return c.JSON(http.StatusOK, secretView{WebhookSecret: secret,
+		PreviousSecretExpires: time.Now().Add(secretOverlap).UTC().Format(time.RFC3339)})
 }
 
 func (s *Server) adminCreateAccount(c echo.Context) error {

@@ -20,10 +20,25 @@ type deliveryView struct {
 	URL           string               `json:"url"`
 	EventType     string               `json:"event_type"`
 	Status        store.DeliveryStatus `json:"status"`
-	Attempts      []store.Attempt      `json:"attempts"`
+	Attempts      []attemptView        `json:"attempts"`
 	NextAttemptAt *time.Time           `json:"next_attempt_at"`
 	CreatedAt     time.Time            `json:"created_at"`
 	DeliveredAt   *time.Time           `json:"delivered_at"`
+}
+
+// attemptView is one try of a webhook delivery.
+type attemptView struct {
+	Attempt         int       `json:"attempt"`
+	StatusCode      *int      `json:"status_code"`
+	DurationMS      int       `json:"duration_ms"`
+	Error           *string   `json:"error"`
+	ResponseExcerpt *string   `json:"response_excerpt"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+func viewAttempt(a store.Attempt) attemptView {
+	return attemptView{Attempt: a.Attempt, StatusCode: a.StatusCode, DurationMS: a.DurationMS, Error: a.Error,
+		ResponseExcerpt: a.ResponseExcerpt, CreatedAt: a.CreatedAt}
 }
 
 func (s *Server) deliveryView(c echo.Context, d store.Delivery) (deliveryView, error) {
@@ -32,7 +47,7 @@ func (s *Server) deliveryView(c echo.Context, d store.Delivery) (deliveryView, e
 		return deliveryView{}, err
 	}
 	v := deliveryView{ID: d.ID, JobID: d.JobID, URL: d.URL, EventType: d.EventType, Status: d.Status,
-		Attempts: attempts, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt}
+		Attempts: viewAll(attempts, viewAttempt), CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt}
 	if d.Status == store.DeliveryPending {
 		next := d.NextAttemptAt
 		v.NextAttemptAt = &next
@@ -60,7 +75,7 @@ func (s *Server) jobDeliveries(c echo.Context) error {
 	} else if apperr.CodeOf(err) != apperr.NotFound {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": out})
+	return c.JSON(http.StatusOK, dataView[deliveryView]{Data: out})
 }
 
 // retriesPerMinute limits POST /v1/jobs/{id}/deliveries/retry per account.

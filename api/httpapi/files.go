@@ -24,6 +24,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/assettar"
 	"github.com/wasmwizard/wasmwizard/shared/guestpath"
+	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 )
@@ -304,7 +305,7 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	}
 	switch c.QueryParam("format") {
 	case "":
-		return c.JSON(http.StatusOK, map[string]any{"data": as})
+		return c.JSON(http.StatusOK, dataView[jobview.Artifact]{Data: jobview.Artifacts(as)})
 	case "tar":
 		return s.writeArtifactsTar(c, id, as)
 	default:
@@ -429,7 +430,7 @@ func (s *Server) putAssets(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, a)
+	return c.JSON(status, viewAsset(a))
 }
 
 // prefetchAssets asks a worker to load a new asset tree before the
@@ -459,6 +460,19 @@ func (s *Server) storeAssets(c echo.Context, moduleID uuid.UUID, mount string, r
 		store.ModuleAsset{Mount: mount, SHA256: sum, SizeBytes: st.Bytes, Files: st.Files}, p.Tier.MaxAssetBytes)
 }
 
+// assetView is one of a module's asset trees.
+type assetView struct {
+	Mount     string    `json:"mount"`
+	SHA256    string    `json:"sha256"` // of the tree's tar, hex
+	SizeBytes int64     `json:"size_bytes"`
+	Files     int       `json:"files"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func viewAsset(a store.ModuleAsset) assetView {
+	return assetView{Mount: a.Mount, SHA256: a.SHA256, SizeBytes: a.SizeBytes, Files: a.Files, CreatedAt: a.CreatedAt}
+}
+
 func (s *Server) listAssets(c echo.Context) error {
 	id, err := pathID(c, "module")
 	if err != nil {
@@ -468,7 +482,7 @@ func (s *Server) listAssets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": as})
+	return c.JSON(http.StatusOK, dataView[assetView]{Data: viewAll(as, viewAsset)})
 }
 
 func (s *Server) deleteAssets(c echo.Context) error {

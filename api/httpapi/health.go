@@ -9,8 +9,36 @@ import (
 )
 
 func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, statusView{Status: "ok"})
 }
+
+// The health answers.
+type (
+	// statusView is GET /healthz.
+	statusView struct {
+		Status string `json:"status"`
+	}
+	// readyView is GET /readyz.
+	readyView struct {
+		Postgres bool `json:"postgres"`
+		Redis    bool `json:"redis"`
+	}
+	// healthView is GET /health; Queue is left out when a dependency is
+	// down or the queues cannot be listed.
+	healthView struct {
+		Postgres depStatus  `json:"postgres"`
+		Queue    *queueSums `json:"queue,omitempty"`
+		Redis    depStatus  `json:"redis"`
+		Status   string     `json:"status"`
+		Version  string     `json:"version"`
+	}
+	// queueSums is the health's queue: the job queues and their tasks.
+	queueSums struct {
+		Active  int64 `json:"active"`
+		Pending int64 `json:"pending"`
+		Queues  int   `json:"queues"`
+	}
+)
 
 type depStatus struct {
 	OK        bool    `json:"ok"`
@@ -45,7 +73,7 @@ func (s *Server) readyz(c echo.Context) error {
 	if !pg.OK || !rd.OK {
 		status = http.StatusServiceUnavailable
 	}
-	return c.JSON(status, map[string]any{"postgres": pg.OK, "redis": rd.OK})
+	return c.JSON(status, readyView{Postgres: pg.OK, Redis: rd.OK})
 }
 
 // health is the detailed view: version, dependency latency, queue depth.
@@ -53,13 +81,13 @@ func (s *Server) health(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
 	defer cancel()
 	pg, rd := s.checkDeps(ctx)
-	body := map[string]any{"version": s.version, "postgres": pg, "redis": rd}
+	body := healthView{Version: s.version, Postgres: pg, Redis: rd}
 	status := http.StatusOK
 	if !pg.OK || !rd.OK {
 		status = http.StatusServiceUnavailable
-		body["status"] = "degraded"
+		body.Status = "degraded"
 	} else {
-		body["status"] = "ok"
+		body.Status = "ok"
 		// asynq keeps pending and active tasks in a list per queue: LLEN is
 		// O(1), unlike asynq's GetQueueInfo. Summed over this deployment's
 		// job queues (one per tier, and the base queue).
@@ -73,7 +101,7 @@ func (s *Server) health(c echo.Context) error {
 				a, _ := s.redis.LLen(ctx, "asynq:{"+q+"}:active").Result()
 				pending, active = pending+p, active+a
 			}
-			body["queue"] = map[string]any{"queues": len(names), "pending": pending, "active": active}
+			body.Queue = &queueSums{Queues: len(names), Pending: pending, Active: active}
 		}
 	}
 	return c.JSON(status, body)

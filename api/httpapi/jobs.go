@@ -288,7 +288,7 @@ func (s *Server) createJobs(c echo.Context) error {
 		v := viewJob(job)
 		out[i].Job = &v
 	}
-	return c.JSON(http.StatusCreated, map[string]any{"data": out})
+	return c.JSON(http.StatusCreated, dataView[batchItem]{Data: out})
 }
 
 func (s *Server) submitRaw(ctx context.Context, h http.Header, p store.Principal, actor store.Actor, raw json.RawMessage) (store.Job, error) {
@@ -660,9 +660,5 @@ func (s *Server) jobEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]eventView, len(events))
-	for i, e := range events {
-		out[i] = viewEvent(e)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"data": out})
+	return c.JSON(http.StatusOK, dataView[eventView]{Data: viewAll(events, viewEvent)})
 }

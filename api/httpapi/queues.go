@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -17,17 +18,34 @@ func (s *Server) adminQueues(c echo.Context) error {
 	if err != nil {
 		return apperr.Wrap(err, apperr.Unavailable, "the queue is unavailable")
 	}
-	out := []map[string]any{}
+	out := dataView[queueView]{Data: []queueView{}}
 	for _, q := range names {
 		info, err := s.queueInspector.GetQueueInfo(q)
 		if err != nil {
 			continue
 		}
-		out = append(out, map[string]any{"name": q, "pending": info.Pending, "active": info.Active,
-			"scheduled": info.Scheduled, "retry": info.Retry, "archived": info.Archived, "completed": info.Completed,
-			"latency_ms": info.Latency.Milliseconds(), "paused": info.Paused})
+		out.Data = append(out.Data, viewQueue(q, info))
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": out})
+	return c.JSON(http.StatusOK, out)
+}
+
+// queueView is a queue of GET /v1/admin/queues: its tasks by state.
+type queueView struct {
+	Active    int    `json:"active"`
+	Archived  int    `json:"archived"`
+	Completed int    `json:"completed"`
+	LatencyMS int64  `json:"latency_ms"`
+	Name      string `json:"name"`
+	Paused    bool   `json:"paused"`
+	Pending   int    `json:"pending"`
+	Retry     int    `json:"retry"`
+	Scheduled int    `json:"scheduled"`
+}
+
+func viewQueue(name string, q *asynq.QueueInfo) queueView {
+	return queueView{Active: q.Active, Archived: q.Archived, Completed: q.Completed,
+		LatencyMS: q.Latency.Milliseconds(), Name: name, Paused: q.Paused, Pending: q.Pending, Retry: q.Retry,
+		Scheduled: q.Scheduled}
 }
 
 func (s *Server) inspectorQueues() ([]string, error) {

@@ -315,7 +315,13 @@ func (st *sseStream) sendStatus(status jobstate.Status, attempt int) error {
 		return nil
 	}
 	st.status, st.attempt = status, attempt
-	return st.event("status", map[string]any{"status": status, "attempt": attempt})
+	return st.event("status", statusEvent{Attempt: attempt, Status: status})
+}
+
+// statusEvent is a status event's data.
+type statusEvent struct {
+	Attempt int             `json:"attempt"`
+	Status  jobstate.Status `json:"status"`
 }
 
 // output is an output event's data.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,6 +13,46 @@ import (
 )
 
 var tierName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// tierView is a tier of the admin API: its name and every limit it grants.
+type tierView struct {
+	Name                  string    `json:"name"`
+	RunsPerMinute         int       `json:"runs_per_minute"`
+	RunsPerDay            int       `json:"runs_per_day"`
+	MaxConcurrentRuns     int       `json:"max_concurrent_runs"`
+	DefaultTimeoutMS      int       `json:"default_timeout_ms"`
+	MaxTimeoutMS          int       `json:"max_timeout_ms"`
+	DefaultMemoryMB       int       `json:"default_memory_mb"`
+	MaxMemoryMB           int       `json:"max_memory_mb"`
+	DefaultOutputBytes    int       `json:"default_output_bytes"`
+	MaxOutputBytes        int       `json:"max_output_bytes"`
+	MaxModuleBytes        int64     `json:"max_module_bytes"`
+	QueueWeight           int       `json:"queue_weight"`
+	ReadsPerMinute        int       `json:"reads_per_minute"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+	UploadsPerMinute      int       `json:"uploads_per_minute"`
+	MaxModules            int       `json:"max_modules"`
+	MaxModuleStorageBytes int64     `json:"max_module_storage_bytes"`
+	MaxInputBytes         int64     `json:"max_input_bytes"`
+	MaxFSBytes            int64     `json:"max_fs_bytes"`
+	MaxArtifactBytes      int64     `json:"max_artifact_bytes"`
+	MaxAssetBytes         int64     `json:"max_asset_bytes"`
+}
+
+func viewTier(t store.Tier) tierView {
+	return tierView{
+		Name: t.Name, RunsPerMinute: t.RunsPerMinute, RunsPerDay: t.RunsPerDay, MaxConcurrentRuns: t.MaxConcurrentRuns,
+		DefaultTimeoutMS: t.DefaultTimeoutMS, MaxTimeoutMS: t.MaxTimeoutMS,
+		DefaultMemoryMB: t.DefaultMemoryMB, MaxMemoryMB: t.MaxMemoryMB,
+		DefaultOutputBytes: t.DefaultOutputBytes, MaxOutputBytes: t.MaxOutputBytes,
+		MaxModuleBytes: t.MaxModuleBytes, QueueWeight: t.QueueWeight, ReadsPerMinute: t.ReadsPerMinute,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		UploadsPerMinute: t.UploadsPerMinute, MaxModules: t.MaxModules, MaxModuleStorageBytes: t.MaxModuleStorageBytes,
+		MaxInputBytes: t.MaxInputBytes, MaxFSBytes: t.MaxFSBytes, MaxArtifactBytes: t.MaxArtifactBytes,
+		MaxAssetBytes: t.MaxAssetBytes,
+	}
+}
 
 // tierFields is the admin's view of a tier's settable fields; pointers tell
 // a PATCH which fields were sent.
@@ -164,7 +205,7 @@ func (s *Server) adminListTiers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": ts})
+	return c.JSON(http.StatusOK, dataView[tierView]{Data: viewAll(ts, viewTier)})
 }
 
 func (s *Server) adminCreateTier(c echo.Context) error {
@@ -187,7 +228,7 @@ func (s *Server) adminCreateTier(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, viewTier(out))
 }
 
 func (s *Server) adminUpdateTier(c echo.Context) error {
@@ -219,5 +260,5 @@ func (s *Server) adminUpdateTier(c echo.Context) error {
 		return err
 	}
 	s.forgetKeys()
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, viewTier(out))
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -26,5 +27,17 @@ func (s *Server) getAccountUsage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"data": data})
+	return c.JSON(http.StatusOK, dataView[usageHourView]{Data: viewAll(data, viewUsageHour)})
+}
+
+// usageHourView is an hour of GET /v1/account/usage.
+type usageHourView struct {
+	Hour      time.Time      `json:"hour"`
+	Runs      int            `json:"runs"`
+	Succeeded int            `json:"succeeded"`
+	Failures  map[string]int `json:"failures"` // runs by error code
+}
+
+func viewUsageHour(h store.UsageHour) usageHourView {
+	return usageHourView{Hour: h.Hour, Runs: h.Runs, Succeeded: h.Succeeded, Failures: h.Failures}
 }

@@ -11,7 +11,14 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
-// The JSON shapes of docs/API.md.
+// The JSON shapes of docs/API.md that several resources share; each
+// resource's own are in its file. Every answer is a view type (or the Job
+// of shared/jobview, api/scaling's Figures, or a Problem): store rows and
+// maps are never written as they are.
+//
+// The types that replaced maps list their fields in the maps' key order
+// (encoding/json sorts map keys), so that the bytes on the wire stayed the
+// same.
 
 type moduleView struct {
 	ID        uuid.UUID         `json:"id"`
@@ -42,16 +49,14 @@ type jobView = jobview.Job
 
 func viewJob(j store.Job) jobView { return jobview.From(j) }
 
+// listView is a page of a paginated list.
 type listView[T any] struct {
 	Data       []T     `json:"data"`
 	NextCursor *string `json:"next_cursor"`
 }
 
 func viewPage[S, T any](p store.Page[S], view func(S) T) listView[T] {
-	out := listView[T]{Data: make([]T, len(p.Items))}
-	for i, it := range p.Items {
-		out.Data[i] = view(it)
-	}
+	out := listView[T]{Data: viewAll(p.Items, view)}
 	if p.NextCursor != "" {
 		c := p.NextCursor
 		out.NextCursor = &c
@@ -69,4 +74,19 @@ type eventView struct {
 
 func viewEvent(e store.Event) eventView {
 	return eventView{ID: e.ID, Action: e.Action, Actor: e.ActorName, Data: e.Data, CreatedAt: e.CreatedAt}
+}
+
+// dataView is a list answered whole, not by pages.
+type dataView[T any] struct {
+	Data []T `json:"data"`
+}
+
+// viewAll renders each item; the list is empty, never nil (null), when
+// there are none.
+func viewAll[S, T any](items []S, view func(S) T) []T {
+	out := make([]T, len(items))
+	for i, it := range items {
+		out[i] = view(it)
+	}
+	return out
 }

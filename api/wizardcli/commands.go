@@ -340,6 +340,12 @@ func (a *app) accountCmd() *cobra.Command {
 	}
 }
 
+// verifiedOut is what webhooks verify prints for -o json and yaml.
+type verifiedOut struct {
+	Valid     bool   `json:"valid"`
+	WebhookID string `json:"webhook_id"`
+}
+
 func (a *app) webhooksCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "webhooks", Short: "Work with webhook deliveries",
 		Example: "  wizard webhooks verify --secret whsec_... --id $ID --timestamp $TS --signature \"$SIG\" < body.json"}
@@ -390,7 +396,7 @@ The timestamp must be within 5 minutes of now.`,
 				_, _ = fmt.Fprintln(a.io.Stdout, "valid")
 				return nil
 			}
-			return a.print(map[string]any{"valid": true, "webhook_id": h.Get("webhook-id")}, nil)
+			return a.print(verifiedOut{Valid: true, WebhookID: h.Get("webhook-id")}, nil)
 		},
 	}
 	verify.Flags().StringVar(&secret, "secret", "", "the account's whsec_ secret")

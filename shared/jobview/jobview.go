@@ -50,6 +50,24 @@ type Usage struct {
 	MemoryPeakBytes *int64 `json:"memory_peak_bytes"`
 }
 
+// Artifact is a file a job kept: in a Job, and listed by GET
+// /v1/jobs/{id}/artifacts.
+type Artifact struct {
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes"`
+	SHA256    string `json:"sha256"` // hex
+}
+
+// Artifacts renders stored artifacts (an empty list, never nil, when
+// there are none).
+func Artifacts(as []store.Artifact) []Artifact {
+	out := make([]Artifact, len(as))
+	for i, a := range as {
+		out[i] = Artifact{Path: a.Path, SizeBytes: a.SizeBytes, SHA256: a.SHA256}
+	}
+	return out
+}
+
 // Job is the Job object of the API and of webhook payloads.
 type Job struct {
 	ID           uuid.UUID       `json:"id"`
@@ -81,11 +99,11 @@ type Job struct {
 	// Files: the request's preopens and collect patterns, how many input
 	// files it brought (their contents are not shown), and the artifacts
 	// kept after the run.
-	Preopens           []string         `json:"preopens"`
-	Collect            []string         `json:"collect"`
-	InputFiles         int              `json:"input_files"`
-	Artifacts          []store.Artifact `json:"artifacts"`
-	ArtifactsTruncated bool             `json:"artifacts_truncated"`
+	Preopens           []string   `json:"preopens"`
+	Collect            []string   `json:"collect"`
+	InputFiles         int        `json:"input_files"`
+	Artifacts          []Artifact `json:"artifacts"`
+	ArtifactsTruncated bool       `json:"artifacts_truncated"`
 }
 
 // From renders a stored job with its outputs. A job read without its
@@ -116,16 +134,13 @@ func Summary(j store.Job) Job {
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		OutputOmitted: j.Status.Terminal(),
 		Preopens:      j.Preopens, Collect: j.Collect, InputFiles: j.InputCount,
-		Artifacts: j.Artifacts, ArtifactsTruncated: j.ArtifactsTruncated,
+		Artifacts: Artifacts(j.Artifacts), ArtifactsTruncated: j.ArtifactsTruncated,
 	}
 	if v.Preopens == nil {
 		v.Preopens = []string{}
 	}
 	if v.Collect == nil {
 		v.Collect = []string{}
-	}
-	if v.Artifacts == nil {
-		v.Artifacts = []store.Artifact{}
 	}
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}

@@ -120,11 +120,11 @@ func (s *Store) JobInputs(ctx context.Context, jobID uuid.UUID) ([]JobInput, err
 // its tar stored as the blob SHA256 (hex); SizeBytes is the bytes of its
 // regular files, Files their number.
 type ModuleAsset struct {
-	Mount     string    `db:"mount" json:"mount"`
-	SHA256    string    `db:"sha256" json:"sha256"`
-	SizeBytes int64     `db:"size_bytes" json:"size_bytes"`
-	Files     int       `db:"files" json:"files"`
-	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	Mount     string    `db:"mount"`
+	SHA256    string    `db:"sha256"`
+	SizeBytes int64     `db:"size_bytes"`
+	Files     int       `db:"files"`
+	CreatedAt time.Time `db:"created_at"`
 }
 
 // ModuleAssets lists a module's asset trees by mount (one indexed query;
@@ -319,9 +319,9 @@ func (s *Store) SaveArtifacts(ctx context.Context, jobID uuid.UUID, files []Arti
 
 // Artifact is a stored artifact of a job.
 type Artifact struct {
-	Path      string `db:"path" json:"path"`
-	SizeBytes int64  `db:"size_bytes" json:"size_bytes"`
-	SHA256    string `db:"sha256" json:"sha256"`
+	Path      string `db:"path"`
+	SizeBytes int64  `db:"size_bytes"`
+	SHA256    string `db:"sha256"`
 }
 
 // JobArtifacts lists the artifacts of one of the account's jobs, in path

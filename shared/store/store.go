@@ -2,6 +2,9 @@
 //
 // Postgres is the source of truth: every state change of a job is a
 // conditional update here, written together with its audit row.
+//
+// Rows carry db tags only: what the API answers is rendered from them by
+// its view types (api/httpapi, shared/jobview).
 package store
 
 import (

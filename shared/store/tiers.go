@@ -13,35 +13,35 @@ import (
 
 // Tier is a row of tiers: the limits an account's tier grants.
 type Tier struct {
-	Name               string    `db:"name" json:"name"`
-	RunsPerMinute      int       `db:"runs_per_minute" json:"runs_per_minute"`
-	RunsPerDay         int       `db:"runs_per_day" json:"runs_per_day"`
-	MaxConcurrentRuns  int       `db:"max_concurrent_runs" json:"max_concurrent_runs"`
-	DefaultTimeoutMS   int       `db:"default_timeout_ms" json:"default_timeout_ms"`
-	MaxTimeoutMS       int       `db:"max_timeout_ms" json:"max_timeout_ms"`
-	DefaultMemoryMB    int       `db:"default_memory_mb" json:"default_memory_mb"`
-	MaxMemoryMB        int       `db:"max_memory_mb" json:"max_memory_mb"`
-	DefaultOutputBytes int       `db:"default_output_bytes" json:"default_output_bytes"`
-	MaxOutputBytes     int       `db:"max_output_bytes" json:"max_output_bytes"`
-	MaxModuleBytes     int64     `db:"max_module_bytes" json:"max_module_bytes"`
-	QueueWeight        int       `db:"queue_weight" json:"queue_weight"`
-	ReadsPerMinute     int       `db:"reads_per_minute" json:"reads_per_minute"`
-	CreatedAt          time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt          time.Time `db:"updated_at" json:"updated_at"`
+	Name               string    `db:"name"`
+	RunsPerMinute      int       `db:"runs_per_minute"`
+	RunsPerDay         int       `db:"runs_per_day"`
+	MaxConcurrentRuns  int       `db:"max_concurrent_runs"`
+	DefaultTimeoutMS   int       `db:"default_timeout_ms"`
+	MaxTimeoutMS       int       `db:"max_timeout_ms"`
+	DefaultMemoryMB    int       `db:"default_memory_mb"`
+	MaxMemoryMB        int       `db:"max_memory_mb"`
+	DefaultOutputBytes int       `db:"default_output_bytes"`
+	MaxOutputBytes     int       `db:"max_output_bytes"`
+	MaxModuleBytes     int64     `db:"max_module_bytes"`
+	QueueWeight        int       `db:"queue_weight"`
+	ReadsPerMinute     int       `db:"reads_per_minute"`
+	CreatedAt          time.Time `db:"created_at"`
+	UpdatedAt          time.Time `db:"updated_at"`
 
 	// Upload limits (0: unlimited): module uploads per minute, live modules
 	// held, and the bytes of those modules.
-	UploadsPerMinute      int   `db:"uploads_per_minute" json:"uploads_per_minute"`
-	MaxModules            int   `db:"max_modules" json:"max_modules"`
-	MaxModuleStorageBytes int64 `db:"max_module_storage_bytes" json:"max_module_storage_bytes"`
+	UploadsPerMinute      int   `db:"uploads_per_minute"`
+	MaxModules            int   `db:"max_modules"`
+	MaxModuleStorageBytes int64 `db:"max_module_storage_bytes"`
 
 	// File limits (bytes; migrations/00009_files.sql): the files of a job
 	// request, what a job may write to its filesystem, what is kept of its
 	// artifacts, and a module's asset trees (all mounts together).
-	MaxInputBytes    int64 `db:"max_input_bytes" json:"max_input_bytes"`
-	MaxFSBytes       int64 `db:"max_fs_bytes" json:"max_fs_bytes"`
-	MaxArtifactBytes int64 `db:"max_artifact_bytes" json:"max_artifact_bytes"`
-	MaxAssetBytes    int64 `db:"max_asset_bytes" json:"max_asset_bytes"`
+	MaxInputBytes    int64 `db:"max_input_bytes"`
+	MaxFSBytes       int64 `db:"max_fs_bytes"`
+	MaxArtifactBytes int64 `db:"max_artifact_bytes"`
+	MaxAssetBytes    int64 `db:"max_asset_bytes"`
 }
 
 // MaxTimeoutMS is the largest max_timeout_ms a tier may have (an hour).

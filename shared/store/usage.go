@@ -13,10 +13,10 @@ const MaxUsageHours = 168
 // UsageHour is one hour of an account's runs: the jobs created in it and,
 // of those, how many succeeded and how many ended with each error code.
 type UsageHour struct {
-	Hour      time.Time      `json:"hour"`
-	Runs      int            `json:"runs"`
-	Succeeded int            `json:"succeeded"`
-	Failures  map[string]int `json:"failures"`
+	Hour      time.Time
+	Runs      int
+	Succeeded int
+	Failures  map[string]int
 }
 
 // HourlyUsage returns the account's runs in each of the last hours hours
@@ -84,13 +84,13 @@ func (s *Store) HourlyUsage(ctx context.Context, accountID uuid.UUID, hours int)
 
 // Usage is an account's activity today (UTC) and now.
 type Usage struct {
-	RunsToday int `db:"runs_today" json:"runs_today"`
-	Running   int `db:"running" json:"running"`
-	Queued    int `db:"queued" json:"queued"`
+	RunsToday int `db:"runs_today"`
+	Running   int `db:"running"`
+	Queued    int `db:"queued"`
 	// Modules and ModuleBytes are the account's live modules and their
 	// bytes: what max_modules and max_module_storage_bytes limit.
-	Modules     int   `db:"modules" json:"modules"`
-	ModuleBytes int64 `db:"module_bytes" json:"module_bytes"`
+	Modules     int   `db:"modules"`
+	ModuleBytes int64 `db:"module_bytes"`
 }
 
 // AccountUsage counts the account's jobs created today and those

@@ -46,14 +46,14 @@ type Delivery struct {
 
 // Attempt is one try of a delivery.
 type Attempt struct {
-	ID              int64     `db:"id" json:"-"`
-	DeliveryID      uuid.UUID `db:"delivery_id" json:"-"`
-	Attempt         int       `db:"attempt" json:"attempt"`
-	StatusCode      *int      `db:"status_code" json:"status_code"`
-	DurationMS      int       `db:"duration_ms" json:"duration_ms"`
-	Error           *string   `db:"error" json:"error"`
-	ResponseExcerpt *string   `db:"response_excerpt" json:"response_excerpt"`
-	CreatedAt       time.Time `db:"created_at" json:"created_at"`
+	ID              int64     `db:"id"`
+	DeliveryID      uuid.UUID `db:"delivery_id"`
+	Attempt         int       `db:"attempt"`
+	StatusCode      *int      `db:"status_code"`
+	DurationMS      int       `db:"duration_ms"`
+	Error           *string   `db:"error"`
+	ResponseExcerpt *string   `db:"response_excerpt"`
+	CreatedAt       time.Time `db:"created_at"`
 }
 
 // MaxPayloadBytes bounds the stored body of a delivery that is read back
