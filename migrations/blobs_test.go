@@ -22,9 +22,25 @@ import (
 func TestBlobsSplitPerAccount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := freshDB(t)
-	p := provider(t, db)
-	_, err := p.UpTo(ctx, 4)
+	admin, err := sql.Open("postgres", testenv.DatabaseURL())
+	require.NoError(t, err)
+	name := fmt.Sprintf("ww_test_mig_%d", time.Now().UnixNano())
+	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+name)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_ = admin.Close()
+	})
+	u, err := url.Parse(testenv.DatabaseURL())
+	require.NoError(t, err)
+	u.Path = "/" + name
+	db, err := sql.Open("postgres", u.String())
+	require.NoError(t, err)
+	defer func() { _ = db.Close() }()
+
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Files(), goose.WithAllowOutofOrder(true))
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, 4)
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, `
 		INSERT INTO accounts (id, name, tier, webhook_secret) VALUES
@@ -62,33 +78,4 @@ func TestBlobsSplitPerAccount(t *testing.T) {
 	require.Equal(t, 2, n)
 	_, err = p.UpTo(ctx, 5)
 	require.NoError(t, err)
-}
-
-// freshDB is a new, empty database of the test's own.
-func freshDB(t *testing.T) *sql.DB {
-	t.Helper()
-	admin, err := sql.Open("postgres", testenv.DatabaseURL())
-	require.NoError(t, err)
-	name := fmt.Sprintf("ww_test_mig_%d", time.Now().UnixNano())
-	_, err = admin.ExecContext(context.Background(), "CREATE DATABASE "+name)
-	require.NoError(t, err)
-	u, err := url.Parse(testenv.DatabaseURL())
-	require.NoError(t, err)
-	u.Path = "/" + name
-	db, err := sql.Open("postgres", u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = db.Close()
-		_, _ = admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		_ = admin.Close()
-	})
-	return db
-}
-
-// provider applies the project's migrations to db.
-func provider(t *testing.T, db *sql.DB) *goose.Provider {
-	t.Helper()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Files(), goose.WithAllowOutofOrder(true))
-	require.NoError(t, err)
-	return p
 }

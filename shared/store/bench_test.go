@@ -58,9 +58,15 @@ func BenchmarkClaimAndFinishJob(b *testing.B) {
 //
 //	go test -run '^$' -bench 'Parallel' -count 6 ./shared/store/
 func BenchmarkCreateJobParallel(b *testing.B) {
-	for _, limit := range []int{0, 100_000} {
+	for _, limit := range []int{0, 100_000, -1} {
 		b.Run(limitName(limit), func(b *testing.B) {
 			bd := setupB(b)
+			if limit < 0 {
+				limit = 100_000
+				_, err := bd.st.DB().Exec(`INSERT INTO account_slots (account_id, slot) SELECT $1, g FROM generate_series(0, 99999) g`, bd.account.ID)
+				require.NoError(b, err)
+				b.ResetTimer()
+			}
 			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -97,6 +103,9 @@ func BenchmarkJobLifecycleParallel(b *testing.B) {
 func limitName(limit int) string {
 	if limit == 0 {
 		return "unlimited"
+	}
+	if limit < 0 {
+		return "prewarmed"
 	}
 	return "limited"
 }

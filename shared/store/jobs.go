@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -181,45 +182,55 @@ func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) 
 	return out, nil
 }
 
-// maxSlots bounds an account's concurrency limit, whatever its tier says.
+// maxSlots bounds the slot rows an account may have, whatever its tier says.
 const maxSlots = 100_000
 
-// slotWindow is how many slots, from a random one, a submit of an account
-// with a concurrency limit looks at for a free one in the statement that
-// inserts the job: all of them when the limit is at most this. When the
-// limit is larger and all of those are taken, the next try looks for the
-// first gap among the account's unfinished jobs (exact).
+// slotChunk is the fewest slot rows a submit that finds none free makes at
+// once (never past the limit). It makes as many as the account already has
+// when that is more, so that at least half of the rows are free right after
+// (the search for a free slot walks past taken rows; see
+// migrations/00008_hot_account_slots.sql), and an account that needs n slots
+// makes its rows in O(log n) rounds.
+const slotChunk = 1024
+
+// slotWindow is how many of an account's slot rows, expected, a submit looks
+// at for a free one before it makes more rows instead (while the account has
+// fewer than its limit): taken rows stay in the index that the search walks,
+// so without a bound a submit of an account with many rows and few free
+// would walk most of them. Only an account whose rows have all been made
+// (limit reached) searches them all (exactWindow), and only after its
+// bounded search found none.
 const slotWindow = 32
 
-// maxSlotTries bounds the tries of a submit that found a free slot every
-// time but lost it each time to a concurrent submit of the same account
-// (each loss is another submit's admission).
-const maxSlotTries = 32
-
-// liveJobs is the predicate of the unique index on an account's slots
-// (migrations/00014_slots_in_jobs.sql): the jobs that hold a slot.
-const liveJobs = `slot IS NOT NULL AND status IN ('queued', 'running')`
+// exactWindow makes the search for a free slot look at every slot row, in
+// slot order (the primary key's, which is also the order the rows were
+// made in, so the walk reads the heap in order: ≈ 20 ms for 100,000 rows,
+// against ≈ 170 ms in pos order).
+const exactWindow = 0
 
 // createJob inserts the job, in tx when not nil. A limited job
-// (MaxUnfinished > 0) takes a slot, a number below the limit that no other
-// unfinished job of the account holds, in the same statement (see
-// migrations/00014_slots_in_jobs.sql): a unique index on the unfinished
-// jobs' (account_id, slot) keeps the limit exact whatever the concurrency,
-// and a job gives its slot back by ending (it leaves the index's predicate),
-// so nothing else is written to take or give back a slot. Concurrent
-// submits of one account start their search at random slots, so they
-// seldom meet on one; when two do, the second waits for the first to
-// commit, finds the slot taken (ON CONFLICT DO NOTHING) and tries again.
+// (MaxUnfinished > 0) takes a free slot of the account's in the same
+// statement (see migrations/00007_fair_admission.sql and
+// 00008_hot_account_slots.sql): slots that concurrent
+// submits are taking are skipped, not waited for, so an account's submits
+// do not queue behind each other, and at most MaxUnfinished jobs hold a
+// slot at any time. The job gives its slot back when it ends (trigger).
 func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) (Job, error) {
 	if j.ID == uuid.Nil {
 		j.ID = newID()
 	}
 	limit := min(j.MaxUnfinished, maxSlots)
-	for try := 0; ; try++ {
-		// The first try looks at slotWindow slots from a random one; the
-		// next ones of an account with a larger limit look for a gap.
-		exact := limit > slotWindow && try > 0
-		out, err := s.insertJob(ctx, tx, actor, j, limit, exact)
+	last := false
+	window := float64(slotWindow)
+	// An account with a small limit whose rows all exist searches them
+	// all at once: as cheap as the bounded search at that size, and a
+	// submit at the limit is refused after one search instead of two.
+	exactFirst := limit > 0 && limit <= exactFirstUpTo && s.knownSlotRows(j.AccountID) >= limit
+	if exactFirst {
+		last, window = true, exactWindow
+	}
+	for {
+		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
 		if err == nil && len(j.inputs) > 0 {
 			err = insertInputs(ctx, s.ext(tx), out.ID, j.AccountID, j.inputs)
 		}
@@ -227,69 +238,114 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 			return out, wrapDB(err, "insert job")
 		}
 		// Either the module is not one of the account's live modules, or
-		// the search found no free slot, or a concurrent submit took the
-		// one it found.
-		if limit > slotWindow && !exact {
-			continue
+		// no slot was free. After the search of every row, no slot was
+		// (when that search came first, the module is checked first).
+		if exactFirst {
+			if live, err := s.moduleLive(ctx, tx, j); err != nil || !live {
+				return Job{}, err
+			}
 		}
-		free, err := s.slotCheck(ctx, tx, j, limit)
-		if err != nil {
-			return Job{}, err
-		}
-		if !free || try+1 >= maxSlotTries {
+		if last {
 			return Job{}, apperr.New(apperr.QuotaExceeded,
 				"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", limit, limit)
 		}
+		// Slot rows are made on demand (see slotChunk), numbered from 0
+		// without gaps: the account has the rows below its highest slot + 1
+		// (read from the primary key, not counted), read with the module's
+		// check in one round trip. Once all limit rows exist, one more try
+		// that looks at every row decides (rows made meanwhile by others are
+		// then seen).
+		var found struct {
+			Live bool `db:"live"`
+			Have int  `db:"have"`
+		}
+		if err := sqlx.GetContext(ctx, s.ext(tx), &found, `SELECT
+			EXISTS (SELECT 1 FROM modules WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL) AS live,
+			(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = $2) AS have`,
+			j.ModuleID, j.AccountID); err != nil {
+			return Job{}, wrapDB(err, "find module and account slots")
+		}
+		if !found.Live || limit <= 0 {
+			return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
+		}
+		have := found.Have
+		if tx == nil {
+			s.sawSlotRows(j.AccountID, have)
+		}
+		if have >= limit {
+			last, window = true, exactWindow
+			continue
+		}
+		if err := s.makeSlotRows(ctx, tx, j.AccountID, have, min(have+max(have, slotChunk), limit)); err != nil {
+			return Job{}, err
+		}
 	}
 }
 
-// slotCheck tells why an insert that searched all of a limited account's
-// slots inserted nothing: a NotFound error when the module is not one of
-// the account's live modules (also for an account without a limit), else
-// whether a slot is free now (false: the account is at its limit). It
-// reads, and writes nothing.
-func (s *Store) slotCheck(ctx context.Context, tx *sqlx.Tx, j Job, limit int) (bool, error) {
-	var found struct {
-		Live bool `db:"live"`
-		Free bool `db:"free"`
+// makeSlotRows makes the account's slot rows from have up to to (not
+// included). The submits of one process that all found too few free rows
+// make them once: the others wait for the one making them (taking turns
+// per account), then find them made and go back to their search. Submits
+// of other processes whose rows conflict wait for theirs, then find them.
+func (s *Store) makeSlotRows(ctx context.Context, tx *sqlx.Tx, account uuid.UUID, have, to int) error {
+	if tx == nil {
+		mu, _ := s.slotGrowth.LoadOrStore(account, &sync.Mutex{})
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+		if s.knownSlotRows(account) > have {
+			return nil // made while this submit waited
+		}
 	}
-	if err := sqlx.GetContext(ctx, s.ext(tx), &found, `SELECT
-		EXISTS (SELECT 1 FROM modules WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL) AS live,
-		EXISTS (`+freeSlotSQL("$2", "$3", "0")+`) AS free`, j.ModuleID, j.AccountID, limit); err != nil {
-		return false, wrapDB(err, "find module and a free slot")
+	if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
+		SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
+		account, have, to-1); err != nil {
+		return wrapDB(err, "make account slots")
 	}
-	if !found.Live || limit <= 0 {
+	if tx == nil {
+		// Made now (by this insert or a concurrent one); in a transaction,
+		// only once it commits (see sawSlotRows).
+		s.sawSlotRows(account, to)
+	}
+	return nil
+}
+
+// exactFirstUpTo is the largest limit for which a submit searches all of
+// the account's slot rows first (once they all exist): a walk of that many
+// rows in slot order reads a page or two, as the bounded search does.
+const exactFirstUpTo = 4 * slotWindow
+
+// knownSlotRows is how many slot rows the account is known to have (0: not
+// known).
+func (s *Store) knownSlotRows(account uuid.UUID) int {
+	if n, ok := s.slotRows.Load(account); ok {
+		return n.(int)
+	}
+	return 0
+}
+
+// sawSlotRows records that the account has at least n slot rows, read or
+// made outside any transaction that could still roll them back.
+func (s *Store) sawSlotRows(account uuid.UUID, n int) {
+	for {
+		old, loaded := s.slotRows.LoadOrStore(account, n)
+		if !loaded || old.(int) >= n || s.slotRows.CompareAndSwap(account, old, n) {
+			return
+		}
+	}
+}
+
+// moduleLive reports whether the job's module is one of its account's live
+// modules; a NotFound error when it is not.
+func (s *Store) moduleLive(ctx context.Context, tx *sqlx.Tx, j Job) (bool, error) {
+	var live bool
+	if err := sqlx.GetContext(ctx, s.ext(tx), &live, `SELECT EXISTS (SELECT 1 FROM modules
+		WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, j.ModuleID, j.AccountID); err != nil {
+		return false, wrapDB(err, "find module")
+	}
+	if !live {
 		return false, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
 	}
-	return found.Free, nil
-}
-
-// freeSlotSQL selects a free slot below limit of account (SQL
-// expressions): the first at or after start, else the first before it
-// (concurrent searches of one account start at random slots, so they
-// seldom find the same one). Each half walks the account's unfinished
-// jobs in slot order (the unique index) up to its first gap: at most a
-// walk of limit index entries, for an account at or next to its limit.
-func freeSlotSQL(account, limit, start string) string {
-	return `(` + firstGapSQL(account, start, limit) + `)
-		UNION ALL
-		(` + firstGapSQL(account, "0", start) + `)
-		LIMIT 1`
-}
-
-// firstGapSQL selects the lowest slot in [lo, hi) that none of account's
-// unfinished jobs holds: lo, or the one after a held slot whose next slot
-// is not held.
-func firstGapSQL(account, lo, hi string) string {
-	return fmt.Sprintf(`
-		SELECT %[2]s AS slot WHERE %[2]s < %[3]s AND NOT EXISTS (SELECT 1 FROM jobs
-			WHERE account_id = %[1]s AND slot = %[2]s AND %[4]s)
-		UNION ALL
-		(SELECT t.slot + 1 FROM (
-			SELECT slot, lead(slot) OVER (ORDER BY slot) AS next FROM jobs
-			WHERE account_id = %[1]s AND %[4]s AND slot >= %[2]s AND slot < %[3]s
-		) t WHERE t.slot + 1 < %[3]s AND (t.next IS NULL OR t.next > t.slot + 1))
-		LIMIT 1`, account, lo, hi, liveJobs)
+	return true, nil
 }
 
 // ext is tx when not nil, else the pool.
@@ -301,15 +357,13 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 }
 
 // insertJobSQL is insertJob's statement, for an account with a
-// concurrency limit (it takes a slot: the first free one of a window, or
-// with exact the first gap; see createJob) or without.
+// concurrency limit (it takes a slot) or without.
 func insertJobSQL(limited, exact bool) string {
-	// The module is locked (see CreateJob) only once a slot is found: a
-	// submit refused for want of a free slot writes nothing, so it costs
-	// no WAL and no durable commit (an account at its limit may be refused
-	// many times a second). A slot another transaction is inserting is not
-	// seen by the search; the unique index makes the second insert wait for
-	// the first and then insert nothing (ON CONFLICT DO NOTHING).
+	// The module is locked (see CreateJob) only once a slot is found, and
+	// the slot is taken only if the module is live: a submit refused for
+	// want of a free slot writes nothing, so it costs no WAL and no
+	// durable commit (an account at its limit may be refused many times a
+	// second).
 	// The file fields' parameters follow the variant's own (see insertJob).
 	files := fileParams(19)
 	const module = `
@@ -318,30 +372,48 @@ func insertJobSQL(limited, exact bool) string {
 			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL %s
 			FOR SHARE
 		),`
-	ctes, slot, conflict := fmt.Sprintf(module, ""), "NULL", ""
+	const take = `
+		took AS (
+			UPDATE account_slots s SET job_id = $1 FROM slot, m
+			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
+			RETURNING s.slot
+		),`
+	ctes, took := fmt.Sprintf(module, ""), "NULL FROM m"
 	switch {
 	case exact:
 		ctes = `
-		slot AS (` + freeSlotSQL("$2", "$19", "$20::integer") + `),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)")
-		files = fileParams(21)
-	case limited:
-		// $21 slots from slot $20, wrapping at the limit $19, each looked
-		// up in the unique index until one is free (a subquery per slot: as
-		// NOT EXISTS, a generic plan could hash all of the account's
-		// unfinished jobs instead, a cost that grows with them).
-		ctes = `
 		slot AS (
-			SELECT g % $19 AS slot FROM generate_series($20::integer, $20::integer + $21::integer - 1) AS g
-			WHERE (SELECT true FROM jobs l
-				WHERE l.account_id = $2 AND l.slot = g % $19 AND l.status IN ('queued', 'running') LIMIT 1) IS NULL
-			LIMIT 1
-		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)")
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL
+			ORDER BY slot LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
+		took = `took.slot FROM m, took`
+		files = fileParams(20)
+	case limited:
+		// The search looks at the rows whose pos is in [lo, lo + w), where
+		// w is $21 / (the account's rows): about $21 rows (slotWindow; see
+		// exactWindow for the search of all of them), and lo is the random
+		// $20 scaled into [0, 1 - w), so that the window never passes 1
+		// (a window cut there looked at fewer rows, found none free more
+		// often, and made the account's rows double for nothing; a
+		// wrap-around the planner served with a scan of the whole table).
+		// Taken rows are in the index it walks and are skipped (see
+		// migrations/00008_hot_account_slots.sql).
+		ctes = `
+		w AS MATERIALIZED (
+			SELECT $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS w
+		), win AS (
+			SELECT $20::float8 * greatest(1 - w, 0) AS lo, $20::float8 * greatest(1 - w, 0) + w AS hi FROM w
+		), slot AS (
+			SELECT account_id, slot FROM account_slots
+			WHERE account_id = $2 AND pos >= (SELECT lo FROM win) AND pos < (SELECT hi FROM win)
+				AND job_id IS NULL AND slot < $19
+			ORDER BY pos LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
+		took = `took.slot FROM m, took`
 		files = fileParams(22)
-	}
-	if limited {
-		slot = `(SELECT slot FROM slot)`
-		conflict = `
-			ON CONFLICT (account_id, slot) WHERE ` + liveJobs + ` DO NOTHING`
 	}
 	return `
 		WITH` + ctes + ` job AS (
@@ -349,7 +421,7 @@ func insertJobSQL(limited, exact bool) string {
 				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched,
 				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, traceparent, asset_count, slot)
 			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18,
-				` + files + `, m.asset_count, ` + slot + ` FROM m` + conflict + `
+				` + files + `, m.asset_count, ` + took + `
 			RETURNING ` + jobColumns + `
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
@@ -363,15 +435,15 @@ func insertJobSQL(limited, exact bool) string {
 // Store opens (see warm).
 var insertJobQueries = [2]string{insertJobSQL(false, false), insertJobSQL(true, false)}
 
-// insertJobExactSQL is insertJobSQL for the search of a gap among an
-// account's slots (see createJob).
+// insertJobExactSQL is insertJobSQL for the search of every slot row: run
+// by an account at its limit, and first by an account with a small limit
+// (see exactFirstUpTo).
 var insertJobExactSQL = insertJobSQL(true, true)
 
 // insertJob is createJob's statement: sql.ErrNoRows when the module is not
-// the account's, when no free slot was found where the search looked
-// (slotWindow slots from a random one, or with exact the first gap), or
-// when a concurrent submit took the slot found.
-func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int, exact bool) (Job, error) {
+// the account's or no free slot was found among the rows that window lets it
+// look at (slotWindow, exactWindow).
+func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int, window float64) (Job, error) {
 	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
 		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
 		actor.Name, actor.RequestID, j.Watched}
@@ -379,14 +451,13 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 	var out Job
 	var err error
 	switch {
-	case limit > 0 && exact:
-		args = append(args, limit, rand.IntN(limit)) //nolint:gosec // spreads load, not a secret
-		args = append(args, files...)
+	case limit > 0 && window == exactWindow:
+		args = append(append(args, limit), files...)
 		err = s.getPrepared(ctx, tx, &out, insertJobExactSQL, args...)
 	case limit > 0:
-		// The search starts at a random slot, so that concurrent submits
-		// of one account seldom meet on one.
-		args = append(args, limit, rand.IntN(limit), min(limit, slotWindow)) //nolint:gosec // spreads load, not a secret
+		// The search for a free slot starts at a random place (see pos in
+		// the migration).
+		args = append(args, limit, rand.Float64(), window) //nolint:gosec // spreads load, not a secret
 		args = append(args, files...)
 		err = s.getPrepared(ctx, tx, &out, insertJobQueries[1], args...)
 	default:
