@@ -38,10 +38,7 @@ type platform struct {
 // replica) and returns a platform that talks to it.
 func (p *platform) another(adminToken string) *platform {
 	p.t.Helper()
-	api, err := app.Start(context.Background(), config.API{
-		Common: p.common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
-		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
-	}, zap.NewNop())
+	api, err := app.Start(context.Background(), apiConfig(p.common, adminToken), zap.NewNop())
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { _ = api.Shutdown(context.Background()) })
 	return &platform{t: p.t, baseURL: "http://" + api.Addr(), workerURL: p.workerURL, common: p.common}
@@ -61,31 +58,9 @@ func startPlatformWith(t *testing.T, adjust func(*config.Common)) *platform {
 // startPlatformN starts a platform whose worker runs concurrency jobs at once.
 func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) *platform {
 	t.Helper()
-	ctx := context.Background()
-	common := config.Common{
-		DatabaseURL:    testenv.DB(t),
-		RedisURL:       testenv.RedisURL(),
-		QueueNamespace: testenv.Namespace(t),
-		LogLevel:       "warn",
-		LogFormat:      "json",
-		DBMaxOpenConns: 8,
-	}
+	common := testCommon(t)
 	adjust(&common)
-	api, err := app.Start(ctx, config.API{
-		Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
-		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
-	}, zap.NewNop())
-	require.NoError(t, err)
-	w, err := workerapp.Start(ctx, config.Worker{
-		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: concurrency, DataDir: t.TempDir(),
-		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
-	}, zap.NewNop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		w.Shutdown()
-		_ = api.Shutdown(context.Background())
-	})
-	p := &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: common}
+	p := launch(t, common, common, concurrency, zap.NewNop())
 	// Rate limits are the subject of their own tests (on tiers of their
 	// own); everywhere else the built-in tiers must not get in the way.
 	for _, tier := range []string{"free", "basic", "pro"} {
@@ -95,6 +70,48 @@ func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) 
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	}
 	return p
+}
+
+// testCommon is the shared configuration of a test's own platform: its own
+// Postgres database and Redis queue namespace, warnings only.
+func testCommon(t testing.TB) config.Common {
+	return config.Common{
+		DatabaseURL:    testenv.DB(t),
+		RedisURL:       testenv.RedisURL(),
+		QueueNamespace: testenv.Namespace(t),
+		LogLevel:       "warn",
+		LogFormat:      "json",
+		DBMaxOpenConns: 8,
+	}
+}
+
+// apiConfig is the configuration of a test's API on common, on :0, with the
+// admin routes on for token.
+func apiConfig(common config.Common, token string) config.API {
+	return config.API{
+		Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: token,
+		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
+	}
+}
+
+// launch starts an API on apiCommon and a worker on workerCommon that runs
+// concurrency jobs at once and logs to workerLog; both stop when the test
+// ends. The platform's common is apiCommon.
+func launch(t testing.TB, apiCommon, workerCommon config.Common, concurrency int, workerLog *zap.Logger) *platform {
+	t.Helper()
+	ctx := context.Background()
+	api, err := app.Start(ctx, apiConfig(apiCommon, adminToken), zap.NewNop())
+	require.NoError(t, err)
+	w, err := workerapp.Start(ctx, config.Worker{
+		Common: workerCommon, HTTPAddr: "127.0.0.1:0", Concurrency: concurrency, DataDir: t.TempDir(),
+		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
+	}, workerLog)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		w.Shutdown()
+		_ = api.Shutdown(context.Background())
+	})
+	return &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: apiCommon}
 }
 
 type response struct {
