@@ -260,6 +260,16 @@ func (p *platform) run(key, fixture string, req map[string]any) client.Job {
 	return p.await(key, p.submit(key, req))
 }
 
+// runEnding runs fixture as run does and requires the job to end in status
+// with the error code.
+func (p *platform) runEnding(t *testing.T, key, fixture string, req map[string]any, status, code string) client.Job {
+	t.Helper()
+	job := p.run(key, fixture, req)
+	require.Equal(t, status, job.Status)
+	require.Equal(t, code, errorCode(job), "%+v", job.Error)
+	return job
+}
+
 // errorCode is the code of the job's error, "" when it has none.
 func errorCode(job client.Job) string {
 	if job.Error == nil {
@@ -347,37 +357,29 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("non-zero exit fails with exit_nonzero", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.Exit3, nil)
-		require.Equal(t, "failed", job.Status)
-		require.Equal(t, "exit_nonzero", errorCode(job))
+		job := p.runEnding(t, key, fixtures.Exit3, nil, "failed", "exit_nonzero")
 		require.Equal(t, new(3), job.ExitCode)
 		require.Equal(t, new("bye\n"), job.Stderr)
 	})
 
 	t.Run("a trap fails with trap", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.Trap, nil)
-		require.Equal(t, "failed", job.Status)
-		require.Equal(t, "trap", errorCode(job))
+		job := p.runEnding(t, key, fixtures.Trap, nil, "failed", "trap")
 		require.Contains(t, job.Error.Message, "unreachable")
 		require.Nil(t, job.ExitCode)
 	})
 
 	t.Run("an infinite loop times out", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.Loop, map[string]any{"timeout_ms": 200})
-		require.Equal(t, "timed_out", job.Status)
-		require.Equal(t, "timeout", errorCode(job))
+		job := p.runEnding(t, key, fixtures.Loop, map[string]any{"timeout_ms": 200}, "timed_out", "timeout")
 		require.Equal(t, 200, job.Limits.TimeoutMS)
 	})
 
 	t.Run("a module needing more memory than the job's limit", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 128})
-		require.Equal(t, "failed", job.Status)
-		require.Equal(t, "memory_limit", errorCode(job), "%+v", job.Error)
+		p.runEnding(t, key, fixtures.BigMem, map[string]any{"memory_limit_mb": 128}, "failed", "memory_limit")
 		// With enough memory the same module runs.
-		job = p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 512})
+		job := p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 512})
 		require.Equal(t, "succeeded", job.Status, "%+v", job.Error)
 	})
 
