@@ -158,6 +158,12 @@ func (p *platform) do(method, path, token, contentType string, body []byte) resp
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return p.send(req)
+}
+
+// send sends req and reads the whole answer.
+func (p *platform) send(req *http.Request) response {
+	p.t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(p.t, err)
 	defer func() { _ = res.Body.Close() }()
