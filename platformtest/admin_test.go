@@ -225,6 +225,15 @@ func TestReadLimitAcrossReplicas(t *testing.T) {
 	require.Equal(t, "0", res.Header.Get("RateLimit-Remaining"))
 }
 
+// startWithTier starts a platform and returns it with a key of an account
+// on a new tier of the given name and limits (see tierWith).
+func startWithTier(t *testing.T, name string, runsMin, runsDay, concurrent int) (*platform, string) {
+	t.Helper()
+	p := startPlatform(t)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith(name, runsMin, runsDay, concurrent)).Status)
+	return p, p.account(name)
+}
+
 func tierWith(name string, runsMin, runsDay, concurrent int) map[string]any {
 	return map[string]any{"name": name, "runs_per_minute": runsMin, "runs_per_day": runsDay, "max_concurrent_runs": concurrent,
 		"default_timeout_ms": 5000, "max_timeout_ms": 5000, "default_memory_mb": 64, "max_memory_mb": 64,
@@ -274,9 +283,7 @@ func TestRunLimitsAcrossReplicas(t *testing.T) {
 // however the job ends.
 func TestConcurrencySlotsAreReturned(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t)
-	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("single", 1000, 1000, 1)).Status)
-	key := p.account("single")
+	p, key := startWithTier(t, "single", 1000, 1000, 1)
 	loop, exit3, hello := p.upload(key, fixtures.Loop), p.upload(key, fixtures.Exit3), p.upload(key, fixtures.Hello)
 
 	busy := func() {
@@ -308,9 +315,7 @@ func TestConcurrencySlotsAreReturned(t *testing.T) {
 // account's submissions are counted one after the other.
 func TestConcurrencyLimitHoldsUnderSimultaneousSubmits(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t)
-	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("three", 100000, 100000, 3)).Status)
-	key := p.account("three")
+	p, key := startWithTier(t, "three", 100000, 100000, 3)
 	loop := p.upload(key, fixtures.Loop)
 	codes := make(chan int, 20)
 	var wg sync.WaitGroup

@@ -38,10 +38,7 @@ type platform struct {
 // replica) and returns a platform that talks to it.
 func (p *platform) another(adminToken string) *platform {
 	p.t.Helper()
-	api, err := app.Start(context.Background(), config.API{
-		Common: p.common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
-		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
-	}, zap.NewNop())
+	api, err := app.Start(context.Background(), apiConfig(p.common, adminToken), zap.NewNop())
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { _ = api.Shutdown(context.Background()) })
 	return &platform{t: p.t, baseURL: "http://" + api.Addr(), workerURL: p.workerURL, common: p.common}
@@ -61,31 +58,9 @@ func startPlatformWith(t *testing.T, adjust func(*config.Common)) *platform {
 // startPlatformN starts a platform whose worker runs concurrency jobs at once.
 func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) *platform {
 	t.Helper()
-	ctx := context.Background()
-	common := config.Common{
-		DatabaseURL:    testenv.DB(t),
-		RedisURL:       testenv.RedisURL(),
-		QueueNamespace: testenv.Namespace(t),
-		LogLevel:       "warn",
-		LogFormat:      "json",
-		DBMaxOpenConns: 8,
-	}
+	common := testCommon(t)
 	adjust(&common)
-	api, err := app.Start(ctx, config.API{
-		Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
-		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
-	}, zap.NewNop())
-	require.NoError(t, err)
-	w, err := workerapp.Start(ctx, config.Worker{
-		Common: common, HTTPAddr: "127.0.0.1:0", Concurrency: concurrency, DataDir: t.TempDir(),
-		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
-	}, zap.NewNop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		w.Shutdown()
-		_ = api.Shutdown(context.Background())
-	})
-	p := &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: common}
+	p := launch(t, common, common, concurrency, zap.NewNop())
 	// Rate limits are the subject of their own tests (on tiers of their
 	// own); everywhere else the built-in tiers must not get in the way.
 	for _, tier := range []string{"free", "basic", "pro"} {
@@ -95,6 +70,48 @@ func startPlatformN(t *testing.T, adjust func(*config.Common), concurrency int) 
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	}
 	return p
+}
+
+// testCommon is the shared configuration of a test's own platform: its own
+// Postgres database and Redis queue namespace, warnings only.
+func testCommon(t testing.TB) config.Common {
+	return config.Common{
+		DatabaseURL:    testenv.DB(t),
+		RedisURL:       testenv.RedisURL(),
+		QueueNamespace: testenv.Namespace(t),
+		LogLevel:       "warn",
+		LogFormat:      "json",
+		DBMaxOpenConns: 8,
+	}
+}
+
+// apiConfig is the configuration of a test's API on common, on :0, with the
+// admin routes on for token.
+func apiConfig(common config.Common, token string) config.API {
+	return config.API{
+		Common: common, HTTPAddr: "127.0.0.1:0", AdminToken: token,
+		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
+	}
+}
+
+// launch starts an API on apiCommon and a worker on workerCommon that runs
+// concurrency jobs at once and logs to workerLog; both stop when the test
+// ends. The platform's common is apiCommon.
+func launch(t testing.TB, apiCommon, workerCommon config.Common, concurrency int, workerLog *zap.Logger) *platform {
+	t.Helper()
+	ctx := context.Background()
+	api, err := app.Start(ctx, apiConfig(apiCommon, adminToken), zap.NewNop())
+	require.NoError(t, err)
+	w, err := workerapp.Start(ctx, config.Worker{
+		Common: workerCommon, HTTPAddr: "127.0.0.1:0", Concurrency: concurrency, DataDir: t.TempDir(),
+		PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048,
+	}, workerLog)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		w.Shutdown()
+		_ = api.Shutdown(context.Background())
+	})
+	return &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: apiCommon}
 }
 
 type response struct {
@@ -141,6 +158,12 @@ func (p *platform) do(method, path, token, contentType string, body []byte) resp
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return p.send(req)
+}
+
+// send sends req and reads the whole answer.
+func (p *platform) send(req *http.Request) response {
+	p.t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(p.t, err)
 	defer func() { _ = res.Body.Close() }()
@@ -243,6 +266,16 @@ func (p *platform) run(key, fixture string, req map[string]any) client.Job {
 	return p.await(key, p.submit(key, req))
 }
 
+// runEnding runs fixture as run does and requires the job to end in status
+// with the error code.
+func (p *platform) runEnding(t *testing.T, key, fixture string, req map[string]any, status, code string) client.Job {
+	t.Helper()
+	job := p.run(key, fixture, req)
+	require.Equal(t, status, job.Status)
+	require.Equal(t, code, errorCode(job), "%+v", job.Error)
+	return job
+}
+
 // errorCode is the code of the job's error, "" when it has none.
 func errorCode(job client.Job) string {
 	if job.Error == nil {
@@ -330,37 +363,29 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("non-zero exit fails with exit_nonzero", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.Exit3, nil)
-		require.Equal(t, "failed", job.Status)
-		require.Equal(t, "exit_nonzero", errorCode(job))
+		job := p.runEnding(t, key, fixtures.Exit3, nil, "failed", "exit_nonzero")
 		require.Equal(t, new(3), job.ExitCode)
 		require.Equal(t, new("bye\n"), job.Stderr)
 	})
 
 	t.Run("a trap fails with trap", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.Trap, nil)
-		require.Equal(t, "failed", job.Status)
-		require.Equal(t, "trap", errorCode(job))
+		job := p.runEnding(t, key, fixtures.Trap, nil, "failed", "trap")
 		require.Contains(t, job.Error.Message, "unreachable")
 		require.Nil(t, job.ExitCode)
 	})
 
 	t.Run("an infinite loop times out", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.Loop, map[string]any{"timeout_ms": 200})
-		require.Equal(t, "timed_out", job.Status)
-		require.Equal(t, "timeout", errorCode(job))
+		job := p.runEnding(t, key, fixtures.Loop, map[string]any{"timeout_ms": 200}, "timed_out", "timeout")
 		require.Equal(t, 200, job.Limits.TimeoutMS)
 	})
 
 	t.Run("a module needing more memory than the job's limit", func(t *testing.T) {
 		t.Parallel()
-		job := p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 128})
-		require.Equal(t, "failed", job.Status)
-		require.Equal(t, "memory_limit", errorCode(job), "%+v", job.Error)
+		p.runEnding(t, key, fixtures.BigMem, map[string]any{"memory_limit_mb": 128}, "failed", "memory_limit")
 		// With enough memory the same module runs.
-		job = p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 512})
+		job := p.run(key, fixtures.BigMem, map[string]any{"memory_limit_mb": 512})
 		require.Equal(t, "succeeded", job.Status, "%+v", job.Error)
 	})
 

@@ -22,21 +22,13 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/testenv"
 )
 
 // startAPI starts a real API (no worker) on :0 with the admin routes on;
 // adjust may change its configuration first.
 func startAPI(t testing.TB, adjust func(*config.API)) *platform {
 	t.Helper()
-	cfg := config.API{
-		Common: config.Common{
-			DatabaseURL: testenv.DB(t), RedisURL: testenv.RedisURL(), QueueNamespace: testenv.Namespace(t),
-			LogLevel: "warn", LogFormat: "json", DBMaxOpenConns: 8,
-		},
-		HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
-		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second,
-	}
+	cfg := apiConfig(testCommon(t), adminToken)
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -1,7 +1,6 @@
 package platformtest
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
 // With a thousand free jobs queued ahead of it, a pro job starts long before
@@ -18,32 +16,13 @@ import (
 // tier's queue_weight (pro 6, free 1).
 func TestProJobsAreNotStarvedByAFreeFlood(t *testing.T) {
 	t.Parallel()
-	p := startPlatformN(t, func(*config.Common) {}, 1)
-	free, pro := p.account("free"), p.account("pro")
-	freeMod, proMod := p.upload(free, fixtures.CPULoop), p.upload(pro, fixtures.Hello)
+	c := startContest(t, "free", "pro")
 
 	const flood = 1000
 	for i := 0; i < flood; i += 100 {
-		batch := make([]any, 100)
-		for j := range batch {
-			batch[j] = map[string]any{"module_id": freeMod, "args": []string{"20000000"}} // ≈ 25 ms each
-		}
-		res := p.postJSON("/v1/jobs/batch", free, map[string]any{"jobs": batch})
-		require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+		c.flood(100, map[string]any{"module_id": c.floodMod, "args": []string{"20000000"}}) // ≈ 25 ms each
 	}
-	res := p.postJSON("/v1/jobs?wait=60s", pro, map[string]any{"module_id": proMod})
-	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	proJob := decode[client.Job](t, res)
-	require.Equal(t, "succeeded", proJob.Status)
-	require.NotNil(t, proJob.StartedAt)
-	proStarted := *proJob.StartedAt
-
-	st, err := store.Open(context.Background(), p.common.DatabaseURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	var startedBefore int
-	require.NoError(t, st.DB().Get(&startedBefore,
-		`SELECT count(*) FROM jobs WHERE module_id = $1 AND started_at IS NOT NULL AND started_at < $2`, freeMod, proStarted))
+	startedBefore := c.startedBefore()
 	t.Logf("free jobs started before the pro job: %d of %d", startedBefore, flood)
 	require.Less(t, startedBefore, flood/2, "the pro job did not wait for the free flood")
 }
@@ -54,33 +33,58 @@ func TestProJobsAreNotStarvedByAFreeFlood(t *testing.T) {
 // not the job it was queued for.
 func TestOneTenantsBacklogDoesNotHoldBackAnother(t *testing.T) {
 	t.Parallel()
-	p := startPlatformN(t, func(*config.Common) {}, 1)
-	flooder, victim := p.account("pro"), p.account("pro")
-	floodMod, victimMod := p.upload(flooder, fixtures.CPULoop), p.upload(victim, fixtures.Hello)
+	c := startContest(t, "pro", "pro")
 
 	// Jobs long enough that their doorbell entries are stale by the time
 	// the worker is free again (the doorbell hands out the latest pro
 	// entry first, which would favour the victim whatever the claim does).
 	const flood = 8
-	batch := make([]any, flood)
-	for j := range batch {
-		batch[j] = map[string]any{"module_id": floodMod, "args": []string{"2000000000"}, "timeout_ms": 30000} // seconds each
-	}
-	res := p.postJSON("/v1/jobs/batch", flooder, map[string]any{"jobs": batch})
-	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	res = p.postJSON("/v1/jobs?wait=60s", victim, map[string]any{"module_id": victimMod})
-	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
-	job := decode[client.Job](t, res)
-	require.Equal(t, "succeeded", job.Status)
-	require.NotNil(t, job.StartedAt)
-	started := *job.StartedAt
-
-	st, err := store.Open(context.Background(), p.common.DatabaseURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	var startedBefore int
-	require.NoError(t, st.DB().Get(&startedBefore,
-		`SELECT count(*) FROM jobs WHERE module_id = $1 AND started_at IS NOT NULL AND started_at < $2`, floodMod, started))
+	c.flood(flood, map[string]any{"module_id": c.floodMod, "args": []string{"2000000000"}, "timeout_ms": 30000}) // seconds each
+	startedBefore := c.startedBefore()
 	t.Logf("flood jobs started before the victim's: %d of %d", startedBefore, flood)
 	require.Less(t, startedBefore, flood/2, "the victim's job waited for the other tenant's backlog")
+}
+
+// contest is a platform whose worker runs one job at a time, and two
+// accounts on it: the flooder's with the CPU loop module, the other's with
+// hello.
+type contest struct {
+	*platform
+	flooder, floodMod string
+	other, otherMod   string
+}
+
+func startContest(t *testing.T, floodTier, otherTier string) contest {
+	t.Helper()
+	c := contest{platform: startPlatformN(t, func(*config.Common) {}, 1)}
+	c.flooder, c.other = c.account(floodTier), c.account(otherTier)
+	c.floodMod, c.otherMod = c.upload(c.flooder, fixtures.CPULoop), c.upload(c.other, fixtures.Hello)
+	return c
+}
+
+// startedBefore runs a job of the other account's module, waiting up to a
+// minute, requires it to succeed, and returns how many of the flooder's jobs
+// started before it.
+func (c contest) startedBefore() int {
+	c.t.Helper()
+	res := c.postJSON("/v1/jobs?wait=60s", c.other, map[string]any{"module_id": c.otherMod})
+	require.Equal(c.t, http.StatusCreated, res.Status, "%s", res.Body)
+	job := decode[client.Job](c.t, res)
+	require.Equal(c.t, "succeeded", job.Status)
+	require.NotNil(c.t, job.StartedAt)
+	var n int
+	require.NoError(c.t, c.storeOf().DB().Get(&n,
+		`SELECT count(*) FROM jobs WHERE module_id = $1 AND started_at IS NOT NULL AND started_at < $2`, c.floodMod, *job.StartedAt))
+	return n
+}
+
+// flood queues n copies of job for the flooder in one batch.
+func (c contest) flood(n int, job map[string]any) {
+	c.t.Helper()
+	batch := make([]any, n)
+	for j := range batch {
+		batch[j] = job
+	}
+	res := c.postJSON("/v1/jobs/batch", c.flooder, map[string]any{"jobs": batch})
+	require.Equal(c.t, http.StatusCreated, res.Status, "%s", res.Body)
 }

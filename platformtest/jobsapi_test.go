@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"strings"
@@ -40,12 +39,7 @@ func (p *platform) doWith(method, path, token string, headers map[string]string,
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(p.t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(p.t, err)
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return p.send(req)
 }
 
 func (p *platform) job(key, id string) client.Job {

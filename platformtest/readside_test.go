@@ -89,9 +89,7 @@ func TestBigOutputsAreAnsweredAtTheirSize(t *testing.T) {
 // field, before the run's rate-limit token is spent.
 func TestNULIsRefusedBeforeAnythingIsSpent(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t)
-	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("onerun", 1, 1000, 100)).Status)
-	key := p.account("onerun")
+	p, key := startWithTier(t, "onerun", 1, 1000, 100)
 	hello := p.upload(key, fixtures.Hello)
 	reactor := p.upload(key, fixtures.Reactor)
 	for field, req := range map[string]map[string]any{

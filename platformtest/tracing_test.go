@@ -1,7 +1,6 @@
 package platformtest
 
 import (
-	"context"
 	"database/sql"
 	"net/http"
 	"testing"
@@ -15,12 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wasmwizard/wasmwizard/api/app"
 	"github.com/wasmwizard/wasmwizard/api/client"
-	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	workerapp "github.com/wasmwizard/wasmwizard/worker/app"
 )
 
 // spansNamed waits until exp holds every named span, and returns them by name.
@@ -58,24 +53,12 @@ func TestOneTraceAcrossAPIAndWorker(t *testing.T) {
 	apiSpans, workerSpans := tracetest.NewInMemoryExporter(), tracetest.NewInMemoryExporter()
 	apiTP := sdktrace.NewTracerProvider(sdktrace.WithSyncer(apiSpans))
 	workerTP := sdktrace.NewTracerProvider(sdktrace.WithSyncer(workerSpans))
-	common := config.Common{DatabaseURL: testenv.DB(t), RedisURL: testenv.RedisURL(), QueueNamespace: testenv.Namespace(t),
-		LogLevel: "warn", LogFormat: "json", DBMaxOpenConns: 8, WebhookAllowPrivate: true, WebhookAllowHTTP: true}
+	common := testCommon(t)
+	common.WebhookAllowPrivate, common.WebhookAllowHTTP = true, true
 	apiCommon, workerCommon := common, common
 	apiCommon.TracerProvider, workerCommon.TracerProvider = apiTP, workerTP
-	ctx := context.Background()
-	api, err := app.Start(ctx, config.API{Common: apiCommon, HTTPAddr: "127.0.0.1:0", AdminToken: adminToken,
-		ShutdownTimeout: 5 * time.Second, EnqueueTimeout: 2 * time.Second}, zap.NewNop())
-	require.NoError(t, err)
 	core, logs := observer.New(zap.InfoLevel)
-	w, err := workerapp.Start(ctx, config.Worker{Common: workerCommon, HTTPAddr: "127.0.0.1:0", Concurrency: 1,
-		DataDir: t.TempDir(), PollInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SandboxMemoryMB: 2048},
-		zap.New(core))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		w.Shutdown()
-		_ = api.Shutdown(context.Background())
-	})
-	p := &platform{t: t, baseURL: "http://" + api.Addr(), workerURL: "http://" + w.Addr(), common: common}
+	p := launch(t, apiCommon, workerCommon, 1, zap.New(core))
 	hook := newHookReceiver(t)
 	key := p.account("pro")
 

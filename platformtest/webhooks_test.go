@@ -104,13 +104,27 @@ func verify(secret string, m hookMessage) bool {
 	return false
 }
 
+// startWebhookPlatform starts a platform that delivers webhooks to plain
+// HTTP receivers on this machine.
+func startWebhookPlatform(t *testing.T) *platform {
+	t.Helper()
+	return startPlatformWith(t, func(c *config.Common) { c.WebhookAllowPrivate, c.WebhookAllowHTTP = true, true })
+}
+
+// webhookAccount creates a pro account named name through the admin API and
+// returns a key for it and its webhook signing secret.
+func (p *platform) webhookAccount(name string) (key, secret string) {
+	p.t.Helper()
+	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": name, "tier": "pro"})
+	acct := decode[client.AdminAccount](p.t, res)
+	key = decode[client.Key](p.t, p.postJSON("/v1/admin/accounts/"+acct.ID+"/keys", adminToken, map[string]string{})).Key
+	return key, acct.WebhookSecret
+}
+
 func TestWebhooks(t *testing.T) {
 	t.Parallel()
-	p := startPlatformWith(t, func(c *config.Common) { c.WebhookAllowPrivate, c.WebhookAllowHTTP = true, true })
-	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "hooks", "tier": "pro"})
-	acct := decode[client.AdminAccount](t, res)
-	secret := acct.WebhookSecret
-	key := decode[client.Key](t, p.postJSON("/v1/admin/accounts/"+acct.ID+"/keys", adminToken, map[string]string{})).Key
+	p := startWebhookPlatform(t)
+	key, secret := p.webhookAccount("hooks")
 
 	t.Run("a finished job's event arrives signed", func(t *testing.T) {
 		t.Parallel()
@@ -172,13 +186,10 @@ func TestWebhooks(t *testing.T) {
 
 func TestWebhookSecretRotation(t *testing.T) {
 	t.Parallel()
-	p := startPlatformWith(t, func(c *config.Common) { c.WebhookAllowPrivate, c.WebhookAllowHTTP = true, true })
-	res := p.postJSON("/v1/admin/accounts", adminToken, map[string]string{"name": "rot", "tier": "pro"})
-	acct := decode[client.AdminAccount](t, res)
-	old := acct.WebhookSecret
-	key := decode[client.Key](t, p.postJSON("/v1/admin/accounts/"+acct.ID+"/keys", adminToken, map[string]string{})).Key
+	p := startWebhookPlatform(t)
+	key, old := p.webhookAccount("rot")
 
-	res = p.postJSON("/v1/account/webhook-secret/rotate", key, nil)
+	res := p.postJSON("/v1/account/webhook-secret/rotate", key, nil)
 	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 	fresh := decode[client.SecretRotation](t, res).WebhookSecret
 	require.NotEqual(t, old, fresh)
