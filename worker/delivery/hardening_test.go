@@ -163,11 +163,18 @@ func TestAnAttemptIsMadeOnce(t *testing.T) {
 	require.Equal(t, 1, d.Attempts)
 }
 
-// TestSlowReceiversDelayOnlyTheirAccount runs a webhooks server of two slots
-// on a real queue. An attacker account has four receivers that never answer;
-// a victim account's delivery must go out while they all still hang.
-func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
-	t.Parallel()
+// isolation is a store and a real webhook queue with two accounts, an
+// attacker's and a victim's, for the tests of slow receivers.
+type isolation struct {
+	st               *store.Store
+	ns, queue        string
+	rdb              *redis.Client
+	hooks            deliveryqueue.Queue
+	attacker, victim store.Account
+}
+
+func newIsolation(t *testing.T) isolation {
+	t.Helper()
 	ctx := context.Background()
 	st := testenv.Store(t)
 	ns := testenv.Namespace(t)
@@ -178,11 +185,21 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	hooks := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Name: queue}
-
 	attacker, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "attacker", "free")
 	require.NoError(t, err)
 	victim, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "victim", "free")
 	require.NoError(t, err)
+	return isolation{st: st, ns: ns, queue: queue, rdb: rdb, hooks: hooks, attacker: attacker, victim: victim}
+}
+
+// TestSlowReceiversDelayOnlyTheirAccount runs a webhooks server of two slots
+// on a real queue. An attacker account has four receivers that never answer;
+// a victim account's delivery must go out while they all still hang.
+func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	iso := newIsolation(t)
+	st, ns, queue, rdb, hooks, attacker, victim := iso.st, iso.ns, iso.queue, iso.rdb, iso.hooks, iso.attacker, iso.victim
 
 	hang := make(chan struct{})
 	var hanging atomic.Int32
@@ -227,7 +244,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 		_, err := hooks.Ensure(ctx, d, time.Time{}, false)
 		require.NoError(t, err)
 	}
-	_, err = hooks.Ensure(ctx, victimDelivery, time.Time{}, false)
+	_, err := hooks.Ensure(ctx, victimDelivery, time.Time{}, false)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(mux))
 	t.Cleanup(srv.Shutdown)
