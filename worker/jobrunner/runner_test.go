@@ -137,9 +137,7 @@ func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
 	_, err = st.DB().ExecContext(ctx, `UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
 	require.NoError(t, err)
 
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(ctx, task))
+	process(t, r, j)
 	got := requireStatus(t, st, j, jobstate.Cancelled)
 	require.Empty(t, got.Stdout, "the guest did not run")
 }
@@ -179,6 +177,15 @@ func awaitCancelledRun(t *testing.T, done <-chan error) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the run was not cancelled")
 	}
+}
+
+// process delivers the task of job j to r once and requires its
+// acknowledgement.
+func process(t *testing.T, r *jobrunner.Runner, j store.Job) {
+	t.Helper()
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
+	require.NoError(t, err)
+	require.NoError(t, r.ProcessTask(context.Background(), task))
 }
 
 // requireStatus requires job j to be stored with status want, and returns
@@ -302,9 +309,7 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.TalkLoop, 200*time.Millisecond)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(context.Background(), task))
+	process(t, r, j)
 	cur := requireStatus(t, st, j, jobstate.TimedOut)
 	require.Equal(t, "partial out\n", string(cur.Stdout))
 	require.Equal(t, "partial err\n", string(cur.Stderr))
