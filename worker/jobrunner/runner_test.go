@@ -100,19 +100,10 @@ func TestTaskForMissingJobIsDropped(t *testing.T) {
 func TestCancelledRunEndsCancelled(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.Loop, 30*time.Second)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.ProcessTask(ctx, task) }()
+	cancel, done := start(t, r, j)
 	awaitRunning(t, st, j)
 
-	// What the cancel endpoint does: record the request, then interrupt.
-	_, err = st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
-	require.NoError(t, err)
-	cancel()
-	require.NoError(t, <-done)
+	cancelRun(t, st, j, cancel, done)
 
 	got := requireStatus(t, st, j, jobstate.Cancelled)
 	require.Equal(t, "cancelled", *got.ErrorCode)
@@ -177,6 +168,29 @@ func awaitCancelledRun(t *testing.T, done <-chan error) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the run was not cancelled")
 	}
+}
+
+// start delivers the task of job j to r in the background: cancel cancels
+// the task's context, done gets what ProcessTask returned.
+func start(t *testing.T, r *jobrunner.Runner, j store.Job) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ended := make(chan error, 1)
+	go func() { ended <- r.ProcessTask(ctx, task) }()
+	return cancel, ended
+}
+
+// cancelRun does what the cancel endpoint does to job j, run by start:
+// record the request, then interrupt; the run must end without error.
+func cancelRun(t *testing.T, st *store.Store, j store.Job, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	_, err := st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
+	require.NoError(t, err)
+	cancel()
+	require.NoError(t, <-done)
 }
 
 // process delivers the task of job j to r once and requires its
@@ -283,21 +297,13 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 				}
 			}
 		})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.ProcessTask(ctx, task) }()
+	cancel, done := start(t, r, j)
 	select {
 	case <-seen:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no live output")
 	}
-	_, err = st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
-	require.NoError(t, err)
-	cancel()
-	require.NoError(t, <-done)
+	cancelRun(t, st, j, cancel, done)
 	require.Equal(t, j.ID, hookFor)
 	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, got)
 
