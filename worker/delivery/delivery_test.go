@@ -87,9 +87,7 @@ type bundle struct {
 func setup(t *testing.T, url string) bundle {
 	t.Helper()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
 	require.NoError(t, err)
 	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,

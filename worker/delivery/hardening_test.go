@@ -53,9 +53,7 @@ func finished(t *testing.T, st *store.Store, a store.Account, url string, stdout
 func TestBigOutputMakesABoundedPayload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	r := newReceiver(t, a.WebhookSecret)
 	// 4 MiB of '<' (six bytes each when HTML-escaped) and 4 MiB of a
 	// two-byte character whose excerpt is cut in the middle of a character.
@@ -102,13 +100,11 @@ func TestBigOutputMakesABoundedPayload(t *testing.T) {
 func TestHugeStoredPayloadIsRebuilt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	r := newReceiver(t, a.WebhookSecret, status(500))
 	d := finished(t, st, a, r.srv.URL, []byte("hi"), nil)
 	// A body stored before bodies were bounded.
-	_, err = st.DB().Exec(`UPDATE webhook_deliveries SET payload = $2 WHERE id = $1`, d.ID,
+	_, err := st.DB().Exec(`UPDATE webhook_deliveries SET payload = $2 WHERE id = $1`, d.ID,
 		[]byte(`{"data":{"stdout":"`+strings.Repeat(`\u003c`, store.MaxPayloadBytes/6+1)+`"}}`))
 	require.NoError(t, err)
 	got, err := st.GetDelivery(ctx, d.ID)

@@ -37,9 +37,7 @@ func setupDeps(t *testing.T, wasm []byte, timeout time.Duration, exec executor.E
 	deps func(*jobrunner.Deps)) (*store.Store, store.Job, *jobrunner.Runner) {
 	t.Helper()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "m", wasm, wasmmeta.Meta{})
 	require.NoError(t, err)
 	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
