@@ -28,6 +28,14 @@ func viewAccount(a store.Account) accountView {
 	return accountView{ID: a.ID, Name: a.Name, Tier: a.Tier, WebhookSecret: a.WebhookSecret, CreatedAt: a.CreatedAt}
 }
 
+// viewAccountNoSecret is the admin's view of an account after its creation:
+// the webhook secret is shown at creation and to the account itself only.
+func viewAccountNoSecret(a store.Account) accountView {
+	v := viewAccount(a)
+	v.WebhookSecret = ""
+	return v
+}
+
 // accountDetailView is GET /v1/account: the caller's account, its tier's
 // limits and its usage.
 type accountDetailView struct {
@@ -169,11 +177,7 @@ func (s *Server) adminListAccounts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewPage(page, func(a store.Account) accountView {
-		v := viewAccount(a)
-		v.WebhookSecret = "" // shown at creation and to the account itself only
-		return v
-	}))
+	return c.JSON(http.StatusOK, viewPage(page, viewAccountNoSecret))
 }
 
 func (s *Server) adminUpdateAccount(c echo.Context) error {
@@ -198,7 +202,5 @@ func (s *Server) adminUpdateAccount(c echo.Context) error {
 		return err
 	}
 	s.forgetKeys()
-	v := viewAccount(a)
-	v.WebhookSecret = ""
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, viewAccountNoSecret(a))
 }

@@ -76,22 +76,23 @@ func problemFor(err error, requestID string) Problem {
 	}
 }
 
+// echoErrors are the problems of Echo's own errors, by status.
+var echoErrors = map[int]struct {
+	code   apperr.Code
+	detail string
+}{
+	http.StatusNotFound:              {apperr.NotFound, "no such route"},
+	http.StatusMethodNotAllowed:      {apperr.MethodNotAllowed, "method not allowed on this route"},
+	http.StatusRequestEntityTooLarge: {apperr.RequestTooLarge, "the request body is too large for this route"},
+	http.StatusUnsupportedMediaType:  {apperr.UnsupportedMediaType, "unsupported content type"},
+	http.StatusUnauthorized:          {apperr.Unauthorized, "missing or invalid credentials"},
+	http.StatusServiceUnavailable:    {apperr.Unavailable, "the service is unavailable"},
+	http.StatusBadRequest:            {apperr.Invalid, "bad request"},
+}
+
 func fromEcho(he *echo.HTTPError) *apperr.Error {
-	switch he.Code {
-	case http.StatusNotFound:
-		return apperr.New(apperr.NotFound, "no such route")
-	case http.StatusMethodNotAllowed:
-		return apperr.New(apperr.MethodNotAllowed, "method not allowed on this route")
-	case http.StatusRequestEntityTooLarge:
-		return apperr.New(apperr.RequestTooLarge, "the request body is too large for this route")
-	case http.StatusUnsupportedMediaType:
-		return apperr.New(apperr.UnsupportedMediaType, "unsupported content type")
-	case http.StatusUnauthorized:
-		return apperr.New(apperr.Unauthorized, "missing or invalid credentials")
-	case http.StatusServiceUnavailable:
-		return apperr.New(apperr.Unavailable, "the service is unavailable")
-	case http.StatusBadRequest:
-		return apperr.New(apperr.Invalid, "bad request")
+	if e, ok := echoErrors[he.Code]; ok {
+		return &apperr.Error{Code: e.code, Detail: e.detail}
 	}
 	return &apperr.Error{Code: apperr.Internal, Detail: "an internal error occurred"}
 }

@@ -371,6 +371,16 @@ func (s *Server) getArtifact(c echo.Context) error {
 	return nil
 }
 
+// moduleMount reads and checks the module ID of the path and ?mount=.
+func moduleMount(c echo.Context) (uuid.UUID, string, error) {
+	id, err := pathID(c, "module")
+	if err != nil {
+		return uuid.Nil, "", err
+	}
+	mount, err := assetMount(c)
+	return id, mount, err
+}
+
 // assetMount reads and checks ?mount=.
 func assetMount(c echo.Context) (string, error) {
 	m := c.QueryParam("mount")
@@ -389,11 +399,7 @@ func assetMount(c echo.Context) (string, error) {
 // then attached to the module at the mount (201 for a new mount, 200 when
 // it replaced the tree there).
 func (s *Server) putAssets(c echo.Context) error {
-	id, err := pathID(c, "module")
-	if err != nil {
-		return err
-	}
-	mount, err := assetMount(c)
+	id, mount, err := moduleMount(c)
 	if err != nil {
 		return err
 	}
@@ -486,11 +492,7 @@ func (s *Server) listAssets(c echo.Context) error {
 }
 
 func (s *Server) deleteAssets(c echo.Context) error {
-	id, err := pathID(c, "module")
-	if err != nil {
-		return err
-	}
-	mount, err := assetMount(c)
+	id, mount, err := moduleMount(c)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,20 @@ func newIsolatedAPI(t *testing.T) testAPI {
 	return newTestAPI(t, func(_ *redis.Client, d *httpapi.Deps) { d.Inspector = in })
 }
 
+// requireRefusedUpload uploads wasm and requires a 400 invalid_module whose
+// body says refusal, with less than maxAlloc bytes allocated meanwhile.
+func requireRefusedUpload(t *testing.T, a testAPI, wasm []byte, refusal string, maxAlloc uint64) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	status, body := a.post(t, "/v1/modules", "application/wasm", wasm)
+	runtime.ReadMemStats(&after)
+	require.Equal(t, 400, status, "%v", body)
+	require.Equal(t, "invalid_module", body["code"], "%v", body)
+	require.Contains(t, fmt.Sprint(body), refusal)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, maxAlloc)
+}
+
 // The review's 30-byte module declares 2^30 locals in one function: it grew
 // the API to 23.7 GB. Its upload, and an /api/execute of it, answer 400
 // invalid_module naming the count, and the API allocates next to nothing.
@@ -46,14 +60,7 @@ func newIsolatedAPI(t *testing.T) testAPI {
 func TestUploadOfLocalsBombIsRefused(t *testing.T) {
 	a := newIsolatedAPI(t)
 	bomb := fixtures.LocalsBomb(1 << 30)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	status, body := a.post(t, "/v1/modules", "application/wasm", bomb)
-	runtime.ReadMemStats(&after)
-	require.Equal(t, 400, status, "%v", body)
-	require.Equal(t, "invalid_module", body["code"], "%v", body)
-	require.Contains(t, fmt.Sprint(body), "locals, more than the limit")
-	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20))
+	requireRefusedUpload(t, a, bomb, "locals, more than the limit", 64<<20)
 
 	// /api/execute takes the same check.
 	var form bytes.Buffer
@@ -62,7 +69,7 @@ func TestUploadOfLocalsBombIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, _ = part.Write(bomb)
 	require.NoError(t, mw.Close())
-	status, body = a.post(t, "/api/execute", mw.FormDataContentType(), form.Bytes())
+	status, body := a.post(t, "/api/execute", mw.FormDataContentType(), form.Bytes())
 	require.Equal(t, 400, status, "%v", body)
 	require.Contains(t, body["error"], "locals, more than the limit")
 }
@@ -79,13 +86,6 @@ func TestUploadOfStraightLineIsCheckedWithinBudget(t *testing.T) {
 	_, err := a.st.DB().ExecContext(context.Background(), `UPDATE tiers SET max_module_bytes = 16 << 20 WHERE name = 'free'`)
 	require.NoError(t, err)
 	bin := fixtures.StraightLine(7 << 20 / 3)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	status, body := a.post(t, "/v1/modules", "application/wasm", bin)
-	runtime.ReadMemStats(&after)
-	require.Equal(t, 400, status, "%v", body)
-	require.Equal(t, "invalid_module", body["code"], "%v", body)
-	require.Contains(t, fmt.Sprint(body), "too complex to validate within its budget")
 	// The body is read and held once or twice; validation is elsewhere.
-	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8*len(bin)))
+	requireRefusedUpload(t, a, bin, "too complex to validate within its budget", uint64(8*len(bin)))
 }

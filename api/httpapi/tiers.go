@@ -164,6 +164,19 @@ func (f tierFields) apply(t *store.Tier, required bool) []apperr.FieldError {
 	return errs
 }
 
+// applyValid is apply then, when every field was there, validateTier: the
+// validation error of what is wrong, or nil.
+func (f tierFields) applyValid(t *store.Tier, required bool) error {
+	errs := f.apply(t, required)
+	if len(errs) == 0 {
+		errs = validateTier(*t)
+	}
+	if len(errs) > 0 {
+		return apperr.Validation(errs...)
+	}
+	return nil
+}
+
 // validateTier checks a tier's limits against each other and against what
 // the platform can run.
 func validateTier(t store.Tier) []apperr.FieldError {
@@ -217,12 +230,8 @@ func (s *Server) adminCreateTier(c echo.Context) error {
 	if f.Name != nil {
 		t.Name = *f.Name
 	}
-	errs := f.apply(&t, true)
-	if len(errs) == 0 {
-		errs = validateTier(t)
-	}
-	if len(errs) > 0 {
-		return apperr.Validation(errs...)
+	if err := f.applyValid(&t, true); err != nil {
+		return err
 	}
 	out, err := s.store.CreateTier(c.Request().Context(), actorOf(c), t)
 	if err != nil {
@@ -248,12 +257,8 @@ func (s *Server) adminUpdateTier(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	errs := f.apply(&t, false)
-	if len(errs) == 0 {
-		errs = validateTier(t)
-	}
-	if len(errs) > 0 {
-		return apperr.Validation(errs...)
+	if err := f.applyValid(&t, false); err != nil {
+		return err
 	}
 	out, err := s.store.UpdateTier(ctx, actorOf(c), name, t)
 	if err != nil {

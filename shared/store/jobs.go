@@ -484,12 +484,7 @@ func (s *Store) DeleteQueuedJob(ctx context.Context, id uuid.UUID) error {
 
 // GetJob returns one of the account's jobs.
 func (s *Store) GetJob(ctx context.Context, accountID, id uuid.UUID) (Job, error) {
-	var j Job
-	err := s.getPrepared(ctx, nil, &j, `SELECT `+jobColumns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, apperr.New(apperr.NotFound, "job %s not found", id)
-	}
-	return j, wrapDB(err, "get job")
+	return s.getJob(ctx, jobColumns, accountID, id)
 }
 
 // GetJobView returns one of the account's jobs as its view needs it: without
@@ -497,8 +492,13 @@ func (s *Store) GetJob(ctx context.Context, accountID, id uuid.UUID) (Job, error
 // OutputInline bytes (see Job.OutputsLoaded and LoadOutputs). Reading a job
 // this way costs a bounded amount of memory whatever its outputs.
 func (s *Store) GetJobView(ctx context.Context, accountID, id uuid.UUID) (Job, error) {
+	return s.getJob(ctx, jobViewColumns, accountID, id)
+}
+
+// getJob reads columns of one of the account's jobs.
+func (s *Store) getJob(ctx context.Context, columns string, accountID, id uuid.UUID) (Job, error) {
 	var j Job
-	err := s.getPrepared(ctx, nil, &j, `SELECT `+jobViewColumns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
+	err := s.getPrepared(ctx, nil, &j, `SELECT `+columns+` FROM jobs WHERE id = $1 AND account_id = $2`, id, accountID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, apperr.New(apperr.NotFound, "job %s not found", id)
 	}

@@ -57,9 +57,7 @@ func TestUploadOfBytesAnotherAccountHoldsWritesTheBlob(t *testing.T) {
 func TestModuleQuota(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	create := func(content string, q store.ModuleQuota) (store.Module, bool, error) {
 		return st.CreateModuleWithin(ctx, store.Actor{Name: "t"}, a.ID, "", []byte(content), wasmmeta.Meta{}, q)
 	}
@@ -102,9 +100,7 @@ func TestModuleQuota(t *testing.T) {
 func TestModuleQuotaUnderConcurrentUploads(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	var (
 		wg              sync.WaitGroup
 		mu              sync.Mutex

@@ -50,6 +50,15 @@ func (b bundle) job(t testing.TB) store.Job {
 	return j
 }
 
+// claimedJob is a new job of b.job, claimed by worker.
+func (b bundle) claimedJob(t testing.TB, worker string) store.Job {
+	t.Helper()
+	j := b.job(t)
+	_, err := b.st.ClaimJob(context.Background(), j.ID, worker)
+	require.NoError(t, err)
+	return j
+}
+
 func TestStatusOnlyMovesForward(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -97,11 +106,9 @@ func TestAbandonedAttemptIsTakenOver(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	j := b.job(t)
-	_, err := b.st.ClaimJob(ctx, j.ID, "dead")
-	require.NoError(t, err)
+	j := b.claimedJob(t, "dead")
 	// The first worker died long ago.
-	_, err = b.st.DB().ExecContext(ctx, `UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
+	_, err := b.st.DB().ExecContext(ctx, `UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
 	require.NoError(t, err)
 
 	again, err := b.st.ClaimJob(ctx, j.ID, "alive")
@@ -119,9 +126,7 @@ func TestReleasedJobIsClaimedAgainAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	j := b.job(t)
-	_, err := b.st.ClaimJob(ctx, j.ID, "w1")
-	require.NoError(t, err)
+	j := b.claimedJob(t, "w1")
 	ok, err := b.st.ReleaseJob(ctx, j.ID, 1, "w1")
 	require.NoError(t, err)
 	require.True(t, ok)

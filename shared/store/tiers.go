@@ -72,47 +72,37 @@ func (s *Store) ListTiers(ctx context.Context) ([]Tier, error) {
 
 // CreateTier inserts a tier.
 func (s *Store) CreateTier(ctx context.Context, actor Actor, t Tier) (Tier, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return Tier{}, wrapDB(err, "begin")
-	}
-	defer func() { _ = tx.Rollback() }()
-	var out Tier
-	err = tx.GetContext(ctx, &out, `
+	return s.writeTier(ctx, actor, "tier.created", t.Name, t, `
 		INSERT INTO tiers (name, `+tierColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-		RETURNING *`, t.Name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns, t.DefaultTimeoutMS, t.MaxTimeoutMS,
-		t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes, t.QueueWeight, t.ReadsPerMinute,
-		t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes,
-		t.MaxInputBytes, t.MaxFSBytes, t.MaxArtifactBytes, t.MaxAssetBytes)
-	if err != nil {
-		return Tier{}, tierError(err, t.Name)
-	}
-	if err := audit(ctx, tx, Event{Actor: actor, Action: "tier.created", SubjectType: "tier", SubjectID: t.Name,
-		Data: tierData(out)}); err != nil {
-		return Tier{}, err
-	}
-	return out, wrapDB(tx.Commit(), "commit tier")
+		RETURNING *`)
 }
 
 // UpdateTier replaces an existing tier's limits with t's (t.Name is ignored).
 func (s *Store) UpdateTier(ctx context.Context, actor Actor, name string, t Tier) (Tier, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return Tier{}, wrapDB(err, "begin")
-	}
-	defer func() { _ = tx.Rollback() }()
-	var out Tier
-	err = tx.GetContext(ctx, &out, `
+	return s.writeTier(ctx, actor, "tier.updated", name, t, `
 		UPDATE tiers SET runs_per_minute = $2, runs_per_day = $3, max_concurrent_runs = $4,
 			default_timeout_ms = $5, max_timeout_ms = $6, default_memory_mb = $7, max_memory_mb = $8,
 			default_output_bytes = $9, max_output_bytes = $10, max_module_bytes = $11, queue_weight = $12,
 			reads_per_minute = $13, uploads_per_minute = $14, max_modules = $15, max_module_storage_bytes = $16,
 			max_input_bytes = $17, max_fs_bytes = $18, max_artifact_bytes = $19, max_asset_bytes = $20,
 			updated_at = now()
-		WHERE name = $1 RETURNING *`, name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns, t.DefaultTimeoutMS,
-		t.MaxTimeoutMS, t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes, t.MaxModuleBytes,
-		t.QueueWeight, t.ReadsPerMinute, t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes,
+		WHERE name = $1 RETURNING *`)
+}
+
+// writeTier runs query, an INSERT or UPDATE of tier name RETURNING the row,
+// with $1 the name and $2 to $20 t's limits in tierColumns' order, and
+// audits it as action, in one transaction.
+func (s *Store) writeTier(ctx context.Context, actor Actor, action, name string, t Tier, query string) (Tier, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return Tier{}, wrapDB(err, "begin")
+	}
+	defer func() { _ = tx.Rollback() }()
+	var out Tier
+	err = tx.GetContext(ctx, &out, query, name, t.RunsPerMinute, t.RunsPerDay, t.MaxConcurrentRuns,
+		t.DefaultTimeoutMS, t.MaxTimeoutMS, t.DefaultMemoryMB, t.MaxMemoryMB, t.DefaultOutputBytes, t.MaxOutputBytes,
+		t.MaxModuleBytes, t.QueueWeight, t.ReadsPerMinute, t.UploadsPerMinute, t.MaxModules, t.MaxModuleStorageBytes,
 		t.MaxInputBytes, t.MaxFSBytes, t.MaxArtifactBytes, t.MaxAssetBytes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tier{}, apperr.New(apperr.NotFound, "tier %q does not exist", name)
@@ -120,7 +110,7 @@ func (s *Store) UpdateTier(ctx context.Context, actor Actor, name string, t Tier
 	if err != nil {
 		return Tier{}, tierError(err, name)
 	}
-	if err := audit(ctx, tx, Event{Actor: actor, Action: "tier.updated", SubjectType: "tier", SubjectID: name,
+	if err := audit(ctx, tx, Event{Actor: actor, Action: action, SubjectType: "tier", SubjectID: name,
 		Data: tierData(out)}); err != nil {
 		return Tier{}, err
 	}

@@ -110,6 +110,18 @@ func Store(t testing.TB) *store.Store {
 	return st
 }
 
+// StoreWithAccount returns Store(t) and an account in it, "a" of the free
+// tier.
+func StoreWithAccount(t testing.TB) (*store.Store, store.Account) {
+	t.Helper()
+	st := Store(t)
+	a, err := st.CreateAccount(context.Background(), store.Actor{Name: "t"}, "a", "free")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return st, a
+}
+
 // Namespace returns a queue namespace unique to t, whose Redis keys are
 // deleted when t ends.
 func Namespace(t testing.TB) string {

@@ -87,9 +87,7 @@ type bundle struct {
 func setup(t *testing.T, url string) bundle {
 	t.Helper()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
 	require.NoError(t, err)
 	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
@@ -108,6 +106,13 @@ func setup(t *testing.T, url string) bundle {
 }
 
 // send runs the task of the delivery's next attempt.
+// retarget points the bundle's delivery at url.
+func (b bundle) retarget(t *testing.T, url string) {
+	t.Helper()
+	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, url, b.d.ID)
+	require.NoError(t, err)
+}
+
 func (b bundle) send(t *testing.T) error {
 	t.Helper()
 	d, _ := b.delivery(t)
@@ -129,8 +134,7 @@ func TestDeliveredAndVerified(t *testing.T) {
 	t.Parallel()
 	b := setup(t, "http://placeholder")
 	r := newReceiver(t, b.acct.WebhookSecret)
-	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
-	require.NoError(t, err)
+	b.retarget(t, r.srv.URL)
 
 	require.NoError(t, b.send(t))
 	d, attempts := b.delivery(t)
@@ -158,10 +162,9 @@ func TestRetriesKeepTheIDAndBody(t *testing.T) {
 		w.Header().Set("Retry-After", "600")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
-	require.NoError(t, err)
+	b.retarget(t, r.srv.URL)
 
-	err = b.send(t)
+	err := b.send(t)
 	require.Error(t, err)
 	require.InDelta(t, 5*time.Second, delivery.RetryDelay(0, err, nil), float64(600*time.Millisecond), "5 s ± 10 %")
 	err = b.send(t)
@@ -190,8 +193,7 @@ func TestGoneStopsAndClosedPortRetries(t *testing.T) {
 	require.NotNil(t, attempts[0].Error)
 
 	r := newReceiver(t, b.acct.WebhookSecret, status(http.StatusGone))
-	_, err = b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
-	require.NoError(t, err)
+	b.retarget(t, r.srv.URL)
 	require.NoError(t, b.send(t), "410 is final: no retry")
 	d, attempts = b.delivery(t)
 	require.Equal(t, store.DeliveryFailed, d.Status)
@@ -202,8 +204,7 @@ func TestPrivateTargetsAreRefusedOnConnect(t *testing.T) {
 	t.Parallel()
 	b := setup(t, "http://placeholder")
 	r := newReceiver(t, b.acct.WebhookSecret)
-	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
-	require.NoError(t, err)
+	b.retarget(t, r.srv.URL)
 	strict := delivery.New(delivery.Config{Store: b.st, Policy: webhook.Policy{AllowHTTP: true}})
 	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "", "q")
 	require.NoError(t, err)

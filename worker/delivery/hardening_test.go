@@ -53,9 +53,7 @@ func finished(t *testing.T, st *store.Store, a store.Account, url string, stdout
 func TestBigOutputMakesABoundedPayload(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	r := newReceiver(t, a.WebhookSecret)
 	// 4 MiB of '<' (six bytes each when HTML-escaped) and 4 MiB of a
 	// two-byte character whose excerpt is cut in the middle of a character.
@@ -102,13 +100,11 @@ func TestBigOutputMakesABoundedPayload(t *testing.T) {
 func TestHugeStoredPayloadIsRebuilt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	r := newReceiver(t, a.WebhookSecret, status(500))
 	d := finished(t, st, a, r.srv.URL, []byte("hi"), nil)
 	// A body stored before bodies were bounded.
-	_, err = st.DB().Exec(`UPDATE webhook_deliveries SET payload = $2 WHERE id = $1`, d.ID,
+	_, err := st.DB().Exec(`UPDATE webhook_deliveries SET payload = $2 WHERE id = $1`, d.ID,
 		[]byte(`{"data":{"stdout":"`+strings.Repeat(`\u003c`, store.MaxPayloadBytes/6+1)+`"}}`))
 	require.NoError(t, err)
 	got, err := st.GetDelivery(ctx, d.ID)
@@ -135,8 +131,7 @@ func TestAnswerWithNULIsRecorded(t *testing.T) {
 		_, _ = w.Write([]byte("bad\x00news \xff\xfe" + strings.Repeat("\x00", 4000)))
 	}
 	r := newReceiver(t, b.acct.WebhookSecret, answer, answer)
-	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
-	require.NoError(t, err)
+	b.retarget(t, r.srv.URL)
 	require.Error(t, b.send(t))
 	require.Error(t, b.send(t))
 	d, attempts := b.delivery(t)
@@ -150,8 +145,7 @@ func TestAnAttemptIsMadeOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, "http://placeholder")
 	r := newReceiver(t, b.acct.WebhookSecret, status(500))
-	_, err := b.st.DB().Exec(`UPDATE webhook_deliveries SET url = $1 WHERE id = $2`, r.srv.URL, b.d.ID)
-	require.NoError(t, err)
+	b.retarget(t, r.srv.URL)
 	task, err := tasks.NewDeliverWebhook(b.d.ID, b.acct.ID, 0, "", "q")
 	require.NoError(t, err)
 	require.Error(t, b.sender.ProcessTask(context.Background(), task))
@@ -163,11 +157,18 @@ func TestAnAttemptIsMadeOnce(t *testing.T) {
 	require.Equal(t, 1, d.Attempts)
 }
 
-// TestSlowReceiversDelayOnlyTheirAccount runs a webhooks server of two slots
-// on a real queue. An attacker account has four receivers that never answer;
-// a victim account's delivery must go out while they all still hang.
-func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
-	t.Parallel()
+// isolation is a store and a real webhook queue with two accounts, an
+// attacker's and a victim's, for the tests of slow receivers.
+type isolation struct {
+	st               *store.Store
+	ns, queue        string
+	rdb              *redis.Client
+	hooks            deliveryqueue.Queue
+	attacker, victim store.Account
+}
+
+func newIsolation(t *testing.T) isolation {
+	t.Helper()
 	ctx := context.Background()
 	st := testenv.Store(t)
 	ns := testenv.Namespace(t)
@@ -178,11 +179,21 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	hooks := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Name: queue}
-
 	attacker, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "attacker", "free")
 	require.NoError(t, err)
 	victim, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "victim", "free")
 	require.NoError(t, err)
+	return isolation{st: st, ns: ns, queue: queue, rdb: rdb, hooks: hooks, attacker: attacker, victim: victim}
+}
+
+// TestSlowReceiversDelayOnlyTheirAccount runs a webhooks server of two slots
+// on a real queue. An attacker account has four receivers that never answer;
+// a victim account's delivery must go out while they all still hang.
+func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	iso := newIsolation(t)
+	st, ns, queue, rdb, hooks, attacker, victim := iso.st, iso.ns, iso.queue, iso.rdb, iso.hooks, iso.attacker, iso.victim
 
 	hang := make(chan struct{})
 	var hanging atomic.Int32
@@ -227,7 +238,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 		_, err := hooks.Ensure(ctx, d, time.Time{}, false)
 		require.NoError(t, err)
 	}
-	_, err = hooks.Ensure(ctx, victimDelivery, time.Time{}, false)
+	_, err := hooks.Ensure(ctx, victimDelivery, time.Time{}, false)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(mux))
 	t.Cleanup(srv.Shutdown)

@@ -24,11 +24,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
@@ -104,19 +102,8 @@ func TestMeasureSlowReceivers(t *testing.T) {
 		t.Skip("a measurement: WIZARD_MEASURE=isolation")
 	}
 	ctx := context.Background()
-	st := testenv.Store(t)
-	ns := testenv.Namespace(t)
-	queue := tasks.WebhookQueue(ns)
-	opt, err := redis.ParseURL(testenv.RedisURL())
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	hooks := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
-		Name: queue}
-	attacker, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "attacker", "free")
-	require.NoError(t, err)
-	victim, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "victim", "free")
-	require.NoError(t, err)
+	iso := newIsolation(t)
+	st, ns, queue, rdb, hooks, attacker, victim := iso.st, iso.ns, iso.queue, iso.rdb, iso.hooks, iso.attacker, iso.victim
 	stop := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

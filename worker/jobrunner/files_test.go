@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -67,9 +66,7 @@ func TestJobFilesThroughTheStore(t *testing.T) {
 	require.NoError(t, err)
 	r := jobrunner.New(jobrunner.Deps{Store: st, Executor: executor.NewInProcess(""), Modules: mods, Assets: assets,
 		WorkerID: "test-worker", Log: zap.NewNop()})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(ctx, task))
+	process(t, r, j)
 
 	got, err := st.GetJob(ctx, a.ID, j.ID)
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
@@ -36,9 +37,7 @@ func setupDeps(t *testing.T, wasm []byte, timeout time.Duration, exec executor.E
 	deps func(*jobrunner.Deps)) (*store.Store, store.Job, *jobrunner.Runner) {
 	t.Helper()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "m", wasm, wasmmeta.Meta{})
 	require.NoError(t, err)
 	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
@@ -63,9 +62,7 @@ func TestDuplicateDeliveryDoesNotRunAgain(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, r.ProcessTask(ctx, task))
-	first, err := st.GetJob(ctx, j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Succeeded, first.Status)
+	first := requireStatus(t, st, j, jobstate.Succeeded)
 	require.Equal(t, "hello, world\n", string(first.Stdout))
 
 	require.NoError(t, r.ProcessTask(ctx, task), "a finished job's task is acknowledged")
@@ -85,9 +82,7 @@ func TestInterruptedRunIsHandedBack(t *testing.T) {
 	defer cancel()
 	require.Error(t, r.ProcessTask(ctx, task), "asynq must requeue the task")
 
-	back, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Queued, back.Status)
+	back := requireStatus(t, st, j, jobstate.Queued)
 	require.Equal(t, 1, back.Attempts)
 }
 
@@ -103,26 +98,12 @@ func TestTaskForMissingJobIsDropped(t *testing.T) {
 func TestCancelledRunEndsCancelled(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.Loop, 30*time.Second)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.ProcessTask(ctx, task) }()
-	require.Eventually(t, func() bool {
-		cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-		return err == nil && cur.Status == jobstate.Running
-	}, 30*time.Second, 5*time.Millisecond)
+	cancel, done := start(t, r, j)
+	awaitRunning(t, st, j)
 
-	// What the cancel endpoint does: record the request, then interrupt.
-	_, err = st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
-	require.NoError(t, err)
-	cancel()
-	require.NoError(t, <-done)
+	cancelRun(t, st, j, cancel, done)
 
-	got, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Cancelled, got.Status)
+	got := requireStatus(t, st, j, jobstate.Cancelled)
 	require.Equal(t, "cancelled", *got.ErrorCode)
 	events, err := st.JobEvents(context.Background(), j.AccountID, j.ID)
 	require.NoError(t, err)
@@ -145,13 +126,88 @@ func TestJobCancelledDuringALostAttemptIsNotRunAgain(t *testing.T) {
 	_, err = st.DB().ExecContext(ctx, `UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
 	require.NoError(t, err)
 
+	process(t, r, j)
+	got := requireStatus(t, st, j, jobstate.Cancelled)
+	require.Empty(t, got.Stdout, "the guest did not run")
+}
+
+// setupFairRun is setup of a looping job, older, run with fair claims, and
+// a newer job of the same account with the task that delivers it.
+func setupFairRun(t *testing.T) (*store.Store, store.Job, store.Job, *jobrunner.Runner, *asynq.Task) {
+	t.Helper()
+	st, older, r := setup(t, fixtures.Loop, 30*time.Second)
+	r.EnableFairClaims()
+	newer, err := st.CreateJob(context.Background(), store.Actor{Name: "t"}, store.Job{
+		AccountID: older.AccountID, ModuleID: older.ModuleID, Queue: "q", Function: "_start",
+		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
+	})
+	require.NoError(t, err)
+	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second, "")
+	require.NoError(t, err)
+	return st, older, newer, r, task
+}
+
+// awaitRunning waits until job j runs.
+func awaitRunning(t *testing.T, st *store.Store, j store.Job, msgAndArgs ...any) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+		return err == nil && cur.Status == jobstate.Running
+	}, 30*time.Second, 5*time.Millisecond, msgAndArgs...)
+}
+
+// awaitCancelledRun waits for a cancelled run's ProcessTask to end without
+// error.
+func awaitCancelledRun(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run was not cancelled")
+	}
+}
+
+// start delivers the task of job j to r in the background: cancel cancels
+// the task's context, done gets what ProcessTask returned.
+func start(t *testing.T, r *jobrunner.Runner, j store.Job) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
 	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(ctx, task))
-	got, err := st.GetJob(ctx, j.AccountID, j.ID)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ended := make(chan error, 1)
+	go func() { ended <- r.ProcessTask(ctx, task) }()
+	return cancel, ended
+}
+
+// cancelRun does what the cancel endpoint does to job j, run by start:
+// record the request, then interrupt; the run must end without error.
+func cancelRun(t *testing.T, st *store.Store, j store.Job, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	_, err := st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
 	require.NoError(t, err)
-	require.Equal(t, jobstate.Cancelled, got.Status)
-	require.Empty(t, got.Stdout, "the guest did not run")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// process delivers the task of job j to r once and requires its
+// acknowledgement.
+func process(t *testing.T, r *jobrunner.Runner, j store.Job) {
+	t.Helper()
+	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
+	require.NoError(t, err)
+	require.NoError(t, r.ProcessTask(context.Background(), task))
+}
+
+// requireStatus requires job j to be stored with status want, and returns
+// it as stored.
+func requireStatus(t *testing.T, st *store.Store, j store.Job, want jobstate.Status, msgAndArgs ...any) store.Job {
+	t.Helper()
+	got, err := st.GetJob(context.Background(), j.AccountID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, want, got.Status, msgAndArgs...)
+	return got
 }
 
 // A task whose context is cancelled as it starts still sees its claim, so
@@ -164,9 +220,7 @@ func TestClaimUnderACancelledContextIsNotLost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	require.Error(t, r.ProcessTask(ctx, task), "asynq must requeue the task")
-	back, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Queued, back.Status)
+	requireStatus(t, st, j, jobstate.Queued)
 }
 
 // With fair claims, a delivery of one job may run another (here the
@@ -175,38 +229,18 @@ func TestClaimUnderACancelledContextIsNotLost(t *testing.T) {
 func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, older, r := setup(t, fixtures.Loop, 30*time.Second)
-	r.EnableFairClaims()
-	newer, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
-		AccountID: older.AccountID, ModuleID: older.ModuleID, Queue: "q", Function: "_start",
-		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
-	})
-	require.NoError(t, err)
-	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second, "")
-	require.NoError(t, err)
+	st, older, newer, r, task := setupFairRun(t)
 	done := make(chan error, 1)
 	go func() { done <- r.ProcessTask(ctx, task) }()
-	require.Eventually(t, func() bool {
-		cur, err := st.GetJob(ctx, older.AccountID, older.ID)
-		return err == nil && cur.Status == jobstate.Running
-	}, 30*time.Second, 5*time.Millisecond, "the older job runs first")
+	awaitRunning(t, st, older, "the older job runs first")
 
-	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
+	_, err := st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
 	require.NoError(t, err)
 	r.Cancel(newer.ID) // the delivered job is not running: nothing happens
 	r.Cancel(older.ID)
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the run was not cancelled")
-	}
-	got, err := st.GetJob(ctx, older.AccountID, older.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Cancelled, got.Status)
-	got, err = st.GetJob(ctx, newer.AccountID, newer.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Queued, got.Status)
+	awaitCancelledRun(t, done)
+	requireStatus(t, st, older, jobstate.Cancelled)
+	requireStatus(t, st, newer, jobstate.Queued)
 }
 
 // asynq cancels by task ID: a client's cancel of the delivered job cancels
@@ -215,23 +249,12 @@ func TestFairRunOfAnotherJobIsCancelledByItsID(t *testing.T) {
 func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, older, r := setup(t, fixtures.Loop, 30*time.Second)
-	r.EnableFairClaims()
-	newer, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
-		AccountID: older.AccountID, ModuleID: older.ModuleID, Queue: "q", Function: "_start",
-		TimeoutMS: 30000, MemoryLimitMB: 16, MaxOutputBytes: 1000,
-	})
-	require.NoError(t, err)
-	task, err := tasks.NewRunJob(newer.ID, "q", 30*time.Second, "")
-	require.NoError(t, err)
+	st, older, newer, r, task := setupFairRun(t)
 	tctx, cancelTask := context.WithCancel(ctx)
 	defer cancelTask()
 	done := make(chan error, 1)
 	go func() { done <- r.ProcessTask(tctx, task) }()
-	require.Eventually(t, func() bool {
-		cur, err := st.GetJob(ctx, older.AccountID, older.ID)
-		return err == nil && cur.Status == jobstate.Running
-	}, 30*time.Second, 5*time.Millisecond, "the older job runs first")
+	awaitRunning(t, st, older, "the older job runs first")
 
 	// The client cancels the delivered (queued) job; asynq cancels its task.
 	cancelledJob, err := st.CancelJob(ctx, store.Actor{Name: "key:t"}, newer.AccountID, newer.ID)
@@ -243,23 +266,14 @@ func TestCancelOfTheDeliveredJobDoesNotStopAFairRunOfAnother(t *testing.T) {
 		t.Fatalf("the run of the older job ended with the task's cancel: %v", err)
 	case <-time.After(time.Second):
 	}
-	got, err := st.GetJob(ctx, older.AccountID, older.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Running, got.Status, "the older job still runs")
+	requireStatus(t, st, older, jobstate.Running, "the older job still runs")
 
 	// Its own cancel still stops it.
 	_, err = st.CancelJob(ctx, store.Actor{Name: "key:t"}, older.AccountID, older.ID)
 	require.NoError(t, err)
 	r.Cancel(older.ID)
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the run was not cancelled")
-	}
-	got, err = st.GetJob(ctx, older.AccountID, older.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Cancelled, got.Status)
+	awaitCancelledRun(t, done)
+	requireStatus(t, st, older, jobstate.Cancelled)
 }
 
 // The live-output hook sees the guest's output while it runs; the job,
@@ -281,27 +295,17 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 				}
 			}
 		})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.ProcessTask(ctx, task) }()
+	cancel, done := start(t, r, j)
 	select {
 	case <-seen:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no live output")
 	}
-	_, err = st.CancelJob(context.Background(), store.Actor{Name: "key:t"}, j.AccountID, j.ID)
-	require.NoError(t, err)
-	cancel()
-	require.NoError(t, <-done)
+	cancelRun(t, st, j, cancel, done)
 	require.Equal(t, j.ID, hookFor)
 	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, got)
 
-	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Cancelled, cur.Status)
+	cur := requireStatus(t, st, j, jobstate.Cancelled)
 	require.Equal(t, "partial out\n", string(cur.Stdout))
 	require.Equal(t, "partial err\n", string(cur.Stderr))
 }
@@ -309,12 +313,8 @@ func TestLiveOutputAndACancelledJobsOutput(t *testing.T) {
 func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	st, j, r := setup(t, fixtures.TalkLoop, 200*time.Millisecond)
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(context.Background(), task))
-	cur, err := st.GetJob(context.Background(), j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.TimedOut, cur.Status)
+	process(t, r, j)
+	cur := requireStatus(t, st, j, jobstate.TimedOut)
 	require.Equal(t, "partial out\n", string(cur.Stdout))
 	require.Equal(t, "partial err\n", string(cur.Stderr))
 }

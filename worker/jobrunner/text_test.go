@@ -10,7 +10,6 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
-	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 )
@@ -20,14 +19,9 @@ import (
 // and the job ends failed/trap at its first attempt.
 func TestTrapWithANULInAFunctionNameEndsFailedOnce(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st, j, r := setupWith(t, fixtures.TrapNamed("a\x00b"), 5*time.Second, executor.NewInProcess(""))
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(ctx, task))
-	got, err := st.GetJob(ctx, j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, got.Status)
+	process(t, r, j)
+	got := requireStatus(t, st, j, jobstate.Failed)
 	require.Equal(t, executor.CodeTrap, *got.ErrorCode)
 	require.Contains(t, *got.ErrorMessage, "a\uFFFDb")
 	require.Equal(t, 1, got.Attempts)
@@ -45,17 +39,12 @@ func (f fixedResult) Execute(context.Context, executor.Request) (executor.Result
 // at once instead of running again until it is declared worker_lost.
 func TestRefusedResultEndsTheJobFailed(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	zero := 0
 	st, j, r := setupWith(t, fixtures.Bytes(fixtures.Hello), 5*time.Second, fixedResult{executor.Result{Outcome: jobstate.Outcome{
 		Status: jobstate.Succeeded, ExitCode: &zero, ReturnValues: []json.RawMessage{json.RawMessage(`"\u0000"`)},
 	}}})
-	task, err := tasks.NewRunJob(j.ID, "q", time.Second, "")
-	require.NoError(t, err)
-	require.NoError(t, r.ProcessTask(ctx, task))
-	got, err := st.GetJob(ctx, j.AccountID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, got.Status)
+	process(t, r, j)
+	got := requireStatus(t, st, j, jobstate.Failed)
 	require.Equal(t, jobrunner.CodeResultRejected, *got.ErrorCode)
 	require.Equal(t, 1, got.Attempts)
 }

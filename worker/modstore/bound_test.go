@@ -154,9 +154,7 @@ func TestSweepRemovesModulesNobodyHolds(t *testing.T) {
 func TestDeletedModuleFileIsRemoved(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
+	st, a := testenv.StoreWithAccount(t)
 	b, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "b", "free")
 	require.NoError(t, err)
 	only, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "", []byte("\x00asm only a"), wasmmeta.Meta{})

@@ -66,9 +66,7 @@ func TestLostWorkersJobIsRecoveredAfterTheLease(t *testing.T) {
 	require.Equal(t, 1, st.Requeued)
 	require.Zero(t, st.FailedLost)
 
-	got, err := b.st.GetJob(ctx, b.account.ID, lost.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Queued, got.Status)
+	got := b.requireStatus(t, lost, jobstate.Queued)
 	require.Nil(t, got.WorkerID)
 	require.Equal(t, asynq.TaskStatePending, b.taskState(t, lost.ID.String()+":recovery-1"))
 	events, err := b.st.JobEvents(ctx, b.account.ID, lost.ID)
@@ -107,9 +105,7 @@ func TestLostWorkersJobFailsAtTheAttemptCap(t *testing.T) {
 	st, err := b.rec.RecoverLost(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, st.FailedLost)
-	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, got.Status)
+	got := b.requireStatus(t, j, jobstate.Failed)
 	require.Equal(t, "worker_lost", *got.ErrorCode)
 }
 
@@ -127,9 +123,7 @@ func TestStoppedWorkersJobIsRecoveredAtOnce(t *testing.T) {
 	st, err := b.rec.RecoverLost(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Requeued)
-	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Queued, got.Status)
+	b.requireStatus(t, j, jobstate.Queued)
 }
 
 // A job whose worker never registered (claimed before workers had
@@ -144,9 +138,7 @@ func TestJobOfAWorkerWithoutHeartbeatsWaitsForItsTimeout(t *testing.T) {
 	st, err := b.rec.RecoverLost(ctx)
 	require.NoError(t, err)
 	require.Zero(t, st.Requeued)
-	got, err := b.st.GetJob(ctx, b.account.ID, j.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Running, got.Status)
+	b.requireStatus(t, j, jobstate.Running)
 
 	b.age(t, j.ID, "started_at", 2*time.Hour)
 	st, err = b.rec.RecoverLost(ctx)

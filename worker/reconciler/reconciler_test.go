@@ -60,6 +60,16 @@ func (b bundle) job(t *testing.T) store.Job {
 	return j
 }
 
+// requireStatus requires job j to be stored with status want, and returns
+// it as stored.
+func (b bundle) requireStatus(t *testing.T, j store.Job, want jobstate.Status) store.Job {
+	t.Helper()
+	got, err := b.st.GetJob(context.Background(), b.account.ID, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, want, got.Status)
+	return got
+}
+
 func (b bundle) age(t *testing.T, id any, column string, by time.Duration) {
 	t.Helper()
 	_, err := b.st.DB().ExecContext(context.Background(),
@@ -131,14 +141,10 @@ func TestAbandonedRunningJobs(t *testing.T) {
 	require.Equal(t, 1, st.Requeued)
 	require.Equal(t, 1, st.FailedLost)
 
-	got, err := b.st.GetJob(ctx, b.account.ID, retry.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Queued, got.Status)
+	b.requireStatus(t, retry, jobstate.Queued)
 	require.Equal(t, asynq.TaskStatePending, b.taskState(t, retry.ID.String()+":recovery-1"),
 		"a recovery task of its own, whatever became of the lost worker's")
-	got, err = b.st.GetJob(ctx, b.account.ID, last.ID)
-	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, got.Status)
+	got := b.requireStatus(t, last, jobstate.Failed)
 	require.Equal(t, "worker_lost", *got.ErrorCode)
 	got, err = b.st.GetJob(ctx, b.account.ID, live.ID)
 	require.NoError(t, err)
