@@ -7,12 +7,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // The fair claim with many accounts waiting in one queue: each step
@@ -28,12 +24,7 @@ func BenchmarkFairClaimManyAccounts(b *testing.B) {
 	bd := setupB(b)
 	accounts := []bundle{bd}
 	for i := range 49 {
-		a, err := bd.st.CreateAccount(ctx, store.Actor{Name: "bench"}, fmt.Sprintf("acct%d", i), "free")
-		require.NoError(b, err)
-		m, _, err := bd.st.CreateModule(ctx, store.Actor{Name: "bench"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello),
-			wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true})
-		require.NoError(b, err)
-		accounts = append(accounts, bundle{st: bd.st, account: a, module: m})
+		accounts = append(accounts, bd.otherAccount(b, fmt.Sprintf("acct%d", i)))
 	}
 	for _, a := range accounts {
 		for range 20 {

@@ -27,7 +27,7 @@ func (b bundle) limited(limit int) store.Job {
 }
 
 // otherAccount adds an account with a module to b's database.
-func (b bundle) otherAccount(t *testing.T, name string) bundle {
+func (b bundle) otherAccount(t testing.TB, name string) bundle {
 	t.Helper()
 	ctx := context.Background()
 	a, err := b.st.CreateAccount(ctx, store.Actor{Name: "test"}, name, "free")
