@@ -904,26 +904,38 @@ func (b *bench) submitThroughput(ctx context.Context) error {
 		})
 		return float64(accepted.Load()) / time.Since(start).Seconds()
 	}
+	// Round 0 is the limited account's first burst: its slot rows are made
+	// then (once in an account's life, up to its peak of unfinished jobs;
+	// see createJob in shared/store), and it is reported on its own. The
+	// rounds after it measure the steady state, each phase of a round
+	// right after the other so that both see the same machine; the last
+	// round's Postgres profile of each is kept (marks cost a checkpoint
+	// and a second's wait, outside the measured time).
+	const rounds = 3
+	var first [2]float64
 	var unlimited, limited float64
-	// The second round's Postgres profile of each (marks cost a
-	// checkpoint and a second's wait, outside the measured time).
 	var costs [2]walCost
-	for round := range 2 {
+	for round := range rounds {
 		for i, phase := range []struct {
 			key, module string
 			rate        *float64
 		}{{b.key, hello, &unlimited}, {b.limitedKey, limitedHello, &limited}} {
+			last := round == rounds-1
 			var wm walMark
 			var err error
-			if round == 1 {
+			if last {
 				if wm, err = mark(ctx, b.stats); err != nil {
 					return err
 				}
 			}
 			before := b.submitted.Load()
 			rate := measure(phase.key, phase.module)
-			*phase.rate += rate / 2
-			if round == 1 {
+			if round == 0 {
+				first[i] = rate
+			} else {
+				*phase.rate += rate / (rounds - 1)
+			}
+			if last {
 				if costs[i], err = since(ctx, b.stats, wm, int(b.submitted.Load()-before)); err != nil {
 					return err
 				}
@@ -937,6 +949,8 @@ func (b *bench) submitThroughput(ctx context.Context) error {
 		floor: against(b.floorPG, "jobs/s (Postgres)"), ratio: percentOf(unlimited, b.floorPG)})
 	b.add(row{name: fmt.Sprintf("  same, one account with a concurrency limit (%d)", limitedConcurrency),
 		value: fmt.Sprintf("%.0f jobs/s", limited), ratio: fmt.Sprintf("%.2f× unlimited", limited/unlimited), target: "≥ 0.9×"})
+	b.add(row{name: "  first burst of each (the limited account's slot rows being made)",
+		value: fmt.Sprintf("%.0f and %.0f jobs/s", first[0], first[1]), ratio: fmt.Sprintf("%.2f× unlimited", first[1]/first[0])})
 	for i, name := range []string{"unlimited", "limited"} {
 		if costs[i].statements != "" {
 			b.add(row{name: "  Postgres execution time by statement per accepted job, " + name, value: costs[i].statements})
