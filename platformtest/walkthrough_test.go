@@ -3,7 +3,6 @@ package platformtest
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -269,12 +268,7 @@ func runFliteDirectly(t *testing.T, wasm []byte, args, preopens []string, inputs
 
 func untar(t *testing.T, archive, dir string) {
 	t.Helper()
-	f, err := os.Open(archive) //nolint:gosec // test data
-	require.NoError(t, err)
-	defer func() { _ = f.Close() }()
-	zr, err := gzip.NewReader(f)
-	require.NoError(t, err)
-	tr := tar.NewReader(zr)
+	tr := tar.NewReader(bytes.NewReader(gunzip(t, archive)))
 	require.NoError(t, os.MkdirAll(dir, 0o750))
 	for {
 		h, err := tr.Next()

@@ -28,6 +28,14 @@ func ctxFor(t *testing.T) context.Context {
 
 func str(s string) *string { return &s }
 
+// ensure uploads the named fixture with c unless the platform has it.
+func ensure(ctx context.Context, t *testing.T, c *client.Client, fixture string) *client.Module {
+	t.Helper()
+	m, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixture), nil)
+	require.NoError(t, err)
+	return m
+}
+
 func TestModules(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
@@ -80,8 +88,7 @@ func TestSubmitWaitAndIdempotency(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
 	c := platform.Client(t, "free")
-	m, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Echo), nil)
-	require.NoError(t, err)
+	m := ensure(ctx, t, c, fixtures.Echo)
 
 	req := client.JobRequest{ModuleID: m.ID, Args: []string{"a", "b"}, Env: map[string]string{"GREETING": "hi"},
 		Stdin: str("in\n"), Metadata: map[string]string{"k": "v"}}
@@ -110,8 +117,7 @@ func TestSubmitWaitAndIdempotency(t *testing.T) {
 	require.Equal(t, client.StatusSucceeded, waited.Status)
 
 	// A job failing with exit code 3.
-	m3, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Exit3), nil)
-	require.NoError(t, err)
+	m3 := ensure(ctx, t, c, fixtures.Exit3)
 	j3, err := c.Submit(ctx, client.JobRequest{ModuleID: m3.ID}, &client.SubmitOptions{Wait: 30 * time.Second})
 	require.NoError(t, err)
 	j3, err = c.Wait(ctx, j3.ID)
@@ -125,9 +131,8 @@ func TestValidationErrorsNameTheirFields(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
 	c := platform.Client(t, "free")
-	m, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Hello), nil)
-	require.NoError(t, err)
-	_, err = c.Submit(ctx, client.JobRequest{ModuleID: m.ID, TimeoutMS: 10_000_000, MemoryLimitMB: 100000}, nil)
+	m := ensure(ctx, t, c, fixtures.Hello)
+	_, err := c.Submit(ctx, client.JobRequest{ModuleID: m.ID, TimeoutMS: 10_000_000, MemoryLimitMB: 100000}, nil)
 	var e *client.Error
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, client.CodeValidationFailed, e.Code)
@@ -152,10 +157,8 @@ func TestListCancelEventsBatch(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
 	c := platform.Client(t, "free")
-	loop, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Loop), nil)
-	require.NoError(t, err)
-	hello, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Hello), nil)
-	require.NoError(t, err)
+	loop := ensure(ctx, t, c, fixtures.Loop)
+	hello := ensure(ctx, t, c, fixtures.Hello)
 
 	items, err := c.SubmitBatch(ctx, []client.JobRequest{{ModuleID: hello.ID}, {ModuleID: hello.ID, Function: "nope", TimeoutMS: -1}, {ModuleID: loop.ID}})
 	require.NoError(t, err)
@@ -204,8 +207,7 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
 	c := platform.Client(t, "free")
-	loop, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Loop), nil)
-	require.NoError(t, err)
+	loop := ensure(ctx, t, c, fixtures.Loop)
 	job, err := c.Submit(ctx, client.JobRequest{ModuleID: loop.ID, TimeoutMS: 5000}, nil)
 	require.NoError(t, err)
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -307,8 +309,7 @@ func TestSubmitRetriesMakeOneJob(t *testing.T) {
 	key := platform.Key(t, "free")
 	plain, err := client.New(platform.URL, key)
 	require.NoError(t, err)
-	m, _, err := plain.EnsureModule(ctx, fixtures.Bytes(fixtures.Hello), nil)
-	require.NoError(t, err)
+	m := ensure(ctx, t, plain, fixtures.Hello)
 
 	// The first submit reaches the API but its answer is lost; the second
 	// meets a 503; the third is answered: by the job the first created.

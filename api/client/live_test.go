@@ -42,8 +42,7 @@ func TestStreamOfTheRealAPI(t *testing.T) {
 	key := platform.Key(t, "free")
 	c, err := client.New(platform.URL, key)
 	require.NoError(t, err)
-	m, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Echo), nil)
-	require.NoError(t, err)
+	m := ensure(ctx, t, c, fixtures.Echo)
 	job, err := c.Submit(ctx, client.JobRequest{ModuleID: m.ID, Args: []string{"live"}, Stdin: str("in\n")}, nil)
 	require.NoError(t, err)
 
@@ -114,8 +113,7 @@ func TestAssetsAndInputFiles(t *testing.T) {
 	t.Parallel()
 	ctx := ctxFor(t)
 	c := platform.Client(t, "free")
-	m, _, err := c.EnsureModule(ctx, fixtures.Bytes(fixtures.Hello), nil)
-	require.NoError(t, err)
+	m := ensure(ctx, t, c, fixtures.Hello)
 
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)

@@ -2,6 +2,7 @@ package wizardcli
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -132,11 +133,7 @@ func (a *app) modulesCmd() *cobra.Command {
 		Use: "list", Short: "List modules, newest first", Args: cobra.NoArgs,
 		Example: "  wizard modules list --limit 10 -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.ListModules(cmd.Context(), lo)
+			p, err := fetch(a, func(c *client.Client) (*client.Page[client.Module], error) { return c.ListModules(cmd.Context(), lo) })
 			if err != nil {
 				return err
 			}
@@ -148,35 +145,17 @@ func (a *app) modulesCmd() *cobra.Command {
 		},
 	}
 	listFlags(list, &lo)
-	get := &cobra.Command{
-		Use: "get ID", Short: "Show a module with its imports and exports", Args: cobra.ExactArgs(1),
-		Example: "  wizard modules get 01a21c90-5fe6-7a89-a466-cda6b504227f",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			m, err := c.GetModule(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.print(m, moduleTable(m))
-		},
-	}
+	get := showCmd(a, "get ID", "Show a module with its imports and exports", "  wizard modules get 01a21c90-5fe6-7a89-a466-cda6b504227f",
+		(*client.Client).GetModule, moduleTable)
 	var name string
 	upload := &cobra.Command{
 		Use: "upload FILE.wasm", Short: "Upload a module (only if the platform lacks its bytes)", Args: cobra.ExactArgs(1),
 		Example: "  wizard modules upload build/app.wasm --name app",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			m, _, err := a.ensureModule(cmd, c, args[0], name)
-			if err != nil {
-				return err
-			}
-			return a.print(m, moduleTable(m))
+			return show(a, func(c *client.Client) (*client.Module, error) {
+				m, _, err := a.ensureModule(cmd, c, args[0], name)
+				return m, err
+			}, moduleTable)
 		},
 	}
 	upload.Flags().StringVar(&name, "name", "", "the module's name (default: the file's name)")
@@ -224,6 +203,38 @@ func printPage[T any](a *app, p *client.Page[T], t *table) error {
 	return nil
 }
 
+// show is the body of a command that fetches one value and prints it: get
+// asks the API with a.client(), tab makes the table form of its answer.
+func show[T any](a *app, get func(*client.Client) (T, error), tab func(T) *table) error {
+	v, err := fetch(a, get)
+	if err != nil {
+		return err
+	}
+	return a.print(v, tab(v))
+}
+
+// fetch asks the configured API with get.
+func fetch[T any](a *app, get func(*client.Client) (T, error)) (T, error) {
+	c, err := a.client()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return get(c)
+}
+
+// showCmd is a command that takes one ID, fetches what it names with get
+// and prints it, as a table made by tab for -o table.
+func showCmd[T any](a *app, use, short, example string, get func(*client.Client, context.Context, string) (T, error), tab func(T) *table) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		Example: example,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return show(a, func(c *client.Client) (T, error) { return get(c, cmd.Context(), args[0]) }, tab)
+		},
+	}
+}
+
 // apiPage is a page as the API sends it: next_cursor is null on the last
 // page (the SDK's Page holds an empty string).
 func apiPage[T any](p *client.Page[T]) any {
@@ -243,34 +254,14 @@ func apiPage[T any](p *client.Page[T]) any {
 func (a *app) assetsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "assets", Short: "Attach read-only file trees to a module",
 		Example: "  wizard assets put MODULE_ID voices.tar.gz --mount /share\n  wizard assets list MODULE_ID"}
-	list := &cobra.Command{
-		Use: "list MODULE_ID", Short: "List a module's asset trees", Args: cobra.ExactArgs(1),
-		Example: "  wizard assets list 01a21c90-5fe6-7a89-a466-cda6b504227f",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			as, err := c.ListAssets(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			t := &table{header: []string{"MOUNT", "FILES", "SIZE", "SHA256"}}
-			for _, x := range as {
-				t.add(x.Mount, fmt.Sprint(x.Files), bytesHuman(x.SizeBytes), x.SHA256)
-			}
-			return a.print(as, t)
-		},
-	}
+	list := showCmd(a, "list MODULE_ID", "List a module's asset trees", "  wizard assets list 01a21c90-5fe6-7a89-a466-cda6b504227f",
+		(*client.Client).ListAssets, assetTable)
 	var mount string
 	put := &cobra.Command{
 		Use: "put MODULE_ID TARBALL", Short: "Attach a tar or .tar.gz at --mount", Args: cobra.ExactArgs(2),
 		Example: "  wizard assets put 01a21c90-5fe6-… share.tar.gz --mount /share",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if mount == "" {
-				return usagef("--mount is required")
-			}
-			c, err := a.client()
+			c, err := a.mountClient(mount)
 			if err != nil {
 				return err
 			}
@@ -287,9 +278,7 @@ func (a *app) assetsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := &table{header: []string{"MOUNT", "FILES", "SIZE", "SHA256"}}
-			t.add(x.Mount, fmt.Sprint(x.Files), bytesHuman(x.SizeBytes), x.SHA256)
-			return a.print(x, t)
+			return a.print(x, assetTable([]client.Asset{*x}))
 		},
 	}
 	put.Flags().StringVar(&mount, "mount", "", "the guest directory the tree appears at, e.g. /share")
@@ -297,10 +286,7 @@ func (a *app) assetsCmd() *cobra.Command {
 		Use: "delete MODULE_ID --mount DIR", Short: "Remove the tree at --mount", Args: cobra.ExactArgs(1),
 		Example: "  wizard assets delete 01a21c90-5fe6-… --mount /share",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if mount == "" {
-				return usagef("--mount is required")
-			}
-			c, err := a.client()
+			c, err := a.mountClient(mount)
 			if err != nil {
 				return err
 			}
@@ -312,32 +298,46 @@ func (a *app) assetsCmd() *cobra.Command {
 	return cmd
 }
 
+// assetTable lists asset trees, one a row.
+func assetTable(as []client.Asset) *table {
+	t := &table{header: []string{"MOUNT", "FILES", "SIZE", "SHA256"}}
+	for _, x := range as {
+		t.add(x.Mount, fmt.Sprint(x.Files), bytesHuman(x.SizeBytes), x.SHA256)
+	}
+	return t
+}
+
+// mountClient begins the asset commands that act at --mount: the flag is
+// required, then the client.
+func (a *app) mountClient(mount string) (*client.Client, error) {
+	if mount == "" {
+		return nil, usagef("--mount is required")
+	}
+	return a.client()
+}
+
 func (a *app) accountCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "account", Short: "Show your account, its tier's limits and today's usage", Args: cobra.NoArgs,
 		Example: "  wizard account\n  wizard account -o json",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			acct, err := c.Account(cmd.Context())
-			if err != nil {
-				return err
-			}
-			t := &table{}
-			t.add("ID:", acct.ID)
-			t.add("Name:", acct.Name)
-			t.add("Tier:", acct.Tier)
-			t.add("Runs today:", fmt.Sprint(acct.Usage.RunsToday))
-			t.add("Running/queued:", fmt.Sprintf("%d/%d (max %v)", acct.Usage.Running, acct.Usage.Queued, acct.Limits["max_concurrent_runs"]))
-			t.add("Modules:", fmt.Sprintf("%d (%s)", acct.Usage.Modules, bytesHuman(acct.Usage.ModuleBytes)))
-			t.add("Runs/minute:", fmt.Sprint(acct.Limits["runs_per_minute"]))
-			t.add("Max timeout:", fmt.Sprintf("%v ms", acct.Limits["max_timeout_ms"]))
-			t.add("Max memory:", fmt.Sprintf("%v MiB", acct.Limits["max_memory_mb"]))
-			return a.print(acct, t)
+			return show(a, func(c *client.Client) (*client.Account, error) { return c.Account(cmd.Context()) }, accountTable)
 		},
 	}
+}
+
+func accountTable(acct *client.Account) *table {
+	t := &table{}
+	t.add("ID:", acct.ID)
+	t.add("Name:", acct.Name)
+	t.add("Tier:", acct.Tier)
+	t.add("Runs today:", fmt.Sprint(acct.Usage.RunsToday))
+	t.add("Running/queued:", fmt.Sprintf("%d/%d (max %v)", acct.Usage.Running, acct.Usage.Queued, acct.Limits["max_concurrent_runs"]))
+	t.add("Modules:", fmt.Sprintf("%d (%s)", acct.Usage.Modules, bytesHuman(acct.Usage.ModuleBytes)))
+	t.add("Runs/minute:", fmt.Sprint(acct.Limits["runs_per_minute"]))
+	t.add("Max timeout:", fmt.Sprintf("%v ms", acct.Limits["max_timeout_ms"]))
+	t.add("Max memory:", fmt.Sprintf("%v MiB", acct.Limits["max_memory_mb"]))
+	return t
 }
 
 // verifiedOut is what webhooks verify prints for -o json and yaml.

@@ -37,11 +37,7 @@ func (a *app) jobsCmd() *cobra.Command {
 					*x.t = t
 				}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.ListJobs(cmd.Context(), f)
+			p, err := fetch(a, func(c *client.Client) (*client.Page[client.Job], error) { return c.ListJobs(cmd.Context(), f) })
 			if err != nil {
 				return err
 			}
@@ -62,30 +58,13 @@ func (a *app) jobsCmd() *cobra.Command {
 	list.Flags().StringVar(&after, "created-after", "", "RFC 3339 time")
 	list.Flags().StringVar(&before, "created-before", "", "RFC 3339 time")
 
-	get := &cobra.Command{
-		Use: "get JOB_ID", Short: "Show a job", Args: cobra.ExactArgs(1),
-		Example: "  wizard jobs get JOB_ID -o yaml",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			j, err := c.GetJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.print(j, a.jobTable(j))
-		},
-	}
+	get := showCmd(a, "get JOB_ID", "Show a job", "  wizard jobs get JOB_ID -o yaml",
+		(*client.Client).GetJob, a.jobTable)
 	wait := &cobra.Command{
 		Use: "wait JOB_ID", Short: "Wait for a job to finish and show it; exits like wizard run", Args: cobra.ExactArgs(1),
 		Example: "  wizard run app.wasm --detach   # prints the job ID\n  wizard jobs wait JOB_ID",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			j, err := c.Wait(cmd.Context(), args[0])
+			j, err := fetch(a, func(c *client.Client) (*client.Job, error) { return c.Wait(cmd.Context(), args[0]) })
 			if err != nil {
 				return err
 			}
@@ -95,72 +74,12 @@ func (a *app) jobsCmd() *cobra.Command {
 			return a.jobExit(j)
 		},
 	}
-	cancel := &cobra.Command{
-		Use: "cancel JOB_ID", Short: "Cancel a queued or running job", Args: cobra.ExactArgs(1),
-		Example: "  wizard jobs cancel JOB_ID",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			j, err := c.CancelJob(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.print(j, a.jobTable(j))
-		},
-	}
-	events := &cobra.Command{
-		Use: "events JOB_ID", Short: "Show a job's audit trail", Args: cobra.ExactArgs(1),
-		Example: "  wizard jobs events JOB_ID",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			evs, err := c.JobEvents(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			t := &table{header: []string{"TIME", "ACTION", "ACTOR", "DATA"}}
-			for _, e := range evs {
-				var kv []string
-				for k, v := range e.Data {
-					kv = append(kv, fmt.Sprintf("%s=%v", k, v))
-				}
-				t.add(ts(e.CreatedAt), e.Action, e.Actor, strings.Join(sortStrings(kv), " "))
-			}
-			return a.print(evs, t)
-		},
-	}
-	deliveries := &cobra.Command{
-		Use: "deliveries JOB_ID", Short: "Show a job's webhook delivery and its attempts", Args: cobra.ExactArgs(1),
-		Example: "  wizard jobs deliveries JOB_ID -o json",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ds, err := c.JobDeliveries(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			t := &table{header: []string{"DELIVERY", "EVENT", "STATUS", "ATTEMPT", "HTTP", "ERROR", "AT"}}
-			for _, d := range ds {
-				for _, at := range d.Attempts {
-					e := "-"
-					if at.Error != nil {
-						e = *at.Error
-					}
-					t.add(d.ID, d.EventType, d.Status, fmt.Sprint(at.Attempt), ptrInt(at.StatusCode), e, ts(at.CreatedAt))
-				}
-				if len(d.Attempts) == 0 {
-					t.add(d.ID, d.EventType, d.Status, "-", "-", "-", "-")
-				}
-			}
-			return a.print(ds, t)
-		},
-	}
+	cancel := showCmd(a, "cancel JOB_ID", "Cancel a queued or running job", "  wizard jobs cancel JOB_ID",
+		(*client.Client).CancelJob, a.jobTable)
+	events := showCmd(a, "events JOB_ID", "Show a job's audit trail", "  wizard jobs events JOB_ID",
+		(*client.Client).JobEvents, eventTable)
+	deliveries := showCmd(a, "deliveries JOB_ID", "Show a job's webhook delivery and its attempts", "  wizard jobs deliveries JOB_ID -o json",
+		(*client.Client).JobDeliveries, deliveryTable)
 	var follow bool
 	logs := &cobra.Command{
 		Use: "logs JOB_ID", Short: "Print a job's stdout and stderr (--follow: live, until it ends)", Args: cobra.ExactArgs(1),
@@ -221,6 +140,38 @@ func (a *app) jobsCmd() *cobra.Command {
 	artifacts.Flags().StringVar(&out, "out", "", "download into this directory (guest paths below it)")
 	cmd.AddCommand(list, get, wait, cancel, events, deliveries, logs, artifacts)
 	return cmd
+}
+
+// eventTable lists a job's audit trail, one event a row.
+func eventTable(evs []client.Event) *table {
+	t := &table{header: []string{"TIME", "ACTION", "ACTOR", "DATA"}}
+	for _, e := range evs {
+		var kv []string
+		for k, v := range e.Data {
+			kv = append(kv, fmt.Sprintf("%s=%v", k, v))
+		}
+		t.add(ts(e.CreatedAt), e.Action, e.Actor, strings.Join(sortStrings(kv), " "))
+	}
+	return t
+}
+
+// deliveryTable lists webhook deliveries, one attempt a row (a delivery
+// not yet tried: one row of dashes).
+func deliveryTable(ds []client.Delivery) *table {
+	t := &table{header: []string{"DELIVERY", "EVENT", "STATUS", "ATTEMPT", "HTTP", "ERROR", "AT"}}
+	for _, d := range ds {
+		for _, at := range d.Attempts {
+			e := "-"
+			if at.Error != nil {
+				e = *at.Error
+			}
+			t.add(d.ID, d.EventType, d.Status, fmt.Sprint(at.Attempt), ptrInt(at.StatusCode), e, ts(at.CreatedAt))
+		}
+		if len(d.Attempts) == 0 {
+			t.add(d.ID, d.EventType, d.Status, "-", "-", "-", "-")
+		}
+	}
+	return t
 }
 
 func sortStrings(s []string) []string {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -164,11 +163,7 @@ func requireLiveOutput(t *testing.T, c *cli) {
 // gives up without storing anything. From a pipe the key is still read.
 func TestLoginOnATerminalDoesNotEchoTheKey(t *testing.T) {
 	t.Parallel()
-	c := newCLI(t)
-	key := c.env["WIZARD_API_KEY"]
-	delete(c.env, "WIZARD_API_KEY")
-	delete(c.env, "WIZARD_API_URL")
-	config := filepath.Join(c.env["XDG_CONFIG_HOME"], "wasmwizard", "config.json")
+	c, key, config := loggedOut(t)
 
 	term := startTerminal(t, c, "login", "--url", platform.URL)
 	term.waitFor("API key: ")

@@ -244,21 +244,28 @@ func TestModulesAndAccountCommands(t *testing.T) {
 	require.Equal(t, "free", a.Tier)
 }
 
-func TestLogin(t *testing.T) {
-	t.Parallel()
-	c := newCLI(t)
-	key := c.env["WIZARD_API_KEY"]
+// loggedOut returns a CLI with no API key or URL in its environment, the
+// key newCLI made for it, and the file a login stores them in.
+func loggedOut(t *testing.T) (c *cli, key, config string) {
+	t.Helper()
+	c = newCLI(t)
+	key = c.env["WIZARD_API_KEY"]
 	delete(c.env, "WIZARD_API_KEY")
 	delete(c.env, "WIZARD_API_URL")
+	return c, key, filepath.Join(c.env["XDG_CONFIG_HOME"], "wasmwizard", "config.json")
+}
+
+func TestLogin(t *testing.T) {
+	t.Parallel()
+	c, key, path := loggedOut(t)
 
 	r := c.run("ww_00000000000000000000000000000000\n", "login", "--url", platform.URL)
 	require.Equal(t, wizardcli.ExitPlatform, r.code, "a wrong key is not stored: %+v", r)
-	_, err := os.Stat(filepath.Join(c.env["XDG_CONFIG_HOME"], "wasmwizard", "config.json"))
+	_, err := os.Stat(path)
 	require.ErrorIs(t, err, os.ErrNotExist)
 
 	r = c.run(key+"\n", "login", "--url", platform.URL)
 	require.Equal(t, 0, r.code, "%+v", r)
-	path := filepath.Join(c.env["XDG_CONFIG_HOME"], "wasmwizard", "config.json")
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
