@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
-	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -94,12 +93,8 @@ func (s *Server) retryDelivery(c echo.Context) error {
 	p := principal(c)
 	if s.limiter != nil {
 		dec, err := s.limiter.DeliveryRetries(ctx, p.AccountID, retriesPerMinute)
-		if err != nil {
-			return apperr.Wrap(err, apperr.Unavailable, "rate limits cannot be checked right now")
-		}
-		ratelimit.SetHeaders(c.Response().Header(), dec)
-		if !dec.Allowed {
-			return dec.Err()
+		if err := admit(c.Response().Header(), dec, err, "rate limits cannot be checked right now"); err != nil {
+			return err
 		}
 	}
 	d, _, err := s.store.RetryDelivery(ctx, p.AccountID, id)
