@@ -26,7 +26,8 @@
 // with Last-Event-ID after a broken connection. Webhook receivers verify
 // deliveries with the webhook subpackage, which has no other dependency.
 //
-// The package imports nothing of the server: only the standard library.
+// The package imports nothing of the server but shared/apiobject, the
+// API's objects, and that imports only the standard library.
 package client
 
 import (

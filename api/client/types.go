@@ -3,10 +3,39 @@ package client
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 )
 
 // The JSON objects of the HTTP API (docs/API.md, "Objects"). They are the
-// client's own types: the package depends on nothing of the server.
+// client's own types, or the server's own from shared/apiobject (which
+// imports the standard library only): the package depends on nothing else
+// of the server.
+
+// The objects the server writes with the same types (shared/apiobject).
+type (
+	// Import is one of a module's imports.
+	Import = apiobject.Import
+	// Export is one of a module's exports; Params and Results are set for
+	// functions.
+	Export = apiobject.Export
+	// JobError says why a job did not succeed.
+	JobError = apiobject.JobError
+	// JobLimits are a job's effective limits. MaxFSBytes bounds what the
+	// job may write to its filesystem, MaxArtifactBytes what is kept of
+	// its artifacts (the tier's, at submit).
+	JobLimits = apiobject.JobLimits
+	// Artifact is a file a job kept (its request's collect patterns).
+	Artifact = apiobject.Artifact
+	// Event is one audit row of a job.
+	Event = apiobject.Event
+	// Attempt is one attempt of a webhook delivery.
+	Attempt = apiobject.Attempt
+	// Asset is a read-only tree attached to a module at a mount path.
+	Asset = apiobject.Asset
+	// AccountUsage is an account's usage now.
+	AccountUsage = apiobject.AccountUsage
+)
 
 // Job statuses.
 const (
@@ -50,21 +79,6 @@ type Module struct {
 	Exports   []Export  `json:"exports"`
 	WASI      bool      `json:"wasi"`
 	CreatedAt time.Time `json:"created_at"`
-}
-
-// Import is one of a module's imports.
-type Import struct {
-	Module string `json:"module"`
-	Name   string `json:"name"`
-	Kind   string `json:"kind"`
-}
-
-// Export is one of a module's exports.
-type Export struct {
-	Name    string   `json:"name"`
-	Kind    string   `json:"kind"`
-	Params  []string `json:"params,omitempty"`
-	Results []string `json:"results,omitempty"`
 }
 
 // File is an input file of a job (docs/API.md, "Files, assets, artifacts").
@@ -136,23 +150,6 @@ type Job struct {
 // Terminal reports whether the job is finished.
 func (j *Job) Terminal() bool { return Terminal(j.Status) }
 
-// JobError says why a job did not succeed.
-type JobError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// JobLimits are a job's effective limits. MaxFSBytes bounds what the job
-// may write to its filesystem, MaxArtifactBytes what is kept of its
-// artifacts (the tier's, at submit).
-type JobLimits struct {
-	TimeoutMS        int   `json:"timeout_ms"`
-	MemoryLimitMB    int   `json:"memory_limit_mb"`
-	MaxOutputBytes   int   `json:"max_output_bytes"`
-	MaxFSBytes       int64 `json:"max_fs_bytes"`
-	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
-}
-
 // JobUsage is what a job used.
 type JobUsage struct {
 	QueueMS         *int64 `json:"queue_ms"`
@@ -176,15 +173,6 @@ type BatchItem struct {
 	Error *Error `json:"error,omitempty"`
 }
 
-// Event is one audit row of a job.
-type Event struct {
-	ID        int64          `json:"id"`
-	Action    string         `json:"action"`
-	Actor     string         `json:"actor"`
-	Data      map[string]any `json:"data"`
-	CreatedAt time.Time      `json:"created_at"`
-}
-
 // Delivery is a job's webhook delivery.
 type Delivery struct {
 	ID            string     `json:"id"`
@@ -198,32 +186,6 @@ type Delivery struct {
 	DeliveredAt   *time.Time `json:"delivered_at"`
 }
 
-// Attempt is one attempt of a webhook delivery.
-type Attempt struct {
-	Attempt         int       `json:"attempt"`
-	StatusCode      *int      `json:"status_code"`
-	DurationMS      int64     `json:"duration_ms"`
-	Error           *string   `json:"error"`
-	ResponseExcerpt *string   `json:"response_excerpt"`
-	CreatedAt       time.Time `json:"created_at"`
-}
-
-// Artifact is a file a job kept (its request's collect patterns).
-type Artifact struct {
-	Path      string `json:"path"`
-	SizeBytes int64  `json:"size_bytes"`
-	SHA256    string `json:"sha256"`
-}
-
-// Asset is a read-only tree attached to a module at a mount path.
-type Asset struct {
-	Mount     string    `json:"mount"`
-	SHA256    string    `json:"sha256"`
-	SizeBytes int64     `json:"size_bytes"`
-	Files     int64     `json:"files"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // Account is the caller's account with its tier's limits and its usage.
 type Account struct {
 	ID            string         `json:"id"`
@@ -233,15 +195,6 @@ type Account struct {
 	CreatedAt     time.Time      `json:"created_at"`
 	Limits        map[string]any `json:"limits"`
 	Usage         AccountUsage   `json:"usage"`
-}
-
-// AccountUsage is an account's usage now.
-type AccountUsage struct {
-	RunsToday   int64 `json:"runs_today"`
-	Running     int64 `json:"running"`
-	Queued      int64 `json:"queued"`
-	Modules     int64 `json:"modules"`
-	ModuleBytes int64 `json:"module_bytes"`
 }
 
 // SecretRotation is the answer of RotateWebhookSecret.

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -87,18 +88,13 @@ func viewLimits(t store.Tier) limitsView {
 	}
 }
 
-// usageView is an account's activity today (UTC) and now.
-type usageView struct {
-	RunsToday   int   `json:"runs_today"`
-	Running     int   `json:"running"`
-	Queued      int   `json:"queued"`
-	Modules     int   `json:"modules"`
-	ModuleBytes int64 `json:"module_bytes"`
-}
+// usageView is an account's activity today (UTC) and now (the SDK reads it
+// with the same type).
+type usageView = apiobject.AccountUsage
 
 func viewUsage(u store.Usage) usageView {
-	return usageView{RunsToday: u.RunsToday, Running: u.Running, Queued: u.Queued, Modules: u.Modules,
-		ModuleBytes: u.ModuleBytes}
+	return usageView{RunsToday: int64(u.RunsToday), Running: int64(u.Running), Queued: int64(u.Queued),
+		Modules: int64(u.Modules), ModuleBytes: u.ModuleBytes}
 }
 
 // secretView is POST /v1/account/webhook-secret/rotate: the new secret,

@@ -25,14 +25,7 @@ func (s *Server) admitRuns(ctx context.Context, h http.Header, p store.Principal
 		return nil
 	}
 	d, err := s.limiter.Runs(ctx, p.AccountID, t.RunsPerMinute, t.RunsPerDay, n)
-	if err != nil {
-		return apperr.Wrap(err, apperr.Unavailable, "rate limits cannot be checked right now; no job was accepted, retry later")
-	}
-	ratelimit.SetHeaders(h, d)
-	if !d.Allowed {
-		return d.Err()
-	}
-	return nil
+	return admit(h, d, err, "rate limits cannot be checked right now; no job was accepted, retry later")
 }
 
 // admitUpload decides whether the caller may upload a module now: its tier's
@@ -43,8 +36,15 @@ func (s *Server) admitUpload(ctx context.Context, h http.Header, p store.Princip
 		return nil
 	}
 	d, err := s.limiter.Uploads(ctx, p.AccountID, p.Tier.UploadsPerMinute)
+	return admit(h, d, err, "rate limits cannot be checked right now; the module was not stored, retry later")
+}
+
+// admit answers a rate limit that fails closed: when the limiter could not
+// decide (err), Unavailable with the message unavailable; else the
+// decision's RateLimit headers, and its error when it refuses.
+func admit(h http.Header, d ratelimit.Decision, err error, unavailable string) error {
 	if err != nil {
-		return apperr.Wrap(err, apperr.Unavailable, "rate limits cannot be checked right now; the module was not stored, retry later")
+		return apperr.Wrap(err, apperr.Unavailable, unavailable)
 	}
 	ratelimit.SetHeaders(h, d)
 	if !d.Allowed {

@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
-	"github.com/wasmwizard/wasmwizard/api/ratelimit"
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
@@ -26,18 +26,12 @@ type deliveryView struct {
 	DeliveredAt   *time.Time           `json:"delivered_at"`
 }
 
-// attemptView is one try of a webhook delivery.
-type attemptView struct {
-	Attempt         int       `json:"attempt"`
-	StatusCode      *int      `json:"status_code"`
-	DurationMS      int       `json:"duration_ms"`
-	Error           *string   `json:"error"`
-	ResponseExcerpt *string   `json:"response_excerpt"`
-	CreatedAt       time.Time `json:"created_at"`
-}
+// attemptView is one try of a webhook delivery (the SDK reads it with the
+// same type).
+type attemptView = apiobject.Attempt
 
 func viewAttempt(a store.Attempt) attemptView {
-	return attemptView{Attempt: a.Attempt, StatusCode: a.StatusCode, DurationMS: a.DurationMS, Error: a.Error,
+	return attemptView{Attempt: a.Attempt, StatusCode: a.StatusCode, DurationMS: int64(a.DurationMS), Error: a.Error,
 		ResponseExcerpt: a.ResponseExcerpt, CreatedAt: a.CreatedAt}
 }
 
@@ -94,12 +88,8 @@ func (s *Server) retryDelivery(c echo.Context) error {
 	p := principal(c)
 	if s.limiter != nil {
 		dec, err := s.limiter.DeliveryRetries(ctx, p.AccountID, retriesPerMinute)
-		if err != nil {
-			return apperr.Wrap(err, apperr.Unavailable, "rate limits cannot be checked right now")
-		}
-		ratelimit.SetHeaders(c.Response().Header(), dec)
-		if !dec.Allowed {
-			return dec.Err()
+		if err := admit(c.Response().Header(), dec, err, "rate limits cannot be checked right now"); err != nil {
+			return err
 		}
 	}
 	d, _, err := s.store.RetryDelivery(ctx, p.AccountID, id)

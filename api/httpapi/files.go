@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
 	"github.com/wasmwizard/wasmwizard/shared/assettar"
 	"github.com/wasmwizard/wasmwizard/shared/guestpath"
@@ -466,17 +467,12 @@ func (s *Server) storeAssets(c echo.Context, moduleID uuid.UUID, mount string, r
 		store.ModuleAsset{Mount: mount, SHA256: sum, SizeBytes: st.Bytes, Files: st.Files}, p.Tier.MaxAssetBytes)
 }
 
-// assetView is one of a module's asset trees.
-type assetView struct {
-	Mount     string    `json:"mount"`
-	SHA256    string    `json:"sha256"` // of the tree's tar, hex
-	SizeBytes int64     `json:"size_bytes"`
-	Files     int       `json:"files"`
-	CreatedAt time.Time `json:"created_at"`
-}
+// assetView is one of a module's asset trees (the SDK reads it with the
+// same type).
+type assetView = apiobject.Asset
 
 func viewAsset(a store.ModuleAsset) assetView {
-	return assetView{Mount: a.Mount, SHA256: a.SHA256, SizeBytes: a.SizeBytes, Files: a.Files, CreatedAt: a.CreatedAt}
+	return assetView{Mount: a.Mount, SHA256: a.SHA256, SizeBytes: a.SizeBytes, Files: int64(a.Files), CreatedAt: a.CreatedAt}
 }
 
 func (s *Server) listAssets(c echo.Context) error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 	"github.com/wasmwizard/wasmwizard/shared/jobview"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
@@ -14,7 +15,8 @@ import (
 // The JSON shapes of docs/API.md that several resources share; each
 // resource's own are in its file. Every answer is a view type (or the Job
 // of shared/jobview, api/scaling's Figures, or a Problem): store rows and
-// maps are never written as they are.
+// maps are never written as they are. The views the SDK reads with the
+// same Go types are aliases of shared/apiobject's.
 //
 // The types that replaced maps list their fields in the maps' key order
 // (encoding/json sorts map keys), so that the bytes on the wire stayed the
@@ -64,13 +66,9 @@ func viewPage[S, T any](p store.Page[S], view func(S) T) listView[T] {
 	return out
 }
 
-type eventView struct {
-	ID        int64          `json:"id"`
-	Action    string         `json:"action"`
-	Actor     string         `json:"actor"`
-	Data      map[string]any `json:"data"`
-	CreatedAt time.Time      `json:"created_at"`
-}
+// eventView is one audit row of a job (the SDK reads it with the same
+// type).
+type eventView = apiobject.Event
 
 func viewEvent(e store.Event) eventView {
 	return eventView{ID: e.ID, Action: e.Action, Actor: e.ActorName, Data: e.Data, CreatedAt: e.CreatedAt}

@@ -22,26 +22,16 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 )
 
 // Error is a job's error.
-type Error struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+type Error = apiobject.JobError
 
 // Limits are a job's limits.
-type Limits struct {
-	TimeoutMS      int `json:"timeout_ms"`
-	MemoryLimitMB  int `json:"memory_limit_mb"`
-	MaxOutputBytes int `json:"max_output_bytes"`
-	// MaxFSBytes bounds what the job may write to its filesystem,
-	// MaxArtifactBytes what is kept of its artifacts.
-	MaxFSBytes       int64 `json:"max_fs_bytes"`
-	MaxArtifactBytes int64 `json:"max_artifact_bytes"`
-}
+type Limits = apiobject.JobLimits
 
 // Usage is what a job used.
 type Usage struct {
@@ -52,11 +42,7 @@ type Usage struct {
 
 // Artifact is a file a job kept: in a Job, and listed by GET
 // /v1/jobs/{id}/artifacts.
-type Artifact struct {
-	Path      string `json:"path"`
-	SizeBytes int64  `json:"size_bytes"`
-	SHA256    string `json:"sha256"` // hex
-}
+type Artifact = apiobject.Artifact
 
 // Artifacts renders stored artifacts (an empty list, never nil, when
 // there are none).

@@ -15,6 +15,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmwizard/wasmwizard/shared/apiobject"
 )
 
 // WASIModule is the only import namespace a module may use.
@@ -23,20 +25,12 @@ const WASIModule = "wasi_snapshot_preview1"
 // magic is "\0asm" followed by binary format version 1.
 var magic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
-// Import is one imported item.
-type Import struct {
-	Module string `json:"module"`
-	Name   string `json:"name"`
-	Kind   string `json:"kind"`
-}
+// Import is one imported item, as a module's imports show it in the API.
+type Import = apiobject.Import
 
-// Export is one exported item; Params and Results are set for functions.
-type Export struct {
-	Name    string   `json:"name"`
-	Kind    string   `json:"kind"`
-	Params  []string `json:"params,omitempty"`
-	Results []string `json:"results,omitempty"`
-}
+// Export is one exported item, as a module's exports show it in the API;
+// Params and Results are set for functions.
+type Export = apiobject.Export
 
 // Meta describes a valid module.
 type Meta struct {
