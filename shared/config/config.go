@@ -67,6 +67,10 @@ type Common struct {
 	TracerProvider trace.TracerProvider
 }
 
+// Logging returns the log level and format (WIZARD_LOG_LEVEL,
+// WIZARD_LOG_FORMAT).
+func (c Common) Logging() (level, format string) { return c.LogLevel, c.LogFormat }
+
 // API is the API binary's configuration.
 type API struct {
 	Common
