@@ -31,10 +31,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/api/scaling"
 	"github.com/wasmwizard/wasmwizard/migrations"
+	"github.com/wasmwizard/wasmwizard/shared/boot"
 	"github.com/wasmwizard/wasmwizard/shared/config"
-	"github.com/wasmwizard/wasmwizard/shared/debugserver"
-	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
-	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -73,14 +71,8 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	cfg, err := config.LoadAPI(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
-		return 2
-	}
-	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "logging: %v\n", err)
+	cfg, log, ok := boot.Setup(getenv, config.LoadAPI, stderr)
+	if !ok {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
@@ -112,10 +104,8 @@ func serve(ctx context.Context, cfg config.API, log *zap.Logger) int {
 	}
 	// Every client connection is a descriptor: the soft limit goes up to
 	// the hard one before the first is accepted.
-	fdlimit.RaiseAndLog(log)
-	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
-	if err != nil {
-		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
+	stopDebug, ok := boot.Prepare(ctx, cfg.PprofAddr, log)
+	if !ok {
 		return 1
 	}
 	defer stopDebug()

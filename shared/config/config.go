@@ -67,6 +67,10 @@ type Common struct {
 	TracerProvider trace.TracerProvider
 }
 
+// Logging returns the log level and format (WIZARD_LOG_LEVEL,
+// WIZARD_LOG_FORMAT).
+func (c Common) Logging() (level, format string) { return c.LogLevel, c.LogFormat }
+
 // API is the API binary's configuration.
 type API struct {
 	Common
@@ -228,29 +232,27 @@ func (r *reader) str(name, def string) string {
 }
 
 func (r *reader) integer(name string, def, minimum, maximum int) int {
-	v := r.str(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < minimum || n > maximum {
-		r.errs = append(r.errs, fmt.Errorf("%s=%q: want an integer from %d to %d", name, v, minimum, maximum))
-		return def
-	}
-	return n
+	return ranged(r, name, def, minimum, maximum, strconv.Atoi, "an integer")
 }
 
 func (r *reader) duration(name string, def, minimum, maximum time.Duration) time.Duration {
+	return ranged(r, name, def, minimum, maximum, time.ParseDuration, "a duration such as 500ms or 2s,")
+}
+
+// ranged reads the variable name with parse: def when it is unset, and def
+// with an error noted when it does not parse or lies outside [minimum,
+// maximum] (want says what it should be).
+func ranged[T int | time.Duration](r *reader, name string, def, minimum, maximum T, parse func(string) (T, error), want string) T {
 	v := r.str(name, "")
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < minimum || d > maximum {
-		r.errs = append(r.errs, fmt.Errorf("%s=%q: want a duration such as 500ms or 2s, from %s to %s", name, v, minimum, maximum))
+	n, err := parse(v)
+	if err != nil || n < minimum || n > maximum {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: want %s from %v to %v", name, v, want, minimum, maximum))
 		return def
 	}
-	return d
+	return n
 }
 
 func (r *reader) oneOf(name, def string, allowed ...string) string {

@@ -29,13 +29,13 @@ const (
 // most MaxPathLen bytes in all, UTF-8 without NUL. The root itself is not a
 // file.
 func File(p string) error {
-	switch {
-	case p == "":
+	if p == "" {
 		return errors.New("is empty")
-	case len(p) > MaxPathLen:
-		return fmt.Errorf("is longer than %d bytes", MaxPathLen)
-	case !utf8.ValidString(p) || strings.IndexByte(p, 0) >= 0:
-		return errors.New("must be UTF-8 without NUL")
+	}
+	if err := chars(p, MaxPathLen); err != nil {
+		return err
+	}
+	switch {
 	case !strings.HasPrefix(p, "/"):
 		return errors.New("must be absolute (start with /)")
 	case p == "/":
@@ -54,19 +54,29 @@ func File(p string) error {
 	return nil
 }
 
+// chars checks the bytes of a guest path or pattern: at most max of them,
+// UTF-8 without NUL.
+func chars(p string, max int) error {
+	switch {
+	case len(p) > max:
+		return fmt.Errorf("is longer than %d bytes", max)
+	case !utf8.ValidString(p) || strings.IndexByte(p, 0) >= 0:
+		return errors.New("must be UTF-8 without NUL")
+	}
+	return nil
+}
+
 // PreopenDir returns the directory of the job filesystem that backs a
 // preopen: a preopen is shown to the guest exactly as named and backed by
 // "/"+name, cleaned ("fs-tests.dir" → "/fs-tests.dir", "/" and "." → "/").
 // A name with a ".." component, NUL, invalid UTF-8 or over-long
 // components is refused.
 func PreopenDir(name string) (string, error) {
-	switch {
-	case name == "":
+	if name == "" {
 		return "", errors.New("is empty")
-	case len(name) > MaxPathLen:
-		return "", fmt.Errorf("is longer than %d bytes", MaxPathLen)
-	case !utf8.ValidString(name) || strings.IndexByte(name, 0) >= 0:
-		return "", errors.New("must be UTF-8 without NUL")
+	}
+	if err := chars(name, MaxPathLen); err != nil {
+		return "", err
 	}
 	for _, c := range strings.Split(name, "/") {
 		switch {
@@ -89,12 +99,10 @@ func Under(p, dir string) bool {
 // "**" (any number of segments), at most MaxPatternLen bytes, without
 // empty, "." or ".." segments.
 func Pattern(p string) error {
-	switch {
-	case len(p) > MaxPatternLen:
-		return fmt.Errorf("is longer than %d bytes", MaxPatternLen)
-	case !utf8.ValidString(p) || strings.IndexByte(p, 0) >= 0:
-		return errors.New("must be UTF-8 without NUL")
-	case !strings.HasPrefix(p, "/"):
+	if err := chars(p, MaxPatternLen); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(p, "/") {
 		return errors.New("must be absolute (start with /)")
 	}
 	segs := strings.Split(strings.Trim(p, "/"), "/")

@@ -130,12 +130,19 @@ type CompileModule struct {
 // SHA-256 on some worker. One such task per module can be queued at a time.
 func NewCompileModule(sum []byte, queue string) (*asynq.Task, error) {
 	h := hex.EncodeToString(sum)
-	payload, err := json.Marshal(CompileModule{SHA256: h})
+	return newWarmTask(TypeCompileModule, "compile", "compile:"+h, queue, CompileModule{SHA256: h})
+}
+
+// newWarmTask builds a task that warms a worker's cache (a compile, a
+// prefetch): payload p as JSON, one task with this id queued at a time,
+// three retries and five minutes a run. what names the task in an error.
+func newWarmTask(typ, what, id, queue string, p any) (*asynq.Task, error) {
+	payload, err := json.Marshal(p)
 	if err != nil {
-		return nil, fmt.Errorf("encode compile payload: %w", err)
+		return nil, fmt.Errorf("encode %s payload: %w", what, err)
 	}
-	return asynq.NewTask(TypeCompileModule, payload,
-		asynq.TaskID("compile:"+h),
+	return asynq.NewTask(typ, payload,
+		asynq.TaskID(id),
 		asynq.Queue(queue),
 		asynq.MaxRetry(3),
 		asynq.Timeout(5*time.Minute),
@@ -173,16 +180,7 @@ func NewPrefetchAssets(sum, queue string) (*asynq.Task, error) {
 	if b, err := hex.DecodeString(sum); err != nil || len(b) != 32 {
 		return nil, fmt.Errorf("encode prefetch payload: bad sha256 %q", sum)
 	}
-	payload, err := json.Marshal(PrefetchAssets{SHA256: sum})
-	if err != nil {
-		return nil, fmt.Errorf("encode prefetch payload: %w", err)
-	}
-	return asynq.NewTask(TypePrefetchAssets, payload,
-		asynq.TaskID("assets:"+sum),
-		asynq.Queue(queue),
-		asynq.MaxRetry(3),
-		asynq.Timeout(5*time.Minute),
-	), nil
+	return newWarmTask(TypePrefetchAssets, "prefetch", "assets:"+sum, queue, PrefetchAssets{SHA256: sum})
 }
 
 // ParsePrefetchAssets decodes a TypePrefetchAssets payload and returns the

@@ -112,6 +112,21 @@ func vec(r *reader, what string, max uint64) (uint32, error) {
 	return n, nil
 }
 
+// entries reads a vector's length, checked as vec does, and calls entry
+// once for each of its entries, stopping at the first error.
+func entries(r *reader, what string, max uint64, entry func() error) error {
+	n, err := vec(r, what, max)
+	if err != nil {
+		return err
+	}
+	for range n {
+		if err := entry(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *prechecker) section(id byte, r *reader) error {
 	switch id {
 	case 0:
@@ -124,19 +139,12 @@ func (p *prechecker) section(id byte, r *reader) error {
 		_, err := vec(r, "functions", MaxFunctions-p.importedFuncs)
 		return err
 	case 4:
-		n, err := vec(r, "tables", MaxTables)
-		if err != nil {
-			return err
-		}
-		for range n {
+		return entries(r, "tables", MaxTables, func() error {
 			if _, err := r.byte(); err != nil {
 				return err
 			}
-			if err := tableLimits(r); err != nil {
-				return err
-			}
-		}
-		return nil
+			return tableLimits(r)
+		})
 	case 5:
 		_, err := vec(r, "memories", 1)
 		return err
@@ -183,11 +191,7 @@ func tableLimits(r *reader) error {
 }
 
 func typeSection(r *reader) error {
-	n, err := vec(r, "types", MaxTypes)
-	if err != nil {
-		return err
-	}
-	for range n {
+	return entries(r, "types", MaxTypes, func() error {
 		form, err := r.byte()
 		if err != nil {
 			return err
@@ -205,16 +209,12 @@ func typeSection(r *reader) error {
 			}
 			r.off += int(k) // checked against the bytes left by vec
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (p *prechecker) importSection(r *reader) error {
-	n, err := vec(r, "imports", MaxImports)
-	if err != nil {
-		return err
-	}
-	for range n {
+	return entries(r, "imports", MaxImports, func() error {
 		if _, err := r.name(); err != nil {
 			return err
 		}
@@ -242,19 +242,12 @@ func (p *prechecker) importSection(r *reader) error {
 		default:
 			return fmt.Errorf("%w: import kind 0x%02x", errMalformed, kind)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func elementSection(r *reader) error {
-	n, err := vec(r, "element segments", MaxElemSegments)
-	if err != nil {
-		return err
-	}
-	for range n {
+	return entries(r, "element segments", MaxElemSegments, func() error {
 		flags, err := r.u32()
 		if err != nil {
 			return err
@@ -277,30 +270,18 @@ func elementSection(r *reader) error {
 				return err
 			}
 		}
-		k, err := vec(r, "elements in a segment", MaxTableElements)
-		if err != nil {
-			return err
-		}
-		for range k {
+		return entries(r, "elements in a segment", MaxTableElements, func() error {
 			if flags&4 != 0 {
-				err = constExpr(r)
-			} else {
-				_, err = r.u32()
+				return constExpr(r)
 			}
-			if err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+			_, err := r.u32()
+			return err
+		})
+	})
 }
 
 func dataSection(r *reader) error {
-	n, err := vec(r, "data segments", MaxDataSegments)
-	if err != nil {
-		return err
-	}
-	for range n {
+	return entries(r, "data segments", MaxDataSegments, func() error {
 		flags, err := r.u32()
 		if err != nil {
 			return err
@@ -327,8 +308,8 @@ func dataSection(r *reader) error {
 			return fmt.Errorf("%w: a data segment of %d bytes claimed in %d", errMalformed, k, len(r.b)-r.off)
 		}
 		r.off += int(k)
-	}
-	return nil
+		return nil
+	})
 }
 
 // constExpr skips a constant expression (instructions up to its end).
@@ -582,32 +563,26 @@ func customSection(r *reader) error {
 		if id != 1 && id != 2 {
 			continue
 		}
-		n, err := vec(sub, "names", MaxFunctions)
-		if err != nil {
-			return err
-		}
-		for range n {
+		// function names: index, name; local names: function index,
+		// then a vector of local index, name
+		naming := func() error {
 			if _, err := sub.u32(); err != nil {
 				return err
 			}
+			_, err := sub.name()
+			return err
+		}
+		err = entries(sub, "names", MaxFunctions, func() error {
 			if id == 1 {
-				if _, err := sub.name(); err != nil {
-					return err
-				}
-				continue
+				return naming()
 			}
-			k, err := vec(sub, "local names", MaxFunctionLocals)
-			if err != nil {
+			if _, err := sub.u32(); err != nil {
 				return err
 			}
-			for range k {
-				if _, err := sub.u32(); err != nil {
-					return err
-				}
-				if _, err := sub.name(); err != nil {
-					return err
-				}
-			}
+			return entries(sub, "local names", MaxFunctionLocals, naming)
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

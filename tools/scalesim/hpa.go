@@ -220,14 +220,14 @@ func changeInPeriod(now time.Time, periodSeconds int32, events []timestamped) in
 func (h *HPA) rateLimit(now time.Time, current, desired int32) int32 {
 	switch {
 	case desired > current:
-		limit := h.upLimit(now, current)
+		limit := h.policyLimit(now, current, h.up, true)
 		if limit < current {
 			limit = current
 		}
 		allowed := min(h.Max, limit)
 		return min(desired, allowed)
 	case desired < current:
-		limit := h.downLimit(now, current)
+		limit := h.policyLimit(now, current, h.down, false)
 		if limit > current {
 			limit = current
 		}
@@ -237,41 +237,30 @@ func (h *HPA) rateLimit(now time.Time, current, desired int32) int32 {
 	return desired
 }
 
-func (h *HPA) upLimit(now time.Time, current int32) int32 {
-	if h.up.SelectPolicy == "Disabled" {
+// policyLimit is the replicas the scaling policies of rules allow from
+// current, up or down: each policy proposes a count (pods added or removed,
+// or a percentage, rounded away from current going up and toward zero going
+// down) and SelectPolicy picks the largest change (Max, the default), the
+// smallest (Min), or none (Disabled).
+func (h *HPA) policyLimit(now time.Time, current int32, rules Rules, up bool) int32 {
+	if rules.SelectPolicy == "Disabled" {
 		return current
 	}
 	pick, result := func(a, b int32) int32 { return max(a, b) }, int32(math.MinInt32)
-	if h.up.SelectPolicy == "Min" {
+	if up == (rules.SelectPolicy == "Min") {
 		pick, result = func(a, b int32) int32 { return min(a, b) }, math.MaxInt32
 	}
-	for _, p := range h.up.Policies {
+	for _, p := range rules.Policies {
 		start := current - changeInPeriod(now, p.PeriodSeconds, h.upEvents) + changeInPeriod(now, p.PeriodSeconds, h.downEvents)
 		var proposed int32
-		if p.Type == "Pods" {
+		switch {
+		case p.Type == "Pods" && up:
 			proposed = start + p.Value
-		} else {
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
-		}
-		result = pick(result, proposed)
-	}
-	return result
-}
-
-func (h *HPA) downLimit(now time.Time, current int32) int32 {
-	if h.down.SelectPolicy == "Disabled" {
-		return current
-	}
-	pick, result := func(a, b int32) int32 { return min(a, b) }, int32(math.MaxInt32)
-	if h.down.SelectPolicy == "Min" {
-		pick, result = func(a, b int32) int32 { return max(a, b) }, math.MinInt32
-	}
-	for _, p := range h.down.Policies {
-		start := current - changeInPeriod(now, p.PeriodSeconds, h.upEvents) + changeInPeriod(now, p.PeriodSeconds, h.downEvents)
-		var proposed int32
-		if p.Type == "Pods" {
+		case p.Type == "Pods":
 			proposed = start - p.Value
-		} else {
+		case up:
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		default:
 			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
 		}
 		result = pick(result, proposed)

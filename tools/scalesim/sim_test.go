@@ -146,22 +146,7 @@ func TestScalingSimulation(t *testing.T) {
 	for sent := 0; sent < *burst; {
 		n := min(batch, *burst-sent)
 		tier := tiers[(sent/batch)%len(tiers)]
-		jobs := make([]map[string]any, n)
-		for i := range jobs {
-			jobs[i] = map[string]any{"module_id": modules[tier], "function": "sleep", "params": []any{*sleepMS}}
-		}
-		status, body := c.do(ctx, http.MethodPost, "/v1/jobs/batch", keys[tier], "application/json", mustJSON(map[string]any{"jobs": jobs}))
-		require.Equal(t, http.StatusCreated, status, "%s", body)
-		var res struct {
-			Data []struct {
-				Job *struct{ ID string } `json:"job"`
-			} `json:"data"`
-		}
-		require.NoError(t, json.Unmarshal(body, &res))
-		for _, d := range res.Data {
-			require.NotNil(t, d.Job, "a job of the burst was refused: %s", body)
-			accepted[d.Job.ID] = true
-		}
+		c.submitSleeps(ctx, t, keys[tier], modules[tier], n, *sleepMS, "burst", accepted)
 		sent += n
 	}
 	burstEnd := time.Now()
@@ -185,22 +170,7 @@ func TestScalingSimulation(t *testing.T) {
 		require.Less(t, time.Since(trickleStart), 3*time.Minute, "the fleet did not shrink while the trickle ran")
 		tier := tiers[i%len(tiers)]
 		// slots jobs of 1.5 s per sync: about 1.5 workers' worth running.
-		jobs := make([]map[string]any, *slots)
-		for j := range jobs {
-			jobs[j] = map[string]any{"module_id": modules[tier], "function": "sleep", "params": []any{trickleMS}}
-		}
-		status, body := c.do(ctx, http.MethodPost, "/v1/jobs/batch", keys[tier], "application/json", mustJSON(map[string]any{"jobs": jobs}))
-		require.Equal(t, http.StatusCreated, status, "%s", body)
-		var res struct {
-			Data []struct {
-				Job *struct{ ID string } `json:"job"`
-			} `json:"data"`
-		}
-		require.NoError(t, json.Unmarshal(body, &res))
-		for _, d := range res.Data {
-			require.NotNil(t, d.Job, "a job of the trickle was refused: %s", body)
-			accepted[d.Job.ID] = true
-		}
+		c.submitSleeps(ctx, t, keys[tier], modules[tier], *slots, trickleMS, "trickle", accepted)
 		select {
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
@@ -590,6 +560,29 @@ func (c *client) do(ctx context.Context, method, path, token, ctype string, body
 	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, b
+}
+
+// submitSleeps submits, in one batch with key, n jobs that call the sleep
+// fixture's sleep(ms) in module, and records the ids of the jobs accepted;
+// what names the jobs in the failure message when one is refused.
+func (c *client) submitSleeps(ctx context.Context, t *testing.T, key, module string, n, ms int, what string, accepted map[string]bool) {
+	t.Helper()
+	jobs := make([]map[string]any, n)
+	for i := range jobs {
+		jobs[i] = map[string]any{"module_id": module, "function": "sleep", "params": []any{ms}}
+	}
+	status, body := c.do(ctx, http.MethodPost, "/v1/jobs/batch", key, "application/json", mustJSON(map[string]any{"jobs": jobs}))
+	require.Equal(t, http.StatusCreated, status, "%s", body)
+	var res struct {
+		Data []struct {
+			Job *struct{ ID string } `json:"job"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &res))
+	for _, d := range res.Data {
+		require.NotNil(t, d.Job, "a job of the %s was refused: %s", what, body)
+		accepted[d.Job.ID] = true
+	}
 }
 
 func (c *client) waitReady(ctx context.Context, api *proc) error {

@@ -28,14 +28,12 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/wasmwizard/wasmwizard/shared/boot"
 	"github.com/wasmwizard/wasmwizard/shared/config"
-	"github.com/wasmwizard/wasmwizard/shared/debugserver"
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
 	"github.com/wasmwizard/wasmwizard/shared/doorbell"
-	"github.com/wasmwizard/wasmwizard/shared/fdlimit"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/livestream"
-	"github.com/wasmwizard/wasmwizard/shared/logging"
 	"github.com/wasmwizard/wasmwizard/shared/redisconn"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -71,22 +69,14 @@ func Run(ctx context.Context, args []string, getenv config.Getenv, stdout, stder
 		fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage)
 		return 2
 	}
-	cfg, err := config.LoadWorker(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "configuration error:\n%v\n", err)
-		return 2
-	}
-	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "logging: %v\n", err)
+	cfg, log, ok := boot.Setup(getenv, config.LoadWorker, stderr)
+	if !ok {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
 	// Connections, sandbox pipes and module files are all descriptors.
-	fdlimit.RaiseAndLog(log)
-	stopDebug, err := debugserver.Start(ctx, cfg.PprofAddr, log)
-	if err != nil {
-		log.Error("WIZARD_PPROF_ADDR", zap.Error(err))
+	stopDebug, ok := boot.Prepare(ctx, cfg.PprofAddr, log)
+	if !ok {
 		return 1
 	}
 	defer stopDebug()

@@ -93,6 +93,12 @@ func (h *file) Read(buf []byte) (int, Errno) {
 
 // Pread implements experimentalsys.File.
 func (h *file) Pread(buf []byte, off int64) (int, Errno) {
+	return h.at(buf, off, h.pread)
+}
+
+// at runs a positioned read or write (pread, pwrite) of buf at off, which
+// must not be negative, under the handle's lock; the offset stays.
+func (h *file) at(buf []byte, off int64, rw func([]byte, int64) (int, Errno)) (int, Errno) {
 	if e := h.lock(); e != 0 {
 		return 0, e
 	}
@@ -100,7 +106,7 @@ func (h *file) Pread(buf []byte, off int64) (int, Errno) {
 	if off < 0 {
 		return 0, experimentalsys.EINVAL
 	}
-	return h.pread(buf, off)
+	return rw(buf, off)
 }
 
 func (h *file) pread(buf []byte, off int64) (int, Errno) {
@@ -206,14 +212,7 @@ func (h *file) Write(buf []byte) (int, Errno) {
 // Pwrite implements experimentalsys.File. It writes at off even on an
 // append-mode handle (POSIX; Linux appends instead) and leaves the offset.
 func (h *file) Pwrite(buf []byte, off int64) (int, Errno) {
-	if e := h.lock(); e != 0 {
-		return 0, e
-	}
-	defer h.unlock()
-	if off < 0 {
-		return 0, experimentalsys.EINVAL
-	}
-	return h.pwrite(buf, off)
+	return h.at(buf, off, h.pwrite)
 }
 
 func (h *file) pwrite(buf []byte, off int64) (int, Errno) {

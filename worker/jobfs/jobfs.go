@@ -359,6 +359,16 @@ func (v *view) lookupEntry(p string) (found, Errno) {
 	return r, errno
 }
 
+// lookupNode is lookup for an operation on an existing node: ENOENT when p
+// names none.
+func (v *view) lookupNode(p string, follow bool) (found, Errno) {
+	r, errno := v.lookup(p, follow)
+	if errno == 0 && r.node == nil {
+		errno = experimentalsys.ENOENT
+	}
+	return r, errno
+}
+
 // splitRel splits a relative path into components, dropping "" and ".".
 func splitRel(p string) []string {
 	parts := strings.Split(p, "/")
@@ -407,6 +417,30 @@ func (f *FS) newNode(mode fs.FileMode) (*node, Errno) {
 		n.kids = map[string]*node{}
 	}
 	return n, 0
+}
+
+// create adds a new node of mode under r's name to r's parent, if the parent
+// takes new entries (createIn), and gives the parent the node's times.
+func (f *FS) create(r found, mode fs.FileMode) (*node, Errno) {
+	if e := createIn(r.parent); e != 0 {
+		return nil, e
+	}
+	n, errno := f.newNode(mode)
+	if errno != 0 {
+		return nil, errno
+	}
+	r.parent.kids[r.name] = n
+	r.parent.mtim, r.parent.ctim = n.mtim, n.mtim
+	return n, 0
+}
+
+// removable is the errno for taking entry n out of directory parent: neither
+// may be read-only.
+func removable(parent, n *node) Errno {
+	if e := roErr(parent); e != 0 {
+		return e
+	}
+	return roErr(n)
 }
 
 // charge sets n's charged size to size, failing with ENOSPC past the cap.
@@ -492,17 +526,12 @@ func (v *view) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode) 
 		if r.slash || flag&experimentalsys.O_DIRECTORY != 0 {
 			return nil, experimentalsys.EISDIR
 		}
-		if e := createIn(r.parent); e != 0 {
-			return nil, e
-		}
 		if perm = perm.Perm(); perm == 0 {
 			perm = 0o644
 		}
-		if n, errno = f.newNode(perm); errno != 0 {
+		if n, errno = f.create(r, perm); errno != 0 {
 			return nil, errno
 		}
-		r.parent.kids[r.name] = n
-		r.parent.mtim, r.parent.ctim = n.mtim, n.mtim
 	} else {
 		if excl {
 			return nil, experimentalsys.EEXIST
@@ -555,12 +584,9 @@ func (v *view) Stat(p string) (sys.Stat_t, Errno) { return v.stat(p, true) }
 func (v *view) stat(p string, follow bool) (sys.Stat_t, Errno) {
 	v.fs.mu.Lock()
 	defer v.fs.mu.Unlock()
-	r, errno := v.lookup(p, follow)
+	r, errno := v.lookupNode(p, follow)
 	if errno != 0 {
 		return sys.Stat_t{}, errno
-	}
-	if r.node == nil {
-		return sys.Stat_t{}, experimentalsys.ENOENT
 	}
 	if r.slash && !r.node.isDir() {
 		return sys.Stat_t{}, experimentalsys.ENOTDIR
@@ -580,19 +606,11 @@ func (v *view) Mkdir(p string, perm fs.FileMode) Errno {
 	if r.node != nil {
 		return experimentalsys.EEXIST
 	}
-	if e := createIn(r.parent); e != 0 {
-		return e
-	}
 	if perm = perm.Perm(); perm == 0 {
 		perm = 0o755
 	}
-	n, errno := f.newNode(fs.ModeDir | perm)
-	if errno != 0 {
-		return errno
-	}
-	r.parent.kids[r.name] = n
-	r.parent.mtim, r.parent.ctim = n.mtim, n.mtim
-	return 0
+	_, errno = f.create(r, fs.ModeDir|perm)
+	return errno
 }
 
 // Chmod implements experimentalsys.FS. Permission bits are kept and reported
@@ -601,12 +619,9 @@ func (v *view) Chmod(p string, perm fs.FileMode) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, errno := v.lookup(p, true)
+	r, errno := v.lookupNode(p, true)
 	if errno != 0 {
 		return errno
-	}
-	if r.node == nil {
-		return experimentalsys.ENOENT
 	}
 	if e := roErr(r.node); e != 0 {
 		return e
@@ -639,10 +654,7 @@ func (v *view) Rename(from, to string) Errno {
 	if !n.isDir() && (src.slash || dst.slash) {
 		return experimentalsys.ENOTDIR
 	}
-	if e := roErr(src.parent); e != 0 {
-		return e
-	}
-	if e := roErr(n); e != 0 {
+	if e := removable(src.parent, n); e != 0 {
 		return e
 	}
 	if e := createIn(dst.parent); e != 0 {
@@ -702,37 +714,17 @@ func below(root, d, n *node) bool {
 
 // Rmdir implements experimentalsys.FS.
 func (v *view) Rmdir(p string) Errno {
-	f := v.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, errno := v.lookupEntry(p)
-	if errno != 0 {
-		return errno
-	}
-	n := r.node
-	switch {
-	case n == nil:
-		return experimentalsys.ENOENT
-	case r.parent == nil:
-		return experimentalsys.EINVAL
-	case !n.isDir():
-		return experimentalsys.ENOTDIR
-	}
-	if e := roErr(r.parent); e != 0 {
-		return e
-	}
-	if e := roErr(n); e != 0 {
-		return e
-	}
-	if len(n.kids) > 0 {
-		return experimentalsys.ENOTEMPTY
-	}
-	f.unlinkNode(r.parent, r.name, n)
-	return 0
+	return v.remove(p, true)
 }
 
 // Unlink implements experimentalsys.FS.
 func (v *view) Unlink(p string) Errno {
+	return v.remove(p, false)
+}
+
+// remove takes the entry p names out of its directory: an empty directory
+// when dir (rmdir), anything but a directory otherwise (unlink).
+func (v *view) remove(p string, dir bool) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -744,16 +736,20 @@ func (v *view) Unlink(p string) Errno {
 	switch {
 	case n == nil:
 		return experimentalsys.ENOENT
-	case n.isDir():
+	case dir && r.parent == nil:
+		return experimentalsys.EINVAL
+	case dir && !n.isDir():
+		return experimentalsys.ENOTDIR
+	case !dir && n.isDir():
 		return experimentalsys.EISDIR
-	case r.slash:
+	case !dir && r.slash:
 		return experimentalsys.ENOTDIR
 	}
-	if e := roErr(r.parent); e != 0 {
+	if e := removable(r.parent, n); e != 0 {
 		return e
 	}
-	if e := roErr(n); e != 0 {
-		return e
+	if dir && len(n.kids) > 0 {
+		return experimentalsys.ENOTEMPTY
 	}
 	f.unlinkNode(r.parent, r.name, n)
 	return 0
@@ -822,16 +818,11 @@ func (v *view) Symlink(target, linkName string) Errno {
 	if r.slash {
 		return experimentalsys.ENOENT
 	}
-	if e := createIn(r.parent); e != 0 {
-		return e
-	}
-	n, errno := f.newNode(fs.ModeSymlink | 0o777)
+	n, errno := f.create(r, fs.ModeSymlink|0o777)
 	if errno != 0 {
 		return errno
 	}
 	n.target = target
-	r.parent.kids[r.name] = n
-	r.parent.mtim, r.parent.ctim = n.mtim, n.mtim
 	return 0
 }
 
@@ -839,12 +830,9 @@ func (v *view) Symlink(target, linkName string) Errno {
 func (v *view) Readlink(p string) (string, Errno) {
 	v.fs.mu.Lock()
 	defer v.fs.mu.Unlock()
-	r, errno := v.lookup(p, false)
+	r, errno := v.lookupNode(p, false)
 	if errno != 0 {
 		return "", errno
-	}
-	if r.node == nil {
-		return "", experimentalsys.ENOENT
 	}
 	if !r.node.isSymlink() {
 		return "", experimentalsys.EINVAL
@@ -857,12 +845,9 @@ func (v *view) Utimens(p string, atim, mtim int64) Errno {
 	f := v.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, errno := v.lookup(p, true)
+	r, errno := v.lookupNode(p, true)
 	if errno != 0 {
 		return errno
-	}
-	if r.node == nil {
-		return experimentalsys.ENOENT
 	}
 	return f.utimens(r.node, atim, mtim)
 }

@@ -58,12 +58,8 @@ func benchModes(b *testing.B, req executor.Request, want string) {
 		}
 	})
 	b.Run("sandbox", func(b *testing.B) {
-		exe, err := os.Executable()
-		require.NoError(b, err)
-		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
-		require.NoError(b, err)
-		defer pool.Close()
-		_, err = pool.Execute(ctx, req) // compile outside the measurement
+		pool := benchPool(b, sandbox.Config{CacheDir: b.TempDir()})
+		_, err := pool.Execute(ctx, req) // compile outside the measurement
 		require.NoError(b, err)
 		parent, child := cpuTime(b)
 		for b.Loop() {
@@ -87,6 +83,19 @@ func benchModes(b *testing.B, req executor.Request, want string) {
 			}
 		}
 	})
+}
+
+// benchPool starts a pool of one child of this test binary, configured by
+// cfg but for Command and Size, and closes it when b ends.
+func benchPool(b *testing.B, cfg sandbox.Config) *sandbox.Pool {
+	b.Helper()
+	exe, err := os.Executable()
+	require.NoError(b, err)
+	cfg.Command, cfg.Size = []string{exe}, 1
+	pool, err := sandbox.New(cfg)
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	return pool
 }
 
 // cpuTime is the CPU time (user + system) used so far by this process and
@@ -184,11 +193,7 @@ func BenchmarkLargeModuleFirstRun(b *testing.B) {
 // loop's job ends (the child killed and reaped).
 func BenchmarkTimeoutOvershoot(b *testing.B) {
 	ctx := context.Background()
-	exe, err := os.Executable()
-	require.NoError(b, err)
-	pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
-	require.NoError(b, err)
-	defer pool.Close()
+	pool := benchPool(b, sandbox.Config{CacheDir: b.TempDir()})
 	req := benchRequest(b, fixtures.Loop)
 	req.Timeout = 100 * time.Millisecond
 	var over, worst time.Duration
@@ -239,15 +244,11 @@ func benchOutput(b *testing.B, req executor.Request) {
 		}
 	})
 	b.Run("sandbox", func(b *testing.B) {
-		exe, err := os.Executable()
-		require.NoError(b, err)
-		pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
-		require.NoError(b, err)
-		defer pool.Close()
+		pool := benchPool(b, sandbox.Config{CacheDir: b.TempDir()})
 		streamed := 0
 		req := req
 		req.Output = func(_ executor.Stream, chunk []byte) { streamed += len(chunk) }
-		_, err = pool.Execute(ctx, req)
+		_, err := pool.Execute(ctx, req)
 		require.NoError(b, err)
 		for b.Loop() {
 			streamed = 0
@@ -263,11 +264,7 @@ func benchOutput(b *testing.B, req executor.Request) {
 // same job without files.
 func BenchmarkJobFiles(b *testing.B) {
 	ctx := context.Background()
-	exe, err := os.Executable()
-	require.NoError(b, err)
-	pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir()})
-	require.NoError(b, err)
-	defer pool.Close()
+	pool := benchPool(b, sandbox.Config{CacheDir: b.TempDir()})
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
 	content := bytes.Repeat([]byte("a"), 10<<10)
@@ -320,18 +317,14 @@ func BenchmarkInputSequentialRead(b *testing.B) {
 		sharedFrom int
 	}{{"sandbox-job-input", 0}, {"sandbox-job-input-pipe", -1}} {
 		b.Run(mode.name, func(b *testing.B) {
-			exe, err := os.Executable()
-			require.NoError(b, err)
-			pool, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: b.TempDir(),
+			pool := benchPool(b, sandbox.Config{CacheDir: b.TempDir(),
 				PrecompileTimeout: 2 * time.Minute, SharedInputBytes: mode.sharedFrom})
-			require.NoError(b, err)
-			defer pool.Close()
 			path := filepath.Join(b.TempDir(), "fsprobe.wasm")
 			require.NoError(b, os.WriteFile(path, wasm, 0o600))
 			req := executor.Request{ModuleKey: "fsprobe", ModulePath: path, Function: "_start", Args: []string{"cat", "/in/big"},
 				Timeout: 2 * time.Minute, MemoryLimitMB: 256, MaxOutputBytes: 1 << 20,
 				Files: &executor.Files{Inputs: []executor.Input{{Path: "/in/big", Mode: "ro", Content: big}}}}
-			_, err = pool.Execute(ctx, req)
+			_, err := pool.Execute(ctx, req)
 			require.NoError(b, err)
 			b.SetBytes(int64(len(big)))
 			parent, child := cpuTime(b)
