@@ -14,17 +14,13 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // The test binary doubles as the upload-check child of the isolated
 // inspector, as the API binary does.
-func TestMain(m *testing.M) {
-	if wasmmeta.IsCheckChild() {
-		os.Exit(wasmmeta.CheckChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // newIsolatedAPI is a test API whose uploads are checked as the API binary
 // checks them: large modules in a child process under a memory budget.

@@ -10,16 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // The test binary doubles as the upload-check child.
-func TestMain(m *testing.M) {
-	if wasmmeta.IsCheckChild() {
-		os.Exit(wasmmeta.CheckChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // inProcessBudget is what validating bin in this process may allocate in
 // all (not only at its peak): the budget of an isolated check, whose

@@ -18,16 +18,11 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
-	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	if sandbox.IsChild() {
-		os.Exit(sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // startWorker starts a worker whose sandbox children start only while the
 // returned marker file exists.

@@ -14,17 +14,13 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
 // The test binary doubles as the sandbox child.
-func TestMain(m *testing.M) {
-	if sandbox.IsChild() {
-		os.Exit(sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 func newPool(t *testing.T, size int) *sandbox.Pool {
 	t.Helper()
