@@ -24,7 +24,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
 )
@@ -34,17 +33,11 @@ import (
 func finished(t *testing.T, st *store.Store, a store.Account, url string, stdout, stderr []byte) store.Delivery {
 	t.Helper()
 	ctx := context.Background()
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
-	require.NoError(t, err)
-	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
-		Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 32 << 20, WebhookURL: &url})
-	require.NoError(t, err)
-	_, err = st.ClaimJob(ctx, j.ID, "w")
-	require.NoError(t, err)
+	m := testenv.Module(t, st, a.ID, "hello", fixtures.Bytes(fixtures.Hello))
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
-	require.NoError(t, err)
-	require.True(t, ok)
+	j := testenv.FinishedJob(t, st, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
+		Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 32 << 20, WebhookURL: &url},
+		jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)
 	require.NoError(t, err)
 	return d
