@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"mime/multipart"
-	"os"
 	"runtime"
 	"testing"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // The test binary doubles as the upload-check child of the isolated
@@ -26,11 +24,7 @@ func TestMain(m *testing.M) { testmain.Main(m) }
 // checks them: large modules in a child process under a memory budget.
 func newIsolatedAPI(t *testing.T) testAPI {
 	t.Helper()
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	in, err := wasmmeta.NewIsolatedInspector(context.Background(), wasmmeta.IsolateConfig{Command: []string{exe}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	in := testmain.IsolatedInspector(t)
 	return newTestAPI(t, func(_ *redis.Client, d *httpapi.Deps) { d.Inspector = in })
 }
 

@@ -5,6 +5,7 @@
 package testmain
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -32,4 +33,21 @@ func Main(m *testing.M) {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
+}
+
+// IsolatedInspector returns an inspector that checks large modules in
+// upload-check children started from this test binary (whose TestMain
+// must be Main), closed when t ends.
+func IsolatedInspector(t testing.TB) *wasmmeta.Inspector {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("testmain: %v", err)
+	}
+	in, err := wasmmeta.NewIsolatedInspector(context.Background(), wasmmeta.IsolateConfig{Command: []string{exe}})
+	if err != nil {
+		t.Fatalf("testmain: %v", err)
+	}
+	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	return in
 }
