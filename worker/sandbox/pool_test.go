@@ -226,6 +226,14 @@ func TestHealthyReportsChildrenThatCannotStart(t *testing.T) {
 	require.Error(t, p.Healthy())
 }
 
+// requirePartialOutput requires res to hold what fixtures.TalkLoop writes
+// before it spins.
+func requirePartialOutput(t *testing.T, res executor.Result) {
+	t.Helper()
+	require.Equal(t, "partial out\n", string(res.Stdout))
+	require.Equal(t, "partial err\n", string(res.Stderr))
+}
+
 // collector records what an Output hook receives and signals when a
 // stream has received want.
 type collector struct {
@@ -272,8 +280,7 @@ func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
 	require.Equal(t, jobstate.TimedOut, res.Status)
-	require.Equal(t, "partial out\n", string(res.Stdout))
-	require.Equal(t, "partial err\n", string(res.Stderr))
+	requirePartialOutput(t, res)
 	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, col.chunks)
 }
 
@@ -294,8 +301,7 @@ func TestACancelledJobKeepsItsOutput(t *testing.T) {
 	res, err := p.Execute(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, jobstate.Cancelled, res.Status)
-	require.Equal(t, "partial out\n", string(res.Stdout))
-	require.Equal(t, "partial err\n", string(res.Stderr))
+	requirePartialOutput(t, res)
 }
 
 func TestACrashedJobKeepsItsOutput(t *testing.T) {
@@ -313,8 +319,7 @@ func TestACrashedJobKeepsItsOutput(t *testing.T) {
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
 	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
-	require.Equal(t, "partial out\n", string(res.Stdout))
-	require.Equal(t, "partial err\n", string(res.Stderr))
+	requirePartialOutput(t, res)
 }
 
 // Output past the ring's size (the child waits for the worker to drain it)
