@@ -179,6 +179,22 @@ func newIsolation(t *testing.T) isolation {
 	return isolation{st: st, ns: ns, queue: queue, rdb: rdb, hooks: hooks, attacker: attacker, victim: victim}
 }
 
+// server returns a webhooks server of iso's queue, not started, whose
+// sender sends to any target and at most perAccount deliveries of an
+// account at once (a slot held for lease at the most). cfg gives the
+// server's concurrency and check intervals.
+func (iso isolation) server(perAccount int, lease time.Duration, cfg asynq.Config) (*asynq.Server, *asynq.ServeMux) {
+	sender := delivery.New(delivery.Config{Store: iso.st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
+		Log: zap.NewNop(), Tasks: &iso.hooks,
+		Slots: delivery.NewAccountSlots(iso.rdb, iso.ns, perAccount, lease)})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeDeliverWebhook, sender)
+	cfg.Queues = map[string]int{iso.queue: 1}
+	cfg.RetryDelayFunc, cfg.IsFailure = delivery.RetryDelay, delivery.IsFailure
+	cfg.LogLevel, cfg.ShutdownTimeout = asynq.FatalLevel, time.Second
+	return asynq.NewServerFromRedisClient(iso.rdb, cfg), mux
+}
+
 // TestSlowReceiversDelayOnlyTheirAccount runs a webhooks server of two slots
 // on a real queue. An attacker account has four receivers that never answer;
 // a victim account's delivery must go out while they all still hang.
@@ -186,7 +202,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	iso := newIsolation(t)
-	st, ns, queue, rdb, hooks, attacker, victim := iso.st, iso.ns, iso.queue, iso.rdb, iso.hooks, iso.attacker, iso.victim
+	st, hooks, attacker, victim := iso.st, iso.hooks, iso.attacker, iso.victim
 
 	hang := make(chan struct{})
 	var hanging atomic.Int32
@@ -217,15 +233,8 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	}
 	victimDelivery := finished(t, st, victim, fast.URL, []byte("y"), nil)
 
-	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
-		Log: zap.NewNop(), Tasks: &hooks,
-		Slots: delivery.NewAccountSlots(rdb, ns, 1, time.Minute)})
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeDeliverWebhook, sender)
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 2, Queues: map[string]int{queue: 1},
-		TaskCheckInterval: 50 * time.Millisecond, DelayedTaskCheckInterval: 200 * time.Millisecond,
-		RetryDelayFunc: delivery.RetryDelay, IsFailure: delivery.IsFailure, LogLevel: asynq.FatalLevel,
-		ShutdownTimeout: time.Second})
+	srv, mux := iso.server(1, time.Minute, asynq.Config{Concurrency: 2,
+		TaskCheckInterval: 50 * time.Millisecond, DelayedTaskCheckInterval: 200 * time.Millisecond})
 	// The attacker's deliveries are queued first, the victim's last.
 	for _, d := range attackerDeliveries {
 		_, err := hooks.Ensure(ctx, d, time.Time{}, false)
