@@ -289,17 +289,8 @@ func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 func TestACancelledJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	p := newPool(t, 1)
-	req := request(t, fixtures.TalkLoop)
-	req.Timeout = time.Minute
-	col := newCollector("partial err\n")
-	req.Output = col.hook
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		col.wait(t)
-		cancel()
-	}()
-	res, err := p.Execute(ctx, req)
-	require.NoError(t, err)
+	res := interruptedTalkLoop(ctx, t, p, cancel)
 	require.Equal(t, jobstate.Cancelled, res.Status)
 	requirePartialOutput(t, res)
 }
@@ -308,18 +299,26 @@ func TestACrashedJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	p := newPool(t, 1)
 	pid := p.PIDs()[0]
+	res := interruptedTalkLoop(context.Background(), t, p, func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
+	requirePartialOutput(t, res)
+}
+
+// interruptedTalkLoop runs fixtures.TalkLoop on p under ctx and calls
+// interrupt once its output has reached the Output hook, while it spins.
+func interruptedTalkLoop(ctx context.Context, t *testing.T, p *sandbox.Pool, interrupt func()) executor.Result {
+	t.Helper()
 	req := request(t, fixtures.TalkLoop)
 	req.Timeout = time.Minute
 	col := newCollector("partial err\n")
 	req.Output = col.hook
 	go func() {
 		col.wait(t)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		interrupt()
 	}()
-	res, err := p.Execute(context.Background(), req)
+	res, err := p.Execute(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
-	requirePartialOutput(t, res)
+	return res
 }
 
 // Output past the ring's size (the child waits for the worker to drain it)
