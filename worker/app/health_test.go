@@ -16,7 +16,6 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
@@ -123,9 +122,7 @@ func TestWorkerRegistersAndStops(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dbURL := testenv.DB(t)
-	st, err := store.Open(ctx, dbURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	st := testenv.OpenStore(t, dbURL, 2)
 	w, err := Start(ctx, config.Worker{
 		Common: config.Common{DatabaseURL: dbURL, RedisURL: testenv.RedisURL(),
 			QueueNamespace: testenv.Namespace(t), DBMaxOpenConns: 4},
