@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"mime/multipart"
-	"os"
 	"runtime"
 	"testing"
 
@@ -14,27 +13,18 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 )
 
 // The test binary doubles as the upload-check child of the isolated
 // inspector, as the API binary does.
-func TestMain(m *testing.M) {
-	if wasmmeta.IsCheckChild() {
-		os.Exit(wasmmeta.CheckChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // newIsolatedAPI is a test API whose uploads are checked as the API binary
 // checks them: large modules in a child process under a memory budget.
 func newIsolatedAPI(t *testing.T) testAPI {
 	t.Helper()
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	in, err := wasmmeta.NewIsolatedInspector(context.Background(), wasmmeta.IsolateConfig{Command: []string{exe}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = in.Close(context.Background()) })
+	in := testmain.IsolatedInspector(t)
 	return newTestAPI(t, func(_ *redis.Client, d *httpapi.Deps) { d.Inspector = in })
 }
 

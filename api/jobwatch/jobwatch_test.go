@@ -14,7 +14,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // patience bounds every wait for something that must happen.
@@ -33,14 +32,11 @@ func setup(t *testing.T) bundle {
 	t.Helper()
 	ctx := context.Background()
 	url := testenv.DB(t)
-	st, err := store.Open(ctx, url, 4)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	st := testenv.OpenStore(t, url, 4)
 	hub := startHub(t, url)
 	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
 	require.NoError(t, err)
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
-	require.NoError(t, err)
+	m := testenv.Module(t, st, a.ID, "hello", fixtures.Bytes(fixtures.Hello))
 	return bundle{url: url, st: st, hub: hub, job: func() store.Job {
 		j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
 			AccountID: a.ID, ModuleID: m.ID, Queue: "q", Function: "_start",

@@ -10,12 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/deliveryqueue"
-	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 type bundle struct {
@@ -29,28 +27,17 @@ type bundle struct {
 
 func setup(t *testing.T) bundle {
 	t.Helper()
-	ctx := context.Background()
-	st := testenv.Store(t)
+	st, a, m := testenv.StoreWithModule(t)
 	opt, err := redis.ParseURL(testenv.RedisURL())
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	q := deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: inspector, Name: tasks.WebhookQueue(testenv.Namespace(t))}
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
-	require.NoError(t, err)
 	return bundle{st: st, queue: q, inspector: inspector, finished: func(url *string) store.Job {
-		j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
-			Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100, WebhookURL: url})
-		require.NoError(t, err)
-		_, err = st.ClaimJob(ctx, j.ID, "w")
-		require.NoError(t, err)
-		ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
-		require.NoError(t, err)
-		require.True(t, ok)
-		return j
+		return testenv.FinishedJob(t, st, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
+			Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100, WebhookURL: url},
+			jobstate.Outcome{Status: jobstate.Succeeded})
 	}}
 }
 

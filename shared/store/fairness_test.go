@@ -26,18 +26,6 @@ func (b bundle) limited(limit int) store.Job {
 	return j
 }
 
-// otherAccount adds an account with a module to b's database.
-func (b bundle) otherAccount(t testing.TB, name string) bundle {
-	t.Helper()
-	ctx := context.Background()
-	a, err := b.st.CreateAccount(ctx, store.Actor{Name: "test"}, name, "free")
-	require.NoError(t, err)
-	m, _, err := b.st.CreateModule(ctx, store.Actor{Name: "test"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello),
-		wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true})
-	require.NoError(t, err)
-	return bundle{st: b.st, account: a, module: m}
-}
-
 // Many concurrent submits against a limit of L admit exactly L jobs, with
 // and without an Idempotency-Key, and a job's end frees its slot.
 func TestConcurrencyLimitIsExact(t *testing.T) {

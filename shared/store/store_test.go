@@ -26,15 +26,20 @@ func setup(t *testing.T) bundle { return setupB(t) }
 
 func setupB(t testing.TB) bundle {
 	t.Helper()
+	return bundle{st: testenv.Store(t)}.otherAccount(t, "acct")
+}
+
+// otherAccount adds an account with a module to b's database.
+func (b bundle) otherAccount(t testing.TB, name string) bundle {
+	t.Helper()
 	ctx := context.Background()
-	st := testenv.Store(t)
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "test"}, "acct", "free")
+	a, err := b.st.CreateAccount(ctx, store.Actor{Name: "test"}, name, "free")
 	require.NoError(t, err)
-	m, created, err := st.CreateModule(ctx, store.Actor{Name: "test"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello),
+	m, created, err := b.st.CreateModule(ctx, store.Actor{Name: "test"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello),
 		wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true})
 	require.NoError(t, err)
 	require.True(t, created)
-	return bundle{st: st, account: a, module: m}
+	return bundle{st: b.st, account: a, module: m}
 }
 
 func (b bundle) job(t testing.TB) store.Job {

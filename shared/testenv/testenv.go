@@ -101,8 +101,14 @@ func DB(t testing.TB) string {
 // Store returns a Store on a fresh database for t.
 func Store(t testing.TB) *store.Store {
 	t.Helper()
-	url := DB(t)
-	st, err := store.Open(context.Background(), url, 10)
+	return OpenStore(t, DB(t), 10)
+}
+
+// OpenStore opens a Store on the database at url with at most maxConns
+// connections, closed when t ends.
+func OpenStore(t testing.TB, url string, maxConns int) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), url, maxConns)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

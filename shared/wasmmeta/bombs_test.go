@@ -3,23 +3,18 @@ package wasmmeta_test
 import (
 	"context"
 	"errors"
-	"os"
 	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
 
 // The test binary doubles as the upload-check child.
-func TestMain(m *testing.M) {
-	if wasmmeta.IsCheckChild() {
-		os.Exit(wasmmeta.CheckChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // inProcessBudget is what validating bin in this process may allocate in
 // all (not only at its peak): the budget of an isolated check, whose
@@ -92,21 +87,11 @@ func TestInspectShapesWithinBudget(t *testing.T) {
 	}
 }
 
-func newIsolated(t *testing.T) *wasmmeta.Inspector {
-	t.Helper()
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	in, err := wasmmeta.NewIsolatedInspector(context.Background(), wasmmeta.IsolateConfig{Command: []string{exe}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = in.Close(context.Background()) })
-	return in
-}
-
 // A large module is validated in a child: a valid one gives the same
 // description as in this process.
 func TestIsolatedInspectDescribes(t *testing.T) {
 	t.Parallel()
-	in := newIsolated(t)
+	in := testmain.IsolatedInspector(t)
 	local := wasmmeta.NewInspector(context.Background())
 	t.Cleanup(func() { _ = local.Close(context.Background()) })
 	bin := fixtures.Bytes(fixtures.GoHello)
@@ -129,7 +114,7 @@ func TestIsolatedInspectStraightLine(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a race-instrumented check child runs without its OS memory limit")
 	}
-	in := newIsolated(t)
+	in := testmain.IsolatedInspector(t)
 	bin := fixtures.StraightLine(7 << 20 / 3)
 	var err error
 	used := allocated(func() { _, err = in.Inspect(context.Background(), bin) })

@@ -16,18 +16,12 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
-	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	if sandbox.IsChild() {
-		os.Exit(sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 // startWorker starts a worker whose sandbox children start only while the
 // returned marker file exists.
@@ -128,9 +122,7 @@ func TestWorkerRegistersAndStops(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dbURL := testenv.DB(t)
-	st, err := store.Open(ctx, dbURL, 2)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	st := testenv.OpenStore(t, dbURL, 2)
 	w, err := Start(ctx, config.Worker{
 		Common: config.Common{DatabaseURL: dbURL, RedisURL: testenv.RedisURL(),
 			QueueNamespace: testenv.Namespace(t), DBMaxOpenConns: 4},

@@ -18,12 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
 )
@@ -87,18 +85,11 @@ type bundle struct {
 func setup(t *testing.T, url string) bundle {
 	t.Helper()
 	ctx := context.Background()
-	st, a := testenv.StoreWithAccount(t)
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
-	require.NoError(t, err)
-	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
-		Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100, WebhookURL: &url})
-	require.NoError(t, err)
-	_, err = st.ClaimJob(ctx, j.ID, "w")
-	require.NoError(t, err)
+	st, a, m := testenv.StoreWithModule(t)
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hi")})
-	require.NoError(t, err)
-	require.True(t, ok)
+	j := testenv.FinishedJob(t, st, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
+		Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 100, WebhookURL: &url},
+		jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: []byte("hi")})
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)
 	require.NoError(t, err, "finishing the job created its delivery")
 	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true}, Log: zap.NewNop()})

@@ -24,7 +24,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/shared/webhook"
 	"github.com/wasmwizard/wasmwizard/worker/delivery"
 )
@@ -34,17 +33,11 @@ import (
 func finished(t *testing.T, st *store.Store, a store.Account, url string, stdout, stderr []byte) store.Delivery {
 	t.Helper()
 	ctx := context.Background()
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
-	require.NoError(t, err)
-	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
-		Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 32 << 20, WebhookURL: &url})
-	require.NoError(t, err)
-	_, err = st.ClaimJob(ctx, j.ID, "w")
-	require.NoError(t, err)
+	m := testenv.Module(t, st, a.ID, "hello", fixtures.Bytes(fixtures.Hello))
 	zero := 0
-	ok, err := st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
-	require.NoError(t, err)
-	require.True(t, ok)
+	j := testenv.FinishedJob(t, st, store.Job{AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256,
+		Queue: "q", Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16, MaxOutputBytes: 32 << 20, WebhookURL: &url},
+		jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero, Stdout: stdout, Stderr: stderr})
 	d, err := st.DeliveryForJob(ctx, a.ID, j.ID)
 	require.NoError(t, err)
 	return d
@@ -186,6 +179,22 @@ func newIsolation(t *testing.T) isolation {
 	return isolation{st: st, ns: ns, queue: queue, rdb: rdb, hooks: hooks, attacker: attacker, victim: victim}
 }
 
+// server returns a webhooks server of iso's queue, not started, whose
+// sender sends to any target and at most perAccount deliveries of an
+// account at once (a slot held for lease at the most). cfg gives the
+// server's concurrency and check intervals.
+func (iso isolation) server(perAccount int, lease time.Duration, cfg asynq.Config) (*asynq.Server, *asynq.ServeMux) {
+	sender := delivery.New(delivery.Config{Store: iso.st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
+		Log: zap.NewNop(), Tasks: &iso.hooks,
+		Slots: delivery.NewAccountSlots(iso.rdb, iso.ns, perAccount, lease)})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeDeliverWebhook, sender)
+	cfg.Queues = map[string]int{iso.queue: 1}
+	cfg.RetryDelayFunc, cfg.IsFailure = delivery.RetryDelay, delivery.IsFailure
+	cfg.LogLevel, cfg.ShutdownTimeout = asynq.FatalLevel, time.Second
+	return asynq.NewServerFromRedisClient(iso.rdb, cfg), mux
+}
+
 // TestSlowReceiversDelayOnlyTheirAccount runs a webhooks server of two slots
 // on a real queue. An attacker account has four receivers that never answer;
 // a victim account's delivery must go out while they all still hang.
@@ -193,7 +202,7 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	iso := newIsolation(t)
-	st, ns, queue, rdb, hooks, attacker, victim := iso.st, iso.ns, iso.queue, iso.rdb, iso.hooks, iso.attacker, iso.victim
+	st, hooks, attacker, victim := iso.st, iso.hooks, iso.attacker, iso.victim
 
 	hang := make(chan struct{})
 	var hanging atomic.Int32
@@ -224,15 +233,8 @@ func TestSlowReceiversDelayOnlyTheirAccount(t *testing.T) {
 	}
 	victimDelivery := finished(t, st, victim, fast.URL, []byte("y"), nil)
 
-	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
-		Log: zap.NewNop(), Tasks: &hooks,
-		Slots: delivery.NewAccountSlots(rdb, ns, 1, time.Minute)})
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeDeliverWebhook, sender)
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 2, Queues: map[string]int{queue: 1},
-		TaskCheckInterval: 50 * time.Millisecond, DelayedTaskCheckInterval: 200 * time.Millisecond,
-		RetryDelayFunc: delivery.RetryDelay, IsFailure: delivery.IsFailure, LogLevel: asynq.FatalLevel,
-		ShutdownTimeout: time.Second})
+	srv, mux := iso.server(1, time.Minute, asynq.Config{Concurrency: 2,
+		TaskCheckInterval: 50 * time.Millisecond, DelayedTaskCheckInterval: 200 * time.Millisecond})
 	// The attacker's deliveries are queued first, the victim's last.
 	for _, d := range attackerDeliveries {
 		_, err := hooks.Ensure(ctx, d, time.Time{}, false)

@@ -25,7 +25,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
 
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
@@ -103,7 +102,7 @@ func TestMeasureSlowReceivers(t *testing.T) {
 	}
 	ctx := context.Background()
 	iso := newIsolation(t)
-	st, ns, queue, rdb, hooks, attacker, victim := iso.st, iso.ns, iso.queue, iso.rdb, iso.hooks, iso.attacker, iso.victim
+	st, hooks, attacker, victim := iso.st, iso.hooks, iso.attacker, iso.victim
 	stop := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -123,14 +122,7 @@ func TestMeasureSlowReceivers(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(stop); slow.Close(); fast.Close() })
 
-	sender := delivery.New(delivery.Config{Store: st, Policy: webhook.Policy{AllowPrivate: true, AllowHTTP: true},
-		Log: zap.NewNop(), Tasks: &hooks,
-		Slots: delivery.NewAccountSlots(rdb, ns, 3, delivery.SlotLease)})
-	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeDeliverWebhook, sender)
-	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 10, Queues: map[string]int{queue: 1},
-		TaskCheckInterval: 100 * time.Millisecond, RetryDelayFunc: delivery.RetryDelay, IsFailure: delivery.IsFailure,
-		LogLevel: asynq.FatalLevel, ShutdownTimeout: time.Second})
+	srv, mux := iso.server(3, delivery.SlotLease, asynq.Config{Concurrency: 10, TaskCheckInterval: 100 * time.Millisecond})
 	for range 40 {
 		d := finished(t, st, attacker, slow.URL, []byte("x"), nil)
 		_, err := hooks.Ensure(ctx, d, time.Time{}, false)

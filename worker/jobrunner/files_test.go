@@ -16,7 +16,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
@@ -28,17 +27,14 @@ import (
 func TestJobFilesThroughTheStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := testenv.Store(t)
+	st, a := testenv.StoreWithAccount(t)
 	actor := store.Actor{Name: "t"}
-	a, err := st.CreateAccount(ctx, actor, "a", "free")
-	require.NoError(t, err)
-	m, _, err := st.CreateModule(ctx, actor, a.ID, "m", fixtures.Bytes(fixtures.FileTool), wasmmeta.Meta{})
-	require.NoError(t, err)
+	m := testenv.Module(t, st, a.ID, "m", fixtures.Bytes(fixtures.FileTool))
 
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
 	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "lib/a.txt", Mode: 0o644, Size: 7, Typeflag: tar.TypeReg}))
-	_, err = tw.Write([]byte("asset A"))
+	_, err := tw.Write([]byte("asset A"))
 	require.NoError(t, err)
 	require.NoError(t, tw.Close())
 	sum, err := st.PutBlob(ctx, a.ID, tarBuf.Bytes())

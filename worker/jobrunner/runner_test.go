@@ -15,7 +15,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/jobrunner"
 	"github.com/wasmwizard/wasmwizard/worker/modstore"
@@ -38,8 +37,7 @@ func setupDeps(t *testing.T, wasm []byte, timeout time.Duration, exec executor.E
 	t.Helper()
 	ctx := context.Background()
 	st, a := testenv.StoreWithAccount(t)
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "m", wasm, wasmmeta.Meta{})
-	require.NoError(t, err)
+	m := testenv.Module(t, st, a.ID, "m", wasm)
 	j, err := st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{
 		AccountID: a.ID, ModuleID: m.ID, ModuleSHA256: m.SHA256, Queue: "q", Function: "_start",
 		TimeoutMS: int(timeout.Milliseconds()), MemoryLimitMB: 16, MaxOutputBytes: 1000,

@@ -12,6 +12,7 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
+	"github.com/wasmwizard/wasmwizard/shared/testenv"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 )
 
@@ -31,15 +32,9 @@ func TestSweepNeverDuplicatesAWaitingDelivery(t *testing.T) {
 	url := "https://hooks.example/x"
 	var ds []store.Delivery
 	for range 3 {
-		j, err := b.st.CreateJob(ctx, store.Actor{Name: "t"}, store.Job{AccountID: b.account.ID, ModuleID: b.module.ID,
+		j := testenv.FinishedJob(t, b.st, store.Job{AccountID: b.account.ID, ModuleID: b.module.ID,
 			ModuleSHA256: b.module.SHA256, Queue: b.queue, Function: "_start", TimeoutMS: 1000, MemoryLimitMB: 16,
-			MaxOutputBytes: 100, WebhookURL: &url})
-		require.NoError(t, err)
-		_, err = b.st.ClaimJob(ctx, j.ID, "w")
-		require.NoError(t, err)
-		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Failed, ErrorCode: "trap"})
-		require.NoError(t, err)
-		require.True(t, ok)
+			MaxOutputBytes: 100, WebhookURL: &url}, jobstate.Outcome{Status: jobstate.Failed, ErrorCode: "trap"})
 		d, err := b.st.DeliveryForJob(ctx, b.account.ID, j.ID)
 		require.NoError(t, err)
 		ds = append(ds, d)

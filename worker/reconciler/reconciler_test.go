@@ -14,7 +14,6 @@ import (
 	"github.com/wasmwizard/wasmwizard/shared/store"
 	"github.com/wasmwizard/wasmwizard/shared/tasks"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 	"github.com/wasmwizard/wasmwizard/worker/reconciler"
 )
 
@@ -30,16 +29,11 @@ type bundle struct {
 
 func setup(t *testing.T, cfg reconciler.Config) bundle {
 	t.Helper()
-	ctx := context.Background()
-	st := testenv.Store(t)
+	st, a, m := testenv.StoreWithModule(t)
 	opt, err := asynq.ParseRedisURI(testenv.RedisURL())
 	require.NoError(t, err)
 	client, inspector := asynq.NewClient(opt), asynq.NewInspector(opt)
 	t.Cleanup(func() { _ = client.Close(); _ = inspector.Close() })
-	a, err := st.CreateAccount(ctx, store.Actor{Name: "t"}, "a", "free")
-	require.NoError(t, err)
-	m, _, err := st.CreateModule(ctx, store.Actor{Name: "t"}, a.ID, "hello", fixtures.Bytes(fixtures.Hello), wasmmeta.Meta{})
-	require.NoError(t, err)
 	if cfg.QueuedAfter == 0 {
 		cfg.QueuedAfter = time.Minute
 	}
@@ -181,17 +175,12 @@ func TestRetention(t *testing.T) {
 	b := setup(t, reconciler.Config{Retention: 24 * time.Hour})
 	old, recent := b.job(t), b.job(t)
 	for _, j := range []store.Job{old, recent} {
-		_, err := b.st.ClaimJob(ctx, j.ID, "w")
-		require.NoError(t, err)
-		ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded})
-		require.NoError(t, err)
-		require.True(t, ok)
+		testenv.Finish(t, b.st, j.ID, jobstate.Outcome{Status: jobstate.Succeeded})
 	}
 	b.age(t, old.ID, "finished_at", 48*time.Hour)
 	// A deleted module nothing refers to, and its content uploaded long ago.
-	other, _, err := b.st.CreateModule(ctx, store.Actor{Name: "t"}, b.account.ID, "echo", fixtures.Bytes(fixtures.Echo), wasmmeta.Meta{})
-	require.NoError(t, err)
-	_, err = b.st.DB().ExecContext(ctx, `UPDATE modules SET deleted_at = now() WHERE id = $1`, other.ID)
+	other := testenv.Module(t, b.st, b.account.ID, "echo", fixtures.Bytes(fixtures.Echo))
+	_, err := b.st.DB().ExecContext(ctx, `UPDATE modules SET deleted_at = now() WHERE id = $1`, other.ID)
 	require.NoError(t, err)
 	_, err = b.st.DB().ExecContext(ctx, `UPDATE module_blobs SET created_at = now() - interval '2 hours'`)
 	require.NoError(t, err)

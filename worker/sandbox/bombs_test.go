@@ -32,6 +32,15 @@ func shapeRequest(t *testing.T, name string, bin []byte) executor.Request {
 		Timeout: 5 * time.Second, MemoryLimitMB: 64, MaxOutputBytes: 100}
 }
 
+// requireFailed requires res to be a failure with the error code code and
+// a message that contains msg.
+func requireFailed(t *testing.T, res executor.Result, code, msg string) {
+	t.Helper()
+	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
+	require.Equal(t, code, res.ErrorCode, "%+v", res)
+	require.Contains(t, res.ErrorMessage, msg)
+}
+
 // Compilation counts against the job's timeout: a job with a 1 s timeout
 // on a module that takes 45 s to compile ends timed_out after 1 s (it used
 // to hold its child for the whole compile timeout, then run). The
@@ -158,9 +167,7 @@ func TestCompileOutOfMemoryEndsTheJob(t *testing.T) {
 	req.Timeout = time.Minute
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
-	require.Equal(t, executor.CodeInstantiate, res.ErrorCode, "%+v", res)
-	require.Contains(t, res.ErrorMessage, "compiling the module needs more memory than the sandbox's limit of 256 MiB")
+	requireFailed(t, res, executor.CodeInstantiate, "compiling the module needs more memory than the sandbox's limit of 256 MiB")
 
 	require.Eventually(t, func() bool { return p.Idle() == 1 }, 30*time.Second, 10*time.Millisecond)
 	after := p.PIDs()
@@ -179,9 +186,7 @@ func TestWorkerPrechecksModules(t *testing.T) {
 	p := newPool(t, 1)
 	res, err := p.Execute(context.Background(), shapeRequest(t, "locals", fixtures.LocalsBomb(1<<30)))
 	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
-	require.Equal(t, executor.CodeInstantiate, res.ErrorCode)
-	require.Contains(t, res.ErrorMessage, "outside the platform's limits")
+	requireFailed(t, res, executor.CodeInstantiate, "outside the platform's limits")
 
 	for name, bin := range map[string][]byte{
 		"nesting":  fixtures.NestedBlocks(1000),
@@ -206,9 +211,7 @@ func TestTablesCannotEscapeTheMemoryLimit(t *testing.T) {
 	req.MemoryLimitMB = 128
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
-	require.Equal(t, executor.CodeTrap, res.ErrorCode, "%+v", res)
-	require.Contains(t, res.ErrorMessage, "unreachable")
+	requireFailed(t, res, executor.CodeTrap, "unreachable")
 }
 
 // Tables past the allowance count against the job's memory limit: a table
@@ -220,9 +223,7 @@ func TestLargeTablesCountAgainstTheMemoryLimit(t *testing.T) {
 	bin := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x04, 0x07, 0x01, 0x70, 0x00, 0x80, 0xad, 0xe2, 0x04}
 	res, err := p.Execute(context.Background(), shapeRequest(t, "bigtable", bin))
 	require.NoError(t, err)
-	require.Equal(t, jobstate.Failed, res.Status, "%+v", res)
-	require.Equal(t, executor.CodeMemoryLimit, res.ErrorCode, "%+v", res)
-	require.Contains(t, res.ErrorMessage, "the module's tables need 77 MiB")
+	requireFailed(t, res, executor.CodeMemoryLimit, "the module's tables need 77 MiB")
 }
 
 // A legitimate module that compiles for longer than its first job's

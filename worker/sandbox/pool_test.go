@@ -14,17 +14,13 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	"github.com/wasmwizard/wasmwizard/worker/executor"
 	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
 // The test binary doubles as the sandbox child.
-func TestMain(m *testing.M) {
-	if sandbox.IsChild() {
-		os.Exit(sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testmain.Main(m) }
 
 func newPool(t *testing.T, size int) *sandbox.Pool {
 	t.Helper()
@@ -230,6 +226,14 @@ func TestHealthyReportsChildrenThatCannotStart(t *testing.T) {
 	require.Error(t, p.Healthy())
 }
 
+// requirePartialOutput requires res to hold what fixtures.TalkLoop writes
+// before it spins.
+func requirePartialOutput(t *testing.T, res executor.Result) {
+	t.Helper()
+	require.Equal(t, "partial out\n", string(res.Stdout))
+	require.Equal(t, "partial err\n", string(res.Stderr))
+}
+
 // collector records what an Output hook receives and signals when a
 // stream has received want.
 type collector struct {
@@ -276,8 +280,7 @@ func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 	res, err := p.Execute(context.Background(), req)
 	require.NoError(t, err)
 	require.Equal(t, jobstate.TimedOut, res.Status)
-	require.Equal(t, "partial out\n", string(res.Stdout))
-	require.Equal(t, "partial err\n", string(res.Stderr))
+	requirePartialOutput(t, res)
 	require.Equal(t, []string{"stdout:partial out\n", "stderr:partial err\n"}, col.chunks)
 }
 
@@ -286,39 +289,36 @@ func TestATimedOutJobKeepsItsOutput(t *testing.T) {
 func TestACancelledJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	p := newPool(t, 1)
-	req := request(t, fixtures.TalkLoop)
-	req.Timeout = time.Minute
-	col := newCollector("partial err\n")
-	req.Output = col.hook
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		col.wait(t)
-		cancel()
-	}()
-	res, err := p.Execute(ctx, req)
-	require.NoError(t, err)
+	res := interruptedTalkLoop(ctx, t, p, cancel)
 	require.Equal(t, jobstate.Cancelled, res.Status)
-	require.Equal(t, "partial out\n", string(res.Stdout))
-	require.Equal(t, "partial err\n", string(res.Stderr))
+	requirePartialOutput(t, res)
 }
 
 func TestACrashedJobKeepsItsOutput(t *testing.T) {
 	t.Parallel()
 	p := newPool(t, 1)
 	pid := p.PIDs()[0]
+	res := interruptedTalkLoop(context.Background(), t, p, func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
+	requirePartialOutput(t, res)
+}
+
+// interruptedTalkLoop runs fixtures.TalkLoop on p under ctx and calls
+// interrupt once its output has reached the Output hook, while it spins.
+func interruptedTalkLoop(ctx context.Context, t *testing.T, p *sandbox.Pool, interrupt func()) executor.Result {
+	t.Helper()
 	req := request(t, fixtures.TalkLoop)
 	req.Timeout = time.Minute
 	col := newCollector("partial err\n")
 	req.Output = col.hook
 	go func() {
 		col.wait(t)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		interrupt()
 	}()
-	res, err := p.Execute(context.Background(), req)
+	res, err := p.Execute(ctx, req)
 	require.NoError(t, err)
-	require.Equal(t, executor.CodeSandboxCrashed, res.ErrorCode)
-	require.Equal(t, "partial out\n", string(res.Stdout))
-	require.Equal(t, "partial err\n", string(res.Stderr))
+	return res
 }
 
 // Output past the ring's size (the child waits for the worker to drain it)

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,9 +19,8 @@ import (
 	"github.com/wasmwizard/wasmwizard/api/client"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
+	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	workerapp "github.com/wasmwizard/wasmwizard/worker/app"
-	"github.com/wasmwizard/wasmwizard/worker/sandbox"
 )
 
 // AdminToken is the platform's admin token.
@@ -39,15 +37,7 @@ type Platform struct {
 // binary (sandbox children, upload checks); call it first in TestMain:
 //
 //	if code, ok := clienttest.ChildMain(); ok { os.Exit(code) }
-func ChildMain() (code int, ok bool) {
-	if wasmmeta.IsCheckChild() {
-		return wasmmeta.CheckChildMain(os.Stdin, os.Stdout, os.Stderr), true
-	}
-	if sandbox.IsChild() {
-		return sandbox.ChildMain(os.Stdin, os.Stdout, os.Stderr), true
-	}
-	return 0, false
-}
+func ChildMain() (code int, ok bool) { return testmain.ChildMain() }
 
 // Start starts the platform for tb (a *testing.T, or a testenv.Scope in
 // TestMain); it stops when tb's cleanups run. Rate limits of the built-in
