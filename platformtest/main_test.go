@@ -3,7 +3,7 @@ package platformtest
 import (
 	"testing"
 
-	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
+	"github.com/wasmwizard/wasmwizard/platformtest/testmain"
 )
 
 // The workers these tests start spawn sandbox children from the test binary

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/api/httpapi"
+	"github.com/wasmwizard/wasmwizard/platformtest/testmain"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
-	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 )
 
 // The test binary doubles as the upload-check child of the isolated

@@ -17,9 +17,9 @@ import (
 
 	"github.com/wasmwizard/wasmwizard/api/app"
 	"github.com/wasmwizard/wasmwizard/api/client"
+	"github.com/wasmwizard/wasmwizard/platformtest/testmain"
 	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/testenv"
-	"github.com/wasmwizard/wasmwizard/shared/testenv/testmain"
 	workerapp "github.com/wasmwizard/wasmwizard/worker/app"
 )
 
