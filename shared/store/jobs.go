@@ -225,19 +225,6 @@ func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) 
 	// An account with a small limit whose rows all exist searches them
 	// all at once: as cheap as the bounded search at that size, and a
 	// submit at the limit is refused after one search instead of two.
-	if limit > 0 && tx == nil && s.knownSlotRows(j.AccountID) == 0 {
-		// Learn the account's rows once per process (the search's window
-		// is sized from them, see insertJobSQL). Not in a transaction:
-		// rows it made could still be rolled back, and a second
-		// connection taken while it holds one can deadlock a small pool;
-		// its statement counts them itself.
-		var have int
-		if err := sqlx.GetContext(ctx, s.db, &have,
-			`SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = $1`, j.AccountID); err != nil {
-			return Job{}, wrapDB(err, "count account slots")
-		}
-		s.sawSlotRows(j.AccountID, have)
-	}
 	exactFirst := limit > 0 && limit <= exactFirstUpTo && s.knownSlotRows(j.AccountID) >= limit
 	if exactFirst {
 		last, window = true, exactWindow
@@ -413,18 +400,9 @@ func insertJobSQL(limited, exact bool) string {
 		// wrap-around the planner served with a scan of the whole table).
 		// Taken rows are in the index it walks and are skipped (see
 		// migrations/00008_hot_account_slots.sql).
-		// The account's rows are counted from the primary key only when
-		// $28, the count this process knows (see knownSlotRows), is NULL:
-		// under 32 clients of one account, reading the same last index page
-		// on every submit cost about a tenth of the limited submit's rate
-		// (docs/BENCHMARKS.md, "2026-12-03 afternoon"). A known count is
-		// never more than the rows there are (they are never removed while
-		// the account lives), so the window it gives is never narrower than
-		// intended; a search that finds nothing reads the count again.
 		ctes = `
 		w AS MATERIALIZED (
-			SELECT $21::float8 / coalesce($28::float8,
-				(SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2)) AS w
+			SELECT $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS w
 		), win AS (
 			SELECT $20::float8 * greatest(1 - w, 0) AS lo, $20::float8 * greatest(1 - w, 0) + w AS hi FROM w
 		), slot AS (
@@ -481,11 +459,6 @@ func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, 
 		// the migration).
 		args = append(args, limit, rand.Float64(), window) //nolint:gosec // spreads load, not a secret
 		args = append(args, files...)
-		var rows any // NULL: count them in the statement
-		if n := s.knownSlotRows(j.AccountID); n > 0 {
-			rows = n
-		}
-		args = append(args, rows)
 		err = s.getPrepared(ctx, tx, &out, insertJobQueries[1], args...)
 	default:
 		args = append(args, files...)
