@@ -152,8 +152,18 @@ func (p *prechecker) section(id byte, r *reader) error {
 		_, err := vec(r, "globals", MaxGlobals)
 		return err
 	case 7:
-		_, err := vec(r, "exports", MaxExports)
-		return err
+		// Each export's name is read by wazero into a buffer of the
+		// length it declares: bound it by the bytes left in the section.
+		return entries(r, "exports", MaxExports, func() error {
+			if _, err := r.name(); err != nil {
+				return err
+			}
+			if _, err := r.byte(); err != nil {
+				return err
+			}
+			_, err := r.u32()
+			return err
+		})
 	case 9:
 		return elementSection(r)
 	case 10:
