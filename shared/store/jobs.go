@@ -214,7 +214,7 @@ const exactWindow = 0
 // 00008_hot_account_slots.sql): slots that concurrent
 // submits are taking are skipped, not waited for, so an account's submits
 // do not queue behind each other, and at most MaxUnfinished jobs hold a
-// slot at any time. A job gives its slot back by ending (see slotFree).
+// slot at any time. The job gives its slot back when it ends (trigger).
 func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) (Job, error) {
 	if j.ID == uuid.Nil {
 		j.ID = newID()
@@ -384,7 +384,7 @@ func insertJobSQL(limited, exact bool) string {
 		ctes = `
 		slot AS (
 			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND slot < $19 AND ` + slotFree + `
+			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL
 			ORDER BY slot LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
@@ -408,7 +408,7 @@ func insertJobSQL(limited, exact bool) string {
 		), slot AS (
 			SELECT account_id, slot FROM account_slots
 			WHERE account_id = $2 AND pos >= (SELECT lo FROM win) AND pos < (SELECT hi FROM win)
-				AND ` + slotFree + ` AND slot < $19
+				AND job_id IS NULL AND slot < $19
 			ORDER BY pos LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
@@ -430,17 +430,6 @@ func insertJobSQL(limited, exact bool) string {
 		)
 		SELECT * FROM job`
 }
-
-// slotFree is the condition of a free slot row: no job, or a job that has
-// visibly ended (see migrations/00015_lazy_slot_release.sql: ending a job
-// writes nothing to its slot row, and a job the submit's snapshot cannot
-// see holds its slot: the scalar subquery is then NULL, and so is the
-// comparison). A scalar subquery, not EXISTS: the planner may run an EXISTS
-// under OR as a hashed subplan, a scan of every job per search (150 ms per
-// submit measured with 100,000 jobs); this one is one primary-key lookup
-// per slot row looked at.
-const slotFree = `(job_id IS NULL OR (SELECT e.status FROM jobs e
-	WHERE e.id = account_slots.job_id) NOT IN ('queued', 'running'))`
 
 // insertJobQueries are insertJobSQL's two statements, prepared when the
 // Store opens (see warm).
