@@ -82,11 +82,12 @@ $(GOLANGCI):
 lint: $(GOLANGCI) ## golangci-lint
 	$(GOLANGCI) run ./...
 
-check: $(GOLANGCI) ## gofmt, go vet, golangci-lint, go mod tidy clean
+check: $(GOLANGCI) ## gofmt, go vet, golangci-lint, go mod tidy clean (the root module and tools/lintdeploy)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GOLANGCI) run ./...
 	$(GO) mod tidy -diff
+	cd tools/lintdeploy && export GOWORK=off && $(GO) vet ./... && $(GOLANGCI) run ./... && $(GO) mod tidy -diff
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,4 +248,21 @@ func TestACompilationCutShortByItsJobServesTheNext(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, jobstate.Succeeded, res.Status, "%+v", res)
 	require.Equal(t, "hello from Go\n", string(res.Stdout))
+}
+
+// Children run with one processor: a job runs on one goroutine, and more
+// processors only add threads to wake (docs/BENCHMARKS.md, "The sandbox
+// child, before and after").
+func TestChildrenRunWithOneProcessor(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: t.TempDir(), MemoryLimitMB: 256})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	pids := p.PIDs()
+	require.Len(t, pids, 1)
+	environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pids[0]), "environ"))
+	require.NoError(t, err)
+	require.Contains(t, strings.Split(string(environ), "\x00"), "GOMAXPROCS=1")
 }

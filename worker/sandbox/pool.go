@@ -242,6 +242,7 @@ func (p *Pool) spawn() (*child, error) {
 		EnvTreeCache + "=" + strconv.Itoa(p.cfg.AssetCacheMB),
 		// One job at a time runs on one goroutine: more processors only
 		// add threads to wake and to flush TLBs on (docs/BENCHMARKS.md).
+		"GOMAXPROCS=1",
 	}
 	cmd.Stdin, cmd.Stdout = inR, outW
 	cmd.ExtraFiles = []*os.File{ringFile, arenaRO}
