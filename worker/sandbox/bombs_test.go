@@ -255,12 +255,7 @@ func TestACompilationCutShortByItsJobServesTheNext(t *testing.T) {
 // child, before and after").
 func TestChildrenRunWithOneProcessor(t *testing.T) {
 	t.Parallel()
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	p, err := sandbox.New(sandbox.Config{Command: []string{exe}, Size: 1, CacheDir: t.TempDir(), MemoryLimitMB: 256})
-	require.NoError(t, err)
-	t.Cleanup(p.Close)
-	pids := p.PIDs()
+	pids := newPool(t, 1).PIDs()
 	require.Len(t, pids, 1)
 	environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pids[0]), "environ"))
 	require.NoError(t, err)
