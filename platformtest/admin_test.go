@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/api/client"
+	"github.com/wasmwizard/wasmwizard/shared/config"
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 )
 
@@ -279,64 +280,81 @@ func TestRunLimitsAcrossReplicas(t *testing.T) {
 	require.Equal(t, "quota_exceeded", decode[client.Error](t, res).Code)
 }
 
-// A concurrency slot is held by a queued or running job and is free again
-// however the job ends.
-func TestConcurrencySlotsAreReturned(t *testing.T) {
+// stillQueued checks, for a moment, that the job stays queued.
+func (p *platform) stillQueued(key, id string) {
+	p.t.Helper()
+	require.Never(p.t, func() bool { return p.job(key, id).Status != "queued" },
+		500*time.Millisecond, 20*time.Millisecond, "job %s started past its account's concurrency limit", id)
+}
+
+// The concurrency limit bounds the jobs that run at once: a submit past it
+// is accepted and its job waits, queued, until a running job ends, however
+// that ends (timed out, failed, succeeded, cancelled); then it starts
+// without waiting for the reconciler.
+func TestJobsPastTheConcurrencyLimitWaitForASlot(t *testing.T) {
 	t.Parallel()
 	p, key := startWithTier(t, "single", 1000, 1000, 1)
 	loop, exit3, hello := p.upload(key, fixtures.Loop), p.upload(key, fixtures.Exit3), p.upload(key, fixtures.Hello)
 
-	busy := func() {
-		t.Helper()
-		res := p.postJSON("/v1/jobs", key, map[string]any{"module_id": hello})
-		require.Equal(t, http.StatusTooManyRequests, res.Status, "%s", res.Body)
-		require.Equal(t, "quota_exceeded", decode[client.Error](t, res).Code)
-	}
-	// Timed out.
-	id := p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 300})
-	busy()
+	// Timed out, then the waiting job runs.
+	id := p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 1000})
+	p.awaitStatus(key, id, "running")
+	next := p.submit(key, map[string]any{"module_id": exit3})
+	p.stillQueued(key, next)
 	require.Equal(t, "timed_out", p.await(key, id).Status)
-	// Failed.
-	id = p.submit(key, map[string]any{"module_id": exit3})
-	require.Equal(t, "failed", p.await(key, id).Status)
-	// Succeeded.
-	id = p.submit(key, map[string]any{"module_id": hello})
-	require.Equal(t, "succeeded", p.await(key, id).Status)
+	// Failed, then succeeded.
+	after := p.submit(key, map[string]any{"module_id": hello})
+	require.Equal(t, "failed", p.await(key, next).Status)
+	require.Equal(t, "succeeded", p.await(key, after).Status)
 	// Cancelled.
 	id = p.submit(key, map[string]any{"module_id": loop, "timeout_ms": 5000})
-	busy()
+	p.awaitStatus(key, id, "running")
+	next = p.submit(key, map[string]any{"module_id": hello})
+	p.stillQueued(key, next)
 	res := p.postJSON("/v1/jobs/"+id+"/cancel", key, nil)
 	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, res.Status, "%s", res.Body)
 	require.Equal(t, "cancelled", p.await(key, id).Status)
-	require.Equal(t, "succeeded", p.await(key, p.submit(key, map[string]any{"module_id": hello})).Status)
+	require.Equal(t, "succeeded", p.await(key, next).Status)
 }
 
-// Simultaneous submits cannot together pass the concurrency limit: the
-// account's submissions are counted one after the other.
+// Simultaneous submits are all accepted, and on a worker with more slots
+// than the limit, no more than the limit of the account's jobs ever run at
+// once; all of them end.
 func TestConcurrencyLimitHoldsUnderSimultaneousSubmits(t *testing.T) {
 	t.Parallel()
-	p, key := startWithTier(t, "three", 100000, 100000, 3)
+	p := startPlatformN(t, func(*config.Common) {}, 5)
+	require.Equal(t, http.StatusCreated, p.postJSON("/v1/admin/tiers", adminToken, tierWith("three", 100000, 100000, 3)).Status)
+	key := p.account("three")
 	loop := p.upload(key, fixtures.Loop)
-	codes := make(chan int, 20)
+	const n = 12
+	ids := make(chan string, n)
 	var wg sync.WaitGroup
-	for range 20 {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- p.postJSON("/v1/jobs", key, map[string]any{"module_id": loop, "timeout_ms": 5000}).Status
+			res := p.postJSON("/v1/jobs", key, map[string]any{"module_id": loop, "timeout_ms": 300})
+			if res.Status != http.StatusCreated {
+				t.Errorf("submit: %d %s", res.Status, res.Body)
+				return
+			}
+			ids <- decode[client.Job](t, res).ID
 		}()
 	}
 	wg.Wait()
-	close(codes)
-	accepted := 0
-	for c := range codes {
-		switch c {
-		case http.StatusCreated:
-			accepted++
-		case http.StatusTooManyRequests:
-		default:
-			t.Fatalf("unexpected status %d", c)
-		}
+	close(ids)
+	require.Len(t, ids, n)
+	most := 0
+	require.Eventually(t, func() bool {
+		res := p.do(http.MethodGet, "/v1/account", key, "", nil)
+		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+		u := decode[client.Account](t, res).Usage
+		require.LessOrEqual(t, u.Running, int64(3), "running jobs of an account with a limit of 3")
+		most = max(most, int(u.Running))
+		return u.Running+u.Queued == 0
+	}, 60*time.Second, 5*time.Millisecond)
+	require.Equal(t, 3, most, "the limit is used")
+	for id := range ids {
+		require.Equal(t, "timed_out", p.job(key, id).Status)
 	}
-	require.Equal(t, 3, accepted)
 }

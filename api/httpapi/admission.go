@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/wasmwizard/wasmwizard/api/ratelimit"
 	"github.com/wasmwizard/wasmwizard/shared/apperr"
@@ -15,10 +14,10 @@ import (
 // RateLimit headers describe the per-minute limit. If Redis cannot answer,
 // runs are refused (fail closed): 503, nothing accepted.
 //
-// The tier's concurrent runs are not counted here but once, by the insert
-// of the job itself, which takes one of the account's slots in Postgres
-// (store.Job.MaxUnfinished): a slot is free again the moment its job ends,
-// however it ends. concurrencyRefused answers that refusal's headers.
+// The tier's concurrent runs are not a limit on submits: they bound the
+// account's jobs that run at once, and a worker's claim takes one of the
+// account's slots in Postgres (store.ClaimJob); jobs past the limit wait,
+// queued.
 func (s *Server) admitRuns(ctx context.Context, h http.Header, p store.Principal, n int) error {
 	t := p.Tier
 	if s.limiter == nil {
@@ -56,15 +55,4 @@ func admit(h http.Header, d ratelimit.Decision, err error, unavailable string) e
 // moduleQuota is what the caller's tier lets its account hold.
 func moduleQuota(t store.Tier) store.ModuleQuota {
 	return store.ModuleQuota{MaxModules: t.MaxModules, MaxStorageBytes: t.MaxModuleStorageBytes}
-}
-
-// concurrencyRefused sets the RateLimit headers of a submit that the store
-// refused because every one of the account's slots is taken, and returns
-// err.
-func concurrencyRefused(h http.Header, p store.Principal, err error) error {
-	if p.Tier.MaxConcurrentRuns > 0 && apperr.CodeOf(err) == apperr.QuotaExceeded {
-		ratelimit.SetHeaders(h, ratelimit.Decision{Limit: p.Tier.MaxConcurrentRuns, Remaining: 0,
-			RetryAfter: time.Second, ResetAfter: time.Second})
-	}
-	return err
 }

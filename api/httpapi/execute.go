@@ -143,7 +143,7 @@ func (s *Server) executeJob(c echo.Context) (store.Job, error) {
 	}
 	job, _, err := s.submit(ctx, actorOf(c), j, "", nil)
 	if err != nil {
-		return store.Job{}, concurrencyRefused(c.Response().Header(), p, err)
+		return store.Job{}, err
 	}
 	wait := time.Duration(job.TimeoutMS)*time.Millisecond + executeMargin
 	return s.awaitJob(ctx, job.AccountID, job.ID, wait)

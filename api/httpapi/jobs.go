@@ -146,7 +146,7 @@ func (s *Server) createJob(c echo.Context) error {
 	}
 	job, replayed, err := s.submit(ctx, actorOf(c), j, key, hash)
 	if err != nil {
-		return concurrencyRefused(c.Response().Header(), p, err)
+		return err
 	}
 	return s.answerJob(c, job, wait, replayed)
 }
@@ -307,7 +307,7 @@ func (s *Server) submitRaw(ctx context.Context, h http.Header, p store.Principal
 		return store.Job{}, err
 	}
 	job, _, err := s.submit(ctx, actor, j, "", nil)
-	return job, concurrencyRefused(h, p, err)
+	return job, err
 }
 
 // buildJob validates a request against the module and the caller's tier and
@@ -322,7 +322,6 @@ func (s *Server) buildJob(ctx context.Context, p store.Principal, req jobRequest
 		AccountID:      p.AccountID,
 		Queue:          tasks.TierQueue(strings.TrimSuffix(s.queue, tasks.JobsQueue), t.Name),
 		QueueWeight:    t.QueueWeight,
-		MaxUnfinished:  t.MaxConcurrentRuns,
 		Function:       req.Function,
 		TimeoutMS:      t.DefaultTimeoutMS,
 		MemoryLimitMB:  t.DefaultMemoryMB,

@@ -117,7 +117,7 @@ func TestBuildJobAcceptsValidRequests(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.Job{
 			AccountID: b.p.AccountID, ModuleID: b.command.ID, ModuleSHA256: b.command.SHA256,
-			Queue: "t:jobs:basic", QueueWeight: 3, MaxUnfinished: 5, Function: "_start",
+			Queue: "t:jobs:basic", QueueWeight: 3, Function: "_start",
 			Args: store.JSON[[]string]{V: []string{}}, Env: store.JSON[map[string]string]{V: map[string]string{}},
 			Params: store.JSON[[]json.RawMessage]{V: []json.RawMessage{}}, Metadata: store.JSON[map[string]string]{V: map[string]string{}},
 			TimeoutMS: tier.DefaultTimeoutMS, MemoryLimitMB: tier.DefaultMemoryMB, MaxOutputBytes: tier.DefaultOutputBytes,

@@ -85,6 +85,12 @@ func TestScalingFigures(t *testing.T) {
 		"default_timeout_ms": 1000, "max_timeout_ms": 1000, "default_memory_mb": 16, "max_memory_mb": 16,
 		"max_module_bytes": 1 << 20, "queue_weight": 2, "reads_per_minute": 0})
 	require.Equal(t, http.StatusCreated, status, "%s", body)
+	// And one whose accounts run one job at a time.
+	status, body = send(t, http.MethodPost, a.url+"/v1/admin/tiers", scalingAdminToken, map[string]any{
+		"name": "solo", "runs_per_minute": 0, "runs_per_day": 0, "max_concurrent_runs": 1,
+		"default_timeout_ms": 1000, "max_timeout_ms": 1000, "default_memory_mb": 16, "max_memory_mb": 16,
+		"max_module_bytes": 1 << 20, "queue_weight": 1, "reads_per_minute": 0})
+	require.Equal(t, http.StatusCreated, status, "%s", body)
 	keyOn := func(tier string) string {
 		acct, err := a.st.CreateAccount(ctx, actor, tier, tier)
 		require.NoError(t, err)
@@ -92,7 +98,7 @@ func TestScalingFigures(t *testing.T) {
 		require.NoError(t, err)
 		return key
 	}
-	keys := map[string]string{"free": a.key, "basic": keyOn("basic"), "gold": keyOn("gold")}
+	keys := map[string]string{"free": a.key, "basic": keyOn("basic"), "gold": keyOn("gold"), "solo": keyOn("solo")}
 	submit := func(tier string, extra map[string]any) uuid.UUID {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, a.url+"/v1/modules", bytes.NewReader(fixtures.Bytes(fixtures.Hello)))
@@ -123,6 +129,12 @@ func TestScalingFigures(t *testing.T) {
 	submit("basic", nil)
 	_, err = a.st.ClaimJob(ctx, submit("gold", nil), "w2")
 	require.NoError(t, err)
+	// An account at its limit: its queued jobs wait for its running one,
+	// not for a worker, and are not counted.
+	_, err = a.st.ClaimJob(ctx, submit("solo", nil), "w1")
+	require.NoError(t, err)
+	submit("solo", nil)
+	submit("solo", nil)
 	// A finished job counts nowhere; its webhook delivery is pending.
 	hooked := submit("gold", map[string]any{"webhook_url": "https://127.0.0.1:9/hook"})
 	j, err := a.st.ClaimJob(ctx, hooked, "w2")
@@ -136,7 +148,7 @@ func TestScalingFigures(t *testing.T) {
 	f := getScaling(t, a.url, scalingMetricsToken)
 	require.Equal(t, scaling.SlotsFromConfig, f.SlotsSource)
 	require.Equal(t, 5, f.SlotsPerWorker)
-	require.Equal(t, int64(2), f.DesiredWorkers) // ceil(7/5)
+	require.Equal(t, int64(2), f.DesiredWorkers) // ceil(8/5)
 
 	// Live workers report 3 and 4 slots; a stopped one with 1 is ignored.
 	for id, n := range map[string]int{"w1": 3, "w2": 4, "w3": 1} {
@@ -145,17 +157,18 @@ func TestScalingFigures(t *testing.T) {
 	require.NoError(t, a.st.StopWorker(ctx, "w3"))
 	f = getScaling(t, a.url, scalingAdminToken)
 	require.Equal(t, int64(5), f.Queued)
-	require.Equal(t, int64(2), f.Running)
+	require.Equal(t, int64(3), f.Running)
 	require.Equal(t, 3, f.SlotsPerWorker)
 	require.Equal(t, scaling.SlotsFromWorkers, f.SlotsSource)
 	require.Equal(t, 2, f.LiveWorkers)
-	require.Equal(t, int64(3), f.DesiredWorkers) // ceil(7/3)
+	require.Equal(t, int64(3), f.DesiredWorkers) // ceil(8/3)
 	require.Equal(t, int64(1), f.WebhookDeliveriesPending)
 	require.Equal(t, map[string]scaling.QueueFigures{
 		ns + "jobs:free":  {Queued: 3, Running: 1},
 		ns + "jobs:basic": {Queued: 2},
 		ns + "jobs:pro":   {},
 		ns + "jobs:gold":  {Queued: 0, Running: 1},
+		ns + "jobs:solo":  {Queued: 0, Running: 1},
 	}, f.ByQueue)
 
 	// The same figures are wasmwizard_jobs{state,queue} on /metrics.

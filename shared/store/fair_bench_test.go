@@ -22,13 +22,14 @@ import (
 func BenchmarkFairClaimManyAccounts(b *testing.B) {
 	ctx := context.Background()
 	bd := setupB(b)
+	bd.setLimit(b, 0) // the pick's cost alone
 	accounts := []bundle{bd}
 	for i := range 49 {
 		accounts = append(accounts, bd.otherAccount(b, fmt.Sprintf("acct%d", i)))
 	}
 	for _, a := range accounts {
 		for range 20 {
-			a.create(b, 0)
+			a.create(b)
 		}
 	}
 	zero := 0
@@ -37,7 +38,7 @@ func BenchmarkFairClaimManyAccounts(b *testing.B) {
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			j := accounts[rand.IntN(len(accounts))].create(b, 0) //nolint:gosec // spreads load
+			j := accounts[rand.IntN(len(accounts))].create(b) //nolint:gosec // spreads load
 			c, err := bd.st.ClaimFairJob(ctx, j.ID, "w")
 			if errors.Is(err, store.ErrJobBusy) {
 				continue // another client claimed the pick first, as a delivery would find

@@ -82,7 +82,7 @@ func (s *Store) CreateJobIdempotent(ctx context.Context, actor Actor, j Job, key
 
 // createJobUnderKey reports false (without error) when the key is taken.
 func (s *Store) createJobUnderKey(ctx context.Context, actor Actor, j Job, key string, hash []byte) (Job, bool, error) {
-	if err := s.prepareOutside(ctx, insertJobQueries[boolIndex(min(j.MaxUnfinished, maxSlots) > 0)]); err != nil {
+	if err := s.prepareOutside(ctx, insertJobSQL); err != nil {
 		return Job{}, false, wrapDB(err, "prepare the job insert")
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)

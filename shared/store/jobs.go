@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,10 +62,9 @@ type Job struct {
 	// QueueWeight is the tier's weight when the job was submitted (not
 	// stored; the API uses it to ring the doorbell).
 	QueueWeight int `db:"-"`
-	// MaxUnfinished, when positive, is the account's concurrency limit:
-	// the insert is refused (quota_exceeded) if the account already has
-	// that many queued or running jobs. Not stored.
-	MaxUnfinished int `db:"-"`
+	// Slot is the account's concurrency slot the job holds while it runs
+	// (nil: its tier had no limit when it was claimed; see claimJob).
+	Slot *int `db:"slot"`
 	// CancelRequestedAt is set once a client asked to cancel the job.
 	CancelRequestedAt *time.Time `db:"cancel_requested_at"`
 	// Watched: a client is long-polling the job, so its terminal
@@ -150,8 +148,7 @@ const fileColumns = `preopens, collect, max_fs_bytes, max_artifact_bytes, input_
 // statement. The caller fills every request field; ID is assigned when nil.
 // The module must be one of the account's live modules (else not_found); it
 // is locked while the job is inserted, so a concurrent DeleteModule either
-// sees the job (and fails it) or makes this insert fail. With MaxUnfinished
-// set, the job takes one of the account's slots (else quota_exceeded).
+// sees the job (and fails it) or makes this insert fail.
 //
 // A job with Files has their bytes stored first (content-addressed blobs of
 // the account, see PutBlob), then the job and its job_inputs rows in one
@@ -164,7 +161,7 @@ func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) 
 	if err := s.putInputs(ctx, &j); err != nil {
 		return Job{}, err
 	}
-	if err := s.prepareOutside(ctx, insertJobQueries[boolIndex(min(j.MaxUnfinished, maxSlots) > 0)]); err != nil {
+	if err := s.prepareOutside(ctx, insertJobSQL); err != nil {
 		return Job{}, wrapDB(err, "prepare the job insert")
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -185,167 +182,26 @@ func (s *Store) CreateJob(ctx context.Context, actor Actor, j Job) (Job, error) 
 // maxSlots bounds the slot rows an account may have, whatever its tier says.
 const maxSlots = 100_000
 
-// slotChunk is the fewest slot rows a submit that finds none free makes at
-// once (never past the limit). It makes as many as the account already has
-// when that is more, so that at least half of the rows are free right after
-// (the search for a free slot walks past taken rows; see
-// migrations/00008_hot_account_slots.sql), and an account that needs n slots
-// makes its rows in O(log n) rounds.
-const slotChunk = 1024
-
-// slotWindow is how many of an account's slot rows, expected, a submit looks
-// at for a free one before it makes more rows instead (while the account has
-// fewer than its limit): taken rows stay in the index that the search walks,
-// so without a bound a submit of an account with many rows and few free
-// would walk most of them. Only an account whose rows have all been made
-// (limit reached) searches them all (exactWindow), and only after its
-// bounded search found none.
-const slotWindow = 32
-
-// exactWindow makes the search for a free slot look at every slot row, in
-// slot order (the primary key's, which is also the order the rows were
-// made in, so the walk reads the heap in order: ≈ 20 ms for 100,000 rows,
-// against ≈ 170 ms in pos order).
-const exactWindow = 0
-
-// createJob inserts the job, in tx when not nil. A limited job
-// (MaxUnfinished > 0) takes a free slot of the account's in the same
-// statement (see migrations/00007_fair_admission.sql and
-// 00008_hot_account_slots.sql): slots that concurrent
-// submits are taking are skipped, not waited for, so an account's submits
-// do not queue behind each other, and at most MaxUnfinished jobs hold a
-// slot at any time. The job gives its slot back when it ends (trigger).
+// createJob inserts the job, in tx when not nil. Admission does not look at
+// the concurrency limit: it bounds the jobs that run at once, and the claim
+// takes the slot (see claimJob).
 func (s *Store) createJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job) (Job, error) {
 	if j.ID == uuid.Nil {
 		j.ID = newID()
 	}
-	limit := min(j.MaxUnfinished, maxSlots)
-	last := false
-	window := float64(slotWindow)
-	// An account with a small limit whose rows all exist searches them
-	// all at once: as cheap as the bounded search at that size, and a
-	// submit at the limit is refused after one search instead of two.
-	exactFirst := limit > 0 && limit <= exactFirstUpTo && s.knownSlotRows(j.AccountID) >= limit
-	if exactFirst {
-		last, window = true, exactWindow
+	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
+		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
+		actor.Name, actor.RequestID, j.Watched,
+		nonNilStrings(j.Preopens), nonNilStrings(j.Collect), j.MaxFSBytes, j.MaxArtifactBytes, len(j.Files), j.Traceparent}
+	var out Job
+	err := s.getPrepared(ctx, tx, &out, insertJobSQL, args...)
+	if err == nil && len(j.inputs) > 0 {
+		err = insertInputs(ctx, s.ext(tx), out.ID, j.AccountID, j.inputs)
 	}
-	for {
-		out, err := s.insertJob(ctx, tx, actor, j, limit, window)
-		if err == nil && len(j.inputs) > 0 {
-			err = insertInputs(ctx, s.ext(tx), out.ID, j.AccountID, j.inputs)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return out, wrapDB(err, "insert job")
-		}
-		// Either the module is not one of the account's live modules, or
-		// no slot was free. After the search of every row, no slot was
-		// (when that search came first, the module is checked first).
-		if exactFirst {
-			if live, err := s.moduleLive(ctx, tx, j); err != nil || !live {
-				return Job{}, err
-			}
-		}
-		if last {
-			return Job{}, apperr.New(apperr.QuotaExceeded,
-				"%d of your jobs are queued or running, and your tier allows %d at once; wait for some to finish", limit, limit)
-		}
-		// Slot rows are made on demand (see slotChunk), numbered from 0
-		// without gaps: the account has the rows below its highest slot + 1
-		// (read from the primary key, not counted), read with the module's
-		// check in one round trip. Once all limit rows exist, one more try
-		// that looks at every row decides (rows made meanwhile by others are
-		// then seen).
-		var found struct {
-			Live bool `db:"live"`
-			Have int  `db:"have"`
-		}
-		if err := sqlx.GetContext(ctx, s.ext(tx), &found, `SELECT
-			EXISTS (SELECT 1 FROM modules WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL) AS live,
-			(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = $2) AS have`,
-			j.ModuleID, j.AccountID); err != nil {
-			return Job{}, wrapDB(err, "find module and account slots")
-		}
-		if !found.Live || limit <= 0 {
-			return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
-		}
-		have := found.Have
-		if tx == nil {
-			s.sawSlotRows(j.AccountID, have)
-		}
-		if have >= limit {
-			last, window = true, exactWindow
-			continue
-		}
-		if err := s.makeSlotRows(ctx, tx, j.AccountID, have, min(have+max(have, slotChunk), limit)); err != nil {
-			return Job{}, err
-		}
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
 	}
-}
-
-// makeSlotRows makes the account's slot rows from have up to to (not
-// included). The submits of one process that all found too few free rows
-// make them once: the others wait for the one making them (taking turns
-// per account), then find them made and go back to their search. Submits
-// of other processes whose rows conflict wait for theirs, then find them.
-func (s *Store) makeSlotRows(ctx context.Context, tx *sqlx.Tx, account uuid.UUID, have, to int) error {
-	if tx == nil {
-		mu, _ := s.slotGrowth.LoadOrStore(account, &sync.Mutex{})
-		mu.(*sync.Mutex).Lock()
-		defer mu.(*sync.Mutex).Unlock()
-		if s.knownSlotRows(account) > have {
-			return nil // made while this submit waited
-		}
-	}
-	if _, err := s.ext(tx).ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
-		SELECT $1, g FROM generate_series($2::integer, $3::integer) AS g ON CONFLICT DO NOTHING`,
-		account, have, to-1); err != nil {
-		return wrapDB(err, "make account slots")
-	}
-	if tx == nil {
-		// Made now (by this insert or a concurrent one); in a transaction,
-		// only once it commits (see sawSlotRows).
-		s.sawSlotRows(account, to)
-	}
-	return nil
-}
-
-// exactFirstUpTo is the largest limit for which a submit searches all of
-// the account's slot rows first (once they all exist): a walk of that many
-// rows in slot order reads a page or two, as the bounded search does.
-const exactFirstUpTo = 4 * slotWindow
-
-// knownSlotRows is how many slot rows the account is known to have (0: not
-// known).
-func (s *Store) knownSlotRows(account uuid.UUID) int {
-	if n, ok := s.slotRows.Load(account); ok {
-		return n.(int)
-	}
-	return 0
-}
-
-// sawSlotRows records that the account has at least n slot rows, read or
-// made outside any transaction that could still roll them back.
-func (s *Store) sawSlotRows(account uuid.UUID, n int) {
-	for {
-		old, loaded := s.slotRows.LoadOrStore(account, n)
-		if !loaded || old.(int) >= n || s.slotRows.CompareAndSwap(account, old, n) {
-			return
-		}
-	}
-}
-
-// moduleLive reports whether the job's module is one of its account's live
-// modules; a NotFound error when it is not.
-func (s *Store) moduleLive(ctx context.Context, tx *sqlx.Tx, j Job) (bool, error) {
-	var live bool
-	if err := sqlx.GetContext(ctx, s.ext(tx), &live, `SELECT EXISTS (SELECT 1 FROM modules
-		WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, j.ModuleID, j.AccountID); err != nil {
-		return false, wrapDB(err, "find module")
-	}
-	if !live {
-		return false, apperr.New(apperr.NotFound, "module %s not found", j.ModuleID)
-	}
-	return true, nil
+	return out, wrapDB(err, "insert job")
 }
 
 // ext is tx when not nil, else the pool.
@@ -356,72 +212,20 @@ func (s *Store) ext(tx *sqlx.Tx) sqlx.ExtContext {
 	return s.db
 }
 
-// insertJobSQL is insertJob's statement, for an account with a
-// concurrency limit (it takes a slot) or without.
-func insertJobSQL(limited, exact bool) string {
-	// The module is locked (see CreateJob) only once a slot is found, and
-	// the slot is taken only if the module is live: a submit refused for
-	// want of a free slot writes nothing, so it costs no WAL and no
-	// durable commit (an account at its limit may be refused many times a
-	// second).
-	// The file fields' parameters follow the variant's own (see insertJob).
-	files := fileParams(19)
-	const module = `
-		m AS (
+// insertJobSQL inserts a job of one of the account's live modules (no row
+// when the module is not one) and its "job.created" row. The module row
+// is locked (FOR SHARE; see CreateJob).
+const insertJobSQL = `
+		WITH m AS (
 			SELECT id, sha256, asset_count FROM modules
-			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL %s
+			WHERE id = $3 AND account_id = $2 AND deleted_at IS NULL
 			FOR SHARE
-		),`
-	const take = `
-		took AS (
-			UPDATE account_slots s SET job_id = $1 FROM slot, m
-			WHERE s.account_id = slot.account_id AND s.slot = slot.slot
-			RETURNING s.slot
-		),`
-	ctes, took := fmt.Sprintf(module, ""), "NULL FROM m"
-	switch {
-	case exact:
-		ctes = `
-		slot AS (
-			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND slot < $19 AND job_id IS NULL
-			ORDER BY slot LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
-		took = `took.slot FROM m, took`
-		files = fileParams(20)
-	case limited:
-		// The search looks at the rows whose pos is in [lo, lo + w), where
-		// w is $21 / (the account's rows): about $21 rows (slotWindow; see
-		// exactWindow for the search of all of them), and lo is the random
-		// $20 scaled into [0, 1 - w), so that the window never passes 1
-		// (a window cut there looked at fewer rows, found none free more
-		// often, and made the account's rows double for nothing; a
-		// wrap-around the planner served with a scan of the whole table).
-		// Taken rows are in the index it walks and are skipped (see
-		// migrations/00008_hot_account_slots.sql).
-		ctes = `
-		w AS MATERIALIZED (
-			SELECT $21::float8 / (SELECT max(slot) + 1 FROM account_slots WHERE account_id = $2) AS w
-		), win AS (
-			SELECT $20::float8 * greatest(1 - w, 0) AS lo, $20::float8 * greatest(1 - w, 0) + w AS hi FROM w
-		), slot AS (
-			SELECT account_id, slot FROM account_slots
-			WHERE account_id = $2 AND pos >= (SELECT lo FROM win) AND pos < (SELECT hi FROM win)
-				AND job_id IS NULL AND slot < $19
-			ORDER BY pos LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		),` + fmt.Sprintf(module, "AND EXISTS (SELECT 1 FROM slot)") + take
-		took = `took.slot FROM m, took`
-		files = fileParams(22)
-	}
-	return `
-		WITH` + ctes + ` job AS (
+		), job AS (
 			INSERT INTO jobs (id, account_id, module_id, module_sha256, queue, function, args, env, stdin, params,
 				timeout_ms, memory_limit_mb, max_output_bytes, deterministic, webhook_url, metadata, watched,
-				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, traceparent, asset_count, slot)
+				preopens, collect, max_fs_bytes, max_artifact_bytes, input_count, traceparent, asset_count)
 			SELECT $1, $2, m.id, m.sha256, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $18,
-				` + files + `, m.asset_count, ` + took + `
+				$19, $20, $21, $22, $23, $24, m.asset_count FROM m
 			RETURNING ` + jobColumns + `
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, request_id, data)
@@ -429,46 +233,6 @@ func insertJobSQL(limited, exact bool) string {
 				jsonb_build_object('module_id', module_id, 'function', function) FROM job
 		)
 		SELECT * FROM job`
-}
-
-// insertJobQueries are insertJobSQL's two statements, prepared when the
-// Store opens (see warm).
-var insertJobQueries = [2]string{insertJobSQL(false, false), insertJobSQL(true, false)}
-
-// insertJobExactSQL is insertJobSQL for the search of every slot row: run
-// by an account at its limit, and first by an account with a small limit
-// (see exactFirstUpTo).
-var insertJobExactSQL = insertJobSQL(true, true)
-
-// insertJob is createJob's statement: sql.ErrNoRows when the module is not
-// the account's or no free slot was found among the rows that window lets it
-// look at (slotWindow, exactWindow).
-func (s *Store) insertJob(ctx context.Context, tx *sqlx.Tx, actor Actor, j Job, limit int, window float64) (Job, error) {
-	args := []any{j.ID, j.AccountID, j.ModuleID, j.Queue, j.Function, j.Args, j.Env, nonNil(j.Stdin), j.Params,
-		j.TimeoutMS, j.MemoryLimitMB, j.MaxOutputBytes, j.Deterministic, j.WebhookURL, j.Metadata,
-		actor.Name, actor.RequestID, j.Watched}
-	files := []any{nonNilStrings(j.Preopens), nonNilStrings(j.Collect), j.MaxFSBytes, j.MaxArtifactBytes, len(j.Files), j.Traceparent}
-	var out Job
-	var err error
-	switch {
-	case limit > 0 && window == exactWindow:
-		args = append(append(args, limit), files...)
-		err = s.getPrepared(ctx, tx, &out, insertJobExactSQL, args...)
-	case limit > 0:
-		// The search for a free slot starts at a random place (see pos in
-		// the migration).
-		args = append(args, limit, rand.Float64(), window) //nolint:gosec // spreads load, not a secret
-		args = append(args, files...)
-		err = s.getPrepared(ctx, tx, &out, insertJobQueries[1], args...)
-	default:
-		args = append(args, files...)
-		err = s.getPrepared(ctx, tx, &out, insertJobQueries[0], args...)
-	}
-	if err != nil {
-		return Job{}, err
-	}
-	return out, nil
-}
 
 // DeleteQueuedJob removes a job that was never handed to the queue (its
 // enqueue failed), with its audit rows and its idempotency key, so that no
@@ -660,6 +424,10 @@ var (
 	ErrJobGone     = errors.New("job does not exist")
 	ErrJobTerminal = errors.New("job already finished")
 	ErrJobBusy     = errors.New("job is running elsewhere")
+	// ErrAccountAtLimit: the job is queued, but its account already runs
+	// as many jobs as its tier's max_concurrent_runs allows. It starts when
+	// one of them stops (see FinishJob's Waiting).
+	ErrAccountAtLimit = errors.New("the job's account runs as many jobs as its tier allows")
 )
 
 // ClaimGrace is how long past its own timeout a running job's claim is
@@ -669,58 +437,146 @@ var (
 const ClaimGrace = 2 * time.Minute
 
 // ClaimJob moves a job to running for a new attempt by workerID and writes
-// its "job.started" row. A queued job is claimed; so is a running job whose
-// previous attempt is past its deadline plus ClaimGrace (its worker died).
-// Otherwise ErrJobGone, ErrJobTerminal or ErrJobBusy says why not.
+// its "job.started" row. A queued job is claimed if its account has a free
+// concurrency slot (else ErrAccountAtLimit); so is a running job whose
+// previous attempt is past its deadline plus ClaimGrace (its worker died;
+// it keeps its slot). Otherwise ErrJobGone, ErrJobTerminal or ErrJobBusy
+// says why not.
 func (s *Store) ClaimJob(ctx context.Context, id uuid.UUID, workerID string) (Job, error) {
-	return s.claimJob(ctx, id, workerID, "$1")
+	return s.claimJob(ctx, id, workerID, claimJobSQL)
 }
 
 // ClaimFairJob is ClaimJob for a delivery of job id that may run another
-// job of the same queue instead, the fairest one (pick_fair_job, migration
-// 00007): id itself if its claim expired; else the oldest queued job of
-// the account with the fewest running jobs, among those nobody is claiming;
-// else id. A delivery is thus a turn of its tier's queue rather than one
-// job's: every queued job still has a delivery, since a job whose delivery
-// ran another one takes over that one's. The claimed job's ID may differ
-// from id. The errors are ClaimJob's and describe id.
+// job of the same queue instead, the fairest one (pick_fair_job, migrations
+// 00007 and 00015): id itself if its claim expired; else the oldest queued
+// job of the account with the fewest running jobs, among the accounts
+// below their concurrency limit and the jobs nobody is claiming; else id.
+// A delivery is thus a turn of its tier's queue rather than one job's:
+// every queued job still has a delivery, since a job whose delivery ran
+// another one takes over that one's. The claimed job's ID may differ from
+// id. The errors are ClaimJob's and describe id.
 func (s *Store) ClaimFairJob(ctx context.Context, id uuid.UUID, workerID string) (Job, error) {
-	return s.claimJob(ctx, id, workerID, "(SELECT pick_fair_job($1, $3))")
+	return s.claimJob(ctx, id, workerID, claimFairJobSQL)
 }
 
-func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, target string) (Job, error) {
-	var j Job
-	err := s.getPrepared(ctx, nil, &j, `
-		WITH claimed AS (
-			UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now(),
-				updated_at = now(), worker_id = $2
-			WHERE id = `+target+` AND (status = 'queued' OR (status = 'running' AND
-				started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $3)))
-			RETURNING `+jobColumns+`
+// claimSQL is the claim statement of the job target names. A job of an
+// account whose tier has a concurrency limit takes a free slot of the
+// account's (account_slots, the lowest free one below the limit that no
+// concurrent claim is taking: FOR UPDATE SKIP LOCKED) in the same
+// statement, and is not claimed without one; a takeover keeps the slot its
+// job holds. The job gives the slot back when it stops running (trigger,
+// migration 00015). Taken slots are at most the account's running jobs, so
+// the walk in slot order is short. A claim that takes a slot in the upper
+// half of the account's rows makes more (grow), so that the account's
+// next claims, its own deliveries' or another account's, find one free.
+func claimSQL(target string) string {
+	return `
+		WITH target AS MATERIALIZED (
+			SELECT j.id, j.account_id, least(t.max_concurrent_runs, ` + strconv.Itoa(maxSlots) + `) AS lim,
+				CASE WHEN t.max_concurrent_runs > 0 THEN (SELECT coalesce(max(s.slot) + 1, 0) FROM account_slots s
+					WHERE s.account_id = j.account_id) END AS have
+			FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
+			WHERE j.id = ` + target + `
+		), slot AS (
+			SELECT s.account_id, s.slot FROM account_slots s
+			WHERE s.account_id = (SELECT account_id FROM target) AND s.slot < (SELECT lim FROM target)
+				AND s.job_id IS NULL
+			ORDER BY s.slot LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		), claimed AS (
+			UPDATE jobs j SET status = 'running', attempts = attempts + 1, started_at = now(),
+				updated_at = now(), worker_id = $2,
+				slot = CASE WHEN j.status = 'running' THEN j.slot ELSE (SELECT slot FROM slot) END
+			WHERE j.id = (SELECT id FROM target) AND (
+				(j.status = 'queued' AND ((SELECT lim FROM target) = 0 OR EXISTS (SELECT 1 FROM slot)))
+				OR (j.status = 'running' AND started_at < now() - make_interval(secs => timeout_ms / 1000.0 + $3)))
+			RETURNING ` + jobColumns + `, j.slot
+		), took AS (
+			UPDATE account_slots s SET job_id = c.id FROM claimed c, slot
+			WHERE s.account_id = slot.account_id AND s.slot = slot.slot AND c.slot = slot.slot
+		), grow AS (
+			INSERT INTO account_slots (account_id, slot)
+			SELECT t.account_id, g FROM target t, claimed c, slot,
+				generate_series(t.have, least(t.lim, t.have + greatest(t.have, ` + strconv.Itoa(slotChunk) + `)) - 1) AS g
+			WHERE c.slot = slot.slot AND slot.slot * 2 + 1 >= t.have AND t.have < t.lim
+			ON CONFLICT DO NOTHING
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
 			SELECT account_id, 'worker', 'job.started', 'job', id::text, id,
 				jsonb_build_object('attempt', attempts) FROM claimed
 		)
-		SELECT * FROM claimed`, id, workerID, ClaimGrace.Seconds())
-	if err == nil {
-		return j, nil
+		SELECT * FROM claimed`
+}
+
+var (
+	claimJobSQL     = claimSQL("$1")
+	claimFairJobSQL = claimSQL("(SELECT pick_fair_job($1, $3))")
+)
+
+// claimTries bounds the claim statements of one claim: a claim that found
+// no slot among the account's rows while some are free (taken or given
+// back concurrently), or that needed more rows, tries again.
+const claimTries = 3
+
+func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, query string) (Job, error) {
+	for try := 1; ; try++ {
+		var j Job
+		err := s.getPrepared(ctx, nil, &j, query, id, workerID, ClaimGrace.Seconds())
+		if err == nil {
+			return j, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Job{}, wrapDB(err, "claim job")
+		}
+		// Nothing claimed: say why, from the job's status and its
+		// account's slots (its rows are numbered from 0 without gaps).
+		var st struct {
+			Status jobstate.Status `db:"status"`
+			Limit  int             `db:"lim"`
+			Have   int             `db:"have"`
+			Taken  int             `db:"taken"`
+		}
+		err = s.db.GetContext(ctx, &st, `
+			SELECT j.status, least(t.max_concurrent_runs, $2) AS lim,
+				(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = j.account_id) AS have,
+				(SELECT count(*) FROM account_slots WHERE account_id = j.account_id
+					AND job_id IS NOT NULL AND slot < t.max_concurrent_runs) AS taken
+			FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
+			WHERE j.id = $1`, id, maxSlots)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return Job{}, ErrJobGone
+		case err != nil:
+			return Job{}, wrapDB(err, "read job status")
+		case st.Status.Terminal():
+			return Job{}, ErrJobTerminal
+		case st.Status != jobstate.Queued || st.Limit <= 0:
+			return Job{}, ErrJobBusy
+		case st.Taken >= st.Limit:
+			return Job{}, ErrAccountAtLimit
+		case try >= claimTries:
+			return Job{}, ErrJobBusy
+		case st.Have < st.Limit && st.Taken >= st.Have:
+			// Every row is taken: make more, up to twice as many (at
+			// least slotChunk), never past the limit.
+			if err := s.makeSlotRows(ctx, id, st.Have, min(st.Have+max(st.Have, slotChunk), st.Limit)); err != nil {
+				return Job{}, err
+			}
+		}
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return Job{}, wrapDB(err, "claim job")
-	}
-	var status jobstate.Status
-	err = s.db.GetContext(ctx, &status, `SELECT status FROM jobs WHERE id = $1`, id)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return Job{}, ErrJobGone
-	case err != nil:
-		return Job{}, wrapDB(err, "read job status")
-	case status.Terminal():
-		return Job{}, ErrJobTerminal
-	default:
-		return Job{}, ErrJobBusy
-	}
+}
+
+// slotChunk is the fewest slot rows a claim makes at once (never past the
+// limit); an account starts with this many (migration 00015).
+const slotChunk = 16
+
+// makeSlotRows makes the slot rows of job id's account from have up to to
+// (not included); rows that concurrent claims made are kept.
+func (s *Store) makeSlotRows(ctx context.Context, id uuid.UUID, have, to int) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO account_slots (account_id, slot)
+		SELECT (SELECT account_id FROM jobs WHERE id = $1), g FROM generate_series($2::integer, $3::integer) AS g
+		ON CONFLICT DO NOTHING`, id, have, to-1)
+	return wrapDB(err, "make account slots")
 }
 
 // MaxErrorMessage bounds the error message stored with a job (in bytes).
@@ -733,8 +589,26 @@ const MaxErrorMessage = 4096
 // overwritten. The error code and message are stored through CleanText. The
 // artifacts themselves are stored before, with SaveArtifacts.
 func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, workerID string, r jobstate.Outcome) (bool, error) {
+	f, err := s.FinishRun(ctx, id, attempt, workerID, r)
+	return f.Done, err
+}
+
+// Finished is the outcome of FinishRun.
+type Finished struct {
+	// Done: the result was written (FinishJob's bool).
+	Done bool
+	// Waiting, when the finished job held a concurrency slot, is its
+	// account's oldest queued job in its queue, if any: a job that may
+	// have been refused a start for want of that slot (ErrAccountAtLimit),
+	// whose delivery the caller queues again.
+	Waiting *QueuedRef
+}
+
+// FinishRun is FinishJob that also names the job waiting for the slot the
+// finished job gave back (Finished.Waiting).
+func (s *Store) FinishRun(ctx context.Context, id uuid.UUID, attempt int, workerID string, r jobstate.Outcome) (Finished, error) {
 	if !r.Status.Terminal() {
-		return false, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
+		return Finished{}, fmt.Errorf("finish job: %q is not a terminal status", r.Status)
 	}
 	// Error texts come from the guest (a trap's stack trace holds its
 	// functions' debug names): make them storable.
@@ -744,8 +618,13 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 	if r.ReturnValues != nil {
 		ret = JSON[[]json.RawMessage]{V: r.ReturnValues}
 	}
-	var n int
-	err := s.getPrepared(ctx, nil, &n, `
+	var out struct {
+		N         int            `db:"n"`
+		WaitingID uuid.NullUUID  `db:"waiting_id"`
+		Queue     sql.NullString `db:"queue"`
+		TimeoutMS sql.NullInt64  `db:"timeout_ms"`
+	}
+	err := s.getPrepared(ctx, nil, &out, `
 		WITH done AS (
 			UPDATE jobs SET status = $3, exit_code = $4, stdout = $5, stderr = $6,
 				stdout_truncated = $7, stderr_truncated = $8, return_values = $9,
@@ -753,7 +632,7 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 				memory_peak_bytes = NULLIF($12, 0), run_ms = $13, finished_at = now(), updated_at = now(),
 				artifacts_truncated = $15
 			WHERE id = $1 AND status = 'running' AND attempts = $2 AND worker_id = $14
-			RETURNING account_id, id, status, error_code, exit_code, attempts
+			RETURNING account_id, id, status, error_code, exit_code, attempts, queue, slot
 		), ev AS (
 			INSERT INTO audit_events (account_id, actor, action, subject_type, subject_id, job_id, data)
 			SELECT account_id, 'worker',
@@ -761,13 +640,22 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
 					'error_code', error_code, 'exit_code', exit_code)) FROM done
 		)
-		SELECT count(*) FROM done`,
+		SELECT (SELECT count(*) FROM done) AS n, w.id AS waiting_id, w.queue, w.timeout_ms
+		FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+			SELECT q.id, q.queue, q.timeout_ms FROM done d
+			JOIN jobs q ON q.queue = d.queue AND q.account_id = d.account_id AND q.status = 'queued'
+			WHERE d.slot IS NOT NULL
+			ORDER BY q.id LIMIT 1) AS w ON true`,
 		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
 		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, int(r.RunTime.Milliseconds()), workerID, r.ArtifactsTruncated)
 	if err != nil {
-		return false, wrapDB(err, "finish job")
+		return Finished{}, wrapDB(err, "finish job")
 	}
-	return n == 1, nil
+	f := Finished{Done: out.N == 1}
+	if f.Done && out.WaitingID.Valid {
+		f.Waiting = &QueuedRef{ID: out.WaitingID.UUID, Queue: out.Queue.String, TimeoutMS: int(out.TimeoutMS.Int64)}
+	}
+	return f, nil
 }
 
 // ReleaseJob hands a running attempt back to the queue (the worker is
@@ -845,22 +733,9 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// fileParams is the parameter list of a job's file fields and its
-// traceparent, from $first.
-func fileParams(first int) string {
-	return fmt.Sprintf("$%d, $%d, $%d, $%d, $%d, $%d", first, first+1, first+2, first+3, first+4, first+5)
-}
-
 func nonNilStrings(a pq.StringArray) pq.StringArray {
 	if a == nil {
 		return pq.StringArray{}
 	}
 	return a
-}
-
-func boolIndex(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

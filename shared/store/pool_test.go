@@ -36,8 +36,8 @@ func TestIdempotentSubmitsDoNotDeadlockASmallPool(t *testing.T) {
 		st, err := store.Open(ctx, url, 3) // cold: nothing prepared
 		require.NoError(t, err)
 		b := bundle{st: st, account: a, module: m}
+		b.setLimit(t, limit)
 		j := b.request()
-		j.MaxUnfinished = limit
 		// A hang is the failure: the deadline only ends the test.
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		var wg sync.WaitGroup

@@ -21,13 +21,27 @@ type QueuedRef struct {
 // for longer than after, and marks them checked (updated_at) so that the next
 // pass skips them for another period. Their tasks may have been lost by
 // Redis; the caller enqueues them again (the task ID makes that idempotent).
+//
+// Jobs of accounts that run as many jobs as their tier allows are left
+// alone: they cannot start now, their deliveries were dropped on purpose
+// (store.ErrAccountAtLimit), and the end of each running job queues a
+// delivery for the next (FinishRun). Once the account runs fewer, its stale
+// jobs are found again.
 func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit int) ([]QueuedRef, error) {
 	var refs []QueuedRef
 	err := s.db.SelectContext(ctx, &refs, `
+		WITH full_accounts AS MATERIALIZED (
+			SELECT r.account_id FROM jobs r
+			JOIN accounts a ON a.id = r.account_id JOIN tiers t ON t.name = a.tier
+			WHERE r.status = 'running' AND t.max_concurrent_runs > 0
+			GROUP BY r.account_id, t.max_concurrent_runs
+			HAVING count(*) >= t.max_concurrent_runs
+		)
 		UPDATE jobs SET updated_at = now()
 		WHERE id IN (
 			SELECT id FROM jobs
 			WHERE status = 'queued' AND updated_at < now() - make_interval(secs => $1)
+				AND account_id NOT IN (SELECT account_id FROM full_accounts)
 			ORDER BY updated_at LIMIT $2
 			FOR UPDATE SKIP LOCKED)
 		RETURNING id, queue, timeout_ms, attempts`, after.Seconds(), limit)

@@ -16,6 +16,9 @@ type QueueLoad struct {
 type ScalingLoad struct {
 	// Queues holds the queued and running jobs of every queue that has
 	// some (keyed by jobs.queue, the tier queue a job was submitted to).
+	// Queued jobs are those that can start: of an account with a
+	// concurrency limit, at most as many as it may start more (the others
+	// wait for its running jobs, not for a worker).
 	Queues map[string]QueueLoad
 	// Tiers names every tier, whether its queue has jobs or not.
 	Tiers []string
@@ -32,13 +35,20 @@ type ScalingLoad struct {
 
 // ScalingLoad reads the queued and running jobs per queue, the tiers, the
 // pending webhook deliveries and the live workers' slots in one round trip.
-// Queued jobs are counted from jobs_queued_account_idx (an index-only scan)
-// and running ones, at most the fleet's slots, through a partial index of
+// Queued jobs are counted per account from jobs_queued_account_idx (an
+// index-only scan), each account's bounded by its tier's limit less its
+// running jobs, and running ones, at most the fleet's slots, through a partial index of
 // unfinished jobs (jobs_unfinished_idx or jobs_running_worker_idx): the cost
 // follows the backlog, not the table.
 func (s *Store) ScalingLoad(ctx context.Context, lease time.Duration) (ScalingLoad, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT 'q', queue, count(*), 0 FROM jobs WHERE status = 'queued' GROUP BY queue
+		SELECT 'q', q.queue, sum(CASE WHEN t.max_concurrent_runs > 0
+			THEN least(q.n, greatest(t.max_concurrent_runs - coalesce(r.n, 0), 0)) ELSE q.n END)::bigint, 0
+		FROM (SELECT queue, account_id, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY queue, account_id) q
+		JOIN accounts a ON a.id = q.account_id JOIN tiers t ON t.name = a.tier
+		LEFT JOIN (SELECT account_id, count(*) AS n FROM jobs WHERE status = 'running' GROUP BY account_id) r
+			ON r.account_id = q.account_id
+		GROUP BY q.queue
 		UNION ALL
 		SELECT 'r', queue, count(*), 0 FROM jobs WHERE status = 'running' GROUP BY queue
 		UNION ALL

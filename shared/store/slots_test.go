@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,10 +10,212 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wasmwizard/wasmwizard/shared/apperr"
+	"github.com/wasmwizard/wasmwizard/shared/fixtures"
 	"github.com/wasmwizard/wasmwizard/shared/jobstate"
 	"github.com/wasmwizard/wasmwizard/shared/store"
+	"github.com/wasmwizard/wasmwizard/shared/wasmmeta"
 )
+
+// setLimit sets the max_concurrent_runs of b's account's tier (0: none).
+func (b bundle) setLimit(t testing.TB, limit int) {
+	t.Helper()
+	_, err := b.st.DB().Exec(`UPDATE tiers SET max_concurrent_runs = $1
+		WHERE name = (SELECT tier FROM accounts WHERE id = $2)`, limit, b.account.ID)
+	require.NoError(t, err)
+}
+
+// running counts b's account's running jobs.
+func (b bundle) running(t testing.TB) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.st.DB().Get(&n, `SELECT count(*) FROM jobs WHERE account_id = $1 AND status = 'running'`,
+		b.account.ID))
+	return n
+}
+
+// Submits are never refused for the concurrency limit: it bounds the jobs
+// that run at once. Many concurrent claims of an account's queued jobs
+// start exactly its limit of them, the others wait (ErrAccountAtLimit); a
+// job's end lets one more start; the limit follows its tier's changes.
+func TestConcurrencyLimitBoundsRunningJobsExactly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const limit, jobs = 5, 40
+	b.setLimit(t, limit)
+	ids := make([]uuid.UUID, jobs)
+	for i := range ids {
+		ids[i] = b.job(t).ID
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, jobs)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				_, errs[i] = b.st.ClaimJob(ctx, ids[i], "w")
+			} else {
+				_, errs[i] = b.st.ClaimFairJob(ctx, ids[i], "w")
+			}
+		}()
+	}
+	wg.Wait()
+	started := 0
+	for _, err := range errs {
+		if err == nil {
+			started++
+			continue
+		}
+		require.True(t, errors.Is(err, store.ErrAccountAtLimit) || errors.Is(err, store.ErrJobBusy), "%v", err)
+	}
+	require.Equal(t, limit, started)
+	require.Equal(t, limit, b.running(t))
+
+	var queued uuid.UUID
+	require.NoError(t, b.st.DB().Get(&queued, `SELECT id FROM jobs WHERE account_id = $1 AND status = 'queued'
+		ORDER BY id LIMIT 1`, b.account.ID))
+	_, err := b.st.ClaimJob(ctx, queued, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+
+	var first store.Job
+	require.NoError(t, b.st.DB().Get(&first, `SELECT id, attempts FROM jobs WHERE account_id = $1 AND status = 'running'
+		ORDER BY id LIMIT 1`, b.account.ID))
+	fin, err := b.st.FinishRun(ctx, first.ID, first.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+	require.NoError(t, err)
+	require.True(t, fin.Done)
+	require.NotNil(t, fin.Waiting, "the account's next job waits for the slot")
+	require.Equal(t, queued, fin.Waiting.ID)
+	require.Equal(t, "q", fin.Waiting.Queue)
+	require.Equal(t, 1000, fin.Waiting.TimeoutMS)
+	_, err = b.st.ClaimJob(ctx, queued, "w")
+	require.NoError(t, err, "the finished job's slot is free again")
+
+	// A lower limit (the tier changed) counts the slots above it too; a
+	// higher one makes the rows it needs.
+	b.setLimit(t, limit-1)
+	next := b.job(t)
+	_, err = b.st.ClaimJob(ctx, next.ID, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+	b.setLimit(t, limit+1)
+	_, err = b.st.ClaimJob(ctx, next.ID, "w")
+	require.NoError(t, err)
+	require.Equal(t, limit+1, b.running(t))
+	_, err = b.st.ClaimJob(ctx, b.job(t).ID, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+}
+
+// However a job stops running, its slot is free again: finished by a
+// worker, cancelled while it ran, handed back to the queue, taken back or
+// failed by the reconciler after its worker was lost. A queued job holds no
+// slot.
+func TestSlotsComeBackHoweverAJobStopsRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	actor := store.Actor{Name: "test"}
+	ends := map[string]func(t *testing.T, b bundle, j store.Job){
+		"finished": func(t *testing.T, b bundle, j store.Job) {
+			_, err := b.st.FinishJob(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Failed})
+			require.NoError(t, err)
+		},
+		"cancelled": func(t *testing.T, b bundle, j store.Job) {
+			_, err := b.st.CancelJob(ctx, actor, b.account.ID, j.ID)
+			require.NoError(t, err)
+			require.Equal(t, 1, b.running(t), "a running job's cancel is only a request")
+			ok, err := b.st.FinishJob(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Cancelled})
+			require.NoError(t, err)
+			require.True(t, ok)
+		},
+		"handed back": func(t *testing.T, b bundle, j store.Job) {
+			ok, err := b.st.ReleaseJob(ctx, j.ID, j.Attempts, "w")
+			require.NoError(t, err)
+			require.True(t, ok)
+		},
+		"worker lost, requeued": func(t *testing.T, b bundle, j store.Job) {
+			_, err := b.st.DB().Exec(`UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
+			require.NoError(t, err)
+			rec, err := b.st.RecoverAbandoned(ctx, time.Second, 10*time.Second, 5, 10)
+			require.NoError(t, err)
+			require.Len(t, rec.Requeued, 1)
+		},
+		"worker lost, failed": func(t *testing.T, b bundle, j store.Job) {
+			_, err := b.st.DB().Exec(`UPDATE jobs SET started_at = now() - interval '1 hour' WHERE id = $1`, j.ID)
+			require.NoError(t, err)
+			rec, err := b.st.RecoverAbandoned(ctx, time.Second, 10*time.Second, 1, 10)
+			require.NoError(t, err)
+			require.Equal(t, 1, rec.Failed)
+		},
+	}
+	for name, end := range ends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.setLimit(t, 1)
+			j, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
+			require.NoError(t, err)
+			// Queued jobs of the account, one of them cancelled, hold no slot.
+			cancelled := b.job(t)
+			_, err = b.st.CancelJob(ctx, actor, b.account.ID, cancelled.ID)
+			require.NoError(t, err)
+			b = b.otherModule(t)
+			waiting := b.job(t)
+			_, err = b.st.ClaimJob(ctx, waiting.ID, "w")
+			require.ErrorIs(t, err, store.ErrAccountAtLimit)
+			end(t, b, j)
+			_, err = b.st.ClaimJob(ctx, waiting.ID, "w")
+			require.NoError(t, err, "the slot is free again")
+			require.Equal(t, 1, b.running(t))
+		})
+	}
+}
+
+// otherModule gives b a fresh module of its account's.
+func (b bundle) otherModule(t *testing.T) bundle {
+	t.Helper()
+	m, _, err := b.st.CreateModule(context.Background(), store.Actor{Name: "test"}, b.account.ID, "again",
+		append(fixtures.Bytes(fixtures.Hello), 0, 1, 0), // a custom section: other content
+		wasmmeta.Meta{Imports: []wasmmeta.Import{}, Exports: []wasmmeta.Export{{Name: "_start", Kind: "function"}}, WASI: true})
+	require.NoError(t, err)
+	b.module = m
+	return b
+}
+
+// A fair claim leaves out the accounts at their limit: a delivery of such
+// an account's job runs another account's job, and with none it reports
+// ErrAccountAtLimit. A job that did not hold a slot names no waiting job.
+func TestFairClaimSkipsAccountsAtTheirLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := setup(t)
+	a.setLimit(t, 1) // both accounts are on the same tier
+	bb := a.otherAccount(t, "b")
+	first, err := a.st.ClaimJob(ctx, a.job(t).ID, "w")
+	require.NoError(t, err)
+	waiting := a.job(t)
+	other := bb.job(t)
+	c, err := a.st.ClaimFairJob(ctx, waiting.ID, "w")
+	require.NoError(t, err)
+	require.Equal(t, other.ID, c.ID, "A is at its limit: B's job runs")
+	_, err = a.st.ClaimFairJob(ctx, waiting.ID, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+
+	fin, err := a.st.FinishRun(ctx, first.ID, first.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+	require.NoError(t, err)
+	require.Equal(t, waiting.ID, fin.Waiting.ID)
+	c, err = a.st.ClaimFairJob(ctx, first.ID, "w")
+	require.NoError(t, err, "the waiting job's delivery may name the finished one")
+	require.Equal(t, waiting.ID, c.ID)
+
+	a.setLimit(t, 0)
+	free, err := a.st.ClaimJob(ctx, a.job(t).ID, "w")
+	require.NoError(t, err)
+	require.Nil(t, free.Slot)
+	a.job(t)
+	fin, err = a.st.FinishRun(ctx, free.ID, free.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+	require.NoError(t, err)
+	require.True(t, fin.Done)
+	require.Nil(t, fin.Waiting, "nobody waits for a slot of an unlimited tier")
+}
 
 // Taking a slot and giving it back change only the slot row's heap page
 // (HOT updates): no index of account_slots depends on job_id, and its pages
@@ -21,10 +224,11 @@ func TestTakingAndGivingBackASlotAreHOTUpdates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	actor := store.Actor{Name: "test"}
-	j, err := b.st.CreateJob(ctx, actor, b.limited(3))
+	b.setLimit(t, 3)
+	j, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
 	require.NoError(t, err)
-	_, err = b.st.CancelJob(ctx, actor, b.account.ID, j.ID)
+	require.NotNil(t, j.Slot)
+	_, err = b.st.FinishJob(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	// Backends report their counters to pg_stat_user_tables within a
 	// second or so of going idle.
@@ -37,15 +241,14 @@ func TestTakingAndGivingBackASlotAreHOTUpdates(t *testing.T) {
 	require.Equal(t, upd, hot, "every update of a slot row is HOT")
 }
 
-// An account whose slot rows are all made and all taken but one still gets
-// that one, wherever it is (the bounded search misses it, the search of
-// every row finds it), and no more.
+// An account whose slot rows are all taken but one still gets that one,
+// wherever it is, and no more.
 func TestTheLastFreeSlotIsFoundAmongManyTakenOnes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	actor := store.Actor{Name: "test"}
 	const limit = 3000
+	b.setLimit(t, limit)
 	for _, free := range []int{0, limit / 2, limit - 1} {
 		_, err := b.st.DB().ExecContext(ctx, `DELETE FROM account_slots WHERE account_id = $1`, b.account.ID)
 		require.NoError(t, err)
@@ -53,139 +256,61 @@ func TestTheLastFreeSlotIsFoundAmongManyTakenOnes(t *testing.T) {
 			SELECT $1, g, CASE WHEN g <> $2 THEN gen_random_uuid() END FROM generate_series(0, $3 - 1) AS g`,
 			b.account.ID, free, limit)
 		require.NoError(t, err)
-		j, err := b.st.CreateJob(ctx, actor, b.limited(limit))
+		j, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
 		require.NoError(t, err, "slot %d is free", free)
-		var slot int
-		require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT slot FROM jobs WHERE id = $1`, j.ID).Scan(&slot))
-		require.Equal(t, free, slot)
-		_, err = b.st.CreateJob(ctx, actor, b.limited(limit))
-		require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "%v", err)
-		var rows int
-		require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT count(*) FROM account_slots
-			WHERE account_id = $1`, b.account.ID).Scan(&rows))
-		require.Equal(t, limit, rows, "no rows past the limit")
-		_, err = b.st.CancelJob(ctx, actor, b.account.ID, j.ID)
+		require.Equal(t, free, *j.Slot)
+		_, err = b.st.ClaimJob(ctx, b.job(t).ID, "w")
+		require.ErrorIs(t, err, store.ErrAccountAtLimit)
+	}
+}
+
+// Slot rows are made on demand, a few at a time, however large the limit:
+// an account has about as many as it ever ran jobs at once.
+func TestSlotRowsAreMadeOnDemand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.setLimit(t, 100_000)
+	rows := func() int {
+		var n int
+		require.NoError(t, b.st.DB().Get(&n, `SELECT count(*) FROM account_slots WHERE account_id = $1`, b.account.ID))
+		return n
+	}
+	require.Equal(t, 16, rows(), "made with the limit")
+	for range 8 {
+		_, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
 		require.NoError(t, err)
 	}
+	require.Equal(t, 16, rows())
+	_, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
+	require.NoError(t, err)
+	require.Equal(t, 32, rows(), "slot 8 of 16 taken: twice as many")
+	_, err = b.st.DB().Exec(`DELETE FROM account_slots WHERE account_id = $1 AND job_id IS NULL`, b.account.ID)
+	require.NoError(t, err)
+	_, err = b.st.ClaimJob(ctx, b.job(t).ID, "w")
+	require.NoError(t, err, "a claim that finds every row taken makes more")
 }
 
-// While an account has fewer rows than its limit, a submit that finds no
-// free slot among the rows it looks at makes more rows (at least as many
-// as there are), so the rows' free share stays high.
-func TestSlotRowsGrowWhenFewAreFree(t *testing.T) {
+// The reconciler's sweep of stale queued jobs leaves out the jobs of an
+// account at its limit (their deliveries were dropped on purpose; a run's
+// end wakes the next) and finds them once the account runs fewer.
+func TestStaleQueuedJobsOfAnAccountAtItsLimitWait(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	actor := store.Actor{Name: "test"}
-	_, err := b.st.DB().ExecContext(ctx, `INSERT INTO account_slots (account_id, slot, job_id)
-		SELECT $1, g, gen_random_uuid() FROM generate_series(0, 2047) AS g`, b.account.ID)
+	b.setLimit(t, 1)
+	j, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
 	require.NoError(t, err)
-	_, err = b.st.CreateJob(ctx, actor, b.limited(100_000))
+	waiting := b.job(t)
+	_, err = b.st.DB().Exec(`UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE id = $1`, waiting.ID)
 	require.NoError(t, err)
-	var rows int
-	require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT count(*) FROM account_slots
-		WHERE account_id = $1`, b.account.ID).Scan(&rows))
-	require.Equal(t, 4096, rows)
-}
-
-// A submit refused for want of a free slot writes nothing (no row, no
-// lock): an account at its limit that keeps submitting costs the database
-// neither WAL nor durable commits. An admitted submit writes.
-func TestARefusedSubmitWritesNothing(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	actor := store.Actor{Name: "test"}
-	wrote, err := b.st.CreateJobWrites(ctx, actor, b.limited(1))
+	stale, err := b.st.TouchStaleQueued(ctx, time.Minute, 10)
 	require.NoError(t, err)
-	require.True(t, wrote, "an admitted submit writes")
-	_, err = b.st.CreateJob(ctx, actor, b.limited(1))
+	require.Empty(t, stale)
+	_, err = b.st.FinishJob(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
-	wrote, err = b.st.CreateJobWrites(ctx, actor, b.limited(1))
-	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err))
-	require.False(t, wrote, "a refused submit writes nothing")
-}
-
-// An account with a small limit searches all its slot rows first once they
-// exist: the limit stays exact under concurrent submits, a freed slot is
-// found again, and a submit of a module that is gone is refused as
-// not_found, not as over the limit.
-func TestASmallLimitIsExactOnceItsRowsExist(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	actor := store.Actor{Name: "test"}
-	const limit = 5
-	submit := func(n int) (ids []uuid.UUID, refused int) {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for range n {
-			wg.Go(func() {
-				j, err := b.st.CreateJob(ctx, actor, b.limited(limit))
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "%v", err)
-					refused++
-					return
-				}
-				ids = append(ids, j.ID)
-			})
-		}
-		wg.Wait()
-		return ids, refused
-	}
-	// The first submits make the rows; the next ones search them all.
-	ids, refused := submit(20)
-	require.Len(t, ids, limit)
-	require.Equal(t, 20-limit, refused)
-	for _, id := range ids[:2] {
-		_, err := b.st.CancelJob(ctx, actor, b.account.ID, id)
-		require.NoError(t, err)
-	}
-	again, refused := submit(10)
-	require.Len(t, again, 2, "exactly the freed slots are taken again")
-	require.Equal(t, 8, refused)
-	var unfinished int
-	require.NoError(t, b.st.DB().QueryRowContext(ctx, `SELECT count(*) FROM jobs
-		WHERE account_id = $1 AND status IN ('queued', 'running')`, b.account.ID).Scan(&unfinished))
-	require.Equal(t, limit, unfinished)
-
-	_, err := b.st.DeleteModule(ctx, actor, b.account.ID, b.module.ID)
+	stale, err = b.st.TouchStaleQueued(ctx, time.Minute, 10)
 	require.NoError(t, err)
-	_, err = b.st.CreateJob(ctx, actor, b.limited(limit))
-	require.Equal(t, apperr.NotFound, apperr.CodeOf(err), "%v", err)
-}
-
-// A job gives its slot back by ending, whoever ends it, or by being
-// deleted: the next submit gets it, and the one after is refused.
-func TestAJobGivesItsSlotBackByEnding(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	actor := store.Actor{Name: "test"}
-	j, err := b.st.CreateJob(ctx, actor, b.limited(1))
-	require.NoError(t, err)
-	_, err = b.st.CreateJob(ctx, actor, b.limited(1))
-	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "%v", err)
-
-	_, err = b.st.CancelJob(ctx, actor, b.account.ID, j.ID)
-	require.NoError(t, err)
-	j, err = b.st.CreateJob(ctx, actor, b.limited(1))
-	require.NoError(t, err, "the cancelled job's slot is free")
-
-	require.NoError(t, b.st.DeleteQueuedJob(ctx, j.ID))
-	j, err = b.st.CreateJob(ctx, actor, b.limited(1))
-	require.NoError(t, err, "the deleted job's slot is free")
-
-	zero := 0
-	_, err = b.st.ClaimJob(ctx, j.ID, "w")
-	require.NoError(t, err)
-	_, err = b.st.CreateJob(ctx, actor, b.limited(1))
-	require.Equal(t, apperr.QuotaExceeded, apperr.CodeOf(err), "a running job holds its slot: %v", err)
-	ok, err := b.st.FinishJob(ctx, j.ID, 1, "w", jobstate.Outcome{Status: jobstate.Succeeded, ExitCode: &zero})
-	require.NoError(t, err)
-	require.True(t, ok)
-	_, err = b.st.CreateJob(ctx, actor, b.limited(1))
-	require.NoError(t, err, "the finished job's slot is free")
+	require.Len(t, stale, 1)
+	require.Equal(t, waiting.ID, stale[0].ID)
 }

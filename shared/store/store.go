@@ -32,13 +32,6 @@ type Store struct {
 	// stmts holds the hot path's prepared statements by query text
 	// (see prepared).
 	stmts sync.Map
-	// slotRows holds, by account ID, how many slot rows the account is
-	// known to have (see createJob): rows are made, never removed while
-	// the account lives, so a count once seen stays true.
-	slotRows sync.Map
-	// slotGrowth holds a *sync.Mutex per account: one submit at a time
-	// makes the account's slot rows (see makeSlotRows).
-	slotGrowth sync.Map
 }
 
 // Open connects to Postgres and checks the connection. Queries with

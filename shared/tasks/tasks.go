@@ -106,6 +106,24 @@ func NewRecoveryRun(id uuid.UUID, attempt int, queue string, timeout time.Durati
 	), nil
 }
 
+// NewWakeRun builds a delivery for job id, queued when job after, which held
+// a concurrency slot of the same account, stopped running: deliveries of
+// jobs whose account was at its limit are dropped (store.ErrAccountAtLimit),
+// and this one takes the slot after freed. Its task ID names after, so that
+// it never collides with the job's own task, wherever that is.
+func NewWakeRun(id, after uuid.UUID, queue string, timeout time.Duration) (*asynq.Task, error) {
+	payload, err := json.Marshal(RunJob{JobID: id})
+	if err != nil {
+		return nil, fmt.Errorf("encode run payload: %w", err)
+	}
+	return asynq.NewTask(TypeRunJob, payload,
+		asynq.TaskID(fmt.Sprintf("%s:after-%s", id, after)),
+		asynq.Queue(queue),
+		asynq.MaxRetry(MaxRetry),
+		asynq.Timeout(timeout+leaseMargin),
+	), nil
+}
+
 // ParseRunJob decodes a TypeRunJob payload.
 func ParseRunJob(payload []byte) (RunJob, error) {
 	var p RunJob

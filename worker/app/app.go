@@ -225,7 +225,18 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 	webhookQueue := tasks.WebhookQueue(cfg.QueueNamespace)
 	deliveries := &deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Name: webhookQueue}
+	runs := asynq.NewClientFromRedisClient(rdb)
 	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log, Tracer: tracer,
+		Wake: func(ctx context.Context, waiting store.QueuedRef, after uuid.UUID) error {
+			task, err := tasks.NewWakeRun(waiting.ID, after, waiting.Queue, time.Duration(waiting.TimeoutMS)*time.Millisecond)
+			if err != nil {
+				return err
+			}
+			if _, err := runs.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				return err
+			}
+			return nil
+		},
 		Finished: func(ctx context.Context, job store.Job) {
 			// The first attempt of the job's delivery, if it has a webhook
 			// URL: it leaves at once.

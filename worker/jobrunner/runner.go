@@ -44,6 +44,7 @@ const (
 	DeliveryClaimed  = "claimed"
 	DeliveryFinished = "already_finished" // a duplicate: the job ran already
 	DeliveryBusy     = "busy"             // another attempt holds the job
+	DeliveryAtLimit  = "at_limit"         // its account runs as many jobs as its tier allows
 	DeliveryGone     = "gone"
 	DeliveryError    = "error"
 )
@@ -87,6 +88,7 @@ type Runner struct {
 	log      *zap.Logger
 	obs      Observer
 	finished func(ctx context.Context, job store.Job)
+	wake     func(ctx context.Context, waiting store.QueuedRef, after uuid.UUID) error
 	output   func(jobID uuid.UUID) func(executor.Stream, []byte)
 	live     func(jobID uuid.UUID, attempt int) (func(executor.Stream, []byte), func(jobstate.Status))
 	tracer   trace.Tracer // nil: tracing off
@@ -103,6 +105,11 @@ type Deps struct {
 	// Finished is called after a job's terminal result is written (the
 	// worker queues its webhook delivery from here).
 	Finished func(ctx context.Context, job store.Job)
+	// Wake queues a delivery of job waiting, whose account's concurrency
+	// slot job after gave back by finishing (see store.Finished.Waiting);
+	// nil: none is queued, and the reconciler finds the job once it is
+	// stale.
+	Wake     func(ctx context.Context, waiting store.QueuedRef, after uuid.UUID) error
 	Store    *store.Store
 	Executor executor.Executor
 	Modules  Modules
@@ -134,7 +141,7 @@ type Deps struct {
 // New returns a Runner.
 func New(d Deps) *Runner {
 	r := &Runner{store: d.Store, exec: d.Executor, modules: d.Modules, assets: d.Assets, compiler: d.Compiler,
-		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, output: d.Output, live: d.Live,
+		workerID: d.WorkerID, log: d.Log, obs: d.Observer, finished: d.Finished, wake: d.Wake, output: d.Output, live: d.Live,
 		active: map[uuid.UUID]context.CancelFunc{}}
 	if d.Tracer != nil {
 		r.tracer = telemetry.Tracer(d.Tracer)
@@ -307,6 +314,14 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 	case errors.Is(err, store.ErrJobBusy):
 		// Another worker holds a live claim; try again after it expires.
 		return fmt.Errorf("job %s: %w", p.JobID, store.ErrJobBusy)
+	case errors.Is(err, store.ErrAccountAtLimit):
+		// Nothing of the tier's can start now, and this job's account
+		// runs all it may. The delivery is dropped: when one of those
+		// runs ends, its worker queues a delivery for the account's next
+		// job (FinishRun's Waiting), and the reconciler finds a job that
+		// waits longer (TouchStaleQueued).
+		log.Debug("delivery dropped: the job's account is at its concurrency limit")
+		return nil
 	case err != nil:
 		return r.giveUp(ctx, log, store.Job{ID: p.JobID}, fmt.Errorf("claim job: %w", err))
 	}
@@ -398,7 +413,7 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return fmt.Errorf("save artifacts: %w", err)
 	}
 	rctx, rspan := r.span(wctx, "job.result")
-	ok, err := r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
+	fin, err := r.store.FinishRun(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
 	if err != nil && store.Rejected(err) {
 		// Postgres refuses this result's data: writing it again cannot
 		// succeed, and leaving the job running would only run it again
@@ -409,8 +424,9 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		res = executor.Result{Outcome: jobstate.Outcome{Status: jobstate.Failed, ErrorCode: CodeResultRejected,
 			ErrorMessage:    fmt.Sprintf("the job ended (%s %s) but the platform could not store its result", res.Status, res.ErrorCode),
 			MemoryPeakBytes: res.MemoryPeakBytes, RunTime: res.RunTime}, CompileTime: res.CompileTime}
-		ok, err = r.store.FinishJob(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
+		fin, err = r.store.FinishRun(rctx, job.ID, job.Attempts, r.workerID, res.Outcome)
 	}
+	ok := fin.Done
 	if err != nil {
 		rspan.SetStatus(codes.Error, err.Error())
 	}
@@ -429,6 +445,7 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return nil
 	}
 	liveEnd = res.Status
+	r.wakeWaiting(wctx, log, job, fin)
 	if r.finished != nil {
 		r.finished(wctx, job)
 	}
@@ -562,7 +579,7 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 	if err := r.saveArtifacts(wctx, job, res); err != nil {
 		return fmt.Errorf("save artifacts: %w", err)
 	}
-	ok, err := r.store.FinishJob(wctx, job.ID, job.Attempts, r.workerID, jobstate.Outcome{
+	fin, err := r.store.FinishRun(wctx, job.ID, job.Attempts, r.workerID, jobstate.Outcome{
 		ArtifactsTruncated: res.ArtifactsTruncated,
 		Status:             jobstate.Cancelled, ErrorCode: executor.CodeCancelled,
 		ErrorMessage: "the job was cancelled while it ran", RunTime: run,
@@ -572,7 +589,8 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 	if err != nil {
 		return fmt.Errorf("write cancellation: %w", err)
 	}
-	if ok {
+	if fin.Done {
+		r.wakeWaiting(wctx, log, job, fin)
 		if r.finished != nil {
 			r.finished(wctx, job)
 		}
@@ -582,6 +600,18 @@ func (r *Runner) cancelled(ctx context.Context, log *zap.Logger, job store.Job, 
 		log.Info("job cancelled")
 	}
 	return nil
+}
+
+// wakeWaiting queues a delivery for the job that waits for the concurrency
+// slot the finished job gave back, if any (see Deps.Wake).
+func (r *Runner) wakeWaiting(ctx context.Context, log *zap.Logger, job store.Job, fin store.Finished) {
+	if fin.Waiting == nil || r.wake == nil {
+		return
+	}
+	if err := r.wake(ctx, *fin.Waiting, job.ID); err != nil {
+		log.Warn("the delivery of the account's next job was not queued; the reconciler finds it later",
+			zap.String("waiting_job_id", fin.Waiting.ID.String()), zap.Error(err))
+	}
 }
 
 // handBack returns a claimed job to the queue after a platform failure, so the
@@ -635,6 +665,8 @@ func (r *Runner) delivered(source string, claim error) {
 		outcome = DeliveryFinished
 	case errors.Is(claim, store.ErrJobBusy):
 		outcome = DeliveryBusy
+	case errors.Is(claim, store.ErrAccountAtLimit):
+		outcome = DeliveryAtLimit
 	case errors.Is(claim, store.ErrJobGone):
 		outcome = DeliveryGone
 	}

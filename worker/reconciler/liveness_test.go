@@ -152,6 +152,9 @@ func TestConcurrentRecoveriesTakeEachJobOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, reconciler.Config{Lease: lease})
+	// More running jobs than the free tier's concurrency limit.
+	_, err := b.st.DB().ExecContext(ctx, `UPDATE tiers SET max_concurrent_runs = 0`)
+	require.NoError(t, err)
 	dead := b.worker(t, "dead")
 	const n = 20
 	for range n {
