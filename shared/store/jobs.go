@@ -639,13 +639,17 @@ func (s *Store) FinishRun(ctx context.Context, id uuid.UUID, attempt int, worker
 				CASE WHEN status = 'cancelled' THEN 'job.cancelled' ELSE 'job.finished' END, 'job', id::text, id,
 				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
 					'error_code', error_code, 'exit_code', exit_code)) FROM done
+		), waiting AS (
+			-- Only for a job that held a slot (CASE: the lookup is not
+			-- run otherwise): one probe of jobs_queued_account_idx.
+			SELECT CASE WHEN d.slot IS NOT NULL THEN (SELECT q.id FROM jobs q
+				WHERE q.queue = d.queue AND q.account_id = d.account_id AND q.status = 'queued'
+				ORDER BY q.id LIMIT 1) END AS id, d.queue
+			FROM done d
 		)
-		SELECT (SELECT count(*) FROM done) AS n, w.id AS waiting_id, w.queue, w.timeout_ms
-		FROM (SELECT 1) AS one LEFT JOIN LATERAL (
-			SELECT q.id, q.queue, q.timeout_ms FROM done d
-			JOIN jobs q ON q.queue = d.queue AND q.account_id = d.account_id AND q.status = 'queued'
-			WHERE d.slot IS NOT NULL
-			ORDER BY q.id LIMIT 1) AS w ON true`,
+		SELECT (SELECT count(*) FROM done) AS n, w.id AS waiting_id, w.queue,
+			(SELECT timeout_ms FROM jobs WHERE id = w.id) AS timeout_ms
+		FROM (SELECT 1) AS one LEFT JOIN waiting w ON true`,
 		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
 		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, int(r.RunTime.Milliseconds()), workerID, r.ArtifactsTruncated)
 	if err != nil {

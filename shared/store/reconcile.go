@@ -22,27 +22,31 @@ type QueuedRef struct {
 // pass skips them for another period. Their tasks may have been lost by
 // Redis; the caller enqueues them again (the task ID makes that idempotent).
 //
-// Jobs of accounts that run as many jobs as their tier allows are left
-// alone: they cannot start now, their deliveries were dropped on purpose
+// Of an account with a concurrency limit, only as many jobs are returned as
+// it may start more (its limit less its running jobs), oldest first: the
+// others cannot start now, their deliveries were dropped on purpose
 // (store.ErrAccountAtLimit), and the end of each running job queues a
-// delivery for the next (FinishRun). Once the account runs fewer, its stale
-// jobs are found again.
+// delivery for the next (FinishRun). They are found once the account runs
+// fewer. (Every stale queued job is ranked within its account, so a pass
+// reads the whole stale backlog: one index range of jobs_unfinished_idx.)
 func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit int) ([]QueuedRef, error) {
 	var refs []QueuedRef
 	err := s.db.SelectContext(ctx, &refs, `
-		WITH full_accounts AS MATERIALIZED (
-			SELECT r.account_id FROM jobs r
-			JOIN accounts a ON a.id = r.account_id JOIN tiers t ON t.name = a.tier
-			WHERE r.status = 'running' AND t.max_concurrent_runs > 0
-			GROUP BY r.account_id, t.max_concurrent_runs
-			HAVING count(*) >= t.max_concurrent_runs
+		WITH running AS MATERIALIZED (
+			SELECT account_id, count(*) AS n FROM jobs WHERE status = 'running' GROUP BY account_id
+		), stale AS (
+			SELECT j.id, j.updated_at,
+				row_number() OVER (PARTITION BY j.account_id ORDER BY j.updated_at) AS k,
+				CASE WHEN t.max_concurrent_runs > 0 THEN t.max_concurrent_runs - coalesce(r.n, 0) END AS room
+			FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
+			LEFT JOIN running r ON r.account_id = j.account_id
+			WHERE j.status = 'queued' AND j.updated_at < now() - make_interval(secs => $1)
 		)
 		UPDATE jobs SET updated_at = now()
 		WHERE id IN (
-			SELECT id FROM jobs
-			WHERE status = 'queued' AND updated_at < now() - make_interval(secs => $1)
-				AND account_id NOT IN (SELECT account_id FROM full_accounts)
-			ORDER BY updated_at LIMIT $2
+			SELECT id FROM jobs WHERE id IN (
+				SELECT id FROM stale WHERE room IS NULL OR k <= room ORDER BY updated_at LIMIT $2)
+			AND status = 'queued'
 			FOR UPDATE SKIP LOCKED)
 		RETURNING id, queue, timeout_ms, attempts`, after.Seconds(), limit)
 	return refs, wrapDB(err, "find stale queued jobs")

@@ -291,9 +291,10 @@ func TestSlotRowsAreMadeOnDemand(t *testing.T) {
 	require.NoError(t, err, "a claim that finds every row taken makes more")
 }
 
-// The reconciler's sweep of stale queued jobs leaves out the jobs of an
-// account at its limit (their deliveries were dropped on purpose; a run's
-// end wakes the next) and finds them once the account runs fewer.
+// The reconciler's sweep of stale queued jobs returns, of an account with a
+// limit, only as many as it may start more: none at its limit (their
+// deliveries were dropped on purpose; a run's end wakes the next), the
+// oldest once it runs fewer.
 func TestStaleQueuedJobsOfAnAccountAtItsLimitWait(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -302,7 +303,10 @@ func TestStaleQueuedJobsOfAnAccountAtItsLimitWait(t *testing.T) {
 	j, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
 	require.NoError(t, err)
 	waiting := b.job(t)
+	later := b.job(t)
 	_, err = b.st.DB().Exec(`UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE id = $1`, waiting.ID)
+	require.NoError(t, err)
+	_, err = b.st.DB().Exec(`UPDATE jobs SET updated_at = now() - interval '50 minutes' WHERE id = $1`, later.ID)
 	require.NoError(t, err)
 	stale, err := b.st.TouchStaleQueued(ctx, time.Minute, 10)
 	require.NoError(t, err)
