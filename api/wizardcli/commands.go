@@ -332,7 +332,14 @@ func accountTable(acct *client.Account) *table {
 	t.add("Name:", acct.Name)
 	t.add("Tier:", acct.Tier)
 	t.add("Runs today:", fmt.Sprint(acct.Usage.RunsToday))
-	t.add("Running/queued:", fmt.Sprintf("%d/%d (max %v)", acct.Usage.Running, acct.Usage.Queued, acct.Limits["max_concurrent_runs"]))
+	most := fmt.Sprint(acct.Limits["max_concurrent_runs"])
+	if most == "0" {
+		most = "no limit"
+	} else {
+		most = "at most " + most + " at once"
+	}
+	t.add("Running:", fmt.Sprintf("%d (%s)", acct.Usage.Running, most))
+	t.add("Queued:", fmt.Sprint(acct.Usage.Queued))
 	t.add("Modules:", fmt.Sprintf("%d (%s)", acct.Usage.Modules, bytesHuman(acct.Usage.ModuleBytes)))
 	t.add("Runs/minute:", fmt.Sprint(acct.Limits["runs_per_minute"]))
 	t.add("Max timeout:", fmt.Sprintf("%v ms", acct.Limits["max_timeout_ms"]))

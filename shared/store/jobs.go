@@ -597,10 +597,12 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 type Finished struct {
 	// Done: the result was written (FinishJob's bool).
 	Done bool
-	// Waiting, when the finished job held a concurrency slot, is its
-	// account's oldest queued job in its queue, if any: a job that may
-	// have been refused a start for want of that slot (ErrAccountAtLimit),
-	// whose delivery the caller queues again.
+	// Waiting, when the finished job held a concurrency slot and its
+	// account ran as many jobs as its limit, is the account's oldest
+	// queued job in its queue, if any: a job that may have been refused a
+	// start for want of that slot (ErrAccountAtLimit), whose delivery the
+	// caller queues again. Below the limit no delivery was refused, and
+	// none is queued (each would cost a claim).
 	Waiting *QueuedRef
 }
 
@@ -640,11 +642,18 @@ func (s *Store) FinishRun(ctx context.Context, id uuid.UUID, attempt int, worker
 				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
 					'error_code', error_code, 'exit_code', exit_code)) FROM done
 		), waiting AS (
-			-- Only for a job that held a slot (CASE: the lookup is not
-			-- run otherwise): one probe of jobs_queued_account_idx.
-			SELECT CASE WHEN d.slot IS NOT NULL THEN (SELECT q.id FROM jobs q
-				WHERE q.queue = d.queue AND q.account_id = d.account_id AND q.status = 'queued'
-				ORDER BY q.id LIMIT 1) END AS id, d.queue
+			-- Only for a job that held a slot while its account ran as
+			-- many jobs as its limit (this statement's snapshot still sees
+			-- the job running): only then may deliveries have been
+			-- dropped. CASE runs the lookups only then: a count of the
+			-- account's running jobs (at most the fleet's slots), then one
+			-- probe of jobs_queued_account_idx.
+			SELECT CASE WHEN d.slot IS NOT NULL
+				AND (SELECT count(*) FROM jobs r WHERE r.account_id = d.account_id AND r.status = 'running') >=
+					(SELECT t.max_concurrent_runs FROM accounts a JOIN tiers t ON t.name = a.tier WHERE a.id = d.account_id)
+				THEN (SELECT q.id FROM jobs q
+					WHERE q.queue = d.queue AND q.account_id = d.account_id AND q.status = 'queued'
+					ORDER BY q.id LIMIT 1) END AS id, d.queue
 			FROM done d
 		)
 		SELECT (SELECT count(*) FROM done) AS n, w.id AS waiting_id, w.queue,

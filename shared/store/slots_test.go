@@ -206,6 +206,16 @@ func TestFairClaimSkipsAccountsAtTheirLimit(t *testing.T) {
 	require.NoError(t, err, "the waiting job's delivery may name the finished one")
 	require.Equal(t, waiting.ID, c.ID)
 
+	// Below the limit no delivery was dropped: nothing to wake.
+	a.setLimit(t, 3)
+	below, err := a.st.ClaimJob(ctx, a.job(t).ID, "w")
+	require.NoError(t, err)
+	a.job(t) // queued
+	fin, err = a.st.FinishRun(ctx, below.ID, below.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+	require.NoError(t, err)
+	require.True(t, fin.Done)
+	require.Nil(t, fin.Waiting, "A ran two of three")
+
 	a.setLimit(t, 0)
 	free, err := a.st.ClaimJob(ctx, a.job(t).ID, "w")
 	require.NoError(t, err)

@@ -226,6 +226,10 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 	deliveries := &deliveryqueue.Queue{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Name: webhookQueue}
 	runs := asynq.NewClientFromRedisClient(rdb)
+	var bell *doorbell.Bell // rings for woken jobs, as the API does for new ones
+	if !cfg.DisableDoorbell {
+		bell = doorbell.NewBell(rdb, w.queue, time.Second)
+	}
 	deps := jobrunner.Deps{Store: st, Modules: mods, Assets: assets, WorkerID: w.ID, Log: log, Tracer: tracer,
 		Wake: func(ctx context.Context, waiting store.QueuedRef, after uuid.UUID) error {
 			task, err := tasks.NewWakeRun(waiting.ID, after, waiting.Queue, time.Duration(waiting.TimeoutMS)*time.Millisecond)
@@ -234,6 +238,11 @@ func Start(ctx context.Context, cfg config.Worker, log *zap.Logger) (_ *Worker, 
 			}
 			if _, err := runs.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 				return err
+			}
+			if bell != nil {
+				// A hint for an idle worker (else the job starts at its
+				// next poll); the task above guarantees the run.
+				_ = bell.Ring(ctx, waiting.ID, 1)
 			}
 			return nil
 		},
