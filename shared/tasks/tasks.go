@@ -76,16 +76,7 @@ func TierQueue(namespace, tier string) string { return namespace + JobsQueue + "
 // NewRunJob builds the task that runs job id from queue, whose guest may run
 // for timeout; traceparent ("" for none) is the submit's trace context.
 func NewRunJob(id uuid.UUID, queue string, timeout time.Duration, traceparent string) (*asynq.Task, error) {
-	payload, err := json.Marshal(RunJob{JobID: id, Traceparent: traceparent})
-	if err != nil {
-		return nil, fmt.Errorf("encode run payload: %w", err)
-	}
-	return asynq.NewTask(TypeRunJob, payload,
-		asynq.TaskID(id.String()),
-		asynq.Queue(queue),
-		asynq.MaxRetry(MaxRetry),
-		asynq.Timeout(timeout+leaseMargin),
-	), nil
+	return runTask(RunJob{JobID: id, Traceparent: traceparent}, id.String(), queue, timeout)
 }
 
 // NewRecoveryRun builds the task that runs job id again after its worker was
@@ -94,16 +85,7 @@ func NewRunJob(id uuid.UUID, queue string, timeout time.Duration, traceparent st
 // block the new one. Both are safe to deliver, since a job is claimed in
 // Postgres by exactly one of them.
 func NewRecoveryRun(id uuid.UUID, attempt int, queue string, timeout time.Duration) (*asynq.Task, error) {
-	payload, err := json.Marshal(RunJob{JobID: id})
-	if err != nil {
-		return nil, fmt.Errorf("encode run payload: %w", err)
-	}
-	return asynq.NewTask(TypeRunJob, payload,
-		asynq.TaskID(fmt.Sprintf("%s:recovery-%d", id, attempt)),
-		asynq.Queue(queue),
-		asynq.MaxRetry(MaxRetry),
-		asynq.Timeout(timeout+leaseMargin),
-	), nil
+	return runTask(RunJob{JobID: id}, fmt.Sprintf("%s:recovery-%d", id, attempt), queue, timeout)
 }
 
 // NewWakeRun builds a delivery for job id, queued when job after, which held
@@ -112,12 +94,18 @@ func NewRecoveryRun(id uuid.UUID, attempt int, queue string, timeout time.Durati
 // and this one takes the slot after freed. Its task ID names after, so that
 // it never collides with the job's own task, wherever that is.
 func NewWakeRun(id, after uuid.UUID, queue string, timeout time.Duration) (*asynq.Task, error) {
-	payload, err := json.Marshal(RunJob{JobID: id})
+	return runTask(RunJob{JobID: id}, fmt.Sprintf("%s:after-%s", id, after), queue, timeout)
+}
+
+// runTask is a TypeRunJob task of payload p under taskID on queue, whose
+// guest may run for timeout.
+func runTask(p RunJob, taskID, queue string, timeout time.Duration) (*asynq.Task, error) {
+	payload, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode run payload: %w", err)
 	}
 	return asynq.NewTask(TypeRunJob, payload,
-		asynq.TaskID(fmt.Sprintf("%s:after-%s", id, after)),
+		asynq.TaskID(taskID),
 		asynq.Queue(queue),
 		asynq.MaxRetry(MaxRetry),
 		asynq.Timeout(timeout+leaseMargin),
