@@ -4,8 +4,9 @@
 # Go 1.26's fuzzing coordinator can report a spurious "context deadline
 # exceeded" failure when a duration-based -fuzztime ends while a worker is
 # mid-input (golang/go#75804, fixed in Go 1.27). Such a failure writes no
-# failing input. A target that fails that way is run once more; a failure
-# that writes a failing input, or any other failure, fails the run.
+# failing input. A target that fails that way is run again, up to four
+# runs in all (twice in a row was seen); a failure that writes a failing
+# input, or any other failure, fails the run.
 #
 # Usage: bash scripts/fuzz.sh [FUZZTIME]   (default 10s)
 set -euo pipefail
@@ -21,12 +22,12 @@ spurious() {
 
 for pkg in $("$GO" list ./...); do
     for f in $("$GO" test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
-        for try in 1 2; do
+        for try in 1 2 3 4; do
             echo "== $pkg $f"
             if "$GO" test -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$out"; then
                 break
             fi
-            if [[ $try == 1 ]] && spurious; then
+            if [[ $try -lt 4 ]] && spurious; then
                 echo "== $f: 'context deadline exceeded' without a failing input (golang/go#75804); running it again"
                 continue
             fi
