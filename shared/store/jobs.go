@@ -425,8 +425,8 @@ var (
 	ErrJobTerminal = errors.New("job already finished")
 	ErrJobBusy     = errors.New("job is running elsewhere")
 	// ErrAccountAtLimit: the job is queued, but its account already runs
-	// as many jobs as its tier's max_concurrent_runs allows. It starts when
-	// one of them stops (see FinishJob's Waiting).
+	// as many jobs as its tier's max_concurrent_runs allows. It is marked
+	// parked and starts when one of them stops (see Finished.Waiting).
 	ErrAccountAtLimit = errors.New("the job's account runs as many jobs as its tier allows")
 )
 
@@ -485,7 +485,7 @@ func claimSQL(target string) string {
 			FOR UPDATE SKIP LOCKED
 		), claimed AS (
 			UPDATE jobs j SET status = 'running', attempts = attempts + 1, started_at = now(),
-				updated_at = now(), worker_id = $2,
+				updated_at = now(), worker_id = $2, parked = false,
 				slot = CASE WHEN j.status = 'running' THEN j.slot ELSE (SELECT slot FROM slot) END
 			WHERE j.id = (SELECT id FROM target) AND (
 				(j.status = 'queued' AND ((SELECT lim FROM target) = 0 OR EXISTS (SELECT 1 FROM slot)))
@@ -536,13 +536,23 @@ func (s *Store) claimJob(ctx context.Context, id uuid.UUID, workerID, query stri
 			Have   int             `db:"have"`
 			Taken  int             `db:"taken"`
 		}
+		// A job refused for its account's limit is marked parked in the
+		// same statement: its delivery is dropped, and the end of one of
+		// the account's running jobs wakes it (FinishRun's Waiting).
 		err = s.db.GetContext(ctx, &st, `
-			SELECT j.status, least(t.max_concurrent_runs, $2) AS lim,
-				(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = j.account_id) AS have,
-				(SELECT count(*) FROM account_slots WHERE account_id = j.account_id
-					AND job_id IS NOT NULL AND slot < t.max_concurrent_runs) AS taken
-			FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
-			WHERE j.id = $1`, id, maxSlots)
+			WITH st AS MATERIALIZED (
+				SELECT j.status, least(t.max_concurrent_runs, $2) AS lim,
+					(SELECT coalesce(max(slot) + 1, 0) FROM account_slots WHERE account_id = j.account_id) AS have,
+					(SELECT count(*) FROM account_slots WHERE account_id = j.account_id
+						AND job_id IS NOT NULL AND slot < t.max_concurrent_runs) AS taken
+				FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
+				WHERE j.id = $1
+			), park AS (
+				UPDATE jobs SET parked = true
+				WHERE id = $1 AND status = 'queued' AND NOT parked
+					AND EXISTS (SELECT 1 FROM st WHERE st.status = 'queued' AND st.lim > 0 AND st.taken >= st.lim)
+			)
+			SELECT * FROM st`, id, maxSlots)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return Job{}, ErrJobGone
@@ -597,12 +607,13 @@ func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, attempt int, worker
 type Finished struct {
 	// Done: the result was written (FinishJob's bool).
 	Done bool
-	// Waiting, when the finished job held a concurrency slot and its
-	// account ran as many jobs as its limit, is the account's oldest
-	// queued job in its queue, if any: a job that may have been refused a
-	// start for want of that slot (ErrAccountAtLimit), whose delivery the
-	// caller queues again. Below the limit no delivery was refused, and
-	// none is queued (each would cost a claim).
+	// Waiting, when the finished job held a concurrency slot, is the
+	// account's oldest parked job in its queue, if any: a job refused a
+	// start for want of a slot (ErrAccountAtLimit), whose delivery was
+	// dropped and which the caller queues again. It is no longer parked:
+	// concurrent and later ends each wake another one. Queued jobs that
+	// were never refused keep their own deliveries and are not woken
+	// (each wake costs a claim).
 	Waiting *QueuedRef
 }
 
@@ -642,22 +653,18 @@ func (s *Store) FinishRun(ctx context.Context, id uuid.UUID, attempt int, worker
 				jsonb_strip_nulls(jsonb_build_object('attempt', attempts, 'status', status,
 					'error_code', error_code, 'exit_code', exit_code)) FROM done
 		), waiting AS (
-			-- Only for a job that held a slot while its account ran as
-			-- many jobs as its limit (this statement's snapshot still sees
-			-- the job running): only then may deliveries have been
-			-- dropped. CASE runs the lookups only then: a count of the
-			-- account's running jobs (at most the fleet's slots), then one
-			-- probe of jobs_queued_account_idx.
-			SELECT CASE WHEN d.slot IS NOT NULL
-				AND (SELECT count(*) FROM jobs r WHERE r.account_id = d.account_id AND r.status = 'running') >=
-					(SELECT t.max_concurrent_runs FROM accounts a JOIN tiers t ON t.name = a.tier WHERE a.id = d.account_id)
-				THEN (SELECT q.id FROM jobs q
-					WHERE q.queue = d.queue AND q.account_id = d.account_id AND q.status = 'queued'
-					ORDER BY q.id LIMIT 1) END AS id, d.queue
+			-- Only for a job that held a slot: the account's oldest parked
+			-- job (its delivery was dropped at the limit) that no
+			-- concurrent end is waking, unmarked. One probe of the partial
+			-- index jobs_parked_idx, empty unless the account hit its limit.
+			UPDATE jobs q SET parked = false
 			FROM done d
+			WHERE d.slot IS NOT NULL AND q.id = (SELECT p.id FROM jobs p
+				WHERE p.account_id = d.account_id AND p.queue = d.queue AND p.parked AND p.status = 'queued'
+				ORDER BY p.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING q.id, q.queue, q.timeout_ms
 		)
-		SELECT (SELECT count(*) FROM done) AS n, w.id AS waiting_id, w.queue,
-			(SELECT timeout_ms FROM jobs WHERE id = w.id) AS timeout_ms
+		SELECT (SELECT count(*) FROM done) AS n, w.id AS waiting_id, w.queue, w.timeout_ms
 		FROM (SELECT 1) AS one LEFT JOIN waiting w ON true`,
 		id, attempt, r.Status, r.ExitCode, nonNil(r.Stdout), nonNil(r.Stderr), r.StdoutTruncated, r.StderrTruncated,
 		ret, r.ErrorCode, r.ErrorMessage, r.MemoryPeakBytes, int(r.RunTime.Milliseconds()), workerID, r.ArtifactsTruncated)

@@ -25,9 +25,10 @@ type QueuedRef struct {
 // Of an account with a concurrency limit, only as many jobs are returned as
 // it may start more (its limit less its running jobs), oldest first: the
 // others cannot start now, their deliveries were dropped on purpose
-// (store.ErrAccountAtLimit), and the end of each running job queues a
-// delivery for the next (FinishRun). They are found once the account runs
-// fewer. (Every stale queued job is ranked within its account, so a pass
+// (store.ErrAccountAtLimit: they are parked), and the end of each running
+// job queues a delivery for one of them (FinishRun). They are found once
+// the account runs fewer. The jobs returned are no longer parked: they
+// have a delivery again. (Every stale queued job is ranked within its account, so a pass
 // reads the whole stale backlog: one index range of jobs_unfinished_idx.)
 func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit int) ([]QueuedRef, error) {
 	var refs []QueuedRef
@@ -42,7 +43,7 @@ func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit
 			LEFT JOIN running r ON r.account_id = j.account_id
 			WHERE j.status = 'queued' AND j.updated_at < now() - make_interval(secs => $1)
 		)
-		UPDATE jobs SET updated_at = now()
+		UPDATE jobs SET updated_at = now(), parked = false
 		WHERE id IN (
 			SELECT id FROM jobs WHERE id IN (
 				SELECT id FROM stale WHERE room IS NULL OR k <= room ORDER BY updated_at LIMIT $2)

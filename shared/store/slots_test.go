@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wasmwizard/wasmwizard/shared/fixtures"
@@ -206,7 +207,8 @@ func TestFairClaimSkipsAccountsAtTheirLimit(t *testing.T) {
 	require.NoError(t, err, "the waiting job's delivery may name the finished one")
 	require.Equal(t, waiting.ID, c.ID)
 
-	// Below the limit no delivery was dropped: nothing to wake.
+	// A queued job that was never refused keeps its own delivery: nothing
+	// to wake.
 	a.setLimit(t, 3)
 	below, err := a.st.ClaimJob(ctx, a.job(t).ID, "w")
 	require.NoError(t, err)
@@ -214,7 +216,7 @@ func TestFairClaimSkipsAccountsAtTheirLimit(t *testing.T) {
 	fin, err = a.st.FinishRun(ctx, below.ID, below.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 	require.NoError(t, err)
 	require.True(t, fin.Done)
-	require.Nil(t, fin.Waiting, "A ran two of three")
+	require.Nil(t, fin.Waiting, "the queued job was never refused")
 
 	a.setLimit(t, 0)
 	free, err := a.st.ClaimJob(ctx, a.job(t).ID, "w")
@@ -225,6 +227,71 @@ func TestFairClaimSkipsAccountsAtTheirLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, fin.Done)
 	require.Nil(t, fin.Waiting, "nobody waits for a slot of an unlimited tier")
+}
+
+// Every end of a job that held a slot wakes a distinct parked job (one
+// whose delivery was dropped at the limit), whether the ends come one
+// after another (the account then runs below its limit) or at once.
+func TestEachEndWakesAnotherParkedJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.setLimit(t, 2)
+	claim := func() store.Job {
+		j, err := b.st.ClaimJob(ctx, b.job(t).ID, "w")
+		require.NoError(t, err)
+		return j
+	}
+	park := func() uuid.UUID {
+		j := b.job(t)
+		_, err := b.st.ClaimJob(ctx, j.ID, "w")
+		require.ErrorIs(t, err, store.ErrAccountAtLimit)
+		return j.ID
+	}
+	finish := func(j store.Job) *store.QueuedRef {
+		fin, err := b.st.FinishRun(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+		require.NoError(t, err)
+		require.True(t, fin.Done)
+		return fin.Waiting
+	}
+
+	// One after another.
+	first, second := claim(), claim()
+	c, d := park(), park()
+	w := finish(first)
+	require.NotNil(t, w)
+	require.Equal(t, c, w.ID)
+	w = finish(second)
+	require.NotNil(t, w, "the account runs below its limit, and a parked job still waits")
+	require.Equal(t, d, w.ID)
+	require.Nil(t, finish(claimJob(t, b, c)), "nothing parked any more")
+
+	// At once.
+	third, fourth := claimJob(t, b, d), claim()
+	e, f := park(), park()
+	woken := make([]*store.QueuedRef, 2)
+	var wg sync.WaitGroup
+	for i, j := range []store.Job{third, fourth} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fin, err := b.st.FinishRun(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+			assert.NoError(t, err)
+			woken[i] = fin.Waiting
+		}()
+	}
+	wg.Wait()
+	require.NotNil(t, woken[0])
+	require.NotNil(t, woken[1])
+	require.ElementsMatch(t, []uuid.UUID{e, f}, []uuid.UUID{woken[0].ID, woken[1].ID})
+}
+
+// claimJob claims job id of b's account, which must start.
+func claimJob(t *testing.T, b bundle, id uuid.UUID) store.Job {
+	t.Helper()
+	j, err := b.st.ClaimJob(context.Background(), id, "w")
+	require.NoError(t, err)
+	return j
 }
 
 // Taking a slot and giving it back change only the slot row's heap page

@@ -316,10 +316,10 @@ func (r *Runner) run(ctx context.Context, p tasks.RunJob, source string) error {
 		return fmt.Errorf("job %s: %w", p.JobID, store.ErrJobBusy)
 	case errors.Is(err, store.ErrAccountAtLimit):
 		// Nothing of the tier's can start now, and this job's account
-		// runs all it may. The delivery is dropped: when one of those
-		// runs ends, its worker queues a delivery for the account's next
-		// job (FinishRun's Waiting), and the reconciler finds a job that
-		// waits longer (TouchStaleQueued).
+		// runs all it may. The delivery is dropped and the job is marked
+		// parked: when one of those runs ends, its worker queues a
+		// delivery for a parked job (FinishRun's Waiting), and the
+		// reconciler finds a job that waits longer (TouchStaleQueued).
 		log.Debug("delivery dropped: the job's account is at its concurrency limit")
 		return nil
 	case err != nil:
