@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +80,39 @@ func TestFairClaimServesTheLeastBusyAccount(t *testing.T) {
 	var queued int
 	require.NoError(t, a.st.DB().Get(&queued, `SELECT count(*) FROM jobs WHERE status = 'queued'`))
 	require.Equal(t, 1, queued, "the other queue's job is left alone")
+}
+
+// Past the 100 accounts a fair claim ranks, every account with queued jobs
+// can still be picked: the walk over them starts at a random point within
+// their IDs' range. (It started at a random UUID, which falls outside the
+// range of time-ordered account IDs nearly always: the walk began at the
+// oldest account, and the newest ones were never ranked.)
+func TestFairClaimReachesAccountsPastTheFirstHundred(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	a.setLimit(t, 0)
+	accounts := []bundle{a}
+	for i := range 101 {
+		accounts = append(accounts, a.otherAccount(t, fmt.Sprintf("account-%d", i)))
+	}
+	// The newest account's job is the oldest queued job: whenever that
+	// account is ranked, its job is picked (nothing runs anywhere).
+	newest := accounts[len(accounts)-1].job(t)
+	var own store.Job
+	for _, b := range accounts[:len(accounts)-1] {
+		own = b.job(t)
+	}
+	picked := 0
+	for range 20 {
+		var id uuid.UUID
+		require.NoError(t, a.st.DB().Get(&id, `SELECT pick_fair_job($1, 120)`, own.ID))
+		if id == newest.ID {
+			picked++
+		}
+	}
+	// It is left out only when the walk starts at one of the two oldest
+	// accounts (102 accounts, 100 ranked).
+	require.GreaterOrEqual(t, picked, 10, "the newest account's job was picked %d times in 20", picked)
 }
 
 // Concurrent deliveries of one account's backlog claim different jobs, and
