@@ -21,6 +21,11 @@ type QueuedRef struct {
 // for longer than after, and marks them checked (updated_at) so that the next
 // pass skips them for another period. Their tasks may have been lost by
 // Redis; the caller enqueues them again (the task ID makes that idempotent).
+// Parked jobs (refused a start at their account's limit, their delivery
+// dropped) are returned whatever their age once their account may start
+// more: a slot that no job's end gave back with a wake (a lost worker's job
+// ended by the reconciler, a raised limit, a wake that could not be
+// enqueued) is used at the next pass.
 //
 // Of an account with a concurrency limit, only as many jobs are returned as
 // it may start more (its limit less its running jobs), oldest first: the
@@ -41,7 +46,7 @@ func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit
 				CASE WHEN t.max_concurrent_runs > 0 THEN t.max_concurrent_runs - coalesce(r.n, 0) END AS room
 			FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
 			LEFT JOIN running r ON r.account_id = j.account_id
-			WHERE j.status = 'queued' AND j.updated_at < now() - make_interval(secs => $1)
+			WHERE j.status = 'queued' AND (j.updated_at < now() - make_interval(secs => $1) OR j.parked)
 		)
 		UPDATE jobs SET updated_at = now(), parked = false
 		WHERE id IN (

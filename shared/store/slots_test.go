@@ -286,6 +286,36 @@ func TestEachEndWakesAnotherParkedJob(t *testing.T) {
 	require.ElementsMatch(t, []uuid.UUID{e, f}, []uuid.UUID{woken[0].ID, woken[1].ID})
 }
 
+// A parked job is returned by the sweep as soon as its account may start
+// more, however recently it was queued: a slot freed without a wake (here
+// a raised limit) is used at the reconciler's next pass. At the limit it
+// is not, and once returned it is no longer parked.
+func TestTheSweepWakesParkedJobsOnceTheirAccountHasRoom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.setLimit(t, 1)
+	claimJob(t, b, b.job(t).ID)
+	parked := b.job(t)
+	_, err := b.st.ClaimJob(ctx, parked.ID, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+	stale, err := b.st.TouchStaleQueued(ctx, time.Hour, 10)
+	require.NoError(t, err)
+	require.Empty(t, stale, "the account runs as many as its limit")
+
+	b.setLimit(t, 2)
+	stale, err = b.st.TouchStaleQueued(ctx, time.Hour, 10)
+	require.NoError(t, err)
+	require.Len(t, stale, 1)
+	require.Equal(t, parked.ID, stale[0].ID)
+	var still bool
+	require.NoError(t, b.st.DB().Get(&still, `SELECT parked FROM jobs WHERE id = $1`, parked.ID))
+	require.False(t, still)
+	stale, err = b.st.TouchStaleQueued(ctx, time.Hour, 10)
+	require.NoError(t, err)
+	require.Empty(t, stale, "it has a delivery again")
+}
+
 // claimJob claims job id of b's account, which must start.
 func claimJob(t *testing.T, b bundle, id uuid.UUID) store.Job {
 	t.Helper()
