@@ -35,7 +35,7 @@ type queueAge struct {
 func newQueueAge(st *store.Store, namespace string, log *zap.Logger) *queueAge {
 	return &queueAge{store: st, namespace: namespace, log: log, desc: prometheus.NewDesc(
 		"wasmwizard_queue_oldest_job_age_seconds",
-		"Seconds since the oldest queued job of each tier's queue was submitted (0: none queued), from Postgres, read at most every 5 s.",
+		"Seconds since the oldest queued job of each tier's queue was submitted (0: none queued), jobs parked at their account's concurrency limit left out, from Postgres, read at most every 5 s.",
 		[]string{"queue"}, nil)}
 }
 

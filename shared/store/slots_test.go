@@ -316,6 +316,31 @@ func TestTheSweepWakesParkedJobsOnceTheirAccountHasRoom(t *testing.T) {
 	require.Empty(t, stale, "it has a delivery again")
 }
 
+// The queue's backlog age leaves out parked jobs: they wait for their own
+// account's running jobs, not for a worker.
+func TestOldestQueuedLeavesOutParkedJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.setLimit(t, 1)
+	claimJob(t, b, b.job(t).ID)
+	parked := b.job(t)
+	_, err := b.st.ClaimJob(ctx, parked.ID, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+	_, err = b.st.DB().Exec(`UPDATE jobs SET created_at = now() - interval '1 hour' WHERE id = $1`, parked.ID)
+	require.NoError(t, err)
+	ages, err := b.st.OldestQueued(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ages, "only a parked job is queued")
+
+	b.job(t) // queued, its delivery still to come
+	ages, err = b.st.OldestQueued(ctx)
+	require.NoError(t, err)
+	require.Len(t, ages, 1)
+	require.Equal(t, "q", ages[0].Queue)
+	require.Less(t, ages[0].Seconds, 600.0, "the parked job's hour is not the queue's backlog")
+}
+
 // claimJob claims job id of b's account, which must start.
 func claimJob(t *testing.T, b bundle, id uuid.UUID) store.Job {
 	t.Helper()
