@@ -464,7 +464,9 @@ func (s *Store) ClaimFairJob(ctx context.Context, id uuid.UUID, workerID string)
 // account's (account_slots, the lowest free one below the limit that no
 // concurrent claim is taking: FOR UPDATE SKIP LOCKED) in the same
 // statement, and is not claimed without one; a takeover keeps the slot its
-// job holds. The job gives the slot back when it stops running (trigger,
+// job holds. Only a queued job's claim looks for a slot: a claim that
+// claims nothing (a delivery of a job running elsewhere or finished) locks
+// no row, so it stays a read-only transaction, not a durable commit. The job gives the slot back when it stops running (trigger,
 // migration 00015). Taken slots are at most the account's running jobs, so
 // the walk in slot order is short. A claim that takes a slot in the upper
 // half of the account's rows makes more (grow), so that the account's
@@ -472,14 +474,15 @@ func (s *Store) ClaimFairJob(ctx context.Context, id uuid.UUID, workerID string)
 func claimSQL(target string) string {
 	return `
 		WITH target AS MATERIALIZED (
-			SELECT j.id, j.account_id, least(t.max_concurrent_runs, ` + strconv.Itoa(maxSlots) + `) AS lim,
+			SELECT j.id, j.account_id, j.status, least(t.max_concurrent_runs, ` + strconv.Itoa(maxSlots) + `) AS lim,
 				CASE WHEN t.max_concurrent_runs > 0 THEN (SELECT coalesce(max(s.slot) + 1, 0) FROM account_slots s
 					WHERE s.account_id = j.account_id) END AS have
 			FROM jobs j JOIN accounts a ON a.id = j.account_id JOIN tiers t ON t.name = a.tier
 			WHERE j.id = ` + target + `
 		), slot AS (
 			SELECT s.account_id, s.slot FROM account_slots s
-			WHERE s.account_id = (SELECT account_id FROM target) AND s.slot < (SELECT lim FROM target)
+			WHERE (SELECT status FROM target) = 'queued'
+				AND s.account_id = (SELECT account_id FROM target) AND s.slot < (SELECT lim FROM target)
 				AND s.job_id IS NULL
 			ORDER BY s.slot LIMIT 1
 			FOR UPDATE SKIP LOCKED

@@ -341,6 +341,35 @@ func TestOldestQueuedLeavesOutParkedJobs(t *testing.T) {
 	require.Less(t, ages[0].Seconds, 600.0, "the parked job's hour is not the queue's backlog")
 }
 
+// A claim that claims nothing (a delivery of a job that runs elsewhere, or
+// has finished) locks no slot row: the lock would give its transaction an
+// ID, and a read-only claim would become a durable commit (a WAL flush).
+func TestAClaimThatClaimsNothingLocksNoSlot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.setLimit(t, 2)
+	j := claimJob(t, b, b.job(t).ID)
+	lockers := func() []string {
+		var x []string
+		require.NoError(t, b.st.DB().Select(&x, `SELECT xmax::text FROM account_slots WHERE account_id = $1 ORDER BY slot`,
+			b.account.ID))
+		return x
+	}
+	before := lockers()
+	_, err := b.st.ClaimJob(ctx, j.ID, "w")
+	require.ErrorIs(t, err, store.ErrJobBusy)
+	_, err = b.st.ClaimFairJob(ctx, j.ID, "w")
+	require.ErrorIs(t, err, store.ErrJobBusy)
+	require.Equal(t, before, lockers(), "the slot rows were locked by a claim of a running job")
+	_, err = b.st.FinishJob(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
+	require.NoError(t, err)
+	before = lockers()
+	_, err = b.st.ClaimFairJob(ctx, j.ID, "w")
+	require.ErrorIs(t, err, store.ErrJobTerminal)
+	require.Equal(t, before, lockers(), "the slot rows were locked by a claim of a finished job")
+}
+
 // claimJob claims job id of b's account, which must start.
 func claimJob(t *testing.T, b bundle, id uuid.UUID) store.Job {
 	t.Helper()
