@@ -9,11 +9,11 @@
 -- the oldest 100 were almost never in the window, and their jobs waited
 -- until the older accounts' queued jobs were gone (their own deliveries ran
 -- the older accounts' jobs). Now the start is a random point between the
--- lowest and the highest such account (two probes of
--- jobs_queued_account_idx, the first and the last), so every account can
--- be in the window. With 100 accounts or fewer every one is ranked, as
--- before, and the pick is the same; with one, those two probes replace the
--- walk's.
+-- oldest and the newest account (two probes of the accounts' primary key:
+-- the ends of jobs_queued_account_idx can be long runs of dead entries
+-- after a burst), so every account can be in the window. With 100 accounts
+-- or fewer with queued jobs every one is ranked, as before, and the pick
+-- is the same.
 --
 -- Migrations are append-only: the function's text is 00015's but for the
 -- start (and Down puts 00015's back).
@@ -44,40 +44,30 @@ BEGIN
     IF NOT FOUND OR expired THEN
         RETURN own;
     END IF;
-    -- The walk starts at a random point between the lowest and the highest
-    -- account with queued jobs in the queue (their IDs' 48-bit leading
-    -- part: an account ID is a UUIDv7, whose leading 48 bits are its
-    -- creation time in ms), so that past 100 such accounts each of them
-    -- can be in the window. A random UUID would fall outside that range
-    -- nearly always, and the walk would start at the oldest account.
-    -- With one such account, there is nothing to walk.
-    SELECT account_id INTO lo FROM jobs
-    WHERE queue = q AND status = 'queued' ORDER BY account_id LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN own;
-    END IF;
-    SELECT account_id INTO hi FROM jobs
-    WHERE queue = q AND status = 'queued' ORDER BY account_id DESC LIMIT 1;
-    IF lo = hi THEN
-        accts := ARRAY[lo];
-    ELSE
-        pivot := (lpad(to_hex(lead48(lo) + floor(random() * (lead48(hi) - lead48(lo) + 1))::bigint), 12, '0')
-                  || repeat('0', 20))::uuid;
-        acct := pivot;
-        WHILE cardinality(accts) < 100 LOOP
-            SELECT account_id INTO acct FROM jobs
-            WHERE queue = q AND status = 'queued' AND account_id > acct
-            ORDER BY account_id LIMIT 1;
-            IF NOT FOUND THEN
-                EXIT WHEN wrapped;
-                wrapped := true;
-                acct := '00000000-0000-0000-0000-000000000000';
-                CONTINUE;
-            END IF;
-            EXIT WHEN wrapped AND acct > pivot;
-            accts := accts || acct;
-        END LOOP;
-    END IF;
+    -- The walk starts at a random point between the oldest and the newest
+    -- account (their IDs' 48-bit leading part: an account ID is a UUIDv7,
+    -- whose leading 48 bits are its creation time in ms), so that past 100
+    -- accounts with queued jobs each of them can be in the window. A random
+    -- UUID would fall outside that range nearly always, and the walk would
+    -- start at the oldest account.
+    lo := (SELECT id FROM accounts ORDER BY id LIMIT 1);
+    hi := (SELECT id FROM accounts ORDER BY id DESC LIMIT 1);
+    pivot := (lpad(to_hex(lead48(lo) + floor(random() * (lead48(hi) - lead48(lo) + 1))::bigint), 12, '0')
+              || repeat('0', 20))::uuid;
+    acct := pivot;
+    WHILE cardinality(accts) < 100 LOOP
+        SELECT account_id INTO acct FROM jobs
+        WHERE queue = q AND status = 'queued' AND account_id > acct
+        ORDER BY account_id LIMIT 1;
+        IF NOT FOUND THEN
+            EXIT WHEN wrapped;
+            wrapped := true;
+            acct := '00000000-0000-0000-0000-000000000000';
+            CONTINUE;
+        END IF;
+        EXIT WHEN wrapped AND acct > pivot;
+        accts := accts || acct;
+    END LOOP;
     IF cardinality(accts) = 1 THEN
         SELECT id INTO picked FROM jobs
         WHERE queue = q AND status = 'queued' AND account_id = accts[1]
