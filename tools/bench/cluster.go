@@ -146,6 +146,11 @@ type walCost struct {
 	// statements is the statements that took most of Postgres's time
 	// (pg_stat_statements; empty when it is not loaded).
 	statements string
+	// walStatements is the statements that wrote most WAL records: calls
+	// and records per job (a statement that writes any record has a
+	// transaction ID, so one outside a job's three commits is a commit of
+	// its own).
+	walStatements string
 }
 
 // since measures the WAL the cluster wrote from m to now, per job, with
@@ -199,6 +204,9 @@ func since(ctx context.Context, db *sqlx.DB, m walMark, jobs int) (walCost, erro
 		if c.statements, err = topStatements(ctx, db, j); err != nil {
 			return c, err
 		}
+		if c.walStatements, err = walStatements(ctx, db, j); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }
@@ -226,6 +234,30 @@ func topStatements(ctx context.Context, db *sqlx.DB, jobs float64) (string, erro
 	out := []string{fmt.Sprintf("all %.0f µs", all*1000/jobs)}
 	for _, r := range rows {
 		out = append(out, fmt.Sprintf("%s %.2f× %.0f µs", statementName(r.Query), r.Calls/jobs, r.MS*1000/jobs))
+	}
+	return strings.Join(out, ", "), nil
+}
+
+// walStatements is the statements that wrote most WAL records since the
+// mark, per job: calls and records, each named by its first words (the
+// harness's own statements left out).
+func walStatements(ctx context.Context, db *sqlx.DB, jobs float64) (string, error) {
+	var rows []struct {
+		Query   string  `db:"query"`
+		Calls   float64 `db:"calls"`
+		Records float64 `db:"records"`
+	}
+	if err := db.SelectContext(ctx, &rows, `SELECT query, calls::float8 AS calls, wal_records::float8 AS records
+		FROM pg_stat_statements
+		WHERE wal_records > 0 AND query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_get_wal%'
+			AND query NOT LIKE '%pg_current_wal%' AND query NOT LIKE 'CHECKPOINT%' AND query NOT LIKE '%pg_switch_wal%'
+			AND query NOT LIKE '%pg_walinspect%' AND query NOT LIKE '%EXECUTE ON FUNCTION%'
+		ORDER BY wal_records DESC LIMIT 8`); err != nil {
+		return "", err
+	}
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s %.2f× %.2f records", statementName(r.Query), r.Calls/jobs, r.Records/jobs))
 	}
 	return strings.Join(out, ", "), nil
 }

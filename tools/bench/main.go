@@ -1097,6 +1097,9 @@ func (b *bench) realTier(ctx context.Context) error {
 		if r.wal.statements != "" {
 			b.add(row{name: "  Postgres execution time by statement per finished job", value: r.wal.statements})
 		}
+		if r.wal.walStatements != "" {
+			b.add(row{name: "  WAL records by statement per finished job", value: r.wal.walStatements})
+		}
 	}
 	return nil
 }
