@@ -466,9 +466,10 @@ func (s *Store) ClaimFairJob(ctx context.Context, id uuid.UUID, workerID string)
 // statement, and is not claimed without one; a takeover keeps the slot its
 // job holds. Only a queued job's claim looks for a slot: a claim that
 // claims nothing (a delivery of a job running elsewhere or finished) locks
-// no row, so it stays a read-only transaction, not a durable commit. The job gives the slot back when it stops running (trigger,
-// migration 00015). Taken slots are at most the account's running jobs, so
-// the walk in slot order is short. A claim that takes a slot in the upper
+// no row, so it stays a read-only transaction, not a durable commit. The
+// job gives the slot back when it stops running (trigger, migration
+// 00015). Taken slots are at most the account's running jobs, so the walk
+// in slot order is short. A claim that takes a slot in the upper
 // half of the account's rows makes more (grow), so that the account's
 // next claims, its own deliveries' or another account's, find one free.
 func claimSQL(target string) string {

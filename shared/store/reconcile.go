@@ -33,8 +33,9 @@ type QueuedRef struct {
 // (store.ErrAccountAtLimit: they are parked), and the end of each running
 // job queues a delivery for one of them (FinishRun). They are found once
 // the account runs fewer. The jobs returned are no longer parked: they
-// have a delivery again. (Every stale queued job is ranked within its account, so a pass
-// reads the whole stale backlog: one index range of jobs_unfinished_idx.)
+// have a delivery again. (Every stale queued job is ranked within its
+// account, so a pass reads the whole stale backlog: one index range of
+// jobs_unfinished_idx.)
 func (s *Store) TouchStaleQueued(ctx context.Context, after time.Duration, limit int) ([]QueuedRef, error) {
 	var refs []QueuedRef
 	err := s.db.SelectContext(ctx, &refs, `

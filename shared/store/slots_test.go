@@ -242,12 +242,7 @@ func TestEachEndWakesAnotherParkedJob(t *testing.T) {
 		require.NoError(t, err)
 		return j
 	}
-	park := func() uuid.UUID {
-		j := b.job(t)
-		_, err := b.st.ClaimJob(ctx, j.ID, "w")
-		require.ErrorIs(t, err, store.ErrAccountAtLimit)
-		return j.ID
-	}
+	park := func() uuid.UUID { return b.parkedJob(t).ID }
 	finish := func(j store.Job) *store.QueuedRef {
 		fin, err := b.st.FinishRun(ctx, j.ID, j.Attempts, "w", jobstate.Outcome{Status: jobstate.Succeeded})
 		require.NoError(t, err)
@@ -296,9 +291,7 @@ func TestTheSweepWakesParkedJobsOnceTheirAccountHasRoom(t *testing.T) {
 	b := setup(t)
 	b.setLimit(t, 1)
 	claimJob(t, b, b.job(t).ID)
-	parked := b.job(t)
-	_, err := b.st.ClaimJob(ctx, parked.ID, "w")
-	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+	parked := b.parkedJob(t)
 	stale, err := b.st.TouchStaleQueued(ctx, time.Hour, 10)
 	require.NoError(t, err)
 	require.Empty(t, stale, "the account runs as many as its limit")
@@ -324,10 +317,8 @@ func TestOldestQueuedLeavesOutParkedJobs(t *testing.T) {
 	b := setup(t)
 	b.setLimit(t, 1)
 	claimJob(t, b, b.job(t).ID)
-	parked := b.job(t)
-	_, err := b.st.ClaimJob(ctx, parked.ID, "w")
-	require.ErrorIs(t, err, store.ErrAccountAtLimit)
-	_, err = b.st.DB().Exec(`UPDATE jobs SET created_at = now() - interval '1 hour' WHERE id = $1`, parked.ID)
+	parked := b.parkedJob(t)
+	_, err := b.st.DB().Exec(`UPDATE jobs SET created_at = now() - interval '1 hour' WHERE id = $1`, parked.ID)
 	require.NoError(t, err)
 	ages, err := b.st.OldestQueued(ctx)
 	require.NoError(t, err)
@@ -368,6 +359,16 @@ func TestAClaimThatClaimsNothingLocksNoSlot(t *testing.T) {
 	_, err = b.st.ClaimFairJob(ctx, j.ID, "w")
 	require.ErrorIs(t, err, store.ErrJobTerminal)
 	require.Equal(t, before, lockers(), "the slot rows were locked by a claim of a finished job")
+}
+
+// parkedJob is a new job of b's account whose claim is refused at the
+// account's limit (so it is parked).
+func (b bundle) parkedJob(t *testing.T) store.Job {
+	t.Helper()
+	j := b.job(t)
+	_, err := b.st.ClaimJob(context.Background(), j.ID, "w")
+	require.ErrorIs(t, err, store.ErrAccountAtLimit)
+	return j
 }
 
 // claimJob claims job id of b's account, which must start.
