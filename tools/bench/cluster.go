@@ -211,6 +211,12 @@ func since(ctx context.Context, db *sqlx.DB, m walMark, jobs int) (walCost, erro
 	return c, nil
 }
 
+// notHarness leaves the harness's own statements out of pg_stat_statements
+// (its measurements, and pg_walinspect's installation script).
+const notHarness = `query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_get_wal%'
+	AND query NOT LIKE '%pg_current_wal%' AND query NOT LIKE 'CHECKPOINT%' AND query NOT LIKE '%pg_switch_wal%'
+	AND query NOT LIKE '%pg_walinspect%' AND query NOT LIKE '%EXECUTE ON FUNCTION%'`
+
 // topStatements is the statements that took most of Postgres's execution
 // time since the mark, per job: calls and µs, each named by its first words
 // (the harness's own statements left out).
@@ -221,9 +227,7 @@ func topStatements(ctx context.Context, db *sqlx.DB, jobs float64) (string, erro
 		MS    float64 `db:"ms"`
 	}
 	if err := db.SelectContext(ctx, &rows, `SELECT query, calls::float8 AS calls, total_exec_time AS ms
-		FROM pg_stat_statements
-		WHERE query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_get_wal%' AND query NOT LIKE '%pg_current_wal%'
-			AND query NOT LIKE 'CHECKPOINT%' AND query NOT LIKE '%pg_switch_wal%'
+		FROM pg_stat_statements WHERE `+notHarness+`
 		ORDER BY total_exec_time DESC LIMIT 8`); err != nil {
 		return "", err
 	}
@@ -248,10 +252,7 @@ func walStatements(ctx context.Context, db *sqlx.DB, jobs float64) (string, erro
 		Records float64 `db:"records"`
 	}
 	if err := db.SelectContext(ctx, &rows, `SELECT query, calls::float8 AS calls, wal_records::float8 AS records
-		FROM pg_stat_statements
-		WHERE wal_records > 0 AND query NOT LIKE '%pg_stat%' AND query NOT LIKE '%pg_get_wal%'
-			AND query NOT LIKE '%pg_current_wal%' AND query NOT LIKE 'CHECKPOINT%' AND query NOT LIKE '%pg_switch_wal%'
-			AND query NOT LIKE '%pg_walinspect%' AND query NOT LIKE '%EXECUTE ON FUNCTION%'
+		FROM pg_stat_statements WHERE wal_records > 0 AND `+notHarness+`
 		ORDER BY wal_records DESC LIMIT 8`); err != nil {
 		return "", err
 	}
